@@ -1,0 +1,243 @@
+"""Experiment configs: TOML files parsed into typed dataclasses.
+
+A config file has one table per section (`[data]`, `[model]`, `[loss]`, `[train]`,
+`[thresholds]`); any key may be overridden from the command line with
+`--set section.key=value` (the value is read as a TOML value, falling back to a bare
+string). Unknown keys, wrong types and out-of-range values raise `InputError` naming
+the key.
+
+Example:
+    cfg = load_config("configs/tiny.toml", overrides=["train.epochs=2"])
+    cfg.train.epochs  # 2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kemo.errors import InputError
+
+
+@dataclass
+class DataConfig:
+    """Which BRIGHTER languages to read and how to split and sample them."""
+
+    languages: list[str] = field(default_factory=lambda: ["eng"])
+    data_dir: str = ""  # empty: --data-dir or $KEMO_DATA_DIR
+    val_fraction: float = 0.1  # carved from train, stratified, seeded
+    max_train_examples: int = 0  # 0: all; else a seeded subset (quick runs)
+    sampling_strength: float = 0.0  # 0: off; 1: weights = inverse label frequency
+    length_buckets: list[int] = field(default_factory=list)  # empty: pad to max
+
+
+@dataclass
+class ModelConfig:
+    """The backbone (a preset, or an inline random architecture) and the head."""
+
+    preset: str = ""  # Kaggle handle, hf://..., local dir, or offline name
+    # Inline architecture with random weights, used when preset is empty.
+    num_layers: int = 2
+    num_heads: int = 2
+    hidden_dim: int = 64
+    intermediate_dim: int = 128
+    vocabulary_size: int = 4000  # tiny: WordPiece vocab built from training texts
+    sequence_length: int = 128
+    pooling: str = "cls"  # "cls" or "mean" (masked)
+    dropout: float = 0.1
+
+
+@dataclass
+class LossConfig:
+    name: str = "bce"  # "bce" or "focal"
+    gamma: float = 2.0
+    alpha: typing.Any = "inverse_frequency"  # "inverse_frequency", "none", or a list
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    schedule: str = "cosine"  # "cosine" or "constant"
+    early_stopping_patience: int = 0  # 0: off
+    seed: int = 0
+    dtype_policy: str = "float32"
+    distribution: str = "none"  # "none" or "data_parallel"
+
+
+@dataclass
+class ThresholdConfig:
+    tune: bool = True  # per-class thresholds from the validation split
+
+
+@dataclass
+class Config:
+    name: str = "experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "model.pooling": ("cls", "mean"),
+    "loss.name": ("bce", "focal"),
+    "train.schedule": ("cosine", "constant"),
+    "train.dtype_policy": ("float32", "mixed_bfloat16", "bfloat16"),
+    "train.distribution": ("none", "data_parallel"),
+}
+_POSITIVE = {
+    "train.epochs", "train.batch_size", "train.learning_rate", "model.num_layers",
+    "model.num_heads", "model.hidden_dim", "model.intermediate_dim",
+    "model.vocabulary_size", "model.sequence_length",
+}
+_NON_NEGATIVE = {
+    "train.weight_decay", "data.sampling_strength", "data.max_train_examples",
+    "train.early_stopping_patience", "loss.gamma",
+}
+_UNIT_INTERVAL = {"data.val_fraction", "model.dropout", "train.warmup_fraction"}
+
+
+def _check_type(key: str, value, annotation):
+    """Return `value` coerced to `annotation`, or raise InputError naming `key`."""
+    hint = {"str": str, "int": int, "float": float, "bool": bool}.get(annotation)
+    if annotation == "typing.Any":
+        return value
+    if annotation == "list[str]":
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InputError(f"config key '{key}': expected a list of strings, got {value!r}")
+        return value
+    if annotation == "list[int]":
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise InputError(f"config key '{key}': expected a list of integers, got {value!r}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise InputError(
+            f"config key '{key}': expected {annotation}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _validate_value(key: str, value):
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise InputError(f"config key '{key}': expected one of {_CHOICES[key]}, got {value!r}")
+    if key in _POSITIVE and not value > 0:
+        raise InputError(f"config key '{key}': expected a value > 0, got {value!r}")
+    if key in _NON_NEGATIVE and value < 0:
+        raise InputError(f"config key '{key}': expected a value >= 0, got {value!r}")
+    if key in _UNIT_INTERVAL and not 0 <= value < 1:
+        raise InputError(f"config key '{key}': expected a value in [0, 1), got {value!r}")
+    if key == "loss.alpha" and not (
+        value in ("inverse_frequency", "none")
+        or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value))
+    ):
+        raise InputError(
+            f"config key 'loss.alpha': expected 'inverse_frequency', 'none' or a list "
+            f"of numbers, got {value!r}"
+        )
+
+
+def _section_fields(section_cls) -> dict[str, str]:
+    return {f.name: str(f.type) for f in dataclasses.fields(section_cls)}
+
+
+_SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "name"}
+
+
+def config_from_dict(raw: dict, source: str = "config") -> Config:
+    """Build a validated `Config` from a nested dict (as read from TOML)."""
+    cfg = Config()
+    for section, body in raw.items():
+        if section == "name":
+            cfg.name = _check_type("name", body, "str")
+            continue
+        if section not in _SECTIONS:
+            raise InputError(
+                f"{source}: unknown config section or key '{section}' "
+                f"(known: name, {', '.join(_SECTIONS)})"
+            )
+        if not isinstance(body, dict):
+            raise InputError(f"{source}: config key '{section}' must be a table")
+        target = getattr(cfg, section)
+        fields = _section_fields(type(target))
+        for key, value in body.items():
+            full = f"{section}.{key}"
+            if key not in fields:
+                raise InputError(
+                    f"{source}: unknown config key '{full}' (known in [{section}]: "
+                    f"{', '.join(fields)})"
+                )
+            value = _check_type(full, value, fields[key])
+            _validate_value(full, value)
+            setattr(target, key, value)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], typing.Any]:
+    """Parse `section.key=value`; the value is a TOML value or a bare string."""
+    if "=" not in text:
+        raise InputError(f"--set {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read a TOML config file, apply `--set` overrides and validate the result."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a valid TOML file ({e})") from None
+    raw.setdefault("name", path.stem)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {text!r}: '{k}' is not a section")
+        node[keys[-1]] = value
+    return config_from_dict(raw, source=str(path))
+
+
+def dump_config(cfg: Config) -> str:
+    """Serialise a config back to TOML (written into each run directory)."""
+    lines = [f"name = {_toml_value(cfg.name)}"]
+    for section in _SECTIONS:
+        lines.append(f"\n[{section}]")
+        for key, value in dataclasses.asdict(getattr(cfg, section)).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

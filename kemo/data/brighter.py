@@ -1,0 +1,262 @@
+"""Reading and validating BRIGHTER / SemEval-2025 Task 11 Track A CSV files.
+
+Layout: `<data_dir>/{train,dev,test}/<lang>.csv` with columns `id,text,<labels>`.
+Languages carry different label columns (`eng` lacks disgust, `afr` lacks surprise).
+When several languages are read together, the label space is the union of their
+columns in the fixed order of `LABELS`; a label that a language's file lacks is
+*unknown* for its rows: `Examples.mask` is 0 there, and losses and metrics skip it.
+
+Example:
+    train = load_split("../shared/data/brighter/track_a", "train", ["eng", "afr"])
+    train.label_names   # ('anger', 'disgust', 'fear', 'joy', 'sadness', 'surprise')
+    train.mask[0]       # eng row: disgust unknown -> [1, 0, 1, 1, 1, 1]
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kemo.errors import InputError
+
+LABELS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
+LANGUAGES = (
+    "afr", "amh", "arq", "ary", "chn", "deu", "eng", "esp", "hau", "hin", "ibo", "kin",
+    "mar", "orm", "pcm", "ptbr", "ptmz", "ron", "rus", "som", "sun", "swa", "swe", "tat",
+    "tir", "ukr", "vmw", "yor",
+)
+SPLITS = ("train", "dev", "test")
+DATA_DIR_ENV = "KEMO_DATA_DIR"
+# y value for a label the example's language does not annotate (see `Examples.y`).
+UNKNOWN = -1.0
+
+
+@dataclass
+class Examples:
+    """A labelled (or unlabelled) set of texts from one or more languages.
+
+    `labels` and `mask` are float32 arrays of shape (n, len(label_names)); `mask` is 1
+    where the label is annotated for that row's language. Unlabelled splits (test)
+    have `has_labels=False` and all-zero labels.
+    """
+
+    ids: np.ndarray
+    texts: np.ndarray
+    langs: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+    label_names: tuple[str, ...]
+    has_labels: bool = True
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def y(self) -> np.ndarray:
+        """Labels with unknown entries set to `UNKNOWN` (-1): the model's target."""
+        return np.where(self.mask > 0, self.labels, UNKNOWN).astype("float32")
+
+    def subset(self, index) -> "Examples":
+        index = np.asarray(index)
+        return Examples(
+            self.ids[index], self.texts[index], self.langs[index], self.labels[index],
+            self.mask[index], self.label_names, self.has_labels,
+        )
+
+    def language_labels(self, lang: str) -> tuple[str, ...]:
+        """The label columns annotated for `lang` (its own columns, in file order)."""
+        rows = self.mask[self.langs == lang]
+        known = rows.max(axis=0) if len(rows) else np.zeros(len(self.label_names))
+        return tuple(n for n, k in zip(self.label_names, known) if k > 0)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The Track A root: the argument, else `$KEMO_DATA_DIR`; must hold train/dev/test."""
+    value = data_dir or os.environ.get(DATA_DIR_ENV)
+    if not value:
+        raise InputError(
+            f"no data directory: pass --data-dir or set ${DATA_DIR_ENV} to the folder "
+            "holding train/, dev/ and test/ (e.g. ../shared/data/brighter/track_a)"
+        )
+    path = Path(value)
+    if not path.is_dir():
+        raise InputError(f"data directory {path}: not found")
+    if not any((path / s).is_dir() for s in SPLITS):
+        raise InputError(f"data directory {path}: holds none of {', '.join(SPLITS)}/")
+    return path
+
+
+def check_languages(languages) -> list[str]:
+    if not languages:
+        raise InputError("config key 'data.languages': expected at least one language code")
+    for lang in languages:
+        if lang not in LANGUAGES:
+            raise InputError(
+                f"config key 'data.languages': unknown language code {lang!r} "
+                f"(known: {' '.join(LANGUAGES)})"
+            )
+    return list(dict.fromkeys(languages))
+
+
+def read_track_a_csv(path: str | os.PathLike, labelled: bool = True) -> pd.DataFrame:
+    """Read one Track A CSV, checking every cell; returns id, text and label columns.
+
+    Raises `InputError` naming the file, row (1-based data row) and column for a
+    missing or unexpected column, a label not in {0, 1}, a blank text or id,
+    duplicated ids, and for an empty, unreadable or non-UTF-8 file. With
+    `labelled=False` (test files) label cells may be blank.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")  # a leading BOM is accepted and dropped
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}, line {line}: not valid UTF-8 ({e.reason})") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    if not text.strip():
+        raise InputError(f"{path}: empty file (expected a header id,text,<labels> and rows)")
+    try:
+        df = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+            quoting=csv.QUOTE_MINIMAL,
+        )
+    except (pd.errors.ParserError, csv.Error) as e:
+        raise InputError(f"{path}: not a valid comma-separated file ({e})") from None
+    columns = [str(c) for c in df.columns]
+    for required in ("id", "text"):
+        if required not in columns:
+            raise InputError(
+                f"{path}, header: missing column '{required}' (found: {', '.join(columns)}; "
+                f"expected id,text,<labels among {', '.join(LABELS)}>)"
+            )
+    label_cols = [c for c in columns if c not in ("id", "text")]
+    for c in label_cols:
+        if c not in LABELS:
+            raise InputError(
+                f"{path}, header: unexpected column {c!r} (expected labels among "
+                f"{', '.join(LABELS)})"
+            )
+    if len(set(columns)) != len(columns):
+        raise InputError(f"{path}, header: duplicated column names ({', '.join(columns)})")
+    if not label_cols:
+        raise InputError(f"{path}, header: no label columns (expected some of {', '.join(LABELS)})")
+    if len(df) == 0:
+        raise InputError(f"{path}: header only, no data rows")
+
+    def fail(row: int, column: str, what: str):
+        rid = df["id"].iat[row]
+        raise InputError(f"{path}, row {row + 1} (id {rid!r}), column '{column}': {what}")
+
+    ids = df["id"].str.strip()
+    for row in np.flatnonzero(ids == ""):
+        fail(row, "id", "blank id")
+    dup = ids.duplicated(keep="first")
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero(ids == ids.iat[row])[0])
+        fail(row, "id", f"duplicated id (first seen in row {first + 1})")
+    blank = df["text"].str.strip() == ""
+    if labelled and blank.any():
+        fail(int(np.flatnonzero(blank)[0]), "text", "blank text")
+    for c in label_cols:
+        cells = df[c].str.strip()
+        ok = cells.isin(["0", "1"]) | (~labelled & (cells == ""))
+        if not ok.all():
+            row = int(np.flatnonzero(~ok)[0])
+            fail(row, c, f"expected 0 or 1, got {df[c].iat[row]!r}")
+        df[c] = cells
+    df["id"] = ids
+    return df
+
+
+def load_split(data_dir, split: str, languages) -> Examples:
+    """Load `split` ("train", "dev" or "test") for `languages` from the Track A root."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    root = resolve_data_dir(data_dir)
+    languages = check_languages(languages)
+    labelled = split != "test"
+    frames = []
+    for lang in languages:
+        df = read_track_a_csv(root / split / f"{lang}.csv", labelled=labelled)
+        frames.append((lang, df))
+    present = {c for _, df in frames for c in df.columns}
+    label_names = tuple(name for name in LABELS if name in present)
+    ids, texts, langs, labels, mask = [], [], [], [], []
+    for lang, df in frames:
+        n = len(df)
+        ids.append(df["id"].to_numpy(dtype=object))
+        texts.append(df["text"].to_numpy(dtype=object))
+        langs.append(np.full(n, lang, dtype=object))
+        lab = np.zeros((n, len(label_names)), "float32")
+        msk = np.zeros((n, len(label_names)), "float32")
+        for j, name in enumerate(label_names):
+            if name in df.columns:
+                msk[:, j] = 1.0
+                if labelled:
+                    lab[:, j] = df[name].astype("float32").to_numpy()
+        labels.append(lab)
+        mask.append(msk)
+    return Examples(
+        np.concatenate(ids), np.concatenate(texts), np.concatenate(langs),
+        np.concatenate(labels), np.concatenate(mask), label_names, has_labels=labelled,
+    )
+
+
+def train_val_split(examples: Examples, val_fraction: float, seed: int):
+    """Split into (train, val), per language, by iterative stratification.
+
+    Iterative stratification (Sechidis et al., 2011) assigns rare labels first so each
+    label's positives are spread over the two parts in proportion. Seeded.
+    """
+    rng = np.random.default_rng(seed)
+    val_rows = []
+    for lang in dict.fromkeys(examples.langs):
+        rows = np.flatnonzero(examples.langs == lang)
+        y = examples.labels[rows] * examples.mask[rows]
+        chosen = _iterative_stratification(y, val_fraction, rng)
+        val_rows.append(rows[chosen])
+    val_rows = np.sort(np.concatenate(val_rows))
+    is_val = np.zeros(len(examples), bool)
+    is_val[val_rows] = True
+    return examples.subset(np.flatnonzero(~is_val)), examples.subset(val_rows)
+
+
+def _iterative_stratification(y: np.ndarray, fraction: float, rng) -> np.ndarray:
+    """Boolean mask of the rows chosen for the `fraction` part of a 2-way split."""
+    n, c = y.shape
+    desired = np.array([1.0 - fraction, fraction]) * n  # rows wanted per part
+    desired_label = np.outer([1.0 - fraction, fraction], y.sum(axis=0))
+    part = np.full(n, -1)
+    remaining = np.ones(n, bool)
+    while remaining.any():
+        counts = y[remaining].sum(axis=0)
+        if counts.sum() == 0:
+            rows = rng.permutation(np.flatnonzero(remaining))
+            for r in rows:
+                k = int(np.argmax(desired))
+                part[r] = k
+                desired[k] -= 1
+            break
+        label = int(np.argmin(np.where(counts > 0, counts, np.inf)))
+        rows = rng.permutation(np.flatnonzero(remaining & (y[:, label] > 0)))
+        for r in rows:
+            wants = desired_label[:, label]
+            best = np.flatnonzero(wants == wants.max())
+            if len(best) > 1:
+                best = best[desired[best] == desired[best].max()]
+            k = int(rng.choice(best))
+            part[r] = k
+            desired[k] -= 1
+            desired_label[k] -= y[r]
+            remaining[r] = False
+    return part == 1

@@ -1,0 +1,157 @@
+"""The tf.data input pipeline: tokenise once, sample, bucket by length, batch, prefetch.
+
+1. `tokenize` runs the backbone's keras-hub preprocessor over the texts inside
+   tf.data (once per run) and returns numpy arrays padded to `sequence_length`.
+2. `epoch_indices` draws each epoch's example order: a seeded permutation, or with
+   `strength > 0` a seeded weighted draw (with replacement) where examples carrying
+   rare emotions are oversampled (`sampling_weights`). The order depends only on
+   (seed, epoch), so a resumed run sees the same batches.
+3. `batches` cuts an order into batches; with length buckets, examples of similar
+   length are grouped and each batch is trimmed to the smallest bucket that holds its
+   longest example, so XLA compiles one program per bucket, not per batch.
+4. `make_dataset` serves those batches as a prefetched `tf.data.Dataset`.
+
+Example:
+    arrays = tokenize(train.texts, preprocessor)
+    ds = make_dataset(arrays, train.y, batch_size=16, seed=0, epochs=10,
+                      weights=sampling_weights(train.labels, train.mask, 1.0))
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+
+def tokenize(texts, preprocessor, batch_size: int = 512) -> dict[str, np.ndarray]:
+    """Run a keras-hub text preprocessor over `texts` in tf.data; numpy outputs."""
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string))
+    ds = ds.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+    parts: dict[str, list] = {}
+    for batch in ds.as_numpy_iterator():
+        if isinstance(batch, tuple):  # (x,) from some preprocessors
+            batch = batch[0]
+        for key, value in batch.items():
+            parts.setdefault(key, []).append(value)
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    if "padding_mask" in arrays:
+        arrays["padding_mask"] = arrays["padding_mask"].astype("int32")
+    return arrays
+
+
+def token_lengths(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Number of real (non-padding) tokens per example."""
+    return arrays["padding_mask"].sum(axis=1).astype("int64")
+
+
+def label_distribution(labels: np.ndarray, mask: np.ndarray, index=None) -> np.ndarray:
+    """Positive rate per label over known rows (of `index`, if given)."""
+    if index is not None:
+        labels, mask = labels[index], mask[index]
+    return (labels * mask).sum(axis=0) / np.maximum(mask.sum(axis=0), 1.0)
+
+
+def sampling_weights(labels: np.ndarray, mask: np.ndarray, strength: float) -> np.ndarray:
+    """Per-example sampling probabilities favouring rare emotions.
+
+    An example's weight is `(1 / freq)^strength` for the rarest emotion it carries
+    (emotion-free examples count as one more group with its own frequency).
+    `strength=0` gives uniform weights; 1 gives full inverse frequency.
+    """
+    pos = labels * mask
+    freq = label_distribution(labels, mask)
+    none = pos.sum(axis=1) == 0
+    freq_none = max(none.mean(), 1e-12)
+    inv = np.where(freq > 0, 1.0 / np.maximum(freq, 1e-12), 0.0) ** strength
+    weight = np.where(pos > 0, inv[None, :], 0.0).max(axis=1)
+    weight = np.where(none, (1.0 / freq_none) ** strength, weight)
+    return weight / weight.sum()
+
+
+def epoch_indices(n: int, seed: int, epoch: int, weights=None) -> np.ndarray:
+    """The example order of one epoch: depends only on (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    if weights is None:
+        return rng.permutation(n)
+    return rng.choice(n, size=n, replace=True, p=weights)
+
+
+def bucket_for(length: int, buckets: list[int]) -> int:
+    """The smallest bucket that holds `length` tokens (the largest bucket caps)."""
+    for b in buckets:
+        if length <= b:
+            return b
+    return buckets[-1]
+
+
+def batches(order: np.ndarray, lengths: np.ndarray, batch_size: int, buckets: list[int],
+            drop_remainder: bool, rng=None, window: int = 50):
+    """Cut `order` into (index_array, padded_length) batches.
+
+    With several buckets and an `rng`, examples are sorted by length inside windows of
+    `window` batches, then the batches are shuffled: similar lengths share a batch,
+    the epoch stays random, and the number of batches is unchanged.
+    """
+    order = np.asarray(order)
+    if len(buckets) > 1 and rng is not None:
+        span = window * batch_size
+        chunks = [order[i:i + span] for i in range(0, len(order), span)]
+        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks])
+    n_batches = len(order) // batch_size if drop_remainder else math.ceil(len(order) / batch_size)
+    out = []
+    for b in range(n_batches):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        out.append((idx, bucket_for(int(lengths[idx].max()), buckets)))
+    if len(buckets) > 1 and rng is not None:
+        out = [out[i] for i in rng.permutation(len(out))]
+    return out
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Training batches per epoch (the remainder is dropped)."""
+    return max(n // batch_size, 1)
+
+
+def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size: int,
+                 seed: int = 0, epochs: int = 1, start_epoch: int = 0, weights=None,
+                 buckets: list[int] | None = None, shuffle: bool = True) -> tf.data.Dataset:
+    """A prefetched dataset of (inputs, targets) batches.
+
+    Training (`shuffle=True`): epochs `start_epoch..epochs-1` back to back, each
+    `steps_per_epoch` batches of a fresh (seeded) order, sampled with `weights` if
+    given. Evaluation (`shuffle=False`): the examples once, in order, all kept.
+    """
+    n = len(next(iter(arrays.values())))
+    full = next(iter(arrays.values())).shape[1]
+    buckets = sorted(b for b in (buckets or []) if b < full) + [full]
+    lengths = token_lengths(arrays)
+    keys = list(arrays)
+
+    def plan():
+        if not shuffle:
+            yield from batches(np.arange(n), lengths, batch_size, buckets, drop_remainder=False)
+            return
+        bs = min(batch_size, n)  # keeps steps_per_epoch(n, batch_size) batches
+        for epoch in range(start_epoch, epochs):
+            order = epoch_indices(n, seed, epoch, weights)
+            rng = np.random.default_rng([seed, epoch, 1])
+            yield from batches(order, lengths, bs, buckets, drop_remainder=True, rng=rng)
+
+    def generate():
+        for idx, length in plan():
+            x = {k: arrays[k][idx, :length] for k in keys}
+            yield (x, y[idx]) if y is not None else (x,)
+
+    x_spec = {k: tf.TensorSpec((None, None), tf.as_dtype(arrays[k].dtype)) for k in keys}
+    spec = (x_spec,)
+    if y is not None:
+        spec = (x_spec, tf.TensorSpec((None, y.shape[1]), tf.float32))
+    ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    if shuffle:
+        count = (epochs - start_epoch) * steps_per_epoch(n, batch_size)
+    else:
+        count = math.ceil(n / batch_size)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+    return ds.prefetch(tf.data.AUTOTUNE)

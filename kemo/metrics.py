@@ -1,0 +1,98 @@
+"""Stateful, backend-agnostic multi-label metrics written with keras.ops only.
+
+Targets use -1 for unknown labels (skipped). Predictions are logits (a label is
+predicted when its logit > 0, i.e. probability > 0.5).
+
+Example:
+    model.compile(..., metrics=[MacroF1(num_labels=6)])
+    # logs "macro_f1"; "val_macro_f1" on validation data
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kemo.losses import MaskedBinaryCrossentropy, known_mask
+
+
+@keras.saving.register_keras_serializable(package="kemo")
+class MacroF1(keras.metrics.Metric):
+    """Macro-averaged F1 over labels, accumulated over batches (as sklearn computes it).
+
+    Per label: F1 = 2TP / (2TP + FP + FN), 0 when undefined (zero_division=0). The
+    average runs over labels that were annotated in at least one example seen, so a
+    label no selected language carries does not count as a zero.
+    """
+
+    def __init__(self, num_labels, threshold=0.5, name="macro_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_labels = int(num_labels)
+        self.threshold = float(threshold)
+        shape = (self.num_labels,)
+        self.tp = self.add_variable(shape=shape, initializer="zeros", name="tp")
+        self.fp = self.add_variable(shape=shape, initializer="zeros", name="fp")
+        self.fn = self.add_variable(shape=shape, initializer="zeros", name="fn")
+        self.known = self.add_variable(shape=shape, initializer="zeros", name="known")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "float32")
+        mask = known_mask(y_true)
+        prob = ops.sigmoid(ops.cast(y_pred, "float32"))
+        pred = ops.cast(ops.greater(prob, self.threshold), "float32") * mask
+        true = ops.clip(y_true, 0.0, 1.0) * mask
+        self.tp.assign_add(ops.sum(pred * true, axis=0))
+        self.fp.assign_add(ops.sum(pred * (1.0 - true), axis=0))
+        self.fn.assign_add(ops.sum((1.0 - pred) * true, axis=0))
+        self.known.assign_add(ops.sum(mask, axis=0))
+
+    def per_label(self):
+        denom = 2.0 * self.tp + self.fp + self.fn
+        return ops.where(denom > 0, 2.0 * self.tp / ops.maximum(denom, 1e-12), 0.0)
+
+    def result(self):
+        seen = ops.cast(self.known > 0, "float32")
+        return ops.sum(self.per_label() * seen) / ops.maximum(ops.sum(seen), 1.0)
+
+    def reset_state(self):
+        for v in (self.tp, self.fp, self.fn, self.known):
+            v.assign(ops.zeros(v.shape, dtype=v.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "num_labels": self.num_labels,
+                "threshold": self.threshold}
+
+
+@keras.saving.register_keras_serializable(package="kemo")
+class LabelLoss(keras.metrics.Metric):
+    """Mean training loss of one label over the examples where it is known.
+
+    Logged per epoch as `loss_<label>` (and `val_loss_<label>`).
+    """
+
+    def __init__(self, label_index, loss=None, name="label_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_index = int(label_index)
+        if isinstance(loss, dict):
+            loss = keras.saving.deserialize_keras_object(loss)
+        self.loss = loss or MaskedBinaryCrossentropy()
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "float32")
+        mask = known_mask(y_true)[:, self.label_index]
+        per = self.loss.elementwise(y_true, y_pred)[:, self.label_index]
+        self.total.assign_add(ops.sum(per * mask))
+        self.count.assign_add(ops.sum(mask))
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "label_index": self.label_index,
+                "loss": keras.saving.serialize_keras_object(self.loss)}

@@ -1,0 +1,102 @@
+"""Backbones and their preprocessors, from a preset string or an inline architecture.
+
+A preset is anything `keras_hub.models.Backbone.from_preset` takes: a Kaggle preset
+name or handle (`bert_base_multi`, `kaggle://...`), an `hf://` handle, or a local
+directory in keras-hub or Hugging Face format; or the name of an offline model that
+`python scripts/setup_weights.py` materialised (`minilm-l6-en`, `e5-small-multi`).
+With no preset, `[model]` describes a small BERT with random weights whose WordPiece
+vocabulary is learnt from the training texts (tests and the `tiny` config).
+
+Example:
+    preprocessor = load_preprocessor(cfg.model, train_texts=train.texts)
+    backbone = load_backbone(cfg.model, vocabulary_size=preprocessor.tokenizer.vocabulary_size())
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras_hub
+import tensorflow as tf
+
+from kemo.config import ModelConfig
+from kemo.errors import InputError
+
+BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def resolve_preset(preset: str) -> str:
+    """Map an offline model name to its directory and check local paths exist."""
+    if preset.startswith(("hf://", "kaggle://", "gs://", "modelscope://")):
+        return preset
+    try:
+        from kemo import weights
+    except ImportError:  # pragma: no cover - weights module is optional
+        weights = None
+    if weights is not None and preset in getattr(weights, "OFFLINE_MODELS", {}):
+        return str(weights.resolve(preset))
+    looks_like_path = os.sep in preset or preset.startswith((".", "~"))
+    if looks_like_path:
+        path = Path(preset).expanduser()
+        if not path.is_dir():
+            raise InputError(f"config key 'model.preset': preset directory {preset!r} does not exist")
+        if not ((path / "config.json").is_file() or (path / "metadata.json").is_file()):
+            raise InputError(
+                f"config key 'model.preset': {preset!r} holds no config.json "
+                "(expected a keras-hub preset or a Hugging Face model directory)"
+            )
+        return str(path)
+    return preset
+
+
+def _from_preset(cls, preset: str, **kwargs):
+    try:
+        return cls.from_preset(resolve_preset(preset), **kwargs)
+    except InputError:
+        raise
+    except Exception as e:  # network, missing files, unsupported architecture
+        raise InputError(
+            f"config key 'model.preset': cannot load {preset!r} "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
+
+
+def learn_vocabulary(texts, vocabulary_size: int) -> list[str]:
+    """A lower-cased WordPiece vocabulary learnt from `texts` (special tokens first)."""
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string))
+    return keras_hub.tokenizers.compute_word_piece_vocabulary(
+        ds.batch(1000), vocabulary_size=vocabulary_size, lowercase=True,
+        reserved_tokens=BERT_SPECIAL_TOKENS,
+    )
+
+
+def load_preprocessor(cfg: ModelConfig, train_texts=None):
+    """The text preprocessor (tokeniser + packer) at `cfg.sequence_length`."""
+    if cfg.preset:
+        return _from_preset(
+            keras_hub.models.TextClassifierPreprocessor, cfg.preset,
+            sequence_length=cfg.sequence_length,
+        )
+    if train_texts is None:
+        raise ValueError("an inline backbone needs train_texts to learn its vocabulary")
+    vocab = learn_vocabulary(train_texts, cfg.vocabulary_size)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
+    return keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer, sequence_length=cfg.sequence_length
+    )
+
+
+def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
+    """The backbone: pretrained from `cfg.preset`, else a random inline BERT."""
+    if cfg.preset:
+        return _from_preset(keras_hub.models.Backbone, cfg.preset)
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary_size,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads,
+        hidden_dim=cfg.hidden_dim,
+        intermediate_dim=cfg.intermediate_dim,
+        max_sequence_length=cfg.sequence_length,
+        dropout=cfg.dropout,
+    )

