@@ -33,6 +33,7 @@ from kemo.errors import InputError
 from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
+from kemo.models.backbones import save_preprocessor
 from kemo.report import format_report, full_report
 from kemo.thresholds import ThresholdSearch
 
@@ -222,7 +223,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2) -> dict:
                       "train_rows": len(train_ex), "val_rows": len(val_ex)}
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
     model.save(run_dir / "model.keras")
-    preprocessor.save_to_preset(str(run_dir / "preprocessor"))
+    save_preprocessor(preprocessor, backbone, run_dir / "preprocessor")
 
     for split in ("validation", "dev"):
         if split not in report:

@@ -87,6 +87,27 @@ def load_preprocessor(cfg: ModelConfig, train_texts=None):
     )
 
 
+def save_preprocessor(preprocessor, backbone, path) -> None:
+    """Save the preprocessor as a keras-hub preset directory without backbone weights.
+
+    keras-hub finds a preset's classes through the backbone's `config.json`, so it is
+    written beside the tokeniser (architecture only: the weights live in model.keras).
+    Reload with `keras_hub.models.TextClassifierPreprocessor.from_preset(path)`.
+    """
+    import json
+
+    import keras
+
+    path = Path(path)
+    preprocessor.save_to_preset(str(path))
+    config = keras.saving.serialize_keras_object(backbone)
+    (path / "config.json").write_text(json.dumps(config, indent=1))
+    (path / "metadata.json").write_text(json.dumps({
+        "keras_version": keras.__version__, "keras_hub_version": keras_hub.__version__,
+        "parameter_count": backbone.count_params(), "note": "architecture only, no weights",
+    }, indent=1))
+
+
 def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
     """The backbone: pretrained from `cfg.preset`, else a random inline BERT."""
     if cfg.preset:

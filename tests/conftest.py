@@ -1,0 +1,40 @@
+"""Shared fixtures: the real BRIGHTER data root and one tiny trained run per session.
+
+The data root comes from $KEMO_DATA_DIR, defaulting to ../shared/data/brighter/track_a
+beside the checkout. Tests run on the JAX backend unless $KERAS_BACKEND says otherwise.
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
+DATA_DIR = Path(os.environ.get("KEMO_DATA_DIR", DEFAULT_DATA))
+
+# A quick variant of configs/tiny.toml for tests (~20 s on 2 CPU cores).
+TINY_OVERRIDES = ["train.epochs=2", "data.max_train_examples=600", "model.sequence_length=64",
+                  "data.length_buckets=[32]"]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "train" / "eng.csv").is_file():
+        pytest.fail(f"BRIGHTER Track A data not found at {DATA_DIR}; set KEMO_DATA_DIR")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_run(data_dir, tmp_path_factory):
+    """A finished run directory of the tiny config (eng, 2 epochs on 600 rows)."""
+    from kemo.config import load_config
+    from kemo.training import train
+
+    cfg = load_config(ROOT / "configs" / "tiny.toml", TINY_OVERRIDES)
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    result = train(cfg, data_dir=data_dir, run_dir=run_dir, verbose=0)
+    return result["run_dir"]

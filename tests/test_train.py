@@ -1,0 +1,80 @@
+"""End-to-end: the train entry point on real eng data, both backends; run dir contents."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, TINY_OVERRIDES
+
+
+def test_tiny_run_writes_everything(tiny_run):
+    for name in ("config.toml", "history.csv", "history.json", "label_distribution.json",
+                 "thresholds.json", "report.json", "model.keras", "preprocessor",
+                 "predictions_dev.csv"):
+        assert (tiny_run / name).exists(), name
+    history = json.loads((tiny_run / "history.json").read_text())
+    assert [e["epoch"] for e in history] == [1, 2]
+    labels = ["anger", "fear", "joy", "sadness", "surprise"]  # eng has no disgust
+    for key in ["loss", "val_loss", "macro_f1", "val_macro_f1"] + [f"loss_{n}" for n in labels]:
+        assert all(np.isfinite(e[key]) for e in history), key
+    report = json.loads((tiny_run / "report.json").read_text())
+    for split in ("validation", "dev"):
+        for key in ("threshold_0.5", "tuned_thresholds"):
+            overall = report[split][key]["overall"]
+            assert list(overall["per_label"]) == labels
+            for avg in ("macro", "micro", "weighted", "samples"):
+                assert 0.0 <= overall[avg]["f1"] <= 1.0
+            assert list(report[split][key]["per_language"]) == ["eng"]
+    assert report["dev"]["threshold_0.5"]["overall"]["n"] == 115
+    thresholds = json.loads((tiny_run / "thresholds.json").read_text())
+    assert thresholds["label_names"] == labels and len(thresholds["thresholds"]) == 5
+
+
+def test_saved_model_reloads_and_predicts_identically(tiny_run):
+    from kemo.runs import load_run
+    from kemo.training import predict_probs
+    from kemo.data.pipeline import tokenize
+
+    run = load_run(tiny_run)
+    texts = ["I am so happy today!", "This is terrifying.", ""]
+    arrays = tokenize(texts, run.preprocessor)
+    again = load_run(tiny_run)
+    np.testing.assert_allclose(predict_probs(run.model, arrays, 8),
+                               predict_probs(again.model, arrays, 8), atol=1e-7)
+
+
+def test_thresholds_fitted_on_validation_not_dev(tiny_run):
+    """Thresholds come from the validation split: re-fitting on it reproduces them."""
+    from kemo.config import load_config
+    from kemo.runs import load_run
+    from kemo.thresholds import ThresholdSearch
+    from kemo.training import load_data
+
+    run = load_run(tiny_run)
+    cfg = load_config(tiny_run / "config.toml")
+    splits = load_data(cfg, os.environ.get("KEMO_DATA_DIR", ROOT.parent / "shared/data/brighter/track_a"))
+    assert not set(splits.val.ids) & set(splits.dev.ids)
+    probs = run.predict_probs(splits.val.texts)
+    refit = ThresholdSearch().fit(probs, splits.val.labels, splits.val.mask, splits.val.label_names)
+    np.testing.assert_allclose(refit.thresholds, run.thresholds.thresholds, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_train_entry_point(backend, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    sets = [a for o in TINY_OVERRIDES + ["train.epochs=1", "data.max_train_examples=300"]
+            for a in ("--set", o)]
+    env = {**os.environ, "KEMO_DATA_DIR": str(data_dir)}
+    proc = subprocess.run(
+        [sys.executable, "scripts/train.py", "--backend", backend, "--config",
+         "configs/tiny.toml", "--run-dir", str(run_dir), *sets],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "label distribution" in proc.stdout and "dev, thresholds tuned on validation" in proc.stdout
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["meta"]["backend"] == backend
+    assert 0.0 <= report["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"] <= 1.0
