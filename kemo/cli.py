@@ -2,6 +2,11 @@
 
     kemo train --backend jax --config configs/tiny.toml [--set train.epochs=2]
                [--data-dir DIR] [--run-dir DIR]
+    kemo predict RUN_DIR [FILES...] [--split test --languages eng hin] [--text "..."]
+    kemo evaluate PREDICTIONS [--gold DIR | --split dev --data-dir DIR]
+    kemo report RUN_DIR [--data-dir DIR]
+    kemo explain RUN_DIR (--text "..." | --csv FILE) [--num-samples 500]
+    kemo export RUN_DIR [--out DIR]
 
 Bad input (config, data, preset, run directory) prints one `error: ...` line naming
 the file, row and column or the config key, and exits with code 2.
@@ -22,7 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kemo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train, tune thresholds and report from a config")
-    t.add_argument("--config", required=True, help="a TOML file in configs/")
+    t.add_argument("--config", help="a TOML file in configs/")
+    t.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue an interrupted run from its last checkpoint "
+                        "(its own config.toml is used)")
     t.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -32,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", default=None,
                    help="where everything the run writes goes (default runs/<config>-<time>)")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    _add_run_commands(sub)
+    _add_export_command(sub)
     return parser
 
 
@@ -42,11 +52,188 @@ def _set_backend(name: str | None):
 
 def _train(args) -> int:
     from kemo.config import load_config
+    from kemo.errors import InputError
     from kemo.training import train
 
-    cfg = load_config(args.config, args.set)
-    run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    train(cfg, data_dir=args.data_dir, run_dir=run_dir, verbose=0 if args.quiet else 2)
+    if args.resume:
+        if args.config or args.set:
+            raise InputError("--resume uses the run's own config.toml: drop --config/--set")
+        if not (Path(args.resume) / "config.toml").is_file():
+            raise InputError(f"--resume {args.resume}: not a kemo run directory (no config.toml)")
+        cfg = load_config(Path(args.resume) / "config.toml")
+        run_dir = Path(args.resume)
+    elif not args.config:
+        raise InputError("--config is required (or --resume RUN_DIR)")
+    else:
+        cfg = load_config(args.config, args.set)
+        run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    train(cfg, data_dir=args.data_dir, run_dir=run_dir, verbose=0 if args.quiet else 2,
+          resume=bool(args.resume))
+    return 0
+
+
+def _add_run_commands(sub):
+    """Subcommands that use a finished run: predict, evaluate, report, explain."""
+    backend = dict(choices=BACKENDS, default=None,
+                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+    data_dir = dict(default=None, help="Track A root holding train/ dev/ test/ "
+                                       "(default: $KEMO_DATA_DIR)")
+    p = sub.add_parser("predict", help="probabilities and 0/1 labels (tuned thresholds) for "
+                       "CSV files or texts; Track A files give pred_<lang>.csv + submission.zip")
+    p.add_argument("run_dir", help="a run directory written by kemo train")
+    p.add_argument("files", nargs="*", help="Track A <lang>.csv files and/or plain id,text CSVs")
+    p.add_argument("--text", action="append", default=[], help="a text to classify; the "
+                   "result is printed (repeatable)")
+    p.add_argument("--split", choices=("train", "dev", "test"), default=None,
+                   help="predict <data-dir>/<split>/<lang>.csv for --languages")
+    p.add_argument("--languages", nargs="+", default=None,
+                   help="with --split: language codes (default: the run's languages)")
+    p.add_argument("--data-dir", **data_dir)
+    p.add_argument("--out", default=None, help="output folder (default <run_dir>/predictions)")
+    p.add_argument("--untrained-labels", choices=("error", "zero"), default="error",
+                   help="a language label the model was not trained on: refuse (default) "
+                   "or write 0")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backend", **backend)
+
+    e = sub.add_parser("evaluate", help="score pred_<lang>.csv files against gold labels "
+                       "(the official SemEval-2025 Task 11 Track A scorer)")
+    e.add_argument("predictions", nargs="+",
+                   help="a submission zip, a folder of pred_<lang>.csv, or the files")
+    e.add_argument("--gold", default=None,
+                   help="folder of gold <lang>.csv files (default <data-dir>/<split>)")
+    e.add_argument("--split", choices=("train", "dev"), default="dev")
+    e.add_argument("--data-dir", **data_dir)
+    e.add_argument("--languages", nargs="+", default=None,
+                   help="languages that must be scored (default: every one predicted)")
+    e.add_argument("--json", default=None, help="also write the scores to this JSON file")
+
+    r = sub.add_parser("report", help="an HTML report with plots for a run "
+                       "(<run_dir>/report/index.html)")
+    r.add_argument("run_dir", help="a run directory written by kemo train")
+    r.add_argument("--data-dir", **data_dir)
+    r.add_argument("--out", default=None, help="output folder (default <run_dir>/report)")
+    r.add_argument("--backend", **backend)
+
+    x = sub.add_parser("explain", help="LIME explanations (HTML + PNG) of a run's predictions")
+    x.add_argument("run_dir", help="a run directory written by kemo train")
+    x.add_argument("--text", action="append", default=[], help="a text to explain (repeatable)")
+    x.add_argument("--csv", default=None, help="explain every row of a CSV with id,text")
+    x.add_argument("--out", default=None, help="output folder (default <run_dir>/explanations)")
+    x.add_argument("--num-samples", type=int, default=500,
+                   help="LIME perturbations per text (default 500)")
+    x.add_argument("--num-features", type=int, default=10, help="words shown per label")
+    x.add_argument("--batch-size", type=int, default=256)
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--backend", **backend)
+
+
+def _predict(args) -> int:
+    from kemo.errors import InputError
+    from kemo.runs import load_run
+    from kemo import submission
+
+    if not (args.files or args.split or args.text):
+        raise InputError("nothing to predict: give CSV files, --split (with --languages), "
+                         "or --text")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size: expected a value >= 1, got {args.batch_size}")
+    run = load_run(args.run_dir)
+    paths = list(args.files)
+    if args.split:
+        paths += submission.split_files(args.data_dir or run.config.data.data_dir or None,
+                                        args.split, args.languages or run.config.data.languages)
+    for p in paths:  # read and check all inputs before the model runs
+        submission.read_input_file(p)
+    if args.text:
+        probs, dec = run.predict(args.text, args.batch_size)
+        print(submission.format_text_predictions(args.text, run.label_names, probs, dec,
+                                                 run.thresholds.thresholds))
+    if paths:
+        out = Path(args.out) if args.out else run.path / "predictions"
+        result = submission.predict_files(run, paths, out, args.untrained_labels,
+                                          args.batch_size)
+        for lang, labels in result["untrained"].items():
+            print(f"warning: {lang}: {', '.join(labels)} not trained; written as 0",
+                  file=sys.stderr)
+        for f in result["files"]:
+            print(f"wrote {f}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from kemo.data.brighter import resolve_data_dir
+    from kemo.submission import format_scores, score_submission
+
+    gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
+    preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions
+    scores = score_submission(preds, gold, args.languages)
+    print(f"gold: {gold}")
+    print(format_scores(scores))
+    if args.json:
+        Path(args.json).write_text(json.dumps(scores, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _report(args) -> int:
+    from kemo.run_report import write_run_report
+
+    path = write_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _explain(args) -> int:
+    from kemo.errors import InputError
+    from kemo.explain import explain_many
+    from kemo.runs import load_run
+    from kemo.submission import read_texts_csv
+
+    if bool(args.text) == bool(args.csv):
+        raise InputError("give either --text (repeatable) or --csv FILE with columns id,text")
+    if args.num_samples < 10:
+        raise InputError(f"--num-samples: expected a value >= 10, got {args.num_samples}")
+    if args.csv:
+        df = read_texts_csv(args.csv)
+        items = list(zip(df["id"], df["text"]))
+    else:
+        items = [(f"text_{i + 1}", t) for i, t in enumerate(args.text)]
+    run = load_run(args.run_dir)
+    out = Path(args.out) if args.out else run.path / "explanations"
+    for ex in explain_many(run, items, out, source=args.csv or "--text",
+                           num_samples=args.num_samples,
+                           num_features=args.num_features, batch_size=args.batch_size,
+                           seed=args.seed):
+        print(ex.summary())
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_export_command(sub):
+    x = sub.add_parser("export", help="export a run for serving: model.keras and a raw-text "
+                       "TF SavedModel with thresholds baked in (see kemo/export.py)")
+    x.add_argument("run_dir", help="a run directory written by kemo train")
+    x.add_argument("--out", default=None, help="output folder (default <run_dir>/export)")
+    x.add_argument("--no-benchmark", action="store_true",
+                   help="skip the latency measurement in a fresh TensorFlow-only process")
+    x.add_argument("--batch-size", type=int, default=32, help="benchmark batch (default 32)")
+    x.add_argument("--repeats", type=int, default=10,
+                   help="warm calls whose median is reported (default 10)")
+    x.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="Keras backend to export under (default: $KERAS_BACKEND or jax)")
+
+
+def _export(args) -> int:
+    from kemo.errors import InputError
+    from kemo.export import export_run
+
+    if args.batch_size < 1 or args.repeats < 1:
+        raise InputError("--batch-size and --repeats: expected values >= 1")
+    export_run(args.run_dir, args.out, benchmark=not args.no_benchmark,
+               batch_size=args.batch_size, repeats=args.repeats)
     return 0
 
 
@@ -56,7 +243,8 @@ def main(argv=None) -> int:
     from kemo.errors import InputError
 
     try:
-        return {"train": _train}[args.command](args)
+        return {"train": _train, "predict": _predict, "evaluate": _evaluate,
+                "report": _report, "explain": _explain, "export": _export}[args.command](args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

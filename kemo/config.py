@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ def _validate_value(key: str, value):
         raise InputError(f"config key '{key}': expected one of {_CHOICES[key]}, got {value!r}")
     if key in _POSITIVE and not value > 0:
         raise InputError(f"config key '{key}': expected a value > 0, got {value!r}")
-    if key in _NON_NEGATIVE and value < 0:
+    if key in _NON_NEGATIVE and not value >= 0:  # NaN fails too
         raise InputError(f"config key '{key}': expected a value >= 0, got {value!r}")
     if key in _UNIT_INTERVAL and not 0 <= value < 1:
         raise InputError(f"config key '{key}': expected a value in [0, 1), got {value!r}")
@@ -237,7 +238,7 @@ def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return repr(value)

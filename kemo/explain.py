@@ -1,0 +1,182 @@
+"""LIME explanations of a run's predictions: which words push each label up or down.
+
+For one text: the labels predicted at the run's tuned thresholds and, for each of them
+(or the most probable label when none passes its threshold), the words LIME finds
+pushing towards (positive weight) and away from (negative weight) that label. LIME
+perturbs the text by dropping words and fits a local linear model per label on the
+model's sigmoid probabilities (multi-label: each column on its own, as-is). All
+`num_samples` perturbations go through the model in one `predict_probs` call.
+
+Saved per text: `<id>.html` (LIME's own page, its JavaScript inlined: opens offline)
+and `<id>.png` (a bar chart per explained label); `explanations.json` sums them up.
+
+Example:
+    run = load_run("runs/tiny")
+    ex = explain_text(run, "I can't stop smiling today", num_samples=500)
+    ex.predicted, ex.words["joy"][:3]      # [('smiling', 0.21), ...]
+    save_explanation(ex, "runs/tiny/explanations")
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kemo.errors import InputError
+
+
+@dataclass
+class Explanation:
+    """One explained text: probabilities, predicted labels, word weights per label."""
+
+    id: str
+    text: str
+    label_names: list[str]
+    probs: np.ndarray  # (num_labels,)
+    thresholds: list[float]
+    predicted: list[str]  # labels at or above their threshold
+    explained: list[str]  # `predicted`, or the top-probability label if none
+    words: dict[str, list[tuple[str, float]]]  # label -> [(word, weight)], |weight| desc
+    lime: object = None  # lime.explanation.Explanation
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def towards(self, label: str) -> list[tuple[str, float]]:
+        return [(w, v) for w, v in self.words[label] if v > 0]
+
+    def away(self, label: str) -> list[tuple[str, float]]:
+        return [(w, v) for w, v in self.words[label] if v < 0]
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        short = self.text if len(self.text) <= 70 else self.text[:67] + "..."
+        lines = [f"[{self.id}] {short}",
+                 f"  predicted: {', '.join(self.predicted) or '(none; explaining the top label)'}"]
+        for label in self.explained:
+            j = self.label_names.index(label)
+            up = ", ".join(f"{w} {v:+.3f}" for w, v in self.towards(label)[:5]) or "-"
+            down = ", ".join(f"{w} {v:+.3f}" for w, v in self.away(label)[:5]) or "-"
+            lines.append(f"  {label} p={self.probs[j]:.3f} (threshold {self.thresholds[j]:.3f})"
+                         f": towards {up}; away {down}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "text": self.text,
+                "probabilities": {n: float(p) for n, p in zip(self.label_names, self.probs)},
+                "thresholds": dict(zip(self.label_names, map(float, self.thresholds))),
+                "predicted": self.predicted, "explained": self.explained,
+                "words": {k: [[w, float(v)] for w, v in ws] for k, ws in self.words.items()},
+                "files": {k: str(v) for k, v in self.files.items()}}
+
+
+def explain_text(run, text: str, id: str = "text", num_samples: int = 500,
+                 num_features: int = 10, batch_size: int = 256, seed: int = 0) -> Explanation:
+    """Explain `run`'s prediction for `text` with LIME (see the module docstring)."""
+    from lime.lime_text import LimeTextExplainer
+
+    text = str(text)
+    if not re.search(r"\w", text):
+        raise InputError(f"text {id!r}: has no words to explain ({text!r})")
+    if num_samples < 10:
+        raise InputError(f"num_samples: expected a value >= 10, got {num_samples}")
+    names = run.label_names
+    thresholds = [float(t) for t in run.thresholds.thresholds] or [0.5] * len(names)
+
+    def classifier(texts):  # LIME calls this once with all perturbations
+        return run.predict_probs(list(texts), batch_size)
+
+    probs = classifier([text])[0]
+    predicted = [n for j, n in enumerate(names) if probs[j] >= thresholds[j]]
+    explained = predicted or [names[int(np.argmax(probs))]]
+    label_idx = [names.index(n) for n in explained]
+    explainer = LimeTextExplainer(class_names=names, bow=True, random_state=seed)
+    exp = explainer.explain_instance(text, classifier, labels=label_idx,
+                                     num_features=num_features, num_samples=num_samples)
+    words = {names[j]: sorted(exp.as_list(label=j), key=lambda wv: -abs(wv[1]))
+             for j in label_idx}
+    return Explanation(id, text, names, probs, thresholds, predicted, explained, words, exp)
+
+
+def plot_explanation(ex: Explanation, path):
+    """A PNG: one horizontal bar chart per explained label (green towards, red away)."""
+    from matplotlib.figure import Figure
+
+    n = len(ex.explained)
+    bars = max(len(ex.words[label]) for label in ex.explained)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(4.8 * ncols + 0.6, nrows * (1.3 + 0.32 * max(bars, 3)) + 0.3),
+                 dpi=100, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    for ax, label in zip(axes, ex.explained):
+        j = ex.label_names.index(label)
+        items = sorted(ex.words[label], key=lambda wv: wv[1])
+        words = [w for w, _ in items]
+        weights = [v for _, v in items]
+        colors = ["tab:green" if v > 0 else "tab:red" for v in weights]
+        ax.barh(range(len(items)), weights, color=colors)
+        ax.set_yticks(range(len(items)), words)
+        ax.axvline(0, color="black", lw=0.8)
+        mark = "predicted" if label in ex.predicted else "not predicted, top label"
+        ax.set_title(f"{label}: p={ex.probs[j]:.3f}, threshold {ex.thresholds[j]:.3f}\n({mark})",
+                     fontsize="medium")
+        ax.set_xlabel("LIME weight (green: towards, red: away)")
+        ax.grid(axis="x", alpha=0.3)
+    short = ex.text if len(ex.text) <= 110 else ex.text[:107] + "..."
+    fig.suptitle(f"{ex.id}: {short}", fontsize="small")
+    fig.savefig(path)
+
+
+def _file_stem(id: str, taken: set) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(id)).strip("._")[:80] or "text"
+    base, k = stem, 2
+    while stem in taken:
+        stem, k = f"{base}_{k}", k + 1
+    taken.add(stem)
+    return stem
+
+
+def save_explanation(ex: Explanation, out_dir, stem: str | None = None) -> dict[str, Path]:
+    """Write `<stem>.html` (LIME's page) and `<stem>.png` into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = stem or _file_stem(ex.id, set())
+    label_idx = [ex.label_names.index(n) for n in ex.explained]
+    html_path, png_path = out_dir / f"{stem}.html", out_dir / f"{stem}.png"
+    ex.lime.save_to_file(str(html_path), labels=label_idx)
+    plot_explanation(ex, png_path)
+    ex.files = {"html": html_path, "png": png_path}
+    return ex.files
+
+
+def explain_many(run, items, out_dir, source: str = "--text", **kwargs) -> list[Explanation]:
+    """Explain and save every (id, text) of `items`; also writes `explanations.json`.
+
+    Every text is checked first (`source` names them in errors, e.g. the CSV path).
+    Keyword arguments go to `explain_text` (num_samples, num_features, batch_size, seed).
+    """
+    items = [(str(i), str(t)) for i, t in items]
+    for r, (id_, text) in enumerate(items):
+        if not re.search(r"\w", text):
+            where = (f"--text number {r + 1}" if source == "--text"
+                     else f"{source}, row {r + 1} (id {id_!r}), column 'text'")
+            raise InputError(f"{where}: no words to explain ({text!r})")
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"output directory {out_dir}: cannot create ({e.strerror})") from None
+    taken: set = set()
+    done = []
+    for id_, text in items:
+        ex = explain_text(run, text, id=str(id_), **kwargs)
+        save_explanation(ex, out_dir, _file_stem(ex.id, taken))
+        done.append(ex)
+    (out_dir / "explanations.json").write_text(
+        json.dumps([ex.to_dict() for ex in done], indent=1, ensure_ascii=False))
+    return done

@@ -1,0 +1,460 @@
+"""Export a finished run for serving: a Keras model file and a raw-text TF SavedModel.
+
+    kemo export runs/tiny-20261127-231500 [--out DIR]
+
+writes into DIR (default `<run_dir>/export`):
+
+- `model.keras`: the trained classifier (logits). `keras.models.load_model(path,
+  safe_mode=True)` loads it once `kemo.runs` (or `kemo.losses`, `kemo.metrics`,
+  `kemo.models.classifier`) is imported, which registers the custom objects.
+  `preprocessor/` beside it is the keras-hub preprocessor preset that feeds it.
+- `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature takes
+  `texts` (string, shape [batch]) and returns `probabilities` (float32 [batch, labels]),
+  `decisions` (int32 0/1 at the run's tuned thresholds, baked in) and `logits`.
+  Batch size and sequence length are dynamic: each batch is tokenised, cut to the
+  run's sequence length and padded to the smallest of the run's length buckets that
+  holds its longest text (as `Run.predict_probs` pads), its rows repeated up to the
+  next power of two: XLA compiles once per shape, and this keeps the shapes few (the
+  first call with a new shape takes a second or two on CPU). It needs only TensorFlow
+  and the tensorflow-text ops (no Keras, keras-hub or JAX code runs):
+      import tensorflow as tf, tensorflow_text  # the import registers the tf-text ops
+      m = tf.saved_model.load("DIR/saved_model")
+      out = m.signatures["serving_default"](texts=tf.constant(["I love it"]))
+- `export.json`: label names, thresholds, preprocessing settings, versions and the
+  timings printed by the command.
+
+How the SavedModel is built (two stages; a single Keras `ExportArchive` endpoint
+cannot take strings under JAX): (1) `model.export(format="tf_saved_model")` of the
+numeric model with shape-polymorphic inputs `(b, s)`, `s <= sequence_length`
+(jax2tf, lowered for CPU and CUDA; the defaults fail on keras-hub position embeddings);
+(2) a `tf.Module` that runs the keras-hub preprocessor as TensorFlow ops, calls the
+reloaded numeric model, applies the sigmoid and the thresholds, saved with
+`tf.saved_model.save`.
+
+Latencies are measured in a fresh subprocess that imports TensorFlow with Keras,
+keras-hub and JAX made unimportable (`import tensorflow` would otherwise import the
+installed Keras and JAX itself) and registers the tensorflow-text kernels straight
+from the installed package's op libraries (`import tensorflow_text` needs `tf.keras`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kemo.errors import InputError
+
+SAVED_MODEL = "saved_model"
+SIGNATURE = "serving_default"
+FORMAT_VERSION = 1
+
+# Texts for the latency benchmark: short social-media posts like BRIGHTER's, mixed
+# languages and scripts, cycled to the batch size.
+BENCHMARK_TEXTS = [
+    "I can't believe they cancelled the show, I'm so angry right now!",
+    "Finally got the job!!! Best day of my life 😀🎉",
+    "The house was silent and I heard footsteps upstairs.",
+    "Miss you grandma, every single day.",
+    "Wait, what? He actually showed up?",
+    "Not sure how I feel about this.",
+    "यह सुनकर मुझे बहुत दुख हुआ।",
+    "ይህ በጣም የሚያስደስት ዜና ነው።",
+    "我今天非常开心，终于见到你了！",
+    "Je suis tellement fatiguée de tout ça...",
+    "¡No puedo creer que hayamos ganado el partido!",
+    "Ich habe Angst vor morgen.",
+    "lol ok",
+    "The storm knocked out power for the whole street and we sat in the dark for "
+    "hours, listening to the wind, wondering if the old oak would come down on the roof.",
+    "Thank you all so much for the birthday wishes ❤️",
+    "Why does this always happen to me",
+]
+
+# Run first in a process that must serve the SavedModel with TensorFlow alone.
+TF_ONLY_PRELUDE = r'''
+import glob, importlib.abc, importlib.machinery, importlib.util, os, sys
+BLOCKED = ("keras", "keras_hub", "jax", "jaxlib", "tf_keras")
+
+class _Refuse(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"{spec.name} is blocked: TensorFlow-only process",
+                                  name=spec.name)
+
+    def exec_module(self, module):
+        raise ModuleNotFoundError(module.__name__)
+
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            return importlib.machinery.ModuleSpec(name, _Refuse())
+        return None
+
+sys.meta_path.insert(0, _Block())
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf
+
+def _load_tf_text_ops():
+    spec = importlib.util.find_spec("tensorflow_text")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("tensorflow-text is not installed")
+    libs = sorted(glob.glob(os.path.join(spec.submodule_search_locations[0],
+                                         "python", "ops", "_*.so")))
+    if not libs:
+        raise ImportError("no tensorflow-text op libraries found")
+    for lib in libs:
+        tf.load_op_library(lib)
+
+_load_tf_text_ops()
+
+def blocked_modules_loaded():
+    return sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in BLOCKED})
+'''
+
+_BENCHMARK_SCRIPT = r'''
+import json, statistics, time
+saved_model, texts, repeats = {saved_model!r}, {texts!r}, {repeats!r}
+t0 = time.perf_counter()
+model = tf.saved_model.load(saved_model)
+serve = model.signatures["serving_default"]
+load_s = time.perf_counter() - t0
+batch = tf.constant(texts)
+t0 = time.perf_counter()
+serve(texts=batch)["probabilities"].numpy()
+cold_s = time.perf_counter() - t0
+warm = []
+for _ in range(repeats):
+    t0 = time.perf_counter()
+    serve(texts=batch)["probabilities"].numpy()
+    warm.append(time.perf_counter() - t0)
+print(json.dumps({{"load_s": load_s, "cold_s": cold_s, "warm_median_s": statistics.median(warm),
+                  "warm_min_s": min(warm), "batch_size": len(texts), "repeats": repeats,
+                  "blocked_modules_loaded": blocked_modules_loaded()}}))
+'''
+
+
+def tf_only_script(body: str) -> str:
+    """`body` preceded by `TF_ONLY_PRELUDE` (tf, tf-text ops; no Keras/keras-hub/JAX)."""
+    return TF_ONLY_PRELUDE + "\n" + body
+
+
+def run_tf_only(body: str, timeout: float = 300) -> dict:
+    """Run `body` in a fresh TensorFlow-only Python; it prints one JSON line last."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.run([sys.executable, "-c", tf_only_script(body)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"TensorFlow-only subprocess failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1])
+
+
+def benchmark_saved_model(saved_model, batch_size: int = 32, repeats: int = 10,
+                          texts=None) -> dict:
+    """Load time, cold (first call) and warm (median of `repeats`) latency for one batch."""
+    texts = list(texts or BENCHMARK_TEXTS)
+    batch = [texts[i % len(texts)] for i in range(batch_size)]
+    body = _BENCHMARK_SCRIPT.format(saved_model=str(saved_model), texts=batch, repeats=repeats)
+    return run_tf_only(body)
+
+
+def dir_size(path) -> int:
+    """Bytes of all files under `path`."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def _model_input_specs(model) -> dict:
+    import tensorflow as tf
+
+    inputs = model.input
+    if not isinstance(inputs, dict):
+        raise InputError("export needs a model with the dict inputs of a keras-hub text "
+                         f"backbone (token_ids, padding_mask, ...), not {inputs!r}")
+    return {name: tf.TensorSpec((None, None), tf.as_dtype(t.dtype), name=name)
+            for name, t in inputs.items()}
+
+
+def export_numeric(model, path, sequence_length: int, platforms=("cpu", "cuda")) -> tuple:
+    """SavedModel of `model` on dict int inputs (batch, seq<=sequence_length) -> logits.
+
+    Returns (input specs, platforms actually lowered for: None outside JAX).
+    """
+    import keras
+
+    specs = _model_input_specs(model)
+    backend = keras.backend.backend()
+    kwargs = dict(format="tf_saved_model", verbose=False, input_signature=[specs])
+    if backend == "tensorflow":
+        model.export(str(path), **kwargs)
+        return specs, None
+    if backend != "jax":
+        raise InputError(f"export needs the jax or tensorflow backend, not {backend!r} "
+                         "(use --backend jax)")
+    jax2tf = {"polymorphic_shapes": [{name: "(b, s)" for name in specs}],
+              "polymorphic_constraints": (f"s <= {int(sequence_length)}",),
+              "with_gradient": False}
+    try:
+        model.export(str(path), **kwargs,
+                     jax2tf_kwargs={**jax2tf, "native_serialization_platforms": tuple(platforms)})
+        return specs, list(platforms)
+    except Exception:
+        if tuple(platforms) == ("cpu",):
+            raise
+        shutil.rmtree(path, ignore_errors=True)
+    model.export(str(path), **kwargs,
+                 jax2tf_kwargs={**jax2tf, "native_serialization_platforms": ("cpu",)})
+    return specs, ["cpu"]
+
+
+def _tf_trackables(layer) -> list:
+    """TensorFlow objects (tf-text tokenizers and their resources, lookup tables) held by
+    a keras-hub preprocessor and its sub-layers. Under JAX a Keras layer is not a TF
+    trackable, so the serving module must hold these itself for them to be saved."""
+    import keras
+    import tensorflow as tf
+
+    found, seen = [], set()
+
+    def visit(obj):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        for value in list(vars(obj).values()):
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(v, tf.__internal__.tracking.Trackable):
+                    if id(v) not in seen:
+                        seen.add(id(v))
+                        found.append(v)
+                elif isinstance(v, keras.layers.Layer):
+                    visit(v)
+
+    visit(layer)
+    return found
+
+
+def length_buckets(buckets, sequence_length: int) -> list[int]:
+    """The padded lengths a batch may take: `buckets` below the max, then the max."""
+    return sorted({int(b) for b in (buckets or []) if 0 < int(b) < sequence_length}) + \
+        [int(sequence_length)]
+
+
+def build_serving_module(numeric, preprocessor, input_specs: dict, thresholds, label_names,
+                         buckets: list[int], pad_batch: bool = True):
+    """A tf.Module whose `serve(texts)` maps raw strings to probabilities and decisions.
+
+    The preprocessor pads/truncates to `buckets[-1]` tokens; the batch is then cut to
+    the smallest of `buckets` that holds its longest text (as `Run.predict_probs`
+    does) and, with `pad_batch`, its rows are repeated up to the next power of two
+    (the extra rows are dropped from the outputs). XLA compiles the numeric model once
+    per input shape, so this bounds the compilations to a few per bucket.
+    """
+    import tensorflow as tf
+
+    num_labels = len(label_names)
+    bucket_sizes = tf.constant(buckets, tf.int32)
+
+    class ServingModule(tf.Module):
+        def __init__(self):
+            super().__init__(name="kemo_serving")
+            self.numeric = numeric
+            self.tokenizer_resources = _tf_trackables(preprocessor)
+            self.label_names = tf.Variable(list(label_names), dtype=tf.string,
+                                           trainable=False, name="label_names")
+            self.thresholds = tf.Variable(tf.constant(thresholds, tf.float32),
+                                          trainable=False, name="thresholds")
+
+        def _logits(self, texts):
+            x = preprocessor(texts)
+            if isinstance(x, tuple):
+                x = x[0]
+            longest = tf.reduce_max(tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32), axis=1))
+            # The first bucket >= longest; the last bucket is the preprocessor's length.
+            length = bucket_sizes[tf.argmax(tf.cast(bucket_sizes >= longest, tf.int32))]
+            n = tf.shape(texts)[0]
+            rows = tf.range(n)
+            if pad_batch:
+                padded = tf.while_loop(lambda p: p < n, lambda p: p * 2, [tf.constant(1)])[0]
+                rows = tf.range(padded) % n
+            feed = {}
+            for name, spec in input_specs.items():
+                value = x.get(name)
+                if value is None and name == "segment_ids":
+                    value = tf.zeros_like(x["token_ids"])
+                if value is None:
+                    raise ValueError(f"the preprocessor gives no {name!r} input")
+                feed[name] = tf.gather(tf.cast(value[:, :length], spec.dtype), rows)
+            return tf.cast(self.numeric.serve(feed), tf.float32)[:n]
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+        def serve(self, texts):
+            logits = tf.cond(
+                tf.size(texts) > 0,
+                lambda: self._logits(texts),
+                lambda: tf.zeros([0, num_labels], tf.float32))
+            logits = tf.ensure_shape(logits, [None, num_labels])
+            probs = tf.sigmoid(logits)
+            decisions = tf.cast(probs >= self.thresholds[None, :], tf.int32)
+            return {"probabilities": probs, "decisions": decisions, "logits": logits}
+
+    return ServingModule()
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for dist, key in [("kemo", "kemo"), ("keras", "keras"), ("keras-hub", "keras_hub"),
+                      ("tensorflow", "tensorflow"), ("tensorflow-text", "tensorflow_text"),
+                      ("jax", "jax")]:
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = None
+    return out
+
+
+def preprocessing_settings(preprocessor, sequence_length: int) -> dict:
+    """What the SavedModel does to a text before the model sees it."""
+    import keras_hub
+
+    tok = preprocessor.tokenizer
+    kinds = [("wordpiece", keras_hub.tokenizers.WordPieceTokenizer),
+             ("sentencepiece", keras_hub.tokenizers.SentencePieceTokenizer),
+             ("byte_pair", keras_hub.tokenizers.BytePairTokenizer)]
+    kind = next((k for k, cls in kinds if isinstance(tok, cls)), "other")
+    try:
+        vocab = int(tok.vocabulary_size())
+    except Exception:
+        vocab = None
+    return {
+        "sequence_length": int(sequence_length),
+        "truncation": "texts longer than sequence_length tokens (special tokens included) "
+                      "are cut to sequence_length",
+        "preprocessor": type(preprocessor).__name__,
+        "tokenizer": type(tok).__name__,
+        "tokenizer_kind": kind,
+        "lowercase": getattr(tok, "lowercase", None),
+        "strip_accents": getattr(tok, "strip_accents", None),
+        "vocabulary_size": vocab,
+        "truncate": getattr(preprocessor, "truncate", None),
+    }
+
+
+def _check_out(out: Path):
+    """An existing `out` must be empty or an earlier export (which is replaced)."""
+    if out.exists() and (not out.is_dir() or
+                         (any(out.iterdir()) and not (out / "export.json").is_file())):
+        raise InputError(f"export directory {out}: exists and is not an earlier kemo export "
+                         "(choose another --out)")
+
+
+def _staging_dir(out: Path) -> Path:
+    """A new directory beside `out`, renamed to `out` once the export is complete."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    stage.chmod(0o777 & ~umask)  # mkdtemp makes it 0700
+    return stage
+
+
+def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int = 32,
+               repeats: int = 10, platforms=("cpu", "cuda"), pad_batch: bool = True,
+               log=print) -> dict:
+    """Export `run_dir` (see the module docstring); returns what export.json holds."""
+    import keras
+    import tensorflow as tf
+
+    from kemo.runs import load_run
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir else run_dir / "export"
+    _check_out(out)
+    run = load_run(run_dir)
+    stage = _staging_dir(out)
+    try:
+        shutil.copy2(run.path / "model.keras", stage / "model.keras")
+        shutil.copytree(run.path / "preprocessor", stage / "preprocessor")
+
+        seq_len = int(run.config.model.sequence_length)
+        numeric_dir = stage / "_numeric"
+        specs, lowered_for = export_numeric(run.model, numeric_dir, seq_len, platforms)
+        numeric = tf.saved_model.load(str(numeric_dir))
+        thresholds = [float(t) for t in run.thresholds.thresholds] or \
+            [float(run.thresholds.default)] * len(run.label_names)
+        buckets = length_buckets(run.config.data.length_buckets, seq_len)
+        module = build_serving_module(numeric, run.preprocessor, specs, thresholds,
+                                      run.label_names, buckets, pad_batch)
+        tf.saved_model.save(module, str(stage / SAVED_MODEL),
+                            signatures={SIGNATURE: module.serve},
+                            options=tf.saved_model.SaveOptions(
+                                experimental_custom_gradients=False))
+        del module, numeric
+        shutil.rmtree(numeric_dir)
+        export_s = time.perf_counter() - started
+
+        info = {
+            "format_version": FORMAT_VERSION,
+            "run_dir": str(run.path.resolve()),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "backend": keras.backend.backend(),
+            "label_names": run.label_names,
+            "thresholds": thresholds,
+            "decision_rule": "decision = probability >= threshold (float32)",
+            "preprocessing": preprocessing_settings(run.preprocessor, seq_len),
+            "keras_model": {"path": "model.keras", "preprocessor": "preprocessor",
+                            "outputs": "logits; probability = sigmoid(logits)",
+                            "load": "import kemo.runs; keras.models.load_model(path, "
+                                    "safe_mode=True)"},
+            "saved_model": {
+                "path": SAVED_MODEL,
+                "signature": SIGNATURE,
+                "inputs": {"texts": "string [batch]"},
+                "outputs": {"probabilities": "float32 [batch, num_labels]",
+                            "decisions": "int32 [batch, num_labels] (0/1)",
+                            "logits": "float32 [batch, num_labels]"},
+                "max_sequence_length": seq_len,
+                "padded_lengths": buckets,
+                "batch_padding": "rows repeated up to the next power of two" if pad_batch
+                                 else None,
+                "compilation": "XLA compiles the model once per (padded batch, padded "
+                               "length) on its first use; that call is slow (the cold "
+                               "latency), later ones with the same shape are not",
+                "lowered_for": lowered_for,
+                "requires": "tensorflow and the tensorflow-text ops "
+                            "(import tensorflow_text before tf.saved_model.load)",
+                "size_bytes": dir_size(stage / SAVED_MODEL),
+            },
+            "versions": _versions(),
+            "export_seconds": round(export_s, 3),
+        }
+        (stage / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+    size_mb = info["saved_model"]["size_bytes"] / 1e6
+    log(f"exported {run_dir} -> {out} in {export_s:.1f}s")
+    log(f"SavedModel {out / SAVED_MODEL}: {size_mb:.2f} MB on disk "
+        f"(lowered for {', '.join(lowered_for) if lowered_for else 'tensorflow'})")
+    if benchmark:
+        bench = benchmark_saved_model(out / SAVED_MODEL, batch_size, repeats)
+        info["latency"] = {k: bench[k] for k in ("load_s", "cold_s", "warm_median_s",
+                                                 "warm_min_s", "batch_size", "repeats")}
+        info["latency"]["process"] = "fresh subprocess: tensorflow + tensorflow-text ops only"
+        log(f"latency, batch of {bench['batch_size']} texts (fresh TensorFlow-only process): "
+            f"load {bench['load_s']:.2f}s, cold {bench['cold_s'] * 1e3:.0f} ms, "
+            f"warm median {bench['warm_median_s'] * 1e3:.1f} ms of {bench['repeats']}")
+        (out / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    return info

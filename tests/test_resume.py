@@ -1,0 +1,86 @@
+"""Reliability: a run killed mid-training resumes to the same result; runs repeat exactly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from conftest import ROOT
+
+SETS = ["train.epochs=4", "data.max_train_examples=400", "model.sequence_length=48",
+        "data.length_buckets=[24]", "train.early_stopping_patience=3"]
+
+
+def _train_cmd(run_dir, *extra):
+    sets = [a for o in SETS for a in ("--set", o)]
+    return [sys.executable, "scripts/train.py", "--backend", "jax", "--config",
+            "configs/tiny.toml", "--run-dir", str(run_dir), "--quiet", *sets, *extra]
+
+
+def _history(run_dir):
+    return json.loads((run_dir / "history.json").read_text())
+
+
+def test_killed_run_resumes_to_same_metrics(data_dir, tmp_path):
+    env = {**os.environ, "KEMO_DATA_DIR": str(data_dir)}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_train_cmd(full), cwd=ROOT, env=env, check=True, capture_output=True)
+
+    proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = killed / "checkpoints" / "LATEST"
+    deadline = time.time() + 300
+    while not latest.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert latest.exists(), "no checkpoint written"
+    os.kill(proc.pid, signal.SIGKILL)  # mid-epoch 2 (or later)
+    proc.wait()
+    assert not (killed / "report.json").exists()
+    done_before = int(latest.read_text().split("-")[1])
+    assert done_before < 4
+    # A kill during a checkpoint write leaves debris like this; it must not matter.
+    (killed / "checkpoints" / ".partial-0009-1").mkdir()
+    (killed / "checkpoints" / "LATEST.tmp-1").write_text("epoch-0009")
+
+    resumed = subprocess.run([sys.executable, "scripts/train.py", "--resume", str(killed),
+                              "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {killed} after epoch {done_before}" in resumed.stdout
+
+    a, b = _history(full), _history(killed)
+    assert [e["epoch"] for e in a] == [e["epoch"] for e in b] == [1, 2, 3, 4]
+    for ea, eb in zip(a, b):
+        for key in ea:
+            assert abs(ea[key] - eb[key]) <= 1e-6, (ea["epoch"], key, ea[key], eb[key])
+    ra = json.loads((full / "report.json").read_text())
+    rb = json.loads((killed / "report.json").read_text())
+    np.testing.assert_allclose(ra["meta"]["thresholds"], rb["meta"]["thresholds"], atol=1e-6)
+    fa = ra["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
+    fb = rb["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
+    assert abs(fa - fb) <= 1e-6
+
+
+def test_same_seed_same_metrics_twice(data_dir, tmp_path):
+    from kemo.config import load_config
+    from kemo.training import train
+
+    results = []
+    for name in ("one", "two"):
+        cfg = load_config(ROOT / "configs" / "tiny.toml", SETS + ["train.epochs=2"])
+        results.append(train(cfg, data_dir=data_dir, run_dir=tmp_path / name, verbose=0))
+    assert results[0]["history"] == [
+        {**e, "epoch": e["epoch"]} for e in results[1]["history"]]
+    assert (results[0]["report"]["dev"] == results[1]["report"]["dev"])
+
+
+def test_resume_refuses_finished_or_foreign_dirs(tiny_run, tmp_path):
+    for target, needle in ((tiny_run, "already finished"), (tmp_path, "not a kemo run")):
+        proc = subprocess.run([sys.executable, "scripts/train.py", "--resume", str(target)],
+                              cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().startswith("error:") and needle in proc.stderr
+        assert "Traceback" not in proc.stderr

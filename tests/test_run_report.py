@@ -1,0 +1,72 @@
+"""The HTML run report (`kemo report`): figures, PR-curve source, tables."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kemo.errors import InputError
+from kemo.run_report import read_history, write_run_report
+
+
+def images(page: Path) -> list[str]:
+    return re.findall(r'<img src="([^"]+)"', page.read_text())
+
+
+def test_report_on_the_validation_split(tiny_run, data_dir, tmp_path):
+    page = write_run_report(tiny_run, data_dir=data_dir, out_dir=tmp_path / "report")
+    assert page == tmp_path / "report" / "index.html"
+    srcs = images(page)
+    assert set(srcs) == {"loss.png", "macro_f1.png", "label_loss.png", "pr_curves.png",
+                         "label_distribution.png"}
+    for src in srcs:  # relative links to files next to the page: opens offline
+        assert not src.startswith(("/", "http", "file:"))
+        assert (page.parent / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html
+    assert "validation split (carved from train" in html
+    assert "checked: same rows and macro-F1" in html  # the split was re-created exactly
+    report = json.loads((Path(tiny_run) / "report.json").read_text())
+    for split in ("validation", "dev"):
+        for key in ("threshold_0.5", "tuned_thresholds"):
+            f1 = report[split][key]["overall"]["macro"]["f1"]
+            assert f"<td>{f1:.4f}</td>" in html
+    thresholds = json.loads((Path(tiny_run) / "thresholds.json").read_text())["thresholds"]
+    assert all(f"{t:.4f}" in html for t in thresholds)
+
+
+def test_report_falls_back_to_dev_then_to_a_note(tiny_run, data_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("KEMO_DATA_DIR", raising=False)
+    # Only dev/ available: the validation split cannot be re-created, dev can.
+    (tmp_path / "data" / "dev").mkdir(parents=True)
+    shutil.copy(data_dir / "dev" / "eng.csv", tmp_path / "data" / "dev" / "eng.csv")
+    page = write_run_report(tiny_run, data_dir=tmp_path / "data", out_dir=tmp_path / "r1")
+    html = page.read_text()
+    assert "dev split (the validation split could not be re-created" in html
+    assert "train/eng.csv: file not found" in html
+    assert "pr_curves.png" in images(page)
+    # No data at all: everything but the PR curves, and a note saying why.
+    page = write_run_report(tiny_run, out_dir=tmp_path / "r2")
+    html = page.read_text()
+    assert "Not drawn: validation split not available" in html
+    assert "pr_curves.png" not in images(page) and "loss.png" in images(page)
+
+
+def test_history_csv_fallback_and_bad_run_dirs(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,0.5,0.6\n1,0.4,0.55\n")
+    assert read_history(tmp_path) == [{"epoch": 1, "loss": 0.5, "val_loss": 0.6},
+                                      {"epoch": 2, "loss": 0.4, "val_loss": 0.55}]
+    with pytest.raises(InputError, match="no config.toml"):
+        write_run_report(tmp_path)
+
+
+def test_report_cli(tiny_run, data_dir, capsys):
+    from kemo.cli import main
+
+    assert main(["report", str(tiny_run), "--data-dir", str(data_dir)]) == 0
+    assert (Path(tiny_run) / "report" / "index.html").is_file()
+    assert "report/index.html" in capsys.readouterr().out
+    assert main(["report", str(Path(tiny_run) / "nope")]) == 2
+    assert capsys.readouterr().err.startswith("error: run directory")
