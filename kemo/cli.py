@@ -136,6 +136,8 @@ def _predict(args) -> int:
     if not (args.files or args.split or args.text):
         raise InputError("nothing to predict: give CSV files, --split (with --languages), "
                          "or --text")
+    if args.languages and not args.split:
+        raise InputError("--languages goes with --split (e.g. --split test --languages eng)")
     if args.batch_size < 1:
         raise InputError(f"--batch-size: expected a value >= 1, got {args.batch_size}")
     run = load_run(args.run_dir)
@@ -241,10 +243,12 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _set_backend(getattr(args, "backend", None))
     from kemo.errors import InputError
+    from kemo.native_logs import filtered_native_logs
 
     try:
-        return {"train": _train, "predict": _predict, "evaluate": _evaluate,
-                "report": _report, "explain": _explain, "export": _export}[args.command](args)
+        with filtered_native_logs():
+            return {"train": _train, "predict": _predict, "evaluate": _evaluate,
+                    "report": _report, "explain": _explain, "export": _export}[args.command](args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

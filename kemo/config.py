@@ -48,6 +48,7 @@ class ModelConfig:
     vocabulary_size: int = 4000  # tiny: WordPiece vocab built from training texts
     sequence_length: int = 128
     pooling: str = "cls"  # "cls" or "mean" (masked)
+    freeze_token_embeddings: bool = False  # keep the (large) vocabulary matrix fixed
     dropout: float = 0.1
 
 

@@ -148,7 +148,13 @@ def save_explanation(ex: Explanation, out_dir, stem: str | None = None) -> dict[
     stem = stem or _file_stem(ex.id, set())
     label_idx = [ex.label_names.index(n) for n in ex.explained]
     html_path, png_path = out_dir / f"{stem}.html", out_dir / f"{stem}.png"
-    ex.lime.save_to_file(str(html_path), labels=label_idx)
+    names = ex.lime.class_names
+    if len(names) == 2:  # LIME's page would draw a 2-label model as binary (joy vs sadness);
+        ex.lime.class_names = list(names) + [""]  # a third name gives "NOT joy" vs "joy"
+    try:
+        ex.lime.save_to_file(str(html_path), labels=label_idx)
+    finally:
+        ex.lime.class_names = names
     plot_explanation(ex, png_path)
     ex.files = {"html": html_path, "png": png_path}
     return ex.files

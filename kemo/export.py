@@ -29,7 +29,8 @@ numeric model with shape-polymorphic inputs `(b, s)`, `s <= sequence_length`
 (jax2tf, lowered for CPU and CUDA; the defaults fail on keras-hub position embeddings);
 (2) a `tf.Module` that runs the keras-hub preprocessor as TensorFlow ops, calls the
 reloaded numeric model, applies the sigmoid and the thresholds, saved with
-`tf.saved_model.save`.
+`tf.saved_model.save`. Under the TensorFlow backend (`--backend tensorflow`) stage (1)
+is a plain TensorFlow graph and the rest is the same.
 
 Latencies are measured in a fresh subprocess that imports TensorFlow with Keras,
 keras-hub and JAX made unimportable (`import tensorflow` would otherwise import the
@@ -447,7 +448,7 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
     size_mb = info["saved_model"]["size_bytes"] / 1e6
     log(f"exported {run_dir} -> {out} in {export_s:.1f}s")
     log(f"SavedModel {out / SAVED_MODEL}: {size_mb:.2f} MB on disk "
-        f"(lowered for {', '.join(lowered_for) if lowered_for else 'tensorflow'})")
+        f"({'jax2tf, lowered for ' + ', '.join(lowered_for) if lowered_for else 'TensorFlow graph'})")
     if benchmark:
         bench = benchmark_saved_model(out / SAVED_MODEL, batch_size, repeats)
         info["latency"] = {k: bench[k] for k in ("load_s", "cold_s", "warm_median_s",

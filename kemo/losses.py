@@ -2,7 +2,8 @@
 
 Targets use -1 for a label the example's language does not annotate (see
 `kemo.data.brighter.UNKNOWN`); such entries contribute nothing. Each example's loss is
-the mean over its known labels; Keras then averages over the batch.
+the mean over its known labels; the batch loss is the mean over examples that have at
+least one known label (rows with none, such as evaluation padding, do not count).
 
 Example:
     loss = FocalLoss(gamma=2.0, alpha=[1.2, 0.8, 1.0, 1.0, 1.0])
@@ -42,7 +43,13 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         mask = known_mask(y_true)
         per_label = self.elementwise(y_true, y_pred) * mask
-        return ops.sum(per_label, axis=-1) / ops.maximum(ops.sum(mask, axis=-1), 1.0)
+        known = ops.sum(mask, axis=-1)
+        per_example = ops.sum(per_label, axis=-1) / ops.maximum(known, 1.0)
+        # Rows with no known label (evaluation padding) must not dilute the batch mean:
+        # scale so Keras' mean over the batch is the mean over rows with labels.
+        rows = ops.cast(ops.shape(known)[0], "float32")
+        has_labels = ops.cast(known > 0, "float32")
+        return per_example * rows / ops.maximum(ops.sum(has_labels), 1.0)
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}

@@ -77,12 +77,13 @@ class CurveData:
 
 def validation_curve_data(run_dir, data_dir=None) -> CurveData:
     """Reload the run, re-create its validation split as training did, predict it."""
+    from kemo.config import load_config
     from kemo.report import classification_report
     from kemo.runs import load_run, read_report
     from kemo.training import load_data
 
+    val = load_data(load_config(Path(run_dir) / "config.toml"), data_dir).val  # fails fast
     run = load_run(run_dir)
-    val = load_data(run.config, data_dir).val
     names = run.label_names
     if list(val.label_names) != names:
         raise InputError(f"run directory {run_dir}: the re-created validation split has labels "
@@ -323,8 +324,8 @@ def _split_section(split: str, rep: dict) -> str:
                 r = rep.get(key, {}).get("per_language", {}).get(lang, {})
                 cells += [f"<td>{r[a]['f1']:.4f}</td>" if a in r else "<td>-</td>"
                           for a in ("macro", "micro")]
-            rows.append(f"<tr><td>{_e(lang)}</td><td>{rep['tuned_thresholds']['per_language'][lang].get('n', '')}"
-                        f"</td>{''.join(cells)}</tr>")
+            n = rep["tuned_thresholds"]["per_language"][lang].get("n", "")
+            rows.append(f"<tr><td>{_e(lang)}</td><td>{n}</td>{''.join(cells)}</tr>")
         parts.append(f"<table><caption>{_e(split)}, per language</caption><tr><th>language"
                      f"</th><th>rows</th>{head}</tr>{''.join(rows)}</table>")
         parts.append(f"<details><summary>{_e(split)}: full table per language</summary>"
@@ -340,8 +341,10 @@ def _split_section(split: str, rep: dict) -> str:
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1150px; color: #222; }
-h1 { margin-bottom: 4px; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 32px; }
-.meta { color: #555; } .note { background: #f6f6f0; border-left: 4px solid #bba; padding: 6px 10px; }
+h1 { margin-bottom: 4px; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 32px; }
+.meta { color: #555; }
+.note { background: #f6f6f0; border-left: 4px solid #bba; padding: 6px 10px; }
 table { border-collapse: collapse; margin: 8px 16px 16px 0; font-size: 14px; }
 caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
 th, td { border: 1px solid #ddd; padding: 3px 9px; text-align: right; }

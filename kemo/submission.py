@@ -5,23 +5,27 @@ with columns id,text,<labels>; test files have blank labels) or a plain file wit
 columns id,text. For a Track A file the output is the official submission file
 `pred_<lang>.csv`: header `id,<the language's own label columns, in its file order>`,
 integer 0/1 at the run's tuned thresholds, every input id once, in input order; the
-probabilities go to `probs_<lang>.csv`; `submission.zip` holds `track_a/pred_<lang>.csv`
-for every language. A plain file gives `<name>.predictions.csv` (id, p_<label>...,
+probabilities go to `probs_<lang>.csv` (id, p_<label> for every label of the model);
+`submission.zip` holds `track_a/pred_<lang>.csv` for every language. A language label
+the model was never trained on (e.g. afr's disgust for an eng-only model) is refused,
+or written as 0 with `untrained="zero"` (`--untrained-labels zero`). A plain file gives `<name>.predictions.csv` (id, p_<label>...,
 <label>...) over the model's labels.
 
 Scoring (`score_submission`) follows the SemEval-2025 Task 11 organisers' scorer
 (github.com/emotion-analysis-project/SemEval2025-Task11, Evaluation/utils.py):
 header equal to the gold file's `id,<labels>` (case-insensitive, same order), rows
 matched by id, `sklearn.metrics.f1_score(average="macro", zero_division=0)` over the
-label columns per language; the overall score is the mean over languages. Where the
+label columns per language (theirs leaves zero_division at its default, which scores 0
+with a warning they silence); the overall score is the mean over languages. Where the
 organisers' script would silently score something odd (a cell other than 0/1 counts as
 an all-zero row; a duplicated id drops that row) this module refuses with `InputError`.
 
 Example:
     run = load_run("runs/tiny")
-    out = predict_files(run, split_files(data_dir, "test", ["eng"]), "runs/tiny/predictions")
-    out["zip"]                                   # runs/tiny/predictions/submission.zip
-    scores = score_submission("runs/tiny/predictions", data_dir / "dev", ["eng"])
+    out = predict_files(run, split_files(data_dir, "test", ["eng"]), "runs/tiny/test")
+    out["zip"]                                   # runs/tiny/test/submission.zip
+    predict_files(run, split_files(data_dir, "dev", ["eng"]), "runs/tiny/dev")
+    scores = score_submission("runs/tiny/dev/submission.zip", data_dir / "dev", ["eng"])
     scores["overall"]["macro_f1"]
 """
 

@@ -112,7 +112,8 @@ class JsonHistory(keras.callbacks.Callback):
 def predict_probs(model, arrays, batch_size: int, buckets=None) -> np.ndarray:
     """Sigmoid probabilities for tokenised `arrays`, in order."""
     ds = make_dataset(arrays, None, batch_size, buckets=buckets, shuffle=False)
-    logits = model.predict(ds, verbose=0)
+    n = len(next(iter(arrays.values())))
+    logits = model.predict(ds, verbose=0)[:n]  # the last batch's padding rows dropped
     return np.asarray(keras.ops.sigmoid(logits), dtype="float32")
 
 
@@ -120,6 +121,24 @@ def _format_distribution(names, before, after) -> str:
     rows = [f"{'label':<10}{'before':>9}{'after':>9}"]
     rows += [f"{n:<10}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
     return "\n".join(rows)
+
+
+def set_distribution(cfg: Config) -> None:
+    """Data parallelism over all local devices (and hosts, once JAX is initialised
+    for several) with `train.distribution = "data_parallel"`: weights replicated, each
+    batch sharded over a one-axis device mesh."""
+    if cfg.train.distribution == "none":
+        keras.distribution.set_distribution(None)
+        return
+    if keras.backend.backend() != "jax":
+        raise InputError("config key 'train.distribution': data_parallel needs the JAX backend "
+                         f"(got {keras.backend.backend()})")
+    devices = keras.distribution.list_devices()
+    if cfg.train.batch_size % len(devices):
+        raise InputError(f"config key 'train.batch_size': {cfg.train.batch_size} does not split "
+                         f"evenly over {len(devices)} devices")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    print(f"data parallel over {len(devices)} devices: {devices[0]} ...")
 
 
 def _make_loss(cfg: Config, train_ex: Examples):
@@ -166,6 +185,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
+    set_distribution(cfg)
 
     # Everything that can fail on user input happens before the run dir is written.
     splits = load_data(cfg, data_dir)
@@ -175,6 +195,8 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     loss = _make_loss(cfg, train_ex)
     preprocessor = load_preprocessor(cfg.model, train_texts=train_ex.texts)
     backbone = load_backbone(cfg.model, preprocessor.tokenizer.vocabulary_size())
+    if cfg.model.freeze_token_embeddings:
+        backbone.get_layer("token_embedding").trainable = False
     run_dir = Path(run_dir)
     _open_run_dir(run_dir, cfg, resume)
     if not resume:

@@ -92,7 +92,8 @@ def test_explain_cli_batch(planted_run, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [
         "explanations.json", "x_1.html", "x_1.png", "x_2.html", "x_2.png"]
     summary = json.loads((out / "explanations.json").read_text())
-    assert summary[0]["predicted"] == ["sadness"] and summary[0]["words"]["sadness"][0][0] == "grumbo"
+    assert summary[0]["predicted"] == ["sadness"]
+    assert summary[0]["words"]["sadness"][0][0] == "grumbo"
 
     csv.write_text("id,text\n1,fine\n2,  ...  \n")
     assert main(["explain", str(planted_run.path), "--csv", str(csv)]) == 2

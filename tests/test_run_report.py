@@ -48,9 +48,15 @@ def test_report_falls_back_to_dev_then_to_a_note(tiny_run, data_dir, tmp_path, m
     assert "train/eng.csv: file not found" in html
     assert "pr_curves.png" in images(page)
     # No data at all: everything but the PR curves, and a note saying why.
-    page = write_run_report(tiny_run, out_dir=tmp_path / "r2")
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    config = (copy / "config.toml").read_text()
+    config = re.sub(r'data_dir = ".*"', f'data_dir = "{tmp_path / "moved"}"', config)
+    (copy / "config.toml").write_text(config)
+    page = write_run_report(copy, out_dir=tmp_path / "r2")
     html = page.read_text()
-    assert "Not drawn: validation split not available" in html
+    assert "Not drawn: validation split not available (data directory " in html
+    assert "moved: not found" in html
     assert "pr_curves.png" not in images(page) and "loss.png" in images(page)
 
 

@@ -227,6 +227,8 @@ def test_predict_cli_errors(tiny_run, tmp_path, capsys):
 
     assert main(["predict", str(tiny_run)]) == 2
     assert "error: nothing to predict" in capsys.readouterr().err
+    assert main(["predict", str(tiny_run), "--languages", "eng", "--text", "hi"]) == 2
+    assert "error: --languages goes with --split" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "nope"), "--text", "hi"]) == 2
     assert "not found" in capsys.readouterr().err
     bad = write(tmp_path / "eng.csv", "id,text,joy\n1,hi,2\n")

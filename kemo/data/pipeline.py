@@ -121,7 +121,8 @@ def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size
 
     Training (`shuffle=True`): epochs `start_epoch..epochs-1` back to back, each
     `steps_per_epoch` batches of a fresh (seeded) order, sampled with `weights` if
-    given. Evaluation (`shuffle=False`): the examples once, in order, all kept.
+    given. Evaluation (`shuffle=False`): the examples once, in order, all kept; the
+    last batch is padded to `batch_size` with rows whose labels are all unknown.
     """
     n = len(next(iter(arrays.values())))
     full = next(iter(arrays.values())).shape[1]
@@ -142,7 +143,16 @@ def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size
     def generate():
         for idx, length in plan():
             x = {k: arrays[k][idx, :length] for k in keys}
-            yield (x, y[idx]) if y is not None else (x,)
+            target = y[idx] if y is not None else None
+            short = batch_size - len(idx)
+            if not shuffle and short > 0:
+                # Pad the last evaluation batch to the full batch size (one shape less to
+                # compile; divisible over devices). Padding rows repeat row 0 with all
+                # labels unknown (-1): losses and metrics ignore them; predictions drop them.
+                x = {k: np.concatenate([v, np.repeat(v[:1], short, axis=0)]) for k, v in x.items()}
+                if target is not None:
+                    target = np.concatenate([target, np.full((short, y.shape[1]), -1.0, y.dtype)])
+            yield (x, target) if y is not None else (x,)
 
     x_spec = {k: tf.TensorSpec((None, None), tf.as_dtype(arrays[k].dtype)) for k in keys}
     spec = (x_spec,)

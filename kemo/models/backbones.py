@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 import keras_hub
-import tensorflow as tf
 
 from kemo.config import ModelConfig
 from kemo.errors import InputError
@@ -64,6 +63,8 @@ def _from_preset(cls, preset: str, **kwargs):
 
 def learn_vocabulary(texts, vocabulary_size: int) -> list[str]:
     """A lower-cased WordPiece vocabulary learnt from `texts` (special tokens first)."""
+    import tensorflow as tf  # only here: the model code itself runs without TensorFlow
+
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string))
     return keras_hub.tokenizers.compute_word_piece_vocabulary(
         ds.batch(1000), vocabulary_size=vocabulary_size, lowercase=True,
