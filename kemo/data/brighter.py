@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,10 @@ def read_track_a_csv(path: str | os.PathLike, labelled: bool = True) -> pd.DataF
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     if not text.strip():
         raise InputError(f"{path}: empty file (expected a header id,text,<labels> and rows)")
+    header = next(csv.reader(io.StringIO(text)), [])
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated and "id" in header and "text" in header:  # else: "missing column" below
+        raise InputError(f"{path}, header: duplicated column names ({', '.join(duplicated)})")
     try:
         df = pd.read_csv(
             path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
@@ -145,8 +150,6 @@ def read_track_a_csv(path: str | os.PathLike, labelled: bool = True) -> pd.DataF
                 f"{path}, header: unexpected column {c!r} (expected labels among "
                 f"{', '.join(LABELS)})"
             )
-    if len(set(columns)) != len(columns):
-        raise InputError(f"{path}, header: duplicated column names ({', '.join(columns)})")
     if not label_cols:
         raise InputError(f"{path}, header: no label columns (expected some of {', '.join(LABELS)})")
     if len(df) == 0:

@@ -1,0 +1,652 @@
+"""Training and inference speed: kemo (Keras 3 on JAX) vs Hugging Face BERT + PyTorch.
+
+    python benchmarks/train_speed.py                                  # CPU, small, 1 epoch
+    python benchmarks/train_speed.py --steps 20 --repeats 1           # quick look
+    python benchmarks/train_speed.py --device gpu --model mbert-base --dtype bfloat16 \
+        --batch-size 32
+
+Both sides train the same BERT architecture (random weights) on the same data, in the
+same batches, in one process:
+
+* kemo: keras-hub `BertBackbone` + `kemo.models.classifier.build_classifier` (pooling,
+  dropout, float32 logits) + `kemo.losses.MaskedBinaryCrossentropy` + Keras AdamW as
+  `kemo.training.make_optimizer` builds it (constant learning rate, no decay on
+  bias/gamma/beta). The train step is Keras' stateless API (`model.stateless_call`,
+  `optimizer.stateless_apply`) under one `jax.jit` with the model/optimizer state
+  donated; each length bucket's program is compiled ahead of time (timed separately,
+  and included in the end-to-end epoch time). Losses stay on the device until the epoch
+  ends (no per-step host sync). `--kemo-loop fit` runs `model.fit` instead.
+* torch: `transformers.BertModel` (same sizes, tanh-GELU like keras-hub, no pooler),
+  the same pooling/dropout/Linear head, masked BCE-with-logits, `torch.optim.AdamW`
+  (same decay exclusions and epsilon), eager loop, `torch.no_grad()` inference.
+
+Data: the real BRIGHTER Track A train texts (`--data-dir`, else `$KEMO_DATA_DIR`, else
+../shared/data/brighter/track_a beside the checkout), tokenised once with the HF
+`tokenizers` library and the MiniLM `tokenizer.json` into numpy arrays that both sides
+read. Batches are kemo's (`kemo.data.pipeline.epoch_indices` + `batches`: seeded
+permutation, length-sorted inside windows, shuffled); kemo pads each batch to its length
+bucket (`--buckets`, one compiled program per bucket), torch to the batch's longest
+sequence. Nothing here imports TensorFlow (it is blocked, so keras-hub runs as it does
+where TensorFlow is absent).
+
+FLOPs are counted analytically on the real (unpadded) tokens, the same for both sides:
+  N      = layers * (4 d^2 + 2 d f) + d * labels        (matmul weights, no embeddings)
+  train  = sum over sequences of  6 N T + 12 layers d T^2
+  infer  = sum over sequences of  2 N T +  4 layers d T^2
+(T = real tokens of the sequence; the T^2 terms are Q K^T and attention x V). Padding
+makes either side compute more than that: see the "computed / real tokens" row.
+
+Timings interleave the two sides (kemo, torch, torch, kemo, ...) over `--repeats`
+epochs and report medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
+DEFAULT_TOKENIZER = Path("~/.cache/kemo/weights/minilm-l6-en/tokenizer.json")
+
+SHAPES = {  # layers, hidden, heads, intermediate, vocabulary
+    "tiny": (2, 64, 2, 128, 30522),  # smoke tests only
+    "small": (6, 384, 12, 1536, 30522),  # MiniLM-L6
+    "mbert-base": (12, 768, 12, 3072, 119547),
+    "xlmr-base": (12, 768, 12, 3072, 250002),  # XLM-R's position offset ignored
+}
+MAX_POSITIONS = 512
+# Dense peak TFLOP/s by device_kind substring: bf16, and float32 (as TF32, which both
+# JAX's default matmul precision and torch with `set_float32_matmul_precision("high")`
+# use on these GPUs).
+PEAK_TFLOPS = {
+    "H200": {"bfloat16": 989.0, "float32": 494.7},
+    "H100": {"bfloat16": 989.0, "float32": 494.7},  # SXM; PCIe is lower (756 / 378)
+    "A100": {"bfloat16": 312.0, "float32": 156.0},
+}
+
+
+# --------------------------------------------------------------------------- setup
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=sorted(SHAPES), default="small")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=1,
+                   help="epochs timed per side per repeat (default 1)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="interleaved repeats (kemo,torch / torch,kemo ...); medians reported")
+    p.add_argument("--steps", type=int, default=0,
+                   help="train/inference batches per epoch (0: the whole epoch)")
+    p.add_argument("--sequence-length", type=int, default=128)
+    p.add_argument("--buckets", default="32,64,128",
+                   help="kemo's length buckets (comma-separated; the sequence length caps)")
+    p.add_argument("--pooling", choices=("cls", "mean"), default="mean")
+    p.add_argument("--languages", default="eng")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--tokenizer", default=None,
+                   help=f"tokenizer.json (default {DEFAULT_TOKENIZER})")
+    p.add_argument("--max-examples", type=int, default=0, help="0: all training rows")
+    p.add_argument("--learning-rate", type=float, default=2e-5)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (0: all cores, as XLA's CPU backend uses)")
+    p.add_argument("--peak-tflops", type=float, default=0.0,
+                   help="peak dense TFLOP/s for the MFU row (0: known GPUs, n/a on CPU)")
+    p.add_argument("--kemo-loop", choices=("jit", "fit"), default="jit",
+                   help="jit: AOT-compiled stateless step; fit: keras model.fit")
+    p.add_argument("--skip", choices=("none", "kemo", "torch"), default="none",
+                   help="time only one side")
+    p.add_argument("--json", default=None, help="also write the results here")
+    return p.parse_args(argv)
+
+
+def setup_environment(args) -> None:
+    """Backend, platform and the TensorFlow block: must run before keras/jax import."""
+    for name in ("tensorflow", "tensorflow_text"):
+        if name not in sys.modules:  # keras-hub then takes its no-TensorFlow path
+            sys.modules[name] = None
+    os.environ["KERAS_BACKEND"] = "jax"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.device == "cpu":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    else:
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+# ---------------------------------------------------------------------------- data
+
+def kemo_batching():
+    """kemo's `epoch_indices` and `batches`, without importing TensorFlow.
+
+    `kemo.data.pipeline` imports TensorFlow at module level (for its tf.data parts);
+    where that import fails (here: blocked), the two pure-numpy functions are taken
+    from its source, so the batches are kemo's own either way.
+    """
+    try:
+        from kemo.data.pipeline import batches, epoch_indices
+        return epoch_indices, batches
+    except ImportError:
+        pass
+    import numpy as np
+
+    path = ROOT / "kemo" / "data" / "pipeline.py"
+    tree = ast.parse(path.read_text(), str(path))
+    wanted = {"epoch_indices", "bucket_for", "batches"}
+    body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in wanted]
+    if {n.name for n in body} != wanted:
+        raise RuntimeError(f"{path} no longer defines {sorted(wanted)}")
+    ns = {"np": np, "math": math, "__name__": "kemo_pipeline_functions"}
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), ns)
+    return ns["epoch_indices"], ns["batches"]
+
+
+def load_data(args):
+    """Texts, targets and the one-off tokenisation into padded numpy arrays."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from kemo.data.brighter import load_split, resolve_data_dir
+
+    data_dir = args.data_dir or os.environ.get("KEMO_DATA_DIR") or str(DEFAULT_DATA)
+    train = load_split(resolve_data_dir(data_dir), "train", args.languages.split(","))
+    if args.max_examples and args.max_examples < len(train):
+        keep = np.random.default_rng(args.seed).permutation(len(train))[:args.max_examples]
+        train = train.subset(np.sort(keep))
+    tok_path = Path(args.tokenizer or DEFAULT_TOKENIZER).expanduser()
+    if not tok_path.is_file():
+        raise SystemExit(f"{tok_path}: not found (python scripts/setup_weights.py "
+                         "minilm-l6-en materialises it, or pass --tokenizer)")
+    t0 = time.perf_counter()
+    tok = Tokenizer.from_file(str(tok_path))
+    tok.no_padding()
+    tok.enable_truncation(max_length=args.sequence_length)
+    enc = tok.encode_batch([str(t) for t in train.texts])
+    n, full = len(enc), args.sequence_length
+    token_ids = np.zeros((n, full), np.int32)
+    padding_mask = np.zeros((n, full), np.int32)
+    for i, e in enumerate(enc):
+        token_ids[i, :len(e.ids)] = e.ids
+        padding_mask[i, :len(e.ids)] = 1
+    arrays = {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids),
+              "padding_mask": padding_mask}
+    tokenize_s = time.perf_counter() - t0
+    return train, arrays, tokenize_s, str(tok_path)
+
+
+def make_plans(args, n, lengths):
+    """Per repeat: the training batches of that epoch; and the inference batches."""
+    import numpy as np
+
+    epoch_indices, batches = kemo_batching()
+    full = args.sequence_length
+    buckets = sorted(b for b in (int(x) for x in args.buckets.split(",") if x) if b < full)
+    buckets = buckets + [full]
+    bs = min(args.batch_size, n)
+    train_plans = []
+    for epoch in range(args.repeats * args.epochs):
+        order = epoch_indices(n, args.seed, epoch)
+        rng = np.random.default_rng([args.seed, epoch, 1])
+        plan = batches(order, lengths, bs, buckets, drop_remainder=True, rng=rng)
+        train_plans.append(plan[:args.steps] if args.steps else plan)
+    infer = batches(np.arange(n), lengths, bs, buckets, drop_remainder=False)
+    infer = infer[:args.steps] if args.steps else infer
+    return buckets, train_plans, infer
+
+
+def model_flops(lengths_list, layers, d, ff, labels, train: bool) -> float:
+    """Analytic FLOPs over real tokens (see the module docstring)."""
+    import numpy as np
+
+    t = np.concatenate([np.asarray(x, np.float64) for x in lengths_list])
+    n = layers * (4 * d * d + 2 * d * ff) + d * labels
+    if train:
+        return float(6 * n * t.sum() + 12 * layers * d * (t ** 2).sum())
+    return float(2 * n * t.sum() + 4 * layers * d * (t ** 2).sum())
+
+
+# ---------------------------------------------------------------------------- kemo
+
+class KemoSide:
+    """kemo's classifier/loss/optimizer with a donated, AOT-compiled stateless step."""
+
+    name = "kemo (Keras/JAX)"
+
+    def __init__(self, args, shape, num_labels):
+        import jax
+        import keras
+        import keras_hub
+
+        from kemo.losses import MaskedBinaryCrossentropy
+        from kemo.models.classifier import build_classifier
+
+        layers, d, heads, ff, vocab = shape
+        keras.utils.set_random_seed(args.seed)
+        if args.dtype == "bfloat16":
+            keras.config.set_dtype_policy("mixed_bfloat16")
+        backbone = keras_hub.models.BertBackbone(
+            vocabulary_size=vocab, num_layers=layers, num_heads=heads, hidden_dim=d,
+            intermediate_dim=ff, max_sequence_length=MAX_POSITIONS, dropout=0.1)
+        self.model = build_classifier(backbone, num_labels, args.pooling, dropout=0.1)
+        # = kemo.training.make_optimizer with train.schedule = "constant" (that module
+        # imports the tf.data pipeline, so it is mirrored here rather than imported).
+        self.optimizer = keras.optimizers.AdamW(learning_rate=args.learning_rate,
+                                                weight_decay=args.weight_decay)
+        self.optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        self.loss = MaskedBinaryCrossentropy()
+        self.params = int(sum(math.prod(v.shape) for v in self.model.trainable_variables))
+        self.batch_size = args.batch_size
+        self.jax = jax
+        self.loop = args.kemo_loop
+        self.compile_s = {"train": 0.0, "infer": 0.0}
+        self._train_exec, self._infer_exec = {}, {}
+        if self.loop == "fit":
+            self.model.compile(optimizer=self.optimizer, loss=self.loss, jit_compile=True)
+            self._fit_seen = set()
+            return
+        self.optimizer.build(self.model.trainable_variables)
+        self.state = ([v.value for v in self.model.trainable_variables],
+                      [v.value for v in self.model.non_trainable_variables],
+                      [v.value for v in self.optimizer.variables])
+        model, optimizer, loss_fn = self.model, self.optimizer, self.loss
+
+        def compute_loss(tv, ntv, x, y):
+            logits, ntv = model.stateless_call(tv, ntv, x, training=True)
+            return loss_fn(y, logits), ntv
+
+        grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
+
+        def train_step(state, x, y):
+            tv, ntv, ov = state
+            (loss, ntv), grads = grad_fn(tv, ntv, x, y)
+            tv, ov = optimizer.stateless_apply(ov, grads, tv)
+            return (tv, ntv, ov), loss
+
+        def infer_step(tv, ntv, x):
+            logits, _ = model.stateless_call(tv, ntv, x, training=False)
+            return jax.nn.sigmoid(logits)
+
+        self._train_jit = jax.jit(train_step, donate_argnums=0)
+        self._infer_jit = jax.jit(infer_step)
+
+    # Programs are compiled ahead of time, one per (rows, bucket) shape, and timed.
+    def _spec(self, rows, length, num_labels=None):
+        import numpy as np
+
+        sds = self.jax.ShapeDtypeStruct
+        x = {k: sds((rows, length), np.int32)
+             for k in ("token_ids", "segment_ids", "padding_mask")}
+        return x if num_labels is None else (x, sds((rows, num_labels), np.float32))
+
+    def _train_program(self, length, num_labels):
+        if length not in self._train_exec:
+            t0 = time.perf_counter()
+            x, y = self._spec(self.batch_size, length, num_labels)
+            self._train_exec[length] = self._train_jit.lower(self.state, x, y).compile()
+            self.compile_s["train"] += time.perf_counter() - t0
+        return self._train_exec[length]
+
+    def _infer_program(self, length):
+        if length not in self._infer_exec:
+            t0 = time.perf_counter()
+            x = self._spec(self.batch_size, length)
+            self._infer_exec[length] = self._infer_jit.lower(
+                self.state[0], self.state[1], x).compile()
+            self.compile_s["infer"] += time.perf_counter() - t0
+        return self._infer_exec[length]
+
+    def precompile(self, plans, infer_plan, num_labels):
+        """Compile every bucket's programs before the clock starts (timed apart)."""
+        if self.loop == "fit":
+            return
+        for length in sorted({b for plan in plans for _, b in plan}):
+            self._train_program(length, num_labels)
+        for length in sorted({b for _, b in infer_plan}):
+            self._infer_program(length)
+
+    def train_epoch(self, plan, arrays, y):
+        if self.loop == "fit":
+            return self._fit_epoch(plan, arrays, y)
+        state, losses = self.state, []
+        for idx, length in plan:
+            x = {k: v[idx, :length] for k, v in arrays.items()}
+            state, loss = self._train_program(length, y.shape[1])(state, x, y[idx])
+            losses.append(loss)  # read after the epoch: no host sync per step
+        self.state = state
+        self.jax.block_until_ready(state)
+        return float(sum(float(v) for v in self.jax.device_get(losses)) / len(losses))
+
+    def infer(self, plan, arrays):
+        import numpy as np
+
+        if self.loop == "fit":
+            return self._fit_infer(plan, arrays)
+        tv, ntv = self.state[0], self.state[1]
+        outs = []
+        for idx, length in plan:
+            rows = len(idx)
+            if rows < self.batch_size:  # the last batch: pad rows, keep one program
+                idx = np.concatenate([idx, np.full(self.batch_size - rows, idx[-1])])
+            x = {k: v[idx, :length] for k, v in arrays.items()}
+            outs.append(self._infer_program(length)(tv, ntv, x)[:rows])
+        return np.concatenate(self.jax.device_get(outs))
+
+    # --kemo-loop fit: Keras' own trainer, fed kemo's batches through a PyDataset.
+    def _dataset(self, plan, arrays, y):
+        import keras
+
+        class Batches(keras.utils.PyDataset):
+            def __len__(self):
+                return len(plan)
+
+            def __getitem__(self, i):
+                idx, length = plan[i]
+                x = {k: v[idx, :length] for k, v in arrays.items()}
+                return (x, y[idx]) if y is not None else (x,)
+
+        return Batches()
+
+    def _fit_epoch(self, plan, arrays, y):
+        new = {b for _, b in plan} - self._fit_seen
+        self._fit_seen |= new
+        hist = self.model.fit(self._dataset(plan, arrays, y), epochs=1, verbose=0,
+                              shuffle=False)
+        return float(hist.history["loss"][-1])
+
+    def _fit_infer(self, plan, arrays):
+        return self.model.predict(self._dataset(plan, arrays, None), verbose=0)
+
+
+# --------------------------------------------------------------------------- torch
+
+class TorchSide:
+    """HF BertModel + the same head and loss, in a plain PyTorch loop."""
+
+    name = "torch (HF BERT)"
+
+    def __init__(self, args, shape, num_labels):
+        import torch
+        from transformers import BertConfig, BertModel
+
+        layers, d, heads, ff, vocab = shape
+        torch.manual_seed(args.seed)
+        self.torch = torch
+        self.device = torch.device("cuda" if args.device == "gpu" else "cpu")
+        if args.device == "gpu" and args.dtype == "float32":
+            torch.set_float32_matmul_precision("high")  # TF32, as JAX's default on GPU
+        config = BertConfig(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers,
+                            num_attention_heads=heads, intermediate_size=ff,
+                            hidden_act="gelu_pytorch_tanh",  # keras-hub's gelu_approximate
+                            max_position_embeddings=MAX_POSITIONS, layer_norm_eps=1e-12,
+                            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+        pooling = args.pooling
+
+        class Classifier(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bert = BertModel(config, add_pooling_layer=False)
+                self.dropout = torch.nn.Dropout(0.1)
+                self.logits = torch.nn.Linear(d, num_labels)
+
+            def forward(self, ids, mask):
+                seq = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+                if pooling == "cls":
+                    pooled = seq[:, 0]
+                else:
+                    m = mask.unsqueeze(-1).to(seq.dtype)
+                    pooled = (seq * m).sum(1) / m.sum(1).clamp(min=1.0)
+                return self.logits(self.dropout(pooled)).float()
+
+        self.model = Classifier().to(self.device)
+        no_decay = [p for n, p in self.model.named_parameters()
+                    if "bias" in n or "LayerNorm" in n]
+        decay = [p for n, p in self.model.named_parameters()
+                 if not ("bias" in n or "LayerNorm" in n)]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": args.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=args.learning_rate, eps=1e-7, foreach=True)  # Keras' epsilon
+        self.params = int(sum(p.numel() for p in self.model.parameters()))
+        self.autocast = dict(device_type=self.device.type, dtype=torch.bfloat16,
+                             enabled=args.dtype == "bfloat16")
+        self.compile_s = {"train": 0.0, "infer": 0.0}
+
+    def _batch(self, idx, arrays):
+        length = int(arrays["padding_mask"][idx].sum(1).max())  # dynamic padding
+        t = self.torch
+        ids = t.from_numpy(arrays["token_ids"][idx, :length]).to(self.device, t.long)
+        mask = t.from_numpy(arrays["padding_mask"][idx, :length]).to(self.device, t.long)
+        return ids, mask
+
+    def _loss(self, logits, y):
+        f = self.torch.nn.functional
+        known = (y >= 0).float()
+        per = f.binary_cross_entropy_with_logits(logits, y.clamp(0, 1), reduction="none")
+        return ((per * known).sum(-1) / known.sum(-1).clamp(min=1.0)).mean()
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def train_epoch(self, plan, arrays, y):
+        t = self.torch
+        self.model.train()
+        losses = []
+        for idx, _ in plan:
+            ids, mask = self._batch(idx, arrays)
+            target = t.from_numpy(y[idx]).to(self.device)
+            with t.autocast(**self.autocast):
+                logits = self.model(ids, mask)
+            loss = self._loss(logits.float(), target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(loss.detach())
+        self._sync()
+        return float(t.stack(losses).mean())
+
+    def infer(self, plan, arrays):
+        t = self.torch
+        self.model.eval()
+        outs = []
+        with t.no_grad(), t.autocast(**self.autocast):
+            for idx, _ in plan:
+                ids, mask = self._batch(idx, arrays)
+                outs.append(t.sigmoid(self.model(ids, mask).float()))
+        return t.cat(outs).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------- main
+
+def peak_tflops(args):
+    if args.peak_tflops > 0:
+        return args.peak_tflops, "--peak-tflops"
+    if args.device == "cpu":
+        return None, "n/a on CPU"
+    import jax
+
+    kind = jax.devices()[0].device_kind
+    for key, peaks in PEAK_TFLOPS.items():
+        if key in kind.upper():
+            return peaks[args.dtype], kind
+    return None, f"unknown device {kind!r}: pass --peak-tflops"
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "n/a"
+    if isinstance(v, str):
+        return v
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    setup_environment(args)
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    import jax
+    import keras
+    import torch
+
+    threads = args.threads or os.cpu_count()
+    if args.device == "cpu":
+        torch.set_num_threads(threads)
+    layers, d, heads, ff, vocab = shape = SHAPES[args.model]
+
+    train, arrays, tokenize_s, tok_path = load_data(args)
+    y = train.y
+    n, num_labels = len(train), y.shape[1]
+    lengths = arrays["padding_mask"].sum(1).astype("int64")
+    buckets, train_plans, infer_plan = make_plans(args, n, lengths)
+
+    sides = {}
+    t0 = time.perf_counter()
+    if args.skip != "kemo":
+        sides["kemo"] = KemoSide(args, shape, num_labels)
+    build_kemo_s = time.perf_counter() - t0
+    if args.skip != "torch":
+        sides["torch"] = TorchSide(args, shape, num_labels)
+    assert "tensorflow" not in sys.modules or sys.modules["tensorflow"] is None
+
+    print(f"device: {args.device} ({jax.devices()[0].device_kind}; torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads; jax {jax.__version__}, "
+          f"keras {keras.__version__}); dtype {args.dtype}")
+    print(f"model: {args.model} = {layers} layers, hidden {d}, {heads} heads, "
+          f"intermediate {ff}, vocab {vocab}; {num_labels} labels, {args.pooling} pooling; "
+          + ", ".join(f"{k} {s.params:,} params" for k, s in sides.items()))
+    print(f"data: {n} {args.languages} train texts, tokenised once in {tokenize_s:.2f}s "
+          f"({tok_path}); mean {lengths.mean():.1f} tokens, max {lengths.max()}; "
+          f"batch {args.batch_size}; kemo buckets {buckets}, torch pads to batch max")
+    print(f"plan: {len(train_plans[0])} train / {len(infer_plan)} inference batches per "
+          f"epoch, {args.repeats} interleaved repeat(s) x {args.epochs} epoch(s)"
+          + (f" (--steps {args.steps})" if args.steps else ""), flush=True)
+
+    if "kemo" in sides:
+        t0 = time.perf_counter()
+        sides["kemo"].precompile(train_plans, infer_plan, num_labels)
+        print(f"kemo: built in {build_kemo_s:.1f}s, compiled {len(sides['kemo']._train_exec)} "
+              f"train + {len(sides['kemo']._infer_exec)} inference programs in "
+              f"{time.perf_counter() - t0:.1f}s", flush=True)
+
+    times = {k: {"train": [], "infer": []} for k in sides}
+    loss0 = {}
+    for r in range(args.repeats):
+        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
+        for k in order:
+            for e in range(args.epochs):
+                plan = train_plans[r * args.epochs + e]
+                t0 = time.perf_counter()
+                loss = sides[k].train_epoch(plan, arrays, y)
+                times[k]["train"].append(time.perf_counter() - t0)
+                loss0.setdefault(k, loss)
+            t0 = time.perf_counter()
+            probs = sides[k].infer(infer_plan, arrays)
+            times[k]["infer"].append(time.perf_counter() - t0)
+            assert probs.shape == (sum(len(i) for i, _ in infer_plan), num_labels)
+            print(f"repeat {r + 1}: {k:5s} train epoch {times[k]['train'][-1]:.2f}s "
+                  f"(loss {loss:.4f}), inference {times[k]['infer'][-1]:.2f}s", flush=True)
+
+    train_rows = sum(len(i) for i, _ in train_plans[0])
+    infer_rows = sum(len(i) for i, _ in infer_plan)
+    real_train = [lengths[i] for plan in train_plans for i, _ in plan]
+    flops_train = model_flops([lengths[i] for i, _ in train_plans[0]], layers, d, ff,
+                              num_labels, train=True)
+    flops_infer = model_flops([lengths[i] for i, _ in infer_plan], layers, d, ff,
+                              num_labels, train=False)
+    computed = {
+        "kemo": sum(len(i) * b for plan in train_plans for i, b in plan),
+        "torch": sum(len(i) * int(lengths[i].max()) for plan in train_plans for i, _ in plan),
+    }
+    real_tokens = float(sum(x.sum() for x in real_train))
+    peak, peak_src = peak_tflops(args)
+
+    res = {}
+    for k, s in sides.items():
+        tr = statistics.median(times[k]["train"]) / 1  # one epoch (of train_plans[0] size)
+        inf = statistics.median(times[k]["infer"])
+        comp = s.compile_s
+        res[k] = {
+            "train_samples_per_s": train_rows / tr,
+            "train_epoch_s": tr,
+            "train_compile_s": comp["train"],
+            "train_epoch_e2e_s": tr + comp["train"],
+            "infer_samples_per_s": infer_rows / inf,
+            "infer_pass_s": inf,
+            "infer_compile_s": comp["infer"],
+            "infer_pass_e2e_s": inf + comp["infer"],
+            "train_tflops": flops_train / tr / 1e12,
+            "infer_tflops": flops_infer / inf / 1e12,
+            "train_mfu_pct": None if peak is None else 100 * flops_train / tr / 1e12 / peak,
+            "infer_mfu_pct": None if peak is None else 100 * flops_infer / inf / 1e12 / peak,
+            "computed_over_real_tokens": computed[k] / real_tokens,
+            "first_epoch_loss": loss0[k],
+            "train_epoch_all_s": times[k]["train"],
+            "infer_pass_all_s": times[k]["infer"],
+        }
+    rows = [
+        ("train samples/s", "train_samples_per_s"),
+        ("train epoch, median (s)", "train_epoch_s"),
+        ("train compile (s)", "train_compile_s"),
+        ("train epoch e2e incl. compile (s)", "train_epoch_e2e_s"),
+        ("inference samples/s", "infer_samples_per_s"),
+        ("inference pass, median (s)", "infer_pass_s"),
+        ("inference compile (s)", "infer_compile_s"),
+        ("inference pass e2e incl. compile (s)", "infer_pass_e2e_s"),
+        ("train TFLOP/s (model FLOPs)", "train_tflops"),
+        ("inference TFLOP/s", "infer_tflops"),
+        ("train MFU (%)", "train_mfu_pct"),
+        ("inference MFU (%)", "infer_mfu_pct"),
+        ("computed / real tokens", "computed_over_real_tokens"),
+        ("mean loss, first epoch", "first_epoch_loss"),
+    ]
+    names = list(sides)
+    head = f"{'':38s}" + "".join(f"{sides[k].name:>18s}" for k in names)
+    if len(names) == 2:
+        head += f"{'kemo/torch':>12s}"
+    print()
+    print(f"{args.model}, {args.device}, {args.dtype}, batch {args.batch_size}: "
+          f"{train_rows} train rows/epoch, {infer_rows} inference rows; "
+          f"medians of {args.repeats * args.epochs} interleaved epochs")
+    print(head)
+    print("-" * len(head))
+    for label, key in rows:
+        vals = [res[k][key] for k in names]
+        line = f"{label:38s}" + "".join(f"{fmt(v, 4 if 'tflops' in key else 2):>18s}"
+                                         for v in vals)
+        if len(names) == 2:
+            a, b = vals
+            ratio = a / b if (a is not None and b) else None
+            line += f"{fmt(ratio, 3):>12s}"
+        print(line)
+    print("-" * len(head))
+    print("kemo/torch > 1 is kemo faster for samples/s and TFLOP/s, slower for times (s). "
+          f"Peak for MFU: {fmt(peak)} TFLOP/s ({peak_src}).")
+    print(f"FLOPs over real tokens: train 6*N*T + 12*L*d*T^2, inference 2*N*T + 4*L*d*T^2 "
+          f"per sequence, N = L*(4d^2 + 2*d*f) + d*labels = "
+          f"{layers * (4 * d * d + 2 * d * ff) + d * num_labels:,}; "
+          f"train epoch {flops_train / 1e12:.3f} TFLOP, inference pass "
+          f"{flops_infer / 1e12:.3f} TFLOP")
+    out = {"args": vars(args), "results": res, "n_train_rows": train_rows,
+           "n_infer_rows": infer_rows, "tokenize_s": tokenize_s, "peak_tflops": peak}
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
