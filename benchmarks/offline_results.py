@@ -86,13 +86,14 @@ def print_table(out: Path, names) -> None:
         half = rep["dev"]["threshold_0.5"]
         tuned = rep["dev"]["tuned_thresholds"]
         per = tuned["per_language"]
+        per_lang = ", ".join(f"{k} {v['macro']['f1']:.4f}" for k, v in per.items())
         # The seed scores a language pair on its pooled dev set: so does "tuned" here.
         wall = json.loads((out / name / "bench_wall.json").read_text())["train_wall_s"] if (
             out / name / "bench_wall.json").exists() else rep["meta"]["total_seconds"]
         rows.append(
             f"{name:<20}{langs:<10}{seed:>9.4f}{half['overall']['macro']['f1']:>11.4f}"
             f"{tuned['overall']['macro']['f1']:>11.4f}"
-            f"{', '.join(f'{k} {v['macro']['f1']:.4f}' for k, v in per.items()):>36}"
+            f"{per_lang:>36}"
             f"{rep['meta']['epochs_run']:>8}{wall / 60:>8.1f}m")
     print("\ndev macro-F1 (thresholds tuned on the validation split of train, never on dev)")
     print(head)

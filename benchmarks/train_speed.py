@@ -497,7 +497,6 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     setup_environment(args)
     sys.path.insert(0, str(ROOT))
-    import numpy as np
 
     import jax
     import keras

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
-import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +133,10 @@ def set_distribution(cfg: Config) -> None:
     if keras.backend.backend() != "jax":
         raise InputError("config key 'train.distribution': data_parallel needs the JAX backend "
                          f"(got {keras.backend.backend()})")
+    if os.environ.get("KEMO_MULTI_HOST") == "1":
+        # One process per host: JAX finds the others from the TPU/SLURM/cluster
+        # environment (or COORDINATOR_ADDRESS, NUM_PROCESSES, PROCESS_ID).
+        keras.distribution.initialize()
     devices = keras.distribution.list_devices()
     if cfg.train.batch_size % len(devices):
         raise InputError(f"config key 'train.batch_size': {cfg.train.batch_size} does not split "

@@ -43,3 +43,24 @@ def test_batch_not_divisible_by_devices_is_refused(data_dir, tmp_path):
     assert "error: config key 'train.batch_size': 12 does not split evenly over 8 devices" \
         in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_mixed_bfloat16_keeps_loss_and_metrics_in_float32(data_dir, tmp_path):
+    import keras
+
+    from kemo.config import load_config
+    from kemo.training import train
+
+    cfg = load_config(ROOT / "configs" / "tiny.toml",
+                      SETS + ['train.dtype_policy="mixed_bfloat16"'])
+    try:
+        result = train(cfg, data_dir=data_dir, run_dir=tmp_path / "bf16", verbose=0)
+        model = keras.models.load_model(tmp_path / "bf16" / "model.keras")
+        dense = model.get_layer("logits")
+        pooled = model.get_layer("pooling")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert pooled.compute_dtype == "bfloat16"  # the backbone and pooling compute in bf16
+    assert dense.compute_dtype == "float32"  # logits, hence loss and metrics, in float32
+    epoch = result["history"][0]
+    assert all(np.isfinite(epoch[k]) for k in ("loss", "val_loss", "macro_f1", "val_macro_f1"))

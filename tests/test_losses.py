@@ -27,8 +27,12 @@ def np_focal(y, x, gamma, alpha=None):
 
 
 def np_per_example(elementwise, y):
+    """Mean over each row's known labels, scaled so that the batch mean is the mean over
+    rows with at least one known label (rows with none, e.g. padding, do not count)."""
     mask = (y >= 0).astype("float64")
-    return (elementwise * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+    per = (elementwise * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+    rows_with_labels = max((mask.sum(axis=1) > 0).sum(), 1)
+    return per * len(y) / rows_with_labels
 
 
 def make_batch(seed, n=N, c=C, extreme=True):
@@ -75,6 +79,10 @@ def test_masked_bce_matches_reference(seed):
     assert per[0] == 0.0  # nothing known
     total = float(_np(loss(y, x)))
     np.testing.assert_allclose(total, ref.mean(), rtol=1e-5)
+    known_rows = (y >= 0).any(axis=1)
+    # The batch loss equals the plain mean over rows that have labels.
+    unscaled = ref * known_rows.sum() / len(y)
+    np.testing.assert_allclose(total, unscaled[known_rows].mean(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 3.5])
@@ -162,7 +170,9 @@ def test_bce_gradient_matches_reference():
     g = _grad(MaskedBinaryCrossentropy(), y, x)
     mask = (y >= 0).astype("float64")
     p = 1.0 / (1.0 + np.exp(-x.astype("float64")))
-    ref = (p - np.clip(y, 0, 1)) * mask / np.maximum(mask.sum(1, keepdims=True), 1) / len(y)
+    rows_with_labels = max((mask.sum(1) > 0).sum(), 1)  # the batch mean is over these
+    ref = ((p - np.clip(y, 0, 1)) * mask / np.maximum(mask.sum(1, keepdims=True), 1)
+           / rows_with_labels)
     np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-8)
 
 

@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
