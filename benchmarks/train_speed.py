@@ -92,6 +92,7 @@ def parse_args(argv=None):
     p.add_argument("--buckets", default="32,64,128",
                    help="kemo's length buckets (comma-separated; the sequence length caps)")
     p.add_argument("--pooling", choices=("cls", "mean"), default="mean")
+    p.add_argument("--dropout", type=float, default=0.1, help="backbone and head dropout")
     p.add_argument("--languages", default="eng")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--tokenizer", default=None,
@@ -118,6 +119,8 @@ def setup_environment(args) -> None:
         if name not in sys.modules:  # keras-hub then takes its no-TensorFlow path
             sys.modules[name] = None
     os.environ["KERAS_BACKEND"] = "jax"
+    if args.device == "cpu":  # idle OpenMP threads sleep: spinning ones stall on a busy machine
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.device == "cpu":
         os.environ["JAX_PLATFORMS"] = "cpu"
@@ -237,8 +240,8 @@ class KemoSide:
             keras.config.set_dtype_policy("mixed_bfloat16")
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=vocab, num_layers=layers, num_heads=heads, hidden_dim=d,
-            intermediate_dim=ff, max_sequence_length=MAX_POSITIONS, dropout=0.1)
-        self.model = build_classifier(backbone, num_labels, args.pooling, dropout=0.1)
+            intermediate_dim=ff, max_sequence_length=MAX_POSITIONS, dropout=args.dropout)
+        self.model = build_classifier(backbone, num_labels, args.pooling, dropout=args.dropout)
         # = kemo.training.make_optimizer with train.schedule = "constant" (that module
         # imports the tf.data pipeline, so it is mirrored here rather than imported).
         self.optimizer = keras.optimizers.AdamW(learning_rate=args.learning_rate,
@@ -389,14 +392,15 @@ class TorchSide:
                             num_attention_heads=heads, intermediate_size=ff,
                             hidden_act="gelu_pytorch_tanh",  # keras-hub's gelu_approximate
                             max_position_embeddings=MAX_POSITIONS, layer_norm_eps=1e-12,
-                            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-        pooling = args.pooling
+                            hidden_dropout_prob=args.dropout,
+                            attention_probs_dropout_prob=args.dropout)
+        pooling, dropout = args.pooling, args.dropout
 
         class Classifier(torch.nn.Module):
             def __init__(self):
                 super().__init__()
                 self.bert = BertModel(config, add_pooling_layer=False)
-                self.dropout = torch.nn.Dropout(0.1)
+                self.dropout = torch.nn.Dropout(dropout)
                 self.logits = torch.nn.Linear(d, num_labels)
 
             def forward(self, ids, mask):

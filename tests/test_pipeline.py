@@ -199,17 +199,26 @@ def test_make_dataset_evaluation_in_order(buckets):
     ds = make_dataset(arrays, y, 8, buckets=buckets, shuffle=False)
     assert int(ds.cardinality()) == math.ceil(len(y) / 8)
     got = collect(ds)
+    n = len(y)
     assert len(got) == 13
-    np.testing.assert_array_equal(np.concatenate([idx for _, _, idx in got]), np.arange(len(y)))
-    np.testing.assert_array_equal(np.concatenate([yb for _, yb, _ in got]), y)
+    # Every batch has the full batch size: the last one is padded with copies of its
+    # first row whose labels are all unknown (-1), which losses and metrics ignore.
+    assert all(len(idx) == 8 for _, _, idx in got)
+    pad = 13 * 8 - n
+    all_idx = np.concatenate([idx for _, _, idx in got])
+    all_y = np.concatenate([yb for _, yb, _ in got])
+    np.testing.assert_array_equal(all_idx[:n], np.arange(n))
+    np.testing.assert_array_equal(all_y[:n], y)
+    assert pad > 0 and (all_y[n:] == -1).all()
+    np.testing.assert_array_equal(all_idx[n:], np.full(pad, all_idx[12 * 8]))
     lengths = token_lengths(arrays)
     for x, _, idx in got:
         assert x["token_ids"].shape[1] == smallest_bucket(lengths[idx].max(), (buckets or []) + [64])
-    # without targets: (x,) tuples, same order
+    # without targets: (x,) tuples, same order, padded alike (predictions drop the tail)
     xs = list(make_dataset(arrays, None, 8, buckets=buckets, shuffle=False).as_numpy_iterator())
     assert all(len(t) == 1 for t in xs)
     np.testing.assert_array_equal(
-        np.concatenate([t[0]["token_ids"][:, 0] - 1000 for t in xs]), np.arange(len(y)))
+        np.concatenate([t[0]["token_ids"][:, 0] - 1000 for t in xs])[:n], np.arange(n))
 
 
 # ---------------------------------------------------------------- tokenize
