@@ -252,6 +252,8 @@ def main(argv=None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the last checkpoint stands; --resume continues
+        return 130
 
 
 if __name__ == "__main__":

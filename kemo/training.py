@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,7 +269,8 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
                       initial_epoch=start_epoch, steps_per_epoch=steps, callbacks=callbacks,
                       verbose=verbose, shuffle=False)
         except KeyboardInterrupt:
-            raise InputError(f"interrupted: resume with --resume {run_dir}") from None
+            print(f"\ninterrupted: continue with --resume {run_dir}", file=sys.stderr)
+            raise
     elif state and state.get("best_weights") is not None:
         # Training had ended before the kill: early stopping's best weights, as at its end.
         model.set_weights(state["best_weights"])

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
 
@@ -25,10 +26,19 @@ def _history(run_dir):
     return json.loads((run_dir / "history.json").read_text())
 
 
-def test_killed_run_resumes_to_same_metrics(data_dir, tmp_path):
+@pytest.fixture(scope="module")
+def full_run(data_dir, tmp_path_factory):
+    """The uninterrupted reference run."""
+    full = tmp_path_factory.mktemp("resume") / "full"
     env = {**os.environ, "KEMO_DATA_DIR": str(data_dir)}
-    full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(_train_cmd(full), cwd=ROOT, env=env, check=True, capture_output=True)
+    return full
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_killed_run_resumes_to_same_metrics(sig, full_run, data_dir, tmp_path):
+    env = {**os.environ, "KEMO_DATA_DIR": str(data_dir)}
+    full, killed = full_run, tmp_path / "killed"
 
     proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -37,8 +47,9 @@ def test_killed_run_resumes_to_same_metrics(data_dir, tmp_path):
     while not latest.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert latest.exists(), "no checkpoint written"
-    os.kill(proc.pid, signal.SIGKILL)  # mid-epoch 2 (or later)
-    proc.wait()
+    os.kill(proc.pid, sig)  # mid-epoch 2 (or later)
+    code = proc.wait(timeout=120)
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     assert not (killed / "report.json").exists()
     done_before = int(latest.read_text().split("-")[1])
     assert done_before < 4
