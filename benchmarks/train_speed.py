@@ -37,7 +37,11 @@ FLOPs are counted analytically on the real (unpadded) tokens, the same for both 
 makes either side compute more than that: see the "computed / real tokens" row.
 
 Timings interleave the two sides (kemo, torch, torch, kemo, ...) over `--repeats`
-epochs and report medians.
+epochs and report medians. On CPU, torch gets `OMP_WAIT_POLICY=PASSIVE` unless set:
+with spinning OpenMP threads on a machine whose cores are shared with other work, its
+steps were several times slower. On GPU, float32 runs torch with TF32 matmuls
+(`set_float32_matmul_precision("high")`), as XLA does by default. `--compile-cache DIR`
+turns on JAX's persistent compilation cache (a second run loads the programs).
 """
 
 from __future__ import annotations
@@ -107,6 +111,8 @@ def parse_args(argv=None):
                    help="peak dense TFLOP/s for the MFU row (0: known GPUs, n/a on CPU)")
     p.add_argument("--kemo-loop", choices=("jit", "fit"), default="jit",
                    help="jit: AOT-compiled stateless step; fit: keras model.fit")
+    p.add_argument("--compile-cache", default=None, metavar="DIR",
+                   help="JAX persistent compilation cache (a second run loads, not compiles)")
     p.add_argument("--skip", choices=("none", "kemo", "torch"), default="none",
                    help="time only one side")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -130,18 +136,19 @@ def setup_environment(args) -> None:
 
 # ---------------------------------------------------------------------------- data
 
-def kemo_batching():
+def kemo_batching(allow_import: bool = True):
     """kemo's `epoch_indices` and `batches`, without importing TensorFlow.
 
     `kemo.data.pipeline` imports TensorFlow at module level (for its tf.data parts);
     where that import fails (here: blocked), the two pure-numpy functions are taken
     from its source, so the batches are kemo's own either way.
     """
-    try:
-        from kemo.data.pipeline import batches, epoch_indices
-        return epoch_indices, batches
-    except ImportError:
-        pass
+    if allow_import:
+        try:
+            from kemo.data.pipeline import batches, epoch_indices
+            return epoch_indices, batches
+        except ImportError:
+            pass
     import numpy as np
 
     path = ROOT / "kemo" / "data" / "pipeline.py"
@@ -151,7 +158,8 @@ def kemo_batching():
     if {n.name for n in body} != wanted:
         raise RuntimeError(f"{path} no longer defines {sorted(wanted)}")
     ns = {"np": np, "math": math, "__name__": "kemo_pipeline_functions"}
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), ns)
+    # kemo's own source, read from this checkout: the functions, nothing else.
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), ns)  # noqa: S102
     return ns["epoch_indices"], ns["batches"]
 
 
@@ -254,9 +262,9 @@ class KemoSide:
         self.loop = args.kemo_loop
         self.compile_s = {"train": 0.0, "infer": 0.0}
         self._train_exec, self._infer_exec = {}, {}
-        if self.loop == "fit":
+        if self.loop == "fit":  # compiles inside the first epoch of each shape: not split out
             self.model.compile(optimizer=self.optimizer, loss=self.loss, jit_compile=True)
-            self._fit_seen = set()
+            self.compile_s = {"train": None, "infer": None}
             return
         self.optimizer.build(self.model.trainable_variables)
         self.state = ([v.value for v in self.model.trainable_variables],
@@ -361,8 +369,6 @@ class KemoSide:
         return Batches()
 
     def _fit_epoch(self, plan, arrays, y):
-        new = {b for _, b in plan} - self._fit_seen
-        self._fit_seen |= new
         hist = self.model.fit(self._dataset(plan, arrays, y), epochs=1, verbose=0,
                               shuffle=False)
         return float(hist.history["loss"][-1])
@@ -422,9 +428,9 @@ class TorchSide:
              {"params": no_decay, "weight_decay": 0.0}],
             lr=args.learning_rate, eps=1e-7, foreach=True)  # Keras' epsilon
         self.params = int(sum(p.numel() for p in self.model.parameters()))
-        self.autocast = dict(device_type=self.device.type, dtype=torch.bfloat16,
-                             enabled=args.dtype == "bfloat16")
-        self.compile_s = {"train": 0.0, "infer": 0.0}
+        self.autocast = {"device_type": self.device.type, "dtype": torch.bfloat16,
+                         "enabled": args.dtype == "bfloat16"}
+        self.compile_s = {"train": None, "infer": None}  # eager: nothing to compile
 
     def _batch(self, idx, arrays):
         length = int(arrays["padding_mask"][idx].sum(1).max())  # dynamic padding
@@ -506,6 +512,14 @@ def main(argv=None) -> dict:
     import keras
     import torch
 
+    if args.compile_cache:
+        jax.config.update("jax_compilation_cache_dir", str(Path(args.compile_cache).expanduser()))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    if args.device == "gpu" and jax.devices()[0].platform != "gpu":
+        raise SystemExit(f"--device gpu: JAX sees no GPU ({jax.devices()})")
+    if args.device == "gpu" and not torch.cuda.is_available():
+        raise SystemExit("--device gpu: PyTorch sees no CUDA device")
     threads = args.threads or os.cpu_count()
     if args.device == "cpu":
         torch.set_num_threads(threads)
@@ -526,9 +540,11 @@ def main(argv=None) -> dict:
         sides["torch"] = TorchSide(args, shape, num_labels)
     assert "tensorflow" not in sys.modules or sys.modules["tensorflow"] is None
 
+    omp = f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}" if args.device == "cpu" else ""
     print(f"device: {args.device} ({jax.devices()[0].device_kind}; torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; jax {jax.__version__}, "
-          f"keras {keras.__version__}); dtype {args.dtype}")
+          f"{torch.__version__}, {torch.get_num_threads()} threads{omp}; jax {jax.__version__}, "
+          f"keras {keras.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}); "
+          f"dtype {args.dtype}")
     print(f"model: {args.model} = {layers} layers, hidden {d}, {heads} heads, "
           f"intermediate {ff}, vocab {vocab}; {num_labels} labels, {args.pooling} pooling; "
           + ", ".join(f"{k} {s.params:,} params" for k, s in sides.items()))
@@ -567,40 +583,49 @@ def main(argv=None) -> dict:
     train_rows = sum(len(i) for i, _ in train_plans[0])
     infer_rows = sum(len(i) for i, _ in infer_plan)
     real_train = [lengths[i] for plan in train_plans for i, _ in plan]
-    flops_train = model_flops([lengths[i] for i, _ in train_plans[0]], layers, d, ff,
-                              num_labels, train=True)
+    # Epochs differ a little (the dropped remainder, or --steps): the mean epoch's FLOPs.
+    flops_epochs = [model_flops([lengths[i] for i, _ in plan], layers, d, ff, num_labels,
+                                train=True) for plan in train_plans]
+    flops_train = statistics.mean(flops_epochs)
     flops_infer = model_flops([lengths[i] for i, _ in infer_plan], layers, d, ff,
                               num_labels, train=False)
-    computed = {
-        "kemo": sum(len(i) * b for plan in train_plans for i, b in plan),
-        "torch": sum(len(i) * int(lengths[i].max()) for plan in train_plans for i, _ in plan),
-    }
+
+    def padded(plan, side):  # tokens a side computes: kemo pads to the bucket, torch to max
+        return sum(len(i) * (b if side == "kemo" else int(lengths[i].max())) for i, b in plan)
+
     real_tokens = float(sum(x.sum() for x in real_train))
+    real_infer = float(sum(lengths[i].sum() for i, _ in infer_plan))
     peak, peak_src = peak_tflops(args)
 
     res = {}
     for k, s in sides.items():
-        tr = statistics.median(times[k]["train"]) / 1  # one epoch (of train_plans[0] size)
+        tr = statistics.median(times[k]["train"])
         inf = statistics.median(times[k]["infer"])
         comp = s.compile_s
         res[k] = {
             "train_samples_per_s": train_rows / tr,
             "train_epoch_s": tr,
             "train_compile_s": comp["train"],
-            "train_epoch_e2e_s": tr + comp["train"],
+            "train_epoch_e2e_s": tr + (comp["train"] or 0.0),
             "infer_samples_per_s": infer_rows / inf,
             "infer_pass_s": inf,
             "infer_compile_s": comp["infer"],
-            "infer_pass_e2e_s": inf + comp["infer"],
+            "infer_pass_e2e_s": inf + (comp["infer"] or 0.0),
             "train_tflops": flops_train / tr / 1e12,
             "infer_tflops": flops_infer / inf / 1e12,
-            "train_mfu_pct": None if peak is None else 100 * flops_train / tr / 1e12 / peak,
+            "train_mfu_pct": None,
             "infer_mfu_pct": None if peak is None else 100 * flops_infer / inf / 1e12 / peak,
-            "computed_over_real_tokens": computed[k] / real_tokens,
+            "train_computed_over_real_tokens":
+                sum(padded(p, k) for p in train_plans) / real_tokens,
+            "infer_computed_over_real_tokens": padded(infer_plan, k) / real_infer,
             "first_epoch_loss": loss0[k],
+            "peak_tflops": peak,
             "train_epoch_all_s": times[k]["train"],
             "infer_pass_all_s": times[k]["infer"],
         }
+    for r in res.values():
+        if peak is not None:
+            r["train_mfu_pct"] = 100 * r["train_tflops"] / peak
     rows = [
         ("train samples/s", "train_samples_per_s"),
         ("train epoch, median (s)", "train_epoch_s"),
@@ -614,7 +639,8 @@ def main(argv=None) -> dict:
         ("inference TFLOP/s", "infer_tflops"),
         ("train MFU (%)", "train_mfu_pct"),
         ("inference MFU (%)", "infer_mfu_pct"),
-        ("computed / real tokens", "computed_over_real_tokens"),
+        ("train computed / real tokens", "train_computed_over_real_tokens"),
+        ("inference computed / real tokens", "infer_computed_over_real_tokens"),
         ("mean loss, first epoch", "first_epoch_loss"),
     ]
     names = list(sides)
@@ -644,7 +670,9 @@ def main(argv=None) -> dict:
           f"{layers * (4 * d * d + 2 * d * ff) + d * num_labels:,}; "
           f"train epoch {flops_train / 1e12:.3f} TFLOP, inference pass "
           f"{flops_infer / 1e12:.3f} TFLOP")
+    tf_loaded = sys.modules.get("tensorflow") is not None
     out = {"args": vars(args), "results": res, "n_train_rows": train_rows,
+           "tensorflow_loaded": tf_loaded,
            "n_infer_rows": infer_rows, "tokenize_s": tokenize_s, "peak_tflops": peak}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
 def _set_backend(name: str | None):
     os.environ["KERAS_BACKEND"] = name or os.environ.get("KERAS_BACKEND", "jax")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # JAX keeps compiled XLA programs on disk: a second run of the same model and
+    # buckets loads them instead of compiling (seconds per bucket on CPU).
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                          str(Path.home() / ".cache" / "kemo" / "xla"))
 
 
 def _train(args) -> int:

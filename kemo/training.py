@@ -29,7 +29,7 @@ from kemo.config import Config, dump_config
 from kemo.data.brighter import Examples, load_split, resolve_data_dir, train_val_split
 from kemo.data.pipeline import (
     epoch_indices, label_distribution, make_dataset, sampling_weights, steps_per_epoch,
-    tokenize,
+    token_lengths, tokenize,
 )
 from kemo.errors import InputError
 from kemo.losses import inverse_frequency_alpha, make_loss
@@ -111,11 +111,18 @@ class JsonHistory(keras.callbacks.Callback):
 
 
 def predict_probs(model, arrays, batch_size: int, buckets=None) -> np.ndarray:
-    """Sigmoid probabilities for tokenised `arrays`, in order."""
-    ds = make_dataset(arrays, None, batch_size, buckets=buckets, shuffle=False)
-    n = len(next(iter(arrays.values())))
-    logits = model.predict(ds, verbose=0)[:n]  # the last batch's padding rows dropped
-    return np.asarray(keras.ops.sigmoid(logits), dtype="float32")
+    """Sigmoid probabilities for tokenised `arrays`, in their order.
+
+    Rows are batched shortest first, so each batch pads to the smallest bucket that
+    holds it, and the results are put back in the input order.
+    """
+    order = np.argsort(token_lengths(arrays), kind="stable")
+    ds = make_dataset({k: v[order] for k, v in arrays.items()}, None, batch_size,
+                      buckets=buckets, shuffle=False)
+    logits = model.predict(ds, verbose=0)[:len(order)]  # the last batch's padding dropped
+    probs = np.empty_like(np.asarray(logits, dtype="float32"))
+    probs[order] = np.asarray(keras.ops.sigmoid(logits), dtype="float32")
+    return probs
 
 
 def _format_distribution(names, before, after) -> str:

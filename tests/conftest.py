@@ -9,6 +9,7 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path.home() / ".cache/kemo/xla"))
 
 import pytest  # noqa: E402
 
