@@ -21,7 +21,7 @@ import threading
 NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|[IWE]\d{4} [\d:. ]+\d+ (port|cudart_stub|cuda_platform|cpu_feature_guard"
-    rb"|cuda_executor|cuda_dnn|cuda_fft|cuda_blas|gpu_device|cpu_utils)\.cc:\d+\])"
+    rb"|cuda_executor|cuda_dnn|cuda_fft|cuda_blas|gpu_device|cpu_utils|util)\.cc:\d+\])"
 )
 
 

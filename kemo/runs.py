@@ -66,7 +66,7 @@ def load_run(run_dir) -> Run:
                          "(not a finished kemo run)")
     config = load_config(path / "config.toml")
     try:
-        model = keras.models.load_model(path / "model.keras", safe_mode=True)
+        model = keras.models.load_model(path / "model.keras", compile=False, safe_mode=True)
     except Exception as e:
         raise InputError(f"{path / 'model.keras'}: cannot load model "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
