@@ -47,7 +47,6 @@ turns on JAX's persistent compilation cache (a second run loads the programs).
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
@@ -136,33 +135,6 @@ def setup_environment(args) -> None:
 
 # ---------------------------------------------------------------------------- data
 
-def kemo_batching(allow_import: bool = True):
-    """kemo's `epoch_indices` and `batches`, without importing TensorFlow.
-
-    `kemo.data.pipeline` imports TensorFlow at module level (for its tf.data parts);
-    where that import fails (here: blocked), the two pure-numpy functions are taken
-    from its source, so the batches are kemo's own either way.
-    """
-    if allow_import:
-        try:
-            from kemo.data.pipeline import batches, epoch_indices
-            return epoch_indices, batches
-        except ImportError:
-            pass
-    import numpy as np
-
-    path = ROOT / "kemo" / "data" / "pipeline.py"
-    tree = ast.parse(path.read_text(), str(path))
-    wanted = {"epoch_indices", "bucket_for", "batches"}
-    body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in wanted]
-    if {n.name for n in body} != wanted:
-        raise RuntimeError(f"{path} no longer defines {sorted(wanted)}")
-    ns = {"np": np, "math": math, "__name__": "kemo_pipeline_functions"}
-    # kemo's own source, read from this checkout: the functions, nothing else.
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), ns)  # noqa: S102
-    return ns["epoch_indices"], ns["batches"]
-
-
 def load_data(args):
     """Texts, targets and the one-off tokenisation into padded numpy arrays."""
     import numpy as np
@@ -200,7 +172,8 @@ def make_plans(args, n, lengths):
     """Per repeat: the training batches of that epoch; and the inference batches."""
     import numpy as np
 
-    epoch_indices, batches = kemo_batching()
+    from kemo.data.pipeline import batches, epoch_indices  # TensorFlow-free
+
     full = args.sequence_length
     buckets = sorted(b for b in (int(x) for x in args.buckets.split(",") if x) if b < full)
     buckets = buckets + [full]
@@ -239,8 +212,10 @@ class KemoSide:
         import keras
         import keras_hub
 
+        from kemo.config import Config, TrainConfig
         from kemo.losses import MaskedBinaryCrossentropy
         from kemo.models.classifier import build_classifier
+        from kemo.training import make_optimizer
 
         layers, d, heads, ff, vocab = shape
         keras.utils.set_random_seed(args.seed)
@@ -250,11 +225,9 @@ class KemoSide:
             vocabulary_size=vocab, num_layers=layers, num_heads=heads, hidden_dim=d,
             intermediate_dim=ff, max_sequence_length=MAX_POSITIONS, dropout=args.dropout)
         self.model = build_classifier(backbone, num_labels, args.pooling, dropout=args.dropout)
-        # = kemo.training.make_optimizer with train.schedule = "constant" (that module
-        # imports the tf.data pipeline, so it is mirrored here rather than imported).
-        self.optimizer = keras.optimizers.AdamW(learning_rate=args.learning_rate,
-                                                weight_decay=args.weight_decay)
-        self.optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        self.optimizer = make_optimizer(Config(train=TrainConfig(
+            schedule="constant", learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay)), total_steps=1)
         self.loss = MaskedBinaryCrossentropy()
         self.params = int(sum(math.prod(v.shape) for v in self.model.trainable_variables))
         self.batch_size = args.batch_size

@@ -20,13 +20,18 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:  # TensorFlow is imported where tf.data is used, not at import
+    import tensorflow as tf
 
 
 def tokenize(texts, preprocessor, batch_size: int = 512) -> dict[str, np.ndarray]:
     """Run a keras-hub text preprocessor over `texts` in tf.data; numpy outputs."""
+    import tensorflow as tf  # here, not at import: the batching code runs without TF
+
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string))
     ds = ds.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
     parts: dict[str, list] = {}
@@ -124,6 +129,8 @@ def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size
     given. Evaluation (`shuffle=False`): the examples once, in order, all kept; the
     last batch is padded to `batch_size` with rows whose labels are all unknown.
     """
+    import tensorflow as tf
+
     n = len(next(iter(arrays.values())))
     full = next(iter(arrays.values())).shape[1]
     buckets = sorted(b for b in (buckets or []) if b < full) + [full]
