@@ -240,12 +240,6 @@ def _tf_trackables(layer) -> list:
     return found
 
 
-def length_buckets(buckets, sequence_length: int) -> list[int]:
-    """The padded lengths a batch may take: `buckets` below the max, then the max."""
-    return sorted({int(b) for b in (buckets or []) if 0 < int(b) < sequence_length}) + \
-        [int(sequence_length)]
-
-
 def build_serving_module(numeric, preprocessor, input_specs: dict, thresholds, label_names,
                          buckets: list[int], pad_batch: bool = True):
     """A tf.Module whose `serve(texts)` maps raw strings to probabilities and decisions.
@@ -391,6 +385,8 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
         numeric = tf.saved_model.load(str(numeric_dir))
         thresholds = [float(t) for t in run.thresholds.thresholds] or \
             [float(run.thresholds.default)] * len(run.label_names)
+        from kemo.data.pipeline import length_buckets
+
         buckets = length_buckets(run.config.data.length_buckets, seq_len)
         module = build_serving_module(numeric, run.preprocessor, specs, thresholds,
                                       run.label_names, buckets, pad_batch)

@@ -31,8 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import zipfile
 from dataclasses import dataclass
@@ -41,7 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kemo.data.brighter import LABELS, LANGUAGES, read_track_a_csv, resolve_data_dir
+from kemo.data.brighter import (
+    LABELS, LANGUAGES, decode_csv, parse_csv, read_track_a_csv, resolve_data_dir,
+)
 from kemo.errors import InputError
 
 SUBMISSION_FOLDER = "track_a"
@@ -53,23 +53,7 @@ _PRED_NAME = re.compile(r"^pred_([a-z]+)(?:_a)?\.csv$")
 
 def _read_csv_text(path: Path, data: bytes | None = None) -> pd.DataFrame:
     """All cells as strings; InputError for unreadable, non-UTF-8 or empty files."""
-    try:
-        raw = path.read_bytes() if data is None else data
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InputError(f"{path}, line {line}: not valid UTF-8 ({e.reason})") from None
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    if not text.strip():
-        raise InputError(f"{path}: empty file")
-    try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           quoting=csv.QUOTE_MINIMAL)
-    except (pd.errors.ParserError, csv.Error) as e:
-        raise InputError(f"{path}: not a valid comma-separated file ({e})") from None
+    return parse_csv(path, decode_csv(path, data))
 
 
 def _check_ids(path, df: pd.DataFrame) -> pd.Series:

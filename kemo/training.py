@@ -45,6 +45,7 @@ class Splits:
     train: Examples
     val: Examples
     dev: Examples | None
+    root: Path  # the Track A data root they were read from
 
 
 def load_data(cfg: Config, data_dir) -> Splits:
@@ -66,7 +67,7 @@ def load_data(cfg: Config, data_dir) -> Splits:
         dev = load_split(root, "dev", cfg.data.languages)
         if dev.label_names != train.label_names:
             dev = _align_labels(dev, train.label_names)
-    return Splits(train, val, dev)
+    return Splits(train, val, dev, root)
 
 
 def _align_labels(ex: Examples, label_names) -> Examples:
@@ -201,7 +202,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
 
     # Everything that can fail on user input happens before the run dir is written.
     splits = load_data(cfg, data_dir)
-    cfg.data.data_dir = str(resolve_data_dir(data_dir or cfg.data.data_dir or None).resolve())
+    cfg.data.data_dir = str(splits.root.resolve())
     train_ex, val_ex = splits.train, splits.val
     label_names = train_ex.label_names
     loss = _make_loss(cfg, train_ex)

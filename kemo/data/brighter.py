@@ -104,6 +104,36 @@ def check_languages(languages) -> list[str]:
     return list(dict.fromkeys(languages))
 
 
+def decode_csv(path: Path, data: bytes | None = None) -> str:
+    """The text of a CSV file (or of `data`, read from it); a leading BOM is dropped.
+
+    Raises `InputError` for a missing, unreadable, non-UTF-8 (naming the line) or
+    empty file.
+    """
+    if data is None and not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        raw = path.read_bytes() if data is None else data
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}, line {line}: not valid UTF-8 ({e.reason})") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    if not text.strip():
+        raise InputError(f"{path}: empty file (expected a header row and data rows)")
+    return text
+
+
+def parse_csv(path: Path, text: str) -> pd.DataFrame:
+    """`text` as a DataFrame of strings (blank cells stay ""); InputError if malformed."""
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                           quoting=csv.QUOTE_MINIMAL)
+    except (pd.errors.ParserError, csv.Error) as e:
+        raise InputError(f"{path}: not a valid comma-separated file ({e})") from None
+
+
 def read_track_a_csv(path: str | os.PathLike, labelled: bool = True) -> pd.DataFrame:
     """Read one Track A CSV, checking every cell; returns id, text and label columns.
 
@@ -113,29 +143,12 @@ def read_track_a_csv(path: str | os.PathLike, labelled: bool = True) -> pd.DataF
     `labelled=False` (test files) label cells may be blank.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")  # a leading BOM is accepted and dropped
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InputError(f"{path}, line {line}: not valid UTF-8 ({e.reason})") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    if not text.strip():
-        raise InputError(f"{path}: empty file (expected a header id,text,<labels> and rows)")
+    text = decode_csv(path)
     header = next(csv.reader(io.StringIO(text)), [])
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated and "id" in header and "text" in header:  # else: "missing column" below
         raise InputError(f"{path}, header: duplicated column names ({', '.join(duplicated)})")
-    try:
-        df = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-            quoting=csv.QUOTE_MINIMAL,
-        )
-    except (pd.errors.ParserError, csv.Error) as e:
-        raise InputError(f"{path}: not a valid comma-separated file ({e})") from None
+    df = parse_csv(path, text)
     columns = [str(c) for c in df.columns]
     for required in ("id", "text"):
         if required not in columns:

@@ -83,6 +83,12 @@ def epoch_indices(n: int, seed: int, epoch: int, weights=None) -> np.ndarray:
     return rng.choice(n, size=n, replace=True, p=weights)
 
 
+def length_buckets(buckets, sequence_length: int) -> list[int]:
+    """The padded lengths a batch may take: `buckets` below the max, then the max."""
+    return sorted({int(b) for b in (buckets or []) if 0 < int(b) < sequence_length}) + \
+        [int(sequence_length)]
+
+
 def bucket_for(length: int, buckets: list[int]) -> int:
     """The smallest bucket that holds `length` tokens (the largest bucket caps)."""
     for b in buckets:
@@ -132,8 +138,7 @@ def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size
     import tensorflow as tf
 
     n = len(next(iter(arrays.values())))
-    full = next(iter(arrays.values())).shape[1]
-    buckets = sorted(b for b in (buckets or []) if b < full) + [full]
+    buckets = length_buckets(buckets, next(iter(arrays.values())).shape[1])
     lengths = token_lengths(arrays)
     keys = list(arrays)
 
