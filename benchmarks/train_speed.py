@@ -4,6 +4,8 @@
     python benchmarks/train_speed.py --steps 20 --repeats 1           # quick look
     python benchmarks/train_speed.py --device gpu --model mbert-base --dtype bfloat16 \
         --batch-size 32
+    python benchmarks/train_speed.py --languages all --tokenizer e5 --save-tokens t.npz
+    python benchmarks/train_speed.py --tokens t.npz ...    # no data files/pandas/tokenizers
 
 Both sides train the same BERT architecture (random weights) on the same data, in the
 same batches, in one process:
@@ -11,11 +13,14 @@ same batches, in one process:
 * kemo: keras-hub `BertBackbone` + `kemo.models.classifier.build_classifier` (pooling,
   dropout, float32 logits) + `kemo.losses.MaskedBinaryCrossentropy` + Keras AdamW as
   `kemo.training.make_optimizer` builds it (constant learning rate, no decay on
-  bias/gamma/beta). The train step is Keras' stateless API (`model.stateless_call`,
-  `optimizer.stateless_apply`) under one `jax.jit` with the model/optimizer state
-  donated; each length bucket's program is compiled ahead of time (timed separately,
-  and included in the end-to-end epoch time). Losses stay on the device until the epoch
-  ends (no per-step host sync). `--kemo-loop fit` runs `model.fit` instead.
+  bias/gamma/beta). By default (`--kemo-loop fit`) it trains as `scripts/train.py`
+  does: `model.fit` with kemo's metrics (macro-F1 and per-label loss), fed kemo's
+  batches (a PyDataset here, as tf.data is not on a GPU machine); each bucket's
+  program is compiled before the clock starts by one `train_on_batch` per bucket
+  (timed as compile, and included in the end-to-end times). `--kemo-loop jit` is a
+  hand-written loop instead: Keras' stateless API (`model.stateless_call`,
+  `optimizer.stateless_apply`) under one `jax.jit` with the state donated, compiled
+  ahead of time, no metrics, losses read once per epoch.
 * torch: `transformers.BertModel` (same sizes, tanh-GELU like keras-hub, no pooler),
   the same pooling/dropout/Linear head, masked BCE-with-logits, `torch.optim.AdamW`
   (same decay exclusions and epsilon), eager loop, `torch.no_grad()` inference.
@@ -57,10 +62,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
-DEFAULT_TOKENIZER = Path("~/.cache/kemo/weights/minilm-l6-en/tokenizer.json")
+WEIGHTS = Path(os.environ.get("KEMO_WEIGHTS_DIR", "~/.cache/kemo/weights"))
+TOKENIZERS = {"minilm": "minilm-l6-en", "e5": "e5-small-multi"}  # setup_weights.py names
+DEFAULT_TOKENIZER = "minilm"
 
 SHAPES = {  # layers, hidden, heads, intermediate, vocabulary
-    "tiny": (2, 64, 2, 128, 30522),  # smoke tests only
+    "tiny": (2, 64, 2, 128, 250002),  # smoke tests and rehearsals only
     "small": (6, 384, 12, 1536, 30522),  # MiniLM-L6
     "mbert-base": (12, 768, 12, 3072, 119547),
     "xlmr-base": (12, 768, 12, 3072, 250002),  # XLM-R's position offset ignored
@@ -96,10 +103,12 @@ def parse_args(argv=None):
                    help="kemo's length buckets (comma-separated; the sequence length caps)")
     p.add_argument("--pooling", choices=("cls", "mean"), default="mean")
     p.add_argument("--dropout", type=float, default=0.1, help="backbone and head dropout")
-    p.add_argument("--languages", default="eng")
+    p.add_argument("--languages", default="eng", help="comma-separated codes, or 'all'")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--tokenizer", default=None,
-                   help=f"tokenizer.json (default {DEFAULT_TOKENIZER})")
+                   help="a tokenizer.json, or minilm (English WordPiece) or e5 (XLM-R "
+                        "SentencePiece, ~100 languages) as scripts/setup_weights.py "
+                        f"materialises them (default {DEFAULT_TOKENIZER})")
     p.add_argument("--max-examples", type=int, default=0, help="0: all training rows")
     p.add_argument("--learning-rate", type=float, default=2e-5)
     p.add_argument("--weight-decay", type=float, default=0.01)
@@ -108,12 +117,21 @@ def parse_args(argv=None):
                    help="CPU threads for torch (0: all cores, as XLA's CPU backend uses)")
     p.add_argument("--peak-tflops", type=float, default=0.0,
                    help="peak dense TFLOP/s for the MFU row (0: known GPUs, n/a on CPU)")
-    p.add_argument("--kemo-loop", choices=("jit", "fit"), default="jit",
-                   help="jit: AOT-compiled stateless step; fit: keras model.fit")
+    p.add_argument("--kemo-loop", choices=("fit", "jit"), default="fit",
+                   help="fit: keras model.fit with kemo's loss and metrics, as "
+                        "scripts/train.py runs; jit: a hand-written AOT-compiled stateless step")
     p.add_argument("--compile-cache", default=None, metavar="DIR",
                    help="JAX persistent compilation cache (a second run loads, not compiles)")
     p.add_argument("--skip", choices=("none", "kemo", "torch"), default="none",
                    help="time only one side")
+    p.add_argument("--padded-steps", type=int, default=10,
+                   help="train steps timed at batch x --sequence-length, every row padded "
+                        "to the full length (the MFU of the padded step; 0 skips)")
+    p.add_argument("--tokens", default=None, metavar="NPZ",
+                   help="pre-tokenised train data from --save-tokens: no data files, "
+                        "pandas or tokenizers needed (e.g. on a GPU machine)")
+    p.add_argument("--save-tokens", default=None, metavar="NPZ",
+                   help="write the tokenised train data here (ragged, compressed) and stop")
     p.add_argument("--json", default=None, help="also write the results here")
     return p.parse_args(argv)
 
@@ -136,36 +154,76 @@ def setup_environment(args) -> None:
 # ---------------------------------------------------------------------------- data
 
 def load_data(args):
-    """Texts, targets and the one-off tokenisation into padded numpy arrays."""
+    """Targets and the one-off tokenisation into padded numpy arrays.
+
+    Returns (y, arrays, tokenize_s, source). With `--tokens`, both come from a file
+    that `--save-tokens` wrote (token ids stored ragged: ids + offsets).
+    """
     import numpy as np
+
+    if args.tokens:
+        t0 = time.perf_counter()
+        with np.load(args.tokens, allow_pickle=False) as f:
+            ids, offsets, y = f["ids"], f["offsets"], f["y"]
+            source = str(f["source"])
+            langs = str(f["languages"])
+            saved_length = int(f["sequence_length"])
+        if args.sequence_length > saved_length:
+            raise SystemExit(f"{args.tokens}: texts were truncated to {saved_length} tokens, "
+                             f"below --sequence-length {args.sequence_length}")
+        if args.languages != langs:
+            print(f"note: --tokens holds {langs} (not --languages {args.languages})")
+            args.languages = langs
+        rows = np.arange(len(y))
+        if args.max_examples and args.max_examples < len(y):  # as below: a seeded subset
+            rows = np.sort(np.random.default_rng(args.seed).permutation(len(y))[:args.max_examples])
+        y = y[rows]
+        arrays = _pad(np, [ids[offsets[i]:offsets[i + 1]] for i in rows], args.sequence_length)
+        return y, arrays, time.perf_counter() - t0, f"{args.tokens}, from {source}"
     from tokenizers import Tokenizer
 
-    from kemo.data.brighter import load_split, resolve_data_dir
+    from kemo.data.brighter import LANGUAGES, load_split, resolve_data_dir
 
     data_dir = args.data_dir or os.environ.get("KEMO_DATA_DIR") or str(DEFAULT_DATA)
-    train = load_split(resolve_data_dir(data_dir), "train", args.languages.split(","))
+    langs = list(LANGUAGES) if args.languages == "all" else args.languages.split(",")
+    train = load_split(resolve_data_dir(data_dir), "train", langs)
     if args.max_examples and args.max_examples < len(train):
         keep = np.random.default_rng(args.seed).permutation(len(train))[:args.max_examples]
         train = train.subset(np.sort(keep))
-    tok_path = Path(args.tokenizer or DEFAULT_TOKENIZER).expanduser()
+    name = args.tokenizer or DEFAULT_TOKENIZER
+    tok_path = (WEIGHTS / TOKENIZERS[name] / "tokenizer.json" if name in TOKENIZERS
+                else Path(name)).expanduser()
     if not tok_path.is_file():
         raise SystemExit(f"{tok_path}: not found (python scripts/setup_weights.py "
-                         "minilm-l6-en materialises it, or pass --tokenizer)")
+                         f"{TOKENIZERS.get(name, '')} materialises it, or pass --tokenizer)")
     t0 = time.perf_counter()
     tok = Tokenizer.from_file(str(tok_path))
     tok.no_padding()
     tok.enable_truncation(max_length=args.sequence_length)
-    enc = tok.encode_batch([str(t) for t in train.texts])
-    n, full = len(enc), args.sequence_length
-    token_ids = np.zeros((n, full), np.int32)
-    padding_mask = np.zeros((n, full), np.int32)
-    for i, e in enumerate(enc):
-        token_ids[i, :len(e.ids)] = e.ids
-        padding_mask[i, :len(e.ids)] = 1
-    arrays = {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids),
-              "padding_mask": padding_mask}
+    enc = [np.asarray(e.ids, np.int32) for e in tok.encode_batch([str(t) for t in train.texts])]
+    arrays = _pad(np, enc, args.sequence_length)
     tokenize_s = time.perf_counter() - t0
-    return train, arrays, tokenize_s, str(tok_path)
+    if args.save_tokens:
+        np.savez_compressed(
+            args.save_tokens, ids=np.concatenate(enc),
+            offsets=np.cumsum([0] + [len(e) for e in enc]), y=train.y,
+            source=f"{tok_path.parent.name}/{tok_path.name}", languages=args.languages,
+            sequence_length=args.sequence_length)
+        print(f"wrote {args.save_tokens}: {len(enc)} rows, "
+              f"{Path(args.save_tokens).stat().st_size / 1e6:.1f} MB")
+    return train.y, arrays, tokenize_s, str(tok_path)
+
+
+def _pad(np, sequences, full):
+    """Ragged token id sequences -> the padded arrays a BERT backbone takes."""
+    token_ids = np.zeros((len(sequences), full), np.int32)
+    padding_mask = np.zeros((len(sequences), full), np.int32)
+    for i, ids in enumerate(sequences):
+        ids = ids[:full]
+        token_ids[i, :len(ids)] = ids
+        padding_mask[i, :len(ids)] = 1
+    return {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids),
+            "padding_mask": padding_mask}
 
 
 def make_plans(args, n, lengths):
@@ -177,7 +235,7 @@ def make_plans(args, n, lengths):
     full = args.sequence_length
     buckets = sorted(b for b in (int(x) for x in args.buckets.split(",") if x) if b < full)
     buckets = buckets + [full]
-    bs = min(args.batch_size, n)
+    bs = args.batch_size
     train_plans = []
     for epoch in range(args.repeats * args.epochs):
         order = epoch_indices(n, args.seed, epoch)
@@ -186,7 +244,10 @@ def make_plans(args, n, lengths):
         train_plans.append(plan[:args.steps] if args.steps else plan)
     infer = batches(np.arange(n), lengths, bs, buckets, drop_remainder=False)
     infer = infer[:args.steps] if args.steps else infer
-    return buckets, train_plans, infer
+    # The padded step: full batches of the longest texts, each padded to the full length.
+    longest = np.argsort(-lengths, kind="stable")[:bs]
+    padded = [(longest, full)] * args.padded_steps
+    return buckets, train_plans, infer, padded
 
 
 def model_flops(lengths_list, layers, d, ff, labels, train: bool) -> float:
@@ -215,7 +276,7 @@ class KemoSide:
         from kemo.config import Config, TrainConfig
         from kemo.losses import MaskedBinaryCrossentropy
         from kemo.models.classifier import build_classifier
-        from kemo.training import make_optimizer
+        from kemo.training import make_metrics, make_optimizer
 
         layers, d, heads, ff, vocab = shape
         keras.utils.set_random_seed(args.seed)
@@ -235,9 +296,10 @@ class KemoSide:
         self.loop = args.kemo_loop
         self.compile_s = {"train": 0.0, "infer": 0.0}
         self._train_exec, self._infer_exec = {}, {}
-        if self.loop == "fit":  # compiles inside the first epoch of each shape: not split out
-            self.model.compile(optimizer=self.optimizer, loss=self.loss, jit_compile=True)
-            self.compile_s = {"train": None, "infer": None}
+        if self.loop == "fit":  # as kemo.training.train compiles it
+            labels = [f"label{j}" for j in range(num_labels)]
+            self.model.compile(optimizer=self.optimizer, loss=self.loss,
+                               metrics=make_metrics(labels, self.loss))
             return
         self.optimizer.build(self.model.trainable_variables)
         self.state = ([v.value for v in self.model.trainable_variables],
@@ -290,16 +352,30 @@ class KemoSide:
             self.compile_s["infer"] += time.perf_counter() - t0
         return self._infer_exec[length]
 
-    def precompile(self, plans, infer_plan, num_labels):
-        """Compile every bucket's programs before the clock starts (timed apart)."""
+    def precompile(self, plans, infer_plan, num_labels, arrays=None, y=None):
+        """Compile every bucket's programs before the clock starts (timed apart).
+
+        `fit` compiles on first use: it runs here on one batch per bucket (a fit and a
+        predict call), so its compile time includes one step per bucket."""
         if self.loop == "fit":
+            for key, plan in (("train", [b for p in plans for b in p]), ("infer", infer_plan)):
+                first = {}
+                for idx, length in plan:
+                    first.setdefault(length, (idx[:self.batch_size], length))
+                t0 = time.perf_counter()
+                if key == "train":
+                    self._fit_epoch(list(first.values()), arrays, y)
+                else:
+                    self._fit_infer(list(first.values()), arrays)
+                self.compile_s[key] = time.perf_counter() - t0
+                (self._train_exec if key == "train" else self._infer_exec).update(first)
             return
         for length in sorted({b for plan in plans for _, b in plan}):
             self._train_program(length, num_labels)
         for length in sorted({b for _, b in infer_plan}):
             self._infer_program(length)
 
-    def train_epoch(self, plan, arrays, y):
+    def train_epoch(self, plan, arrays, y, pad_to_bucket=True):
         if self.loop == "fit":
             return self._fit_epoch(plan, arrays, y)
         state, losses = self.state, []
@@ -347,7 +423,14 @@ class KemoSide:
         return float(hist.history["loss"][-1])
 
     def _fit_infer(self, plan, arrays):
-        return self.model.predict(self._dataset(plan, arrays, None), verbose=0)
+        import numpy as np
+
+        # The last batch is padded to full rows, as kemo.data.pipeline.make_dataset does.
+        full = [(np.resize(idx, self.batch_size), b) for idx, b in plan]
+        probs = self.model.predict(self._dataset(full, arrays, None), verbose=0)
+        keep = np.concatenate([np.arange(len(idx)) + k * self.batch_size
+                               for k, (idx, _) in enumerate(plan)])
+        return np.asarray(self.jax.nn.sigmoid(probs[keep]))
 
 
 # --------------------------------------------------------------------------- torch
@@ -405,8 +488,8 @@ class TorchSide:
                          "enabled": args.dtype == "bfloat16"}
         self.compile_s = {"train": None, "infer": None}  # eager: nothing to compile
 
-    def _batch(self, idx, arrays):
-        length = int(arrays["padding_mask"][idx].sum(1).max())  # dynamic padding
+    def _batch(self, idx, arrays, length=None):
+        length = length or int(arrays["padding_mask"][idx].sum(1).max())  # dynamic padding
         t = self.torch
         ids = t.from_numpy(arrays["token_ids"][idx, :length]).to(self.device, t.long)
         mask = t.from_numpy(arrays["padding_mask"][idx, :length]).to(self.device, t.long)
@@ -422,12 +505,12 @@ class TorchSide:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize()
 
-    def train_epoch(self, plan, arrays, y):
+    def train_epoch(self, plan, arrays, y, pad_to_bucket=False):
         t = self.torch
         self.model.train()
         losses = []
-        for idx, _ in plan:
-            ids, mask = self._batch(idx, arrays)
+        for idx, bucket in plan:
+            ids, mask = self._batch(idx, arrays, bucket if pad_to_bucket else None)
             target = t.from_numpy(y[idx]).to(self.device)
             with t.autocast(**self.autocast):
                 logits = self.model(ids, mask)
@@ -498,11 +581,18 @@ def main(argv=None) -> dict:
         torch.set_num_threads(threads)
     layers, d, heads, ff, vocab = shape = SHAPES[args.model]
 
-    train, arrays, tokenize_s, tok_path = load_data(args)
-    y = train.y
-    n, num_labels = len(train), y.shape[1]
+    y, arrays, tokenize_s, tok_path = load_data(args)
+    if args.save_tokens:  # a preparation step: the benchmark then runs with --tokens
+        return {}
+    n, num_labels = y.shape
+    if n < args.batch_size:
+        print(f"note: --batch-size {args.batch_size} lowered to the {n} texts")
+        args.batch_size = n
+    folded = int(arrays["token_ids"].max()) >= vocab
+    if folded:  # e.g. XLM-R ids into mBERT's smaller table: the same compute, other rows
+        arrays["token_ids"] %= vocab
     lengths = arrays["padding_mask"].sum(1).astype("int64")
-    buckets, train_plans, infer_plan = make_plans(args, n, lengths)
+    buckets, train_plans, infer_plan, padded_plan = make_plans(args, n, lengths)
 
     sides = {}
     t0 = time.perf_counter()
@@ -523,14 +613,15 @@ def main(argv=None) -> dict:
           + ", ".join(f"{k} {s.params:,} params" for k, s in sides.items()))
     print(f"data: {n} {args.languages} train texts, tokenised once in {tokenize_s:.2f}s "
           f"({tok_path}); mean {lengths.mean():.1f} tokens, max {lengths.max()}; "
-          f"batch {args.batch_size}; kemo buckets {buckets}, torch pads to batch max")
+          f"batch {args.batch_size}; kemo buckets {buckets}, torch pads to batch max"
+          + (f"; token ids folded modulo the vocabulary ({vocab})" if folded else ""))
     print(f"plan: {len(train_plans[0])} train / {len(infer_plan)} inference batches per "
           f"epoch, {args.repeats} interleaved repeat(s) x {args.epochs} epoch(s)"
           + (f" (--steps {args.steps})" if args.steps else ""), flush=True)
 
     if "kemo" in sides:
         t0 = time.perf_counter()
-        sides["kemo"].precompile(train_plans, infer_plan, num_labels)
+        sides["kemo"].precompile(train_plans, infer_plan, num_labels, arrays, y)
         print(f"kemo: built in {build_kemo_s:.1f}s, compiled {len(sides['kemo']._train_exec)} "
               f"train + {len(sides['kemo']._infer_exec)} inference programs in "
               f"{time.perf_counter() - t0:.1f}s", flush=True)
@@ -553,6 +644,16 @@ def main(argv=None) -> dict:
             print(f"repeat {r + 1}: {k:5s} train epoch {times[k]['train'][-1]:.2f}s "
                   f"(loss {loss:.4f}), inference {times[k]['infer'][-1]:.2f}s", flush=True)
 
+    padded_s = {}
+    if padded_plan:  # one untimed warm-up step (compiles the full length if no epoch did)
+        for k in sides:
+            sides[k].train_epoch(padded_plan[:1], arrays, y, pad_to_bucket=True)
+            t0 = time.perf_counter()
+            sides[k].train_epoch(padded_plan, arrays, y, pad_to_bucket=True)
+            padded_s[k] = time.perf_counter() - t0
+            print(f"padded step: {k:5s} {len(padded_plan)} steps of {args.batch_size} x "
+                  f"{args.sequence_length} in {padded_s[k]:.2f}s", flush=True)
+
     train_rows = sum(len(i) for i, _ in train_plans[0])
     infer_rows = sum(len(i) for i, _ in infer_plan)
     real_train = [lengths[i] for plan in train_plans for i, _ in plan]
@@ -569,6 +670,8 @@ def main(argv=None) -> dict:
     real_tokens = float(sum(x.sum() for x in real_train))
     real_infer = float(sum(lengths[i].sum() for i, _ in infer_plan))
     peak, peak_src = peak_tflops(args)
+    flops_padded = model_flops([[args.sequence_length] * len(i) for i, _ in padded_plan],
+                               layers, d, ff, num_labels, train=True) if padded_plan else 0.0
 
     res = {}
     for k, s in sides.items():
@@ -580,6 +683,7 @@ def main(argv=None) -> dict:
             "train_epoch_s": tr,
             "train_compile_s": comp["train"],
             "train_epoch_e2e_s": tr + (comp["train"] or 0.0),
+            "train_run_e2e_s": args.epochs * tr + (comp["train"] or 0.0),
             "infer_samples_per_s": infer_rows / inf,
             "infer_pass_s": inf,
             "infer_compile_s": comp["infer"],
@@ -591,6 +695,10 @@ def main(argv=None) -> dict:
             "train_computed_over_real_tokens":
                 sum(padded(p, k) for p in train_plans) / real_tokens,
             "infer_computed_over_real_tokens": padded(infer_plan, k) / real_infer,
+            "padded_step_samples_per_s":
+                sum(len(i) for i, _ in padded_plan) / padded_s[k] if k in padded_s else None,
+            "padded_step_tflops": flops_padded / padded_s[k] / 1e12 if k in padded_s else None,
+            "padded_step_mfu_pct": None,
             "first_epoch_loss": loss0[k],
             "peak_tflops": peak,
             "train_epoch_all_s": times[k]["train"],
@@ -599,11 +707,14 @@ def main(argv=None) -> dict:
     for r in res.values():
         if peak is not None:
             r["train_mfu_pct"] = 100 * r["train_tflops"] / peak
+            if r["padded_step_tflops"] is not None:
+                r["padded_step_mfu_pct"] = 100 * r["padded_step_tflops"] / peak
     rows = [
         ("train samples/s", "train_samples_per_s"),
         ("train epoch, median (s)", "train_epoch_s"),
         ("train compile (s)", "train_compile_s"),
         ("train epoch e2e incl. compile (s)", "train_epoch_e2e_s"),
+        (f"train run, {args.epochs} epoch(s) + compile (s)", "train_run_e2e_s"),
         ("inference samples/s", "infer_samples_per_s"),
         ("inference pass, median (s)", "infer_pass_s"),
         ("inference compile (s)", "infer_compile_s"),
@@ -611,6 +722,10 @@ def main(argv=None) -> dict:
         ("train TFLOP/s (model FLOPs)", "train_tflops"),
         ("inference TFLOP/s", "infer_tflops"),
         ("train MFU (%)", "train_mfu_pct"),
+        (f"padded step {args.batch_size}x{args.sequence_length} samples/s",
+         "padded_step_samples_per_s"),
+        ("padded step TFLOP/s (padded FLOPs)", "padded_step_tflops"),
+        ("padded step MFU (%)", "padded_step_mfu_pct"),
         ("inference MFU (%)", "infer_mfu_pct"),
         ("train computed / real tokens", "train_computed_over_real_tokens"),
         ("inference computed / real tokens", "infer_computed_over_real_tokens"),
