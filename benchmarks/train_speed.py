@@ -26,13 +26,17 @@ same batches, in one process:
   (same decay exclusions and epsilon), eager loop, `torch.no_grad()` inference.
 
 Data: the real BRIGHTER Track A train texts (`--data-dir`, else `$KEMO_DATA_DIR`, else
-../shared/data/brighter/track_a beside the checkout), tokenised once with the HF
-`tokenizers` library and the MiniLM `tokenizer.json` into numpy arrays that both sides
-read. Batches are kemo's (`kemo.data.pipeline.epoch_indices` + `batches`: seeded
-permutation, length-sorted inside windows, shuffled); kemo pads each batch to its length
-bucket (`--buckets`, one compiled program per bucket), torch to the batch's longest
-sequence. Nothing here imports TensorFlow (it is blocked, so keras-hub runs as it does
-where TensorFlow is absent).
+../shared/data/brighter/track_a beside the checkout; `--languages all` for all 28),
+tokenised once with the HF `tokenizers` library (`--tokenizer minilm`, English
+WordPiece, or `e5`, XLM-R SentencePiece) into numpy arrays that both sides read; or
+read pre-tokenised from `--tokens` (written by `--save-tokens`). Batches are kemo's
+(`kemo.data.pipeline.epoch_indices` + `batches`: seeded permutation, length-sorted
+inside windows, shuffled; inference shortest first, as `kemo.training.predict_probs`).
+kemo pads each batch to its length bucket (`--buckets`, one compiled program per
+bucket), torch to the batch's longest sequence. `--padded-steps` also times train
+steps with every row padded to `--sequence-length`, FLOPs counted on the padded tokens
+(the padded step's MFU). Nothing here imports TensorFlow (it is blocked, so keras-hub
+runs as it does where TensorFlow is absent).
 
 FLOPs are counted analytically on the real (unpadded) tokens, the same for both sides:
   N      = layers * (4 d^2 + 2 d f) + d * labels        (matmul weights, no embeddings)
@@ -242,7 +246,9 @@ def make_plans(args, n, lengths):
         rng = np.random.default_rng([args.seed, epoch, 1])
         plan = batches(order, lengths, bs, buckets, drop_remainder=True, rng=rng)
         train_plans.append(plan[:args.steps] if args.steps else plan)
-    infer = batches(np.arange(n), lengths, bs, buckets, drop_remainder=False)
+    # Inference batches shortest text first, as kemo.training.predict_probs cuts them.
+    infer = batches(np.argsort(lengths, kind="stable"), lengths, bs, buckets,
+                    drop_remainder=False)
     infer = infer[:args.steps] if args.steps else infer
     # The padded step: full batches of the longest texts, each padded to the full length.
     longest = np.argsort(-lengths, kind="stable")[:bs]
