@@ -107,6 +107,9 @@ def parse_args(argv=None):
                    help="kemo's length buckets (comma-separated; the sequence length caps)")
     p.add_argument("--pooling", choices=("cls", "mean"), default="mean")
     p.add_argument("--dropout", type=float, default=0.1, help="backbone and head dropout")
+    p.add_argument("--fused-attention", action="store_true",
+                   help="no dropout on attention probabilities, on both sides (kemo's "
+                        "model.fused_attention: Keras then runs fused dot-product attention)")
     p.add_argument("--languages", default="eng", help="comma-separated codes, or 'all'")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--tokenizer", default=None,
@@ -281,6 +284,7 @@ class KemoSide:
 
         from kemo.config import Config, TrainConfig
         from kemo.losses import MaskedBinaryCrossentropy
+        from kemo.models.backbones import use_fused_attention
         from kemo.models.classifier import build_classifier
         from kemo.training import make_metrics, make_optimizer
 
@@ -291,6 +295,8 @@ class KemoSide:
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=vocab, num_layers=layers, num_heads=heads, hidden_dim=d,
             intermediate_dim=ff, max_sequence_length=MAX_POSITIONS, dropout=args.dropout)
+        if args.fused_attention:
+            use_fused_attention(backbone)
         self.model = build_classifier(backbone, num_labels, args.pooling, dropout=args.dropout)
         self.optimizer = make_optimizer(Config(train=TrainConfig(
             schedule="constant", learning_rate=args.learning_rate,
@@ -461,7 +467,8 @@ class TorchSide:
                             hidden_act="gelu_pytorch_tanh",  # keras-hub's gelu_approximate
                             max_position_embeddings=MAX_POSITIONS, layer_norm_eps=1e-12,
                             hidden_dropout_prob=args.dropout,
-                            attention_probs_dropout_prob=args.dropout)
+                            attention_probs_dropout_prob=0.0 if args.fused_attention
+                            else args.dropout)
         pooling, dropout = args.pooling, args.dropout
 
         class Classifier(torch.nn.Module):
@@ -615,7 +622,9 @@ def main(argv=None) -> dict:
           f"keras {keras.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}); "
           f"dtype {args.dtype}")
     print(f"model: {args.model} = {layers} layers, hidden {d}, {heads} heads, "
-          f"intermediate {ff}, vocab {vocab}; {num_labels} labels, {args.pooling} pooling; "
+          f"intermediate {ff}, vocab {vocab}; {num_labels} labels, {args.pooling} pooling, "
+          f"dropout {args.dropout}, attention dropout "
+          f"{0.0 if args.fused_attention else args.dropout}; "
           + ", ".join(f"{k} {s.params:,} params" for k, s in sides.items()))
     print(f"data: {n} {args.languages} train texts, tokenised once in {tokenize_s:.2f}s "
           f"({tok_path}); mean {lengths.mean():.1f} tokens, max {lengths.max()}; "

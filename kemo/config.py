@@ -50,6 +50,9 @@ class ModelConfig:
     pooling: str = "cls"  # "cls" or "mean" (masked)
     freeze_token_embeddings: bool = False  # keep the (large) vocabulary matrix fixed
     dropout: float = 0.1
+    # true: no dropout on attention probabilities (the rest keeps `dropout`), so Keras
+    # runs fused dot-product attention (cuDNN flash attention on a GPU).
+    fused_attention: bool = False
 
 
 @dataclass

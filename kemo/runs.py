@@ -71,6 +71,10 @@ def load_run(run_dir) -> Run:
         raise InputError(f"{path / 'model.keras'}: cannot load model "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
                          ) from None
+    if config.model.fused_attention:  # not kept by model.keras: as in training
+        from kemo.models.backbones import use_fused_attention
+
+        use_fused_attention(model)
     preprocessor = _load_preprocessor(path / "preprocessor")
     thresholds = ThresholdSearch.load(path / "thresholds.json")
     return Run(path, config, model, preprocessor, thresholds)

@@ -35,7 +35,7 @@ from kemo.errors import InputError
 from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
-from kemo.models.backbones import save_preprocessor
+from kemo.models.backbones import save_preprocessor, use_fused_attention
 from kemo.report import format_report, full_report
 from kemo.thresholds import ThresholdSearch
 
@@ -217,6 +217,8 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     backbone = load_backbone(cfg.model, preprocessor.tokenizer.vocabulary_size())
     if cfg.model.freeze_token_embeddings:
         backbone.get_layer("token_embedding").trainable = False
+    if cfg.model.fused_attention:
+        use_fused_attention(backbone)
     run_dir = Path(run_dir)
     _open_run_dir(run_dir, cfg, resume)
     if not resume:

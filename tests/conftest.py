@@ -18,8 +18,10 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
 DATA_DIR = Path(os.environ.get("KEMO_DATA_DIR", DEFAULT_DATA))
 
 # A quick variant of configs/tiny.toml for tests (~20 s on 2 CPU cores).
+# Fused attention on, so that every test of a trained run (reload, export, explain,
+# resume) covers it.
 TINY_OVERRIDES = ["train.epochs=2", "data.max_train_examples=600", "model.sequence_length=64",
-                  "data.length_buckets=[32]"]
+                  "data.length_buckets=[32]", "model.fused_attention=true"]
 
 
 @pytest.fixture(scope="session")

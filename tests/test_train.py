@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -40,6 +41,11 @@ def test_saved_model_reloads_and_predicts_identically(tiny_run):
     from kemo.data.pipeline import tokenize
 
     run = load_run(tiny_run)
+    # model.keras does not keep fused attention: load_run applies it from the config.
+    assert run.config.model.fused_attention
+    mhas = [layer for layer in run.model._flatten_layers()
+            if isinstance(layer, keras.layers.MultiHeadAttention)]
+    assert mhas and all(m._dropout == 0.0 for m in mhas)
     texts = ["I am so happy today!", "This is terrifying.", ""]
     arrays = tokenize(texts, run.preprocessor)
     again = load_run(tiny_run)

@@ -128,3 +128,31 @@ def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
         max_sequence_length=cfg.sequence_length,
         dropout=cfg.dropout,
     )
+
+
+def use_fused_attention(model) -> int:
+    """Turn off attention-probability dropout in every `MultiHeadAttention` of `model`.
+
+    Keras' `MultiHeadAttention` computes softmax(QK^T) explicitly whenever its dropout
+    is above 0, even at inference; at 0 it calls `keras.ops.dot_product_attention`,
+    which is fused (cuDNN flash attention on GPU, one XLA op on CPU). Hidden and
+    embedding dropout are untouched. A saved model does not keep this (the layers'
+    configs still hold the backbone's dropout): `kemo.runs.load_run` applies it again
+    from the run's config. Returns the number of attention layers changed.
+
+    Example:
+        backbone = load_backbone(cfg.model)
+        use_fused_attention(backbone)  # 6 for MiniLM-L6
+    """
+    import keras
+
+    count = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.MultiHeadAttention):
+            if not hasattr(layer, "_dropout") or not hasattr(layer, "_dropout_layer"):
+                raise RuntimeError("keras.layers.MultiHeadAttention no longer has _dropout: "
+                                   "model.fused_attention needs updating for this Keras")
+            layer._dropout = 0.0
+            layer._dropout_layer.rate = 0.0
+            count += 1
+    return count
