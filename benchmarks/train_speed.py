@@ -133,7 +133,8 @@ def parse_args(argv=None):
                    help="time only one side")
     p.add_argument("--padded-steps", type=int, default=10,
                    help="train steps timed at batch x --sequence-length, every row padded "
-                        "to the full length (the MFU of the padded step; 0 skips)")
+                        "to the full length (the MFU of the padded step; 0 skips); the "
+                        "time of 1 step is subtracted, so a call's fixed cost cancels")
     p.add_argument("--tokens", default=None, metavar="NPZ",
                    help="pre-tokenised train data from --save-tokens: no data files, "
                         "pandas or tokenizers needed (e.g. on a GPU machine)")
@@ -659,15 +660,24 @@ def main(argv=None) -> dict:
             print(f"repeat {r + 1}: {k:5s} train epoch {times[k]['train'][-1]:.2f}s "
                   f"(loss {loss:.4f}), inference {times[k]['infer'][-1]:.2f}s", flush=True)
 
-    padded_s = {}
-    if padded_plan:  # one untimed warm-up step (compiles the full length if no epoch did)
-        for k in sides:
-            sides[k].train_epoch(padded_plan[:1], arrays, y, pad_to_bucket=True)
+    padded_s = {}  # seconds per padded step
+    for k in sides if padded_plan else ():
+        def timed(plan):
             t0 = time.perf_counter()
-            sides[k].train_epoch(padded_plan, arrays, y, pad_to_bucket=True)
-            padded_s[k] = time.perf_counter() - t0
-            print(f"padded step: {k:5s} {len(padded_plan)} steps of {args.batch_size} x "
-                  f"{args.sequence_length} in {padded_s[k]:.2f}s", flush=True)
+            sides[k].train_epoch(plan, arrays, y, pad_to_bucket=True)
+            return time.perf_counter() - t0
+
+        timed(padded_plan[:1])  # warm-up: compiles the full length if no epoch did
+        one, many = timed(padded_plan[:1]), timed(padded_plan)
+        # Per step: a call's fixed cost (fit's set-up, the final sync) cancels out.
+        per_step = (many - one) / (len(padded_plan) - 1) if len(padded_plan) > 1 else many
+        print(f"padded step: {k:5s} {len(padded_plan)} steps of {args.batch_size} x "
+              f"{args.sequence_length} in {many:.3f}s, 1 step in {one:.3f}s: "
+              + (f"{per_step * 1e3:.1f} ms per step" if per_step > 0 else
+                 "too short to tell apart from the call's fixed cost (raise --padded-steps)"),
+              flush=True)
+        if per_step > 0:
+            padded_s[k] = per_step
 
     train_rows = sum(len(i) for i, _ in train_plans[0])
     infer_rows = sum(len(i) for i, _ in infer_plan)
@@ -685,8 +695,8 @@ def main(argv=None) -> dict:
     real_tokens = float(sum(x.sum() for x in real_train))
     real_infer = float(sum(lengths[i].sum() for i, _ in infer_plan))
     peak, peak_src = peak_tflops(args)
-    flops_padded = model_flops([[args.sequence_length] * len(i) for i, _ in padded_plan],
-                               layers, d, ff, num_labels, train=True) if padded_plan else 0.0
+    flops_padded = model_flops([[args.sequence_length] * args.batch_size], layers, d, ff,
+                               num_labels, train=True)  # one padded step
 
     res = {}
     for k, s in sides.items():
@@ -711,7 +721,7 @@ def main(argv=None) -> dict:
                 sum(padded(p, k) for p in train_plans) / real_tokens,
             "infer_computed_over_real_tokens": padded(infer_plan, k) / real_infer,
             "padded_step_samples_per_s":
-                sum(len(i) for i, _ in padded_plan) / padded_s[k] if k in padded_s else None,
+                args.batch_size / padded_s[k] if k in padded_s else None,
             "padded_step_tflops": flops_padded / padded_s[k] / 1e12 if k in padded_s else None,
             "padded_step_mfu_pct": None,
             "first_epoch_loss": loss0[k],
