@@ -16,8 +16,8 @@ same batches, in one process:
   bias/gamma/beta). By default (`--kemo-loop fit`) it trains as `scripts/train.py`
   does: `model.fit` with kemo's metrics (macro-F1 and per-label loss), fed kemo's
   batches (a PyDataset here, as tf.data is not on a GPU machine); each bucket's
-  program is compiled before the clock starts by one `train_on_batch` per bucket
-  (timed as compile, and included in the end-to-end times). `--kemo-loop jit` is a
+  program is compiled before the clock starts by one `fit` (and one `predict`) call
+  on one batch per bucket (timed as compile, and included in the end-to-end times). `--kemo-loop jit` is a
   hand-written loop instead: Keras' stateless API (`model.stateless_call`,
   `optimizer.stateless_apply`) under one `jax.jit` with the state donated, compiled
   ahead of time, no metrics, losses read once per epoch.
@@ -182,9 +182,7 @@ def load_data(args):
         if args.languages != langs:
             print(f"note: --tokens holds {langs} (not --languages {args.languages})")
             args.languages = langs
-        rows = np.arange(len(y))
-        if args.max_examples and args.max_examples < len(y):  # as below: a seeded subset
-            rows = np.sort(np.random.default_rng(args.seed).permutation(len(y))[:args.max_examples])
+        rows = _subset_rows(np, len(y), args)
         y = y[rows]
         arrays = _pad(np, [ids[offsets[i]:offsets[i + 1]] for i in rows], args.sequence_length)
         return y, arrays, time.perf_counter() - t0, f"{args.tokens}, from {source}"
@@ -195,9 +193,7 @@ def load_data(args):
     data_dir = args.data_dir or os.environ.get("KEMO_DATA_DIR") or str(DEFAULT_DATA)
     langs = list(LANGUAGES) if args.languages == "all" else args.languages.split(",")
     train = load_split(resolve_data_dir(data_dir), "train", langs)
-    if args.max_examples and args.max_examples < len(train):
-        keep = np.random.default_rng(args.seed).permutation(len(train))[:args.max_examples]
-        train = train.subset(np.sort(keep))
+    train = train.subset(_subset_rows(np, len(train), args))
     name = args.tokenizer or DEFAULT_TOKENIZER
     tok_path = (WEIGHTS / TOKENIZERS[name] / "tokenizer.json" if name in TOKENIZERS
                 else Path(name)).expanduser()
@@ -222,6 +218,13 @@ def load_data(args):
     return train.y, arrays, tokenize_s, str(tok_path)
 
 
+def _subset_rows(np, n, args):
+    """The rows kept: all, or a seeded subset of `--max-examples` (in file order)."""
+    if args.max_examples and args.max_examples < n:
+        return np.sort(np.random.default_rng(args.seed).permutation(n)[:args.max_examples])
+    return np.arange(n)
+
+
 def _pad(np, sequences, full):
     """Ragged token id sequences -> the padded arrays a BERT backbone takes."""
     token_ids = np.zeros((len(sequences), full), np.int32)
@@ -238,11 +241,10 @@ def make_plans(args, n, lengths):
     """Per repeat: the training batches of that epoch; and the inference batches."""
     import numpy as np
 
-    from kemo.data.pipeline import batches, epoch_indices  # TensorFlow-free
+    from kemo.data.pipeline import batches, epoch_indices, length_buckets  # TensorFlow-free
 
     full = args.sequence_length
-    buckets = sorted(b for b in (int(x) for x in args.buckets.split(",") if x) if b < full)
-    buckets = buckets + [full]
+    buckets = length_buckets([int(x) for x in args.buckets.split(",") if x], full)
     bs = args.batch_size
     train_plans = []
     for epoch in range(args.repeats * args.epochs):
@@ -388,7 +390,7 @@ class KemoSide:
         for length in sorted({b for _, b in infer_plan}):
             self._infer_program(length)
 
-    def train_epoch(self, plan, arrays, y, pad_to_bucket=True):
+    def train_epoch(self, plan, arrays, y, pad_to_bucket=True):  # kemo always pads to it
         if self.loop == "fit":
             return self._fit_epoch(plan, arrays, y)
         state, losses = self.state, []
