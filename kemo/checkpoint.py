@@ -6,7 +6,9 @@ learning-rate schedule position follows from the step) and `state.json` (epoch,
 early-stopping state). Only when that directory is complete is `checkpoints/LATEST`
 replaced (write then rename), so a kill at any moment leaves the previous checkpoint
 in force. The data order needs no saving: each epoch's order depends only on
-(seed, epoch).
+(seed, epoch). Loading reads and checks every file of the checkpoint (LATEST,
+`state.json`, each array's count and shape against the model) before it assigns
+anything, so a damaged checkpoint is one `InputError` naming the file.
 
 Example:
     callbacks = [RunCheckpoint(run_dir, early_stopping=es)]
@@ -24,6 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kemo import run_files as rf
 from kemo.errors import InputError
 
 
@@ -49,17 +52,34 @@ def _save_arrays(path: Path, variables) -> None:
         os.fsync(f.fileno())
 
 
-def _load_arrays(path: Path, variables, what: str) -> None:
-    with np.load(path) as data:
-        if len(data.files) != len(variables):
-            raise InputError(f"{path}: checkpoint holds {len(data.files)} {what} variables, "
-                             f"the model has {len(variables)} (config changed since?)")
-        for i, v in enumerate(variables):
-            value = data[f"v{i:05d}"]
-            if tuple(value.shape) != tuple(v.shape):
-                raise InputError(f"{path}: {what} variable {v.path} has shape {value.shape} "
-                                 f"in the checkpoint, {tuple(v.shape)} in the model")
-            v.assign(value)
+def _load_arrays(path: Path, variables, what: str) -> list[np.ndarray]:
+    """Every array of `path`, read in full (so a damaged file fails here) and checked
+    against `variables`: count, shapes, dtypes, finite values. Nothing is assigned."""
+    if not path.is_file():
+        raise InputError(f"{path}: missing (checkpoint incomplete)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = sorted(data.files)
+            values = [data[n] for n in names]
+    except Exception as e:  # truncated zip, bad CRC, pickled objects, not a .npz
+        detail = str(e).splitlines()[0] if str(e) else ""
+        raise InputError(f"{path}: cannot read the {what} arrays "
+                         f"({type(e).__name__}: {detail})") from None
+    if names != [f"v{i:05d}" for i in range(len(names))]:
+        raise InputError(f"{path}: unexpected array names (expected v00000, v00001, ...)")
+    if len(values) != len(variables):
+        raise InputError(f"{path}: checkpoint holds {len(values)} {what} variables, "
+                         f"the model has {len(variables)} (config changed since?)")
+    for i, (value, v) in enumerate(zip(values, variables)):
+        shape, name = tuple(getattr(v, "shape", ())), getattr(v, "path", f"#{i}")
+        if tuple(value.shape) != shape:
+            raise InputError(f"{path}: {what} variable {name} has shape {value.shape} "
+                             f"in the checkpoint, {shape} in the model")
+        if value.dtype.kind not in "fiub":
+            raise InputError(f"{path}: {what} variable {name} has dtype {value.dtype}")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise InputError(f"{path}: {what} variable {name} holds NaN or infinite values")
+    return values
 
 
 def save_checkpoint(run_dir, model, state: dict) -> Path:
@@ -86,27 +106,76 @@ def save_checkpoint(run_dir, model, state: dict) -> Path:
     return final
 
 
-def load_checkpoint(run_dir, model) -> dict | None:
-    """Restore model and optimizer variables from the LATEST checkpoint; its state.
+def read_checkpoint(run_dir, model, epochs: int | None = None,
+                    early_stopping: bool | None = None) -> dict | None:
+    """Read and validate the LATEST checkpoint in full, assigning nothing.
 
-    Returns None when the run has no checkpoint yet. The optimizer must be compiled
-    (it is built here if needed). `state["best_weights"]` holds early stopping's best
-    weights when they were saved.
+    Returns None when the run has no checkpoint yet, else its state with the arrays
+    under "model", "optimizer" and "best_weights". Any fault (LATEST naming no
+    checkpoint, a bad `state.json`, a truncated `.npz`, a variable count or shape that
+    is not the model's) is one `InputError` naming the file. The optimizer is built if
+    needed. `epochs`: the run's epoch count; `early_stopping`: whether the config uses
+    it (its state must then be present).
     """
     root = _checkpoints(run_dir)
-    if not (root / "LATEST").is_file():
+    latest = root / "LATEST"
+    if not latest.exists():
         return None
-    ckpt = root / (root / "LATEST").read_text().strip()
-    if not (ckpt / "state.json").is_file():
-        raise InputError(f"{ckpt}: checkpoint incomplete (no state.json)")
-    state = json.loads((ckpt / "state.json").read_text())
-    _load_arrays(ckpt / "model.npz", model.variables, "model")
+    try:
+        name = latest.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{latest}: cannot read ({e})") from None
+    ckpt = root / name
+    if not name.startswith("epoch-") or not name[6:].isdigit() or "/" in name \
+            or not ckpt.is_dir():
+        raise InputError(f"{latest}: names {name[:40]!r}, which is not a checkpoint "
+                         f"directory in {root}")
+    state = _read_state(ckpt / "state.json", int(name[6:]), epochs, early_stopping)
+    state["model"] = _load_arrays(ckpt / "model.npz", model.variables, "model")
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    _load_arrays(ckpt / "optimizer.npz", model.optimizer.variables, "optimizer")
-    if (ckpt / "best.npz").is_file():
-        with np.load(ckpt / "best.npz") as data:
-            state["best_weights"] = [data[k] for k in sorted(data.files)]
+    state["optimizer"] = _load_arrays(ckpt / "optimizer.npz", model.optimizer.variables,
+                                      "optimizer")
+    if (ckpt / "best.npz").exists():  # early stopping's best weights (model.get_weights)
+        state["best_weights"] = _load_arrays(ckpt / "best.npz", model.weights, "best-weights")
+    return state
+
+
+def _read_state(path: Path, epoch: int, epochs, early_stopping) -> dict:
+    """`state.json`: its epoch is the directory's; early stopping's counters are sane."""
+    if not path.is_file():
+        raise InputError(f"{path}: missing (checkpoint incomplete)")
+    state = rf.read_json(path)
+    got = rf.number(state, "epoch", path, lo=1, integer=True)
+    if got != epoch:
+        raise InputError(f"{rf.where(path, 'epoch')}: {got}, but the directory is "
+                         f"{path.parent.name}")
+    if epochs is not None and got > epochs:
+        raise InputError(f"{rf.where(path, 'epoch')}: {got}, but the run has {epochs} epochs")
+    es = rf.field(state, "early_stopping", path, dict, optional=not early_stopping)
+    if es is not None:
+        for key in ("wait", "best_epoch"):
+            rf.number(state, ("early_stopping", key), path, 0, integer=True)
+        if rf.field(state, ("early_stopping", "best"), path, (float, type(None))) is not None:
+            rf.number(state, ("early_stopping", "best"), path)
+    return {k: v for k, v in state.items() if k in ("epoch", "early_stopping")}
+
+
+def load_checkpoint(run_dir, model, epochs: int | None = None,
+                    early_stopping: bool | None = None) -> dict | None:
+    """Restore model and optimizer variables from the LATEST checkpoint; its state.
+
+    Everything is read and validated (`read_checkpoint`) before any variable is
+    assigned. Returns None when the run has no checkpoint yet. `state["best_weights"]`
+    holds early stopping's best weights when they were saved.
+    """
+    state = read_checkpoint(run_dir, model, epochs, early_stopping)
+    if state is None:
+        return None
+    for v, value in zip(model.variables, state.pop("model")):
+        v.assign(value)
+    for v, value in zip(model.optimizer.variables, state.pop("optimizer")):
+        v.assign(value)
     return state
 
 

@@ -21,7 +21,10 @@ writes into DIR (default `<run_dir>/export`):
       m = tf.saved_model.load("DIR/saved_model")
       out = m.signatures["serving_default"](texts=tf.constant(["I love it"]))
 - `export.json`: label names, thresholds, preprocessing settings, versions and the
-  timings printed by the command.
+  timings printed by the command (`read_export_info` reads it back, validated).
+- `.kemo-export`: marks DIR as kemo's export and lists every entry kemo wrote. An
+  existing DIR is replaced only when it holds this marker and nothing else than the
+  entries it lists; any other non-empty DIR is refused, and nothing in it is deleted.
 
 How the SavedModel is built (two stages; a single Keras `ExportArchive` endpoint
 cannot take strings under JAX): (1) `model.export(format="tf_saved_model")` of the
@@ -50,10 +53,11 @@ import time
 from pathlib import Path
 
 from kemo.errors import InputError
+from kemo.export_dir import (  # noqa: F401  (read_export_info: re-exported)
+    FORMAT_VERSION, SAVED_MODEL, SIGNATURE, check_out, mark, read_export_info, replace,
+    staging_dir,
+)
 
-SAVED_MODEL = "saved_model"
-SIGNATURE = "serving_default"
-FORMAT_VERSION = 1
 
 # Texts for the latency benchmark: short social-media posts like BRIGHTER's, mixed
 # languages and scripts, cycled to the batch size.
@@ -342,24 +346,6 @@ def preprocessing_settings(preprocessor, sequence_length: int) -> dict:
     }
 
 
-def _check_out(out: Path):
-    """An existing `out` must be empty or an earlier export (which is replaced)."""
-    if out.exists() and (not out.is_dir() or
-                         (any(out.iterdir()) and not (out / "export.json").is_file())):
-        raise InputError(f"export directory {out}: exists and is not an earlier kemo export "
-                         "(choose another --out)")
-
-
-def _staging_dir(out: Path) -> Path:
-    """A new directory beside `out`, renamed to `out` once the export is complete."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    stage.chmod(0o777 & ~umask)  # mkdtemp makes it 0700
-    return stage
-
-
 def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int = 32,
                repeats: int = 10, platforms=("cpu", "cuda"), pad_batch: bool = True,
                log=print) -> dict:
@@ -372,9 +358,9 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
     started = time.perf_counter()
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "export"
-    _check_out(out)
+    check_out(out)
     run = load_run(run_dir)
-    stage = _staging_dir(out)
+    stage = staging_dir(out)
     try:
         shutil.copy2(run.path / "model.keras", stage / "model.keras")
         shutil.copytree(run.path / "preprocessor", stage / "preprocessor")
@@ -434,9 +420,8 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
             "export_seconds": round(export_s, 3),
         }
         (stage / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        stage.rename(out)
+        mark(stage)
+        replace(out, stage, log)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -1,5 +1,10 @@
 """Reading back what a training run wrote: model, preprocessor, thresholds, config.
 
+Nothing is trusted: the run's label set comes from `label_distribution.json` (written
+when training starts) and `thresholds.json`, `report.json` and the model's output
+width must agree with it; every value is checked (`kemo.run_files`), and a fault is
+one `InputError` naming the file and the field.
+
 Example:
     run = load_run("runs/tiny-20261127-231500")
     probs = run.predict_probs(["I am so happy today!"])
@@ -9,19 +14,24 @@ Example:
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from kemo import run_files as rf
 from kemo.config import Config, load_config
 from kemo.errors import InputError
+from kemo.run_files import where
 from kemo.thresholds import ThresholdSearch
 
 # Importing these registers the custom objects a saved model needs.
 from kemo import losses as _losses, metrics as _metrics  # noqa: F401
 from kemo.models import classifier as _classifier  # noqa: F401
+
+THRESHOLDS, DISTRIBUTION, REPORT = "thresholds.json", "label_distribution.json", "report.json"
 
 
 @dataclass
@@ -52,32 +62,108 @@ class Run:
         return probs, self.thresholds.apply(probs)
 
 
-def load_run(run_dir) -> Run:
-    """Load a run directory written by `kemo.training.train` (Keras safe mode on)."""
-    import keras_hub  # noqa: F401  (registers the preprocessor classes)
+@dataclass
+class RunState:
+    """A run directory's own records, validated against each other (no model loaded).
 
+    `label_names` is the run's label set, from `label_distribution.json` (written when
+    training starts); `thresholds.json` and `report.json` must agree with it.
+    """
+
+    path: Path
+    config: Config
+    label_names: list[str] | None
+    distribution: dict | None
+    thresholds: ThresholdSearch | None
+    report: dict | None
+
+
+def read_run_state(run_dir, finished: bool = True) -> RunState:
+    """Read and cross-check `config.toml`, `label_distribution.json`, `thresholds.json`
+    and `report.json`; with `finished`, all but `report.json` must exist."""
     path = Path(run_dir)
-    needed = ["config.toml", "model.keras", "thresholds.json", "preprocessor"]
     if not path.is_dir():
         raise InputError(f"run directory {path}: not found")
+    needed = ["config.toml"] + (["label_distribution.json", "thresholds.json"] if finished else [])
     missing = [n for n in needed if not (path / n).exists()]
     if missing:
         raise InputError(f"run directory {path}: missing {', '.join(missing)} "
                          "(not a finished kemo run)")
-    config = load_config(path / "config.toml")
+    try:
+        config = load_config(path / "config.toml")
+    except InputError as e:
+        where_ = str(path / "config.toml")
+        raise InputError(str(e) if where_ in str(e) else f"{where_}: {e}") from None
+    dist = names = None
+    if (path / DISTRIBUTION).exists():
+        dist = read_label_distribution(path / DISTRIBUTION)
+        names = dist["labels"]
+    thresholds = None
+    if (path / THRESHOLDS).exists():
+        thresholds = ThresholdSearch.load(path / THRESHOLDS, names, DISTRIBUTION)
+        names = names or thresholds.label_names
+    report = read_report(path, names) if (path / REPORT).exists() else None
+    return RunState(path, config, names, dist, thresholds, report)
+
+
+def load_run(run_dir) -> Run:
+    """Load a run directory written by `kemo.training.train` (Keras safe mode on).
+
+    Every file is validated first (`read_run_state`); the model must output one logit
+    per label of the run.
+    """
+    import keras_hub  # noqa: F401  (registers the preprocessor classes)
+
+    path = Path(run_dir)
+    if path.is_dir():
+        missing = [n for n in ("config.toml", "model.keras", THRESHOLDS, DISTRIBUTION,
+                               "preprocessor") if not (path / n).exists()]
+        if missing:
+            raise InputError(f"run directory {path}: missing {', '.join(missing)} "
+                             "(not a finished kemo run)")
+    state = read_run_state(path)
+    _check_zip(path / "model.keras")
     try:
         model = keras.models.load_model(path / "model.keras", compile=False, safe_mode=True)
     except Exception as e:
         raise InputError(f"{path / 'model.keras'}: cannot load model "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
                          ) from None
-    if config.model.fused_attention:  # not kept by model.keras: as in training
+    width = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if width != len(state.label_names):
+        raise InputError(f"{path / 'model.keras'}: the model outputs {width} values per text, "
+                         f"{where(path / DISTRIBUTION, 'labels')} lists "
+                         f"{len(state.label_names)} labels")
+    if state.config.model.fused_attention:  # not kept by model.keras: as in training
         from kemo.models.backbones import use_fused_attention
 
         use_fused_attention(model)
     preprocessor = _load_preprocessor(path / "preprocessor")
-    thresholds = ThresholdSearch.load(path / "thresholds.json")
-    return Run(path, config, model, preprocessor, thresholds)
+    return Run(path, state.config, model, preprocessor, state.thresholds)
+
+
+def _check_zip(path: Path) -> None:
+    """A `.keras` file is a zip: every member must read back (CRC checked)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise InputError(f"{path}: not a readable .keras file "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                         ) from None
+    if bad is not None:
+        raise InputError(f"{path}: damaged (member {bad} fails its CRC check)")
+
+
+def read_label_distribution(path) -> dict:
+    """`label_distribution.json`: the run's labels (kemo's order) and their positive
+    rates before and after sampling."""
+    d = rf.read_json(path)
+    names = rf.label_names(rf.field(d, "labels", path, list), path, "labels")
+    for key in ("before", "after"):
+        rf.numbers(rf.field(d, key, path, list), path, key, len(names), 0.0, 1.0)
+    rf.number(d, "sampling_strength", path, lo=0.0, optional=True)
+    return d
 
 
 def _load_preprocessor(preset: Path):
@@ -97,5 +183,37 @@ def _load_preprocessor(preset: Path):
     return preprocessor
 
 
-def read_report(run_dir) -> dict:
-    return json.loads((Path(run_dir) / "report.json").read_text())
+def read_report(run_dir, label_names=None) -> dict:
+    """`report.json`, checked where kemo reads it: every classification report holds
+    finite scores for labels among `label_names`; `meta.thresholds` one per label."""
+    path = Path(run_dir) / REPORT
+    d = rf.read_json(path)
+    for split in ("validation", "dev"):
+        if split == "dev" and split not in d:
+            continue
+        for key in ("threshold_0.5", "tuned_thresholds"):
+            _check_report(d, path, (split, key, "overall"), label_names)
+            langs = rf.field(d, (split, key, "per_language"), path, dict, optional=True)
+            for lang in langs or {}:
+                _check_report(d, path, (split, key, "per_language", lang), label_names)
+    if rf.field(d, ("meta", "thresholds"), path, list, optional=True) is not None:
+        rf.numbers(d["meta"]["thresholds"], path, ("meta", "thresholds"),
+                   len(label_names) if label_names else None, 0.0, 1.0)
+    return d
+
+
+def _check_report(d: dict, path, keys: tuple, label_names) -> None:
+    """One `kemo.report.classification_report` dict at `d[keys[0]][keys[1]]...`."""
+    rep = rf.field(d, keys, path, dict)
+    rf.number(d, keys + ("n",), path, 0, integer=True)
+    for label in rf.field(d, keys + ("per_label",), path, dict):
+        if label_names is not None and label not in label_names:
+            raise InputError(f"{where(path, keys + ('per_label',))}: unexpected label "
+                             f"{label!r} (the run's labels are {', '.join(label_names)})")
+        for k in ("precision", "recall", "f1"):
+            rf.number(d, keys + ("per_label", label, k), path, 0.0, 1.0)
+        rf.number(d, keys + ("per_label", label, "support"), path, 0, integer=True)
+    for avg in ("macro", "micro", "weighted", "samples"):
+        if avg in rep:
+            for k in ("precision", "recall", "f1"):
+                rf.number(d, keys + (avg, k), path, 0.0, 1.0)

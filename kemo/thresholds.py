@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
+from kemo import run_files as rf
+
 
 @dataclass
 class ThresholdSearch:
@@ -53,9 +55,19 @@ class ThresholdSearch:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path):
-        d = json.loads(Path(path).read_text())
-        return cls(d["thresholds"], d["label_names"], d.get("val_f1", []))
+    def load(cls, path, label_names=None, source: str = ""):
+        """Read and validate `thresholds.json`: one finite threshold in [0, 1] per label;
+        with `label_names` (the run's own labels, read from `source`), its
+        `label_names` must equal them."""
+        d = rf.read_json(path)
+        names = rf.label_names(rf.field(d, "label_names", path, list), path, "label_names",
+                               label_names, source)
+        thresholds = rf.numbers(rf.field(d, "thresholds", path, list), path, "thresholds",
+                                len(names), 0.0, 1.0)
+        val_f1 = rf.field(d, "val_f1", path, list, optional=True, default=[])
+        if val_f1:
+            rf.numbers(val_f1, path, "val_f1", len(names), 0.0, 1.0)
+        return cls([float(t) for t in thresholds], names, [float(f) for f in val_f1])
 
 
 def best_f1_threshold(y_true, probs, default: float = 0.5) -> tuple[float, float]:
