@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,25 +39,18 @@ def read_history(run_dir) -> list[dict]:
     """Per-epoch logs (epoch numbered from 1): `history.json`, else `history.csv`."""
     run_dir = Path(run_dir)
     if (run_dir / "history.json").is_file():
-        try:
-            return json.loads((run_dir / "history.json").read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{run_dir / 'history.json'}: not valid JSON ({e})") from None
+        from kemo.run_files import read_history as read_history_json
+
+        return read_history_json(run_dir / "history.json")
     if (run_dir / "history.csv").is_file():
         with open(run_dir / "history.csv", newline="") as f:
             rows = list(csv.DictReader(f))
-        return [{k: (int(v) + 1 if k == "epoch" else float(v)) for k, v in r.items()}
-                for r in rows]
+        try:
+            return [{k: (int(v) + 1 if k == "epoch" else float(v)) for k, v in r.items()}
+                    for r in rows]
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{run_dir / 'history.csv'}: not a kemo history ({e})") from None
     return []
-
-
-def _read_json(path: Path):
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
 
 
 # ---------------------------------------------------------------- PR-curve data
@@ -91,7 +83,7 @@ def validation_curve_data(run_dir, data_dir=None) -> CurveData:
     probs = run.predict_probs(val.texts, run.config.train.batch_size)
     note = f"{len(val)} rows re-created from the config and seed"
     try:
-        rep = read_report(run_dir)
+        rep = read_report(run_dir, names)
         expected = rep["validation"]["tuned_thresholds"]["overall"]["macro"]["f1"]
         got = classification_report(val.labels, run.thresholds.apply(probs), val.mask,
                                     names)["macro"]["f1"]
@@ -102,7 +94,7 @@ def validation_curve_data(run_dir, data_dir=None) -> CurveData:
                      f"{expected:.4f})")
         else:
             note += f" (checked: same rows and macro-F1 {got:.4f} as report.json)"
-    except (OSError, KeyError, json.JSONDecodeError):
+    except (OSError, KeyError, InputError):
         pass
     return CurveData("validation", names, probs, val.labels, val.mask, note)
 
@@ -362,18 +354,18 @@ def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
+    from kemo.runs import read_run_state
+
+    # Every file the page reads is checked before anything is written.
+    state = read_run_state(run_dir, finished=False)
+    history = read_history(run_dir)
+    report, dist, names = state.report or {}, state.distribution, state.label_names or []
+    thresholds = state.thresholds.thresholds if state.thresholds else [0.5] * len(names)
     out = Path(out_dir) if out_dir else run_dir / "report"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"report directory {out}: cannot create ({e.strerror})") from None
-
-    history = read_history(run_dir)
-    report = _read_json(run_dir / "report.json") or {}
-    dist = _read_json(run_dir / "label_distribution.json")
-    thr = _read_json(run_dir / "thresholds.json") or {}
-    names = thr.get("label_names") or (dist or {}).get("labels") or []
-    thresholds = thr.get("thresholds") or [0.5] * len(names)
 
     body = [f"<h1>Run report: {_e(run_dir.name)}</h1>",
             f'<p class="meta">{_e(run_dir.resolve())}</p>']
