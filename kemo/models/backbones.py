@@ -3,7 +3,9 @@
 A preset is anything `keras_hub.models.Backbone.from_preset` takes: a Kaggle preset
 name or handle (`bert_base_multi`, `kaggle://...`), an `hf://` handle, or a local
 directory in keras-hub or Hugging Face format; or the name of an offline model that
-`python scripts/setup_weights.py` materialised (`minilm-l6-en`, `e5-small-multi`).
+`python scripts/setup_weights.py` materialised (`minilm-l6-en`, `e5-small-multi`,
+`mpnet-base-en`). Hugging Face MPNet checkpoints (local or `hf://`), which keras-hub
+cannot convert, are loaded by `kemo.models.mpnet`.
 With no preset, `[model]` describes a small BERT with random weights whose WordPiece
 vocabulary is learnt from the training texts (tests and the `tiny` config).
 
@@ -21,6 +23,7 @@ import keras_hub
 
 from kemo.config import ModelConfig
 from kemo.errors import InputError
+from kemo.models import mpnet  # also registers the kemo>MPNet* classes for loading
 
 BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -49,9 +52,23 @@ def resolve_preset(preset: str) -> str:
     return preset
 
 
+def _mpnet_from_preset(cls, path: str, **kwargs):
+    """`cls.from_preset(path)` for an HF MPNet checkpoint (keras-hub has no converter)."""
+    for kemo_cls, load in [(mpnet.MPNetBackbone, mpnet.load_mpnet_backbone),
+                           (mpnet.MPNetTextClassifierPreprocessor, mpnet.load_mpnet_preprocessor),
+                           (mpnet.MPNetTokenizer, mpnet.load_mpnet_tokenizer)]:
+        if issubclass(kemo_cls, cls):
+            return load(path, **kwargs)
+    raise InputError(f"config key 'model.preset': {path!r} is an MPNet checkpoint, "
+                     f"which gives no {cls.__name__}")
+
+
 def _from_preset(cls, preset: str, **kwargs):
     try:
-        return cls.from_preset(resolve_preset(preset), **kwargs)
+        path = resolve_preset(preset)
+        if mpnet.is_mpnet_preset(path):
+            return _mpnet_from_preset(cls, path, **kwargs)
+        return cls.from_preset(path, **kwargs)
     except InputError:
         raise
     except Exception as e:  # network, missing files, unsupported architecture

