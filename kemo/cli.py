@@ -171,15 +171,22 @@ def _evaluate(args) -> int:
     import json
 
     from kemo.data.brighter import resolve_data_dir
+    from kemo.errors import InputError
     from kemo.submission import format_scores, score_submission
 
     gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
     preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions
     scores = score_submission(preds, gold, args.languages)
+    if args.json:  # written before anything is printed: an error here is the only output
+        out = Path(args.json)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(scores, indent=1))
+        except OSError as e:
+            raise InputError(f"--json {out}: cannot write ({e.strerror or e})") from None
     print(f"gold: {gold}")
     print(format_scores(scores))
     if args.json:
-        Path(args.json).write_text(json.dumps(scores, indent=1))
         print(f"wrote {args.json}")
     return 0
 

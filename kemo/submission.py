@@ -3,13 +3,14 @@
 Predicting (`predict_files`): each input CSV is either a Track A file (`<lang>.csv`
 with columns id,text,<labels>; test files have blank labels) or a plain file with
 columns id,text. For a Track A file the output is the official submission file
-`pred_<lang>.csv`: header `id,<the language's own label columns, in its file order>`,
-integer 0/1 at the run's tuned thresholds, every input id once, in input order; the
+`pred_<lang>.csv` with the organisers' header, `id,<the language's own label columns,
+in its file order, capitalised>` (eng: `id,Anger,Fear,Joy,Sadness,Surprise`), integer
+0/1 at the run's tuned thresholds, every input id once, in input order; the
 probabilities go to `probs_<lang>.csv` (id, p_<label> for every label of the model);
 `submission.zip` holds `track_a/pred_<lang>.csv` for every language. A language label
 the model was never trained on (e.g. afr's disgust for an eng-only model) is refused,
-or written as 0 with `untrained="zero"` (`--untrained-labels zero`). A plain file gives `<name>.predictions.csv` (id, p_<label>...,
-<label>...) over the model's labels.
+or written as 0 with `untrained="zero"` (`--untrained-labels zero`). A plain file gives
+`<name>.predictions.csv` (id, p_<label>..., <label>...) over the model's labels.
 
 Scoring (`score_submission`) follows the SemEval-2025 Task 11 organisers' scorer
 (github.com/emotion-analysis-project/SemEval2025-Task11, Evaluation/utils.py):
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +158,8 @@ def check_trained_labels(inp: InputFile, label_names, untrained: str = "error") 
 
 
 def submission_frame(inp: InputFile, label_names, decisions, untrained: str = "error"):
-    """The `pred_<lang>.csv` table: id + the language's own label columns as int 0/1.
+    """The `pred_<lang>.csv` table: id + the language's own label columns as int 0/1,
+    named as in the organisers' sample submission (`Anger`, `Fear`, ...).
 
     A column the model was not trained on raises InputError, or is written as 0 with
     `untrained="zero"`.
@@ -165,7 +168,7 @@ def submission_frame(inp: InputFile, label_names, decisions, untrained: str = "e
     check_trained_labels(inp, label_names, untrained)
     df = pd.DataFrame({"id": inp.ids})
     for c in inp.label_columns:
-        df[c] = (decisions[:, label_names.index(c)].astype(int) if c in label_names
+        df[c.capitalize()] = (decisions[:, label_names.index(c)].astype(int) if c in label_names
                  else np.zeros(len(inp.ids), int))
     return df
 
@@ -357,18 +360,17 @@ def find_prediction_files(source) -> dict[str, tuple[str, bytes]]:
         if lang in found:
             raise InputError(f"{name}: a second prediction file for {lang} "
                              f"(first: {found[lang][0]})")
-        found[lang] = (name, read())
+        try:
+            found[lang] = (name, read())
+        except OSError as e:
+            raise InputError(f"{name}: cannot read ({e.strerror})") from None
 
     for src in sources:
         if not src.exists():
             raise InputError(f"{src}: not found")
-        if src.is_file() and zipfile.is_zipfile(src):
-            with zipfile.ZipFile(src) as zf:
-                for info in zf.infolist():
-                    m = _PRED_NAME.match(Path(info.filename).name)
-                    if m and not info.is_dir():
-                        add(m.group(1), f"{src}:{info.filename}",
-                            lambda i=info, z=zf: z.read(i))
+        if src.is_file() and (zipfile.is_zipfile(src) or src.suffix.lower() == ".zip"):
+            for lang, name, data in _zip_members(src):
+                add(lang, name, lambda d=data: d)
         elif src.is_dir():
             folder = src / SUBMISSION_FOLDER if (src / SUBMISSION_FOLDER).is_dir() else src
             for f in sorted(folder.iterdir()):
@@ -385,6 +387,23 @@ def find_prediction_files(source) -> dict[str, tuple[str, bytes]]:
         raise InputError(f"{', '.join(map(str, sources))}: no pred_<lang>.csv files found "
                          f"(looked in the zip / folder and its {SUBMISSION_FOLDER}/)")
     return found
+
+
+def _zip_members(src: Path) -> list[tuple[str, str, bytes]]:
+    """(lang, name, bytes) of each pred_<lang>.csv in a zip; InputError if it is damaged."""
+    members, name = [], str(src)
+    try:
+        with zipfile.ZipFile(src) as zf:
+            for info in zf.infolist():
+                m = _PRED_NAME.match(Path(info.filename).name)
+                if m and not info.is_dir():
+                    name = f"{src}:{info.filename}"
+                    members.append((m.group(1), name, zf.read(info)))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+            RuntimeError, NotImplementedError, ValueError) as e:
+        why = " ".join(str(e).split()) or type(e).__name__
+        raise InputError(f"{name}: damaged or not a zip file ({why})") from None
+    return members
 
 
 def score_submission(predictions, gold_dir, languages=None) -> dict:

@@ -26,7 +26,9 @@ import numpy as np
 
 from kemo.checkpoint import ResumableEarlyStopping, RunCheckpoint, load_checkpoint
 from kemo.config import Config, dump_config
-from kemo.data.brighter import Examples, load_split, resolve_data_dir, train_val_split
+from kemo.data.brighter import (
+    Examples, load_split, resolve_data_dir, split_size_error, train_val_split,
+)
 from kemo.data.pipeline import (
     epoch_indices, label_distribution, make_dataset, sampling_weights, steps_per_epoch,
     token_lengths, tokenize,
@@ -51,20 +53,23 @@ class Splits:
 def load_data(cfg: Config, data_dir) -> Splits:
     """Read and validate train (+ dev when present); carve the validation split."""
     root = resolve_data_dir(data_dir or cfg.data.data_dir or None)
-    train_all = load_split(root, "train", cfg.data.languages)
+    train_all = read = load_split(root, "train", cfg.data.languages)
     if cfg.data.max_train_examples and cfg.data.max_train_examples < len(train_all):
         rng = np.random.default_rng(cfg.train.seed)
         keep = np.sort(rng.choice(len(train_all), cfg.data.max_train_examples, replace=False))
         train_all = train_all.subset(keep)
     train, val = train_val_split(train_all, cfg.data.val_fraction, cfg.train.seed)
     if len(val) == 0 or len(train) == 0:
-        raise InputError(
-            f"config key 'data.val_fraction': {cfg.data.val_fraction} leaves an empty "
-            f"train or validation split ({len(train_all)} training rows)"
-        )
+        raise split_size_error(read, train_all, cfg.data.val_fraction, root)
+    langs = list(dict.fromkeys(cfg.data.languages))
+    with_dev = [lang for lang in langs if (root / "dev" / f"{lang}.csv").exists()]
+    if len(with_dev) < len(langs):
+        missing = [str(root / "dev" / f"{lang}.csv") for lang in langs if lang not in with_dev]
+        print(f"note: no dev file {', '.join(missing)}: dev is scored on "
+              f"{', '.join(with_dev) or 'no language'}", file=sys.stderr)
     dev = None
-    if all((root / "dev" / f"{lang}.csv").exists() for lang in cfg.data.languages):
-        dev = load_split(root, "dev", cfg.data.languages)
+    if with_dev:
+        dev = load_split(root, "dev", with_dev)
         if dev.label_names != train.label_names:
             dev = _align_labels(dev, train.label_names)
     return Splits(train, val, dev, root)

@@ -77,7 +77,7 @@ CSV_CASES = {
     "duplicated_column": (HEADER + ",joy\n" + "\n".join(r + ",1" for r in _rows(40)), [],
                           [TRAIN, "duplicated column"]),
     "ragged_row": ("\n".join(_good()[:10] + ["eng_x,too,many,1,0,1,0,1,0,1"] + _good()[10:]), [],
-                   [TRAIN, "not a valid comma-separated file"]),
+                   [TRAIN, "row 10 (line 11): header has 7 fields, row 10 has 10"]),
     "unknown_language_file": (None, ["--set", 'data.languages=["eng", "klingon"]'],
                               ["data.languages", "'klingon'"]),
     "language_file_missing": (None, ["--set", 'data.languages=["deu"]'],

@@ -189,7 +189,9 @@ def test_submission_layout_for_test_files(run, tmp_path):
     result = predict_files(run, [eng, afr, plain], tmp_path / "out", untrained="zero")
     assert result["untrained"] == {"afr": ["disgust"]}
     pred = pd.read_csv(tmp_path / "out" / "pred_eng.csv", dtype=str)
-    assert list(pred.columns) == ["id", *ENG]
+    assert (tmp_path / "out" / "pred_eng.csv").read_text().splitlines()[0] == \
+        "id,Anger,Fear,Joy,Sadness,Surprise"  # the organisers' sample submission header
+    pred.columns = [c.lower() for c in pred.columns]
     assert pred["id"].tolist() == ["eng_b", "eng_a", "eng_c"]
     assert set(pred[ENG].to_numpy().ravel()) <= {"0", "1"}
     probs = run.predict_probs(["Oh, no! I am \"so\" scared\nof this", "What a lovely day",
@@ -198,7 +200,8 @@ def test_submission_layout_for_test_files(run, tmp_path):
     assert pred[ENG].astype(int).to_numpy().tolist() == expected[
         :, [run.label_names.index(c) for c in ENG]].tolist()
     afr_pred = pd.read_csv(tmp_path / "out" / "pred_afr.csv")
-    assert list(afr_pred.columns) == ["id", *afr_cols] and afr_pred["disgust"].tolist() == [0]
+    assert list(afr_pred.columns) == ["id", *(c.capitalize() for c in afr_cols)]
+    assert afr_pred["Disgust"].tolist() == [0]
     with zipfile.ZipFile(result["zip"]) as zf:
         assert sorted(zf.namelist()) == ["track_a/pred_afr.csv", "track_a/pred_eng.csv"]
         assert zf.read("track_a/pred_eng.csv") == (tmp_path / "out" / "pred_eng.csv").read_bytes()

@@ -126,12 +126,83 @@ def decode_csv(path: Path, data: bytes | None = None) -> str:
 
 
 def parse_csv(path: Path, text: str) -> pd.DataFrame:
-    """`text` as a DataFrame of strings (blank cells stay ""); InputError if malformed."""
+    r"""`text` as a DataFrame of strings, one column per header field; blank cells stay "".
+
+    The one CSV parse behind every reader (train/dev/test files, predict inputs, gold
+    and prediction files). Quoted fields may hold commas, quotes ("") and line breaks;
+    lines may end in LF, CRLF or CR; blank lines are skipped. Every data row must have
+    the header's field count (a trailing comma would otherwise shift every column), and
+    no column ever becomes the index. `df.attrs["header"]` keeps the header as written
+    (the column names get pandas-style ".1" suffixes for duplicates). InputError names
+    the file, the 1-based data row and its line.
+
+    Example:
+        parse_csv(Path("x.csv"), 'id,text\n1,"a, b"\n')["text"].tolist()   # ['a, b']
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long texts are fine
+    lines = io.StringIO(text, newline="").readlines()  # split as the reader splits
+    reader = csv.reader(iter(lines), strict=True)
+    records, starts, start = [], [], 1
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           quoting=csv.QUOTE_MINIMAL)
-    except (pd.errors.ParserError, csv.Error) as e:
-        raise InputError(f"{path}: not a valid comma-separated file ({e})") from None
+        for record in reader:
+            if len(record) > 1 or (record and record[0].strip()):  # else a blank line
+                records.append(record)
+                starts.append(start)
+            start = reader.line_num + 1
+    except csv.Error as e:
+        where = f"row {len(records)}" if records else "header"
+        if str(e) == "unexpected end of data":
+            opened = _open_quote_line(lines, start)
+            raise InputError(f"{path}, {where} (line {start}): unterminated quote: the quoted "
+                             f"field opened on line {opened} never closes") from None
+        raise InputError(f"{path}, {where} (line {reader.line_num}): malformed quoting ({e}; "
+                         'a quoted field must end at a comma or line end, "" inside it '
+                         "stands for a quote)") from None
+    if not records:
+        raise InputError(f"{path}: empty file (expected a header row and data rows)")
+    header = records[0]
+    for row, (record, line) in enumerate(zip(records[1:], starts[1:]), 1):
+        if len(record) != len(header):
+            hint = ("" if len(record) < len(header) else " (a trailing comma?)"
+                    if len(record) == len(header) + 1 and record[-1] == ""
+                    else " (a text with an unquoted comma?)")
+            raise InputError(f"{path}, row {row} (line {line}): header has {len(header)} "
+                             f"fields, row {row} has {len(record)}{hint}")
+    df = pd.DataFrame(records[1:], columns=_column_names(header), dtype=str)
+    df.attrs["header"] = list(header)
+    return df
+
+
+def _column_names(header) -> list[str]:
+    """pandas' names for a header: blank -> "Unnamed: i", repeats -> "name.1", ..."""
+    names = []
+    for i, name in enumerate(header):
+        name = name or f"Unnamed: {i}"
+        base, k = name, 0
+        while name in names:
+            k += 1
+            name = f"{base}.{k}"
+        names.append(name)
+    return names
+
+
+def _open_quote_line(lines, first: int) -> int:
+    """The line (1-based) of the quote that never closes, in a record starting on `first`."""
+    opened, quoted, field_start = first, False, True
+    for number, line in enumerate(lines[first - 1:], first):
+        i = 0
+        while i < len(line):
+            c = line[i]
+            if quoted and c == '"':
+                if line[i + 1:i + 2] == '"':
+                    i += 1
+                else:
+                    quoted = False
+            elif not quoted and c == '"' and field_start:
+                quoted, opened = True, number
+            field_start = not quoted and c in ",\r\n"
+            i += 1
+    return opened
 
 
 def read_track_a_csv(path: str | os.PathLike, labelled: bool = True) -> pd.DataFrame:
@@ -143,12 +214,11 @@ def read_track_a_csv(path: str | os.PathLike, labelled: bool = True) -> pd.DataF
     `labelled=False` (test files) label cells may be blank.
     """
     path = Path(path)
-    text = decode_csv(path)
-    header = next(csv.reader(io.StringIO(text)), [])
+    df = parse_csv(path, decode_csv(path))
+    header = df.attrs["header"]
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated and "id" in header and "text" in header:  # else: "missing column" below
         raise InputError(f"{path}, header: duplicated column names ({', '.join(duplicated)})")
-    df = parse_csv(path, text)
     columns = [str(c) for c in df.columns]
     for required in ("id", "text"):
         if required not in columns:
@@ -245,6 +315,41 @@ def train_val_split(examples: Examples, val_fraction: float, seed: int):
     is_val = np.zeros(len(examples), bool)
     is_val[val_rows] = True
     return examples.subset(np.flatnonzero(~is_val)), examples.subset(val_rows)
+
+
+def split_size_error(read: Examples, used: Examples, val_fraction: float,
+                     root: Path) -> InputError:
+    """Why `train_val_split` left a part empty, blaming the real culprit.
+
+    At val_fraction f a language needs ceil(1 / min(f, 1 - f)) train rows (10 at 0.1).
+    The culprit is the train files when each has fewer than that and under 10 rows,
+    else `data.max_train_examples` when it cut the rows read, else `data.val_fraction`.
+
+    Example:
+        raise split_size_error(read, read, 0.1, root)
+        # InputError: .../train/eng.csv: 1 data row; at least 10 are needed to carve ...
+    """
+    f = val_fraction
+    if f <= 0:
+        return InputError(f"config key 'data.val_fraction': {f} leaves no validation split "
+                          "(early stopping and threshold tuning need one; e.g. 0.1)")
+    needed = max(2, int(np.ceil(round(1 / min(f, 1 - f), 6))))
+    langs = list(dict.fromkeys(read.langs))
+    have = {lang: int((read.langs == lang).sum()) for lang in langs}
+    kept = ", ".join(f"{lang} {int((used.langs == lang).sum())}" for lang in langs)
+    if all(n < min(needed, 10) for n in have.values()):
+        files = "; ".join(f"{root / 'train' / f'{lang}.csv'}: {n} data row{'s' * (n != 1)}"
+                          for lang, n in have.items())
+        each = " per language" if len(have) > 1 else ""
+        return InputError(f"{files}; at least {needed}{each} are needed to carve a "
+                          f"validation split (data.val_fraction {f})")
+    if len(used) < len(read):
+        return InputError(f"config key 'data.max_train_examples': {len(used)} rows ({kept}) "
+                          f"leave an empty train or validation split; at data.val_fraction "
+                          f"{f} each language needs at least {needed}")
+    return InputError(f"config key 'data.val_fraction': {f} leaves an empty train or "
+                      f"validation split ({kept} training rows; at {f} each language needs "
+                      f"at least {needed})")
 
 
 def _iterative_stratification(y: np.ndarray, fraction: float, rng) -> np.ndarray:
