@@ -21,10 +21,45 @@ import time
 from pathlib import Path
 
 BACKENDS = ("jax", "tensorflow", "torch")
+BATCH_MAX = 2**16  # a padded batch of this many rows still fits in memory
+SEED_MAX = 2**32 - 1  # what NumPy, TF and JAX seeds accept (as train.seed)
+
+
+def int_in(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high] (high None: no upper bound).
+
+    Example:
+        parser.add_argument("--seed", type=int_in(0, SEED_MAX), default=0)
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            expected = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {expected}, got {text}")
+        return value
+
+    return parse
+
+
+def int_at_least(low: int):
+    """An argparse type: an integer >= `low`. Example: `type=int_at_least(1)`."""
+    return int_in(low, None)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse reporting a bad argument as kemo reports any bad input: one `error:`
+    line on stderr, exit code 2 (no usage block, no traceback)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} "
+                     f"(see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kemo", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="kemo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train, tune thresholds and report from a config")
     t.add_argument("--config", help="a TOML file in configs/")
@@ -57,13 +92,16 @@ def _set_backend(name: str | None):
 def _train(args) -> int:
     from kemo.config import load_config
     from kemo.errors import InputError
-    from kemo.training import train
+    from kemo.run_lock import check_unlocked
 
+    # Config and lock first: a bad value or a busy run fails before the heavy imports.
     if args.resume:
-        if args.config or args.set:
-            raise InputError("--resume uses the run's own config.toml: drop --config/--set")
+        if args.config or args.set or args.run_dir:
+            raise InputError("--resume uses the run's own directory and config.toml: "
+                             "drop --config/--set/--run-dir")
         if not (Path(args.resume) / "config.toml").is_file():
             raise InputError(f"--resume {args.resume}: not a kemo run directory (no config.toml)")
+        check_unlocked(args.resume)
         cfg = load_config(Path(args.resume) / "config.toml")
         run_dir = Path(args.resume)
     elif not args.config:
@@ -71,6 +109,9 @@ def _train(args) -> int:
     else:
         cfg = load_config(args.config, args.set)
         run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        check_unlocked(run_dir)
+    from kemo.training import train
+
     train(cfg, data_dir=args.data_dir, run_dir=run_dir, verbose=0 if args.quiet else 2,
           resume=bool(args.resume))
     return 0
@@ -97,7 +138,8 @@ def _add_run_commands(sub):
     p.add_argument("--untrained-labels", choices=("error", "zero"), default="error",
                    help="a language label the model was not trained on: refuse (default) "
                    "or write 0")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64,
+                   help=f"texts per model call, 1..{BATCH_MAX} (default 64)")
     p.add_argument("--backend", **backend)
 
     e = sub.add_parser("evaluate", help="score pred_<lang>.csv files against gold labels "
@@ -124,11 +166,14 @@ def _add_run_commands(sub):
     x.add_argument("--text", action="append", default=[], help="a text to explain (repeatable)")
     x.add_argument("--csv", default=None, help="explain every row of a CSV with id,text")
     x.add_argument("--out", default=None, help="output folder (default <run_dir>/explanations)")
-    x.add_argument("--num-samples", type=int, default=500,
-                   help="LIME perturbations per text (default 500)")
-    x.add_argument("--num-features", type=int, default=10, help="words shown per label")
-    x.add_argument("--batch-size", type=int, default=256)
-    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--num-samples", type=int_in(10, 100_000), default=500,
+                   help="LIME perturbations per text, 10..100000 (default 500)")
+    x.add_argument("--num-features", type=int_in(1, 1000), default=10,
+                   help="words shown per label, 1..1000 (default 10)")
+    x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=256,
+                   help=f"perturbed texts per model call, 1..{BATCH_MAX} (default 256)")
+    x.add_argument("--seed", type=int_in(0, SEED_MAX), default=0,
+                   help=f"LIME's sampling seed, 0..{SEED_MAX} (default 0)")
     x.add_argument("--backend", **backend)
 
 
@@ -142,8 +187,6 @@ def _predict(args) -> int:
                          "or --text")
     if args.languages and not args.split:
         raise InputError("--languages goes with --split (e.g. --split test --languages eng)")
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size: expected a value >= 1, got {args.batch_size}")
     run = load_run(args.run_dir)
     paths = list(args.files)
     if args.split:
@@ -207,8 +250,6 @@ def _explain(args) -> int:
 
     if bool(args.text) == bool(args.csv):
         raise InputError("give either --text (repeatable) or --csv FILE with columns id,text")
-    if args.num_samples < 10:
-        raise InputError(f"--num-samples: expected a value >= 10, got {args.num_samples}")
     if args.csv:
         df = read_texts_csv(args.csv)
         items = list(zip(df["id"], df["text"]))
@@ -236,19 +277,17 @@ def _add_export_command(sub):
                    "nothing in it is deleted")
     x.add_argument("--no-benchmark", action="store_true",
                    help="skip the latency measurement in a fresh TensorFlow-only process")
-    x.add_argument("--batch-size", type=int, default=32, help="benchmark batch (default 32)")
-    x.add_argument("--repeats", type=int, default=10,
-                   help="warm calls whose median is reported (default 10)")
+    x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=32,
+                   help=f"benchmark batch, 1..{BATCH_MAX} (default 32)")
+    x.add_argument("--repeats", type=int_in(1, 10_000), default=10,
+                   help="warm calls whose median is reported, 1..10000 (default 10)")
     x.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Keras backend to export under (default: $KERAS_BACKEND or jax)")
 
 
 def _export(args) -> int:
-    from kemo.errors import InputError
     from kemo.export import export_run
 
-    if args.batch_size < 1 or args.repeats < 1:
-        raise InputError("--batch-size and --repeats: expected values >= 1")
     export_run(args.run_dir, args.out, benchmark=not args.no_benchmark,
                batch_size=args.batch_size, repeats=args.repeats)
     return 0

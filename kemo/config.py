@@ -3,8 +3,9 @@
 A config file has one table per section (`[data]`, `[model]`, `[loss]`, `[train]`,
 `[thresholds]`); any key may be overridden from the command line with
 `--set section.key=value` (the value is read as a TOML value, falling back to a bare
-string). Unknown keys, wrong types and out-of-range values raise `InputError` naming
-the key.
+string). Unknown keys, wrong types, non-finite numbers and values outside the key's
+range (`_RANGES` gives every number one) raise `InputError` naming the key. A file
+may begin with a UTF-8 byte-order mark.
 
 Example:
     cfg = load_config("configs/tiny.toml", overrides=["train.epochs=2"])
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -97,20 +99,36 @@ class Config:
 _CHOICES = {
     "model.pooling": ("cls", "mean"),
     "loss.name": ("bce", "focal"),
+    "loss.alpha": ("inverse_frequency", "none"),  # or a list of numbers, one per label
     "train.schedule": ("cosine", "constant"),
     "train.dtype_policy": ("float32", "mixed_bfloat16", "bfloat16"),
     "train.distribution": ("none", "data_parallel"),
 }
-_POSITIVE = {
-    "train.epochs", "train.batch_size", "train.learning_rate", "model.num_layers",
-    "model.num_heads", "model.hidden_dim", "model.intermediate_dim",
-    "model.vocabulary_size", "model.sequence_length",
+INT_MAX = 2**31 - 1  # int32: the largest count, shape or step every backend handles
+# Every number's range: key -> (low, low included, high, high included); high None:
+# only finite (floats) or at most INT_MAX (ints). NaN fails every range.
+_RANGES = {
+    "data.val_fraction": (0, True, 1, False),
+    "data.max_train_examples": (0, True, None, False),  # 0: all rows
+    "data.sampling_strength": (0, True, 10, True),  # (1/freq)^strength stays finite
+    "data.length_buckets": (0, False, None, False),  # each entry
+    "model.num_layers": (0, False, None, False),
+    "model.num_heads": (0, False, None, False),
+    "model.hidden_dim": (0, False, None, False),
+    "model.intermediate_dim": (0, False, None, False),
+    "model.vocabulary_size": (0, False, None, False),
+    "model.sequence_length": (3, True, None, False),  # [CLS], a token, [SEP]
+    "model.dropout": (0, True, 1, False),
+    "loss.gamma": (0, True, None, False),
+    "loss.alpha": (0, True, None, False),  # each entry of a list
+    "train.epochs": (0, False, None, False),
+    "train.batch_size": (0, False, None, False),
+    "train.learning_rate": (0, False, None, False),
+    "train.weight_decay": (0, True, None, False),
+    "train.warmup_fraction": (0, True, 1, True),
+    "train.early_stopping_patience": (0, True, None, False),
+    "train.seed": (0, True, 2**32 - 1, True),  # what NumPy, TF and JAX seeds accept
 }
-_NON_NEGATIVE = {
-    "train.weight_decay", "data.sampling_strength", "data.max_train_examples",
-    "train.early_stopping_patience", "loss.gamma",
-}
-_UNIT_INTERVAL = {"data.val_fraction", "model.dropout", "train.warmup_fraction"}
 
 
 def _check_type(key: str, value, annotation):
@@ -139,23 +157,58 @@ def _check_type(key: str, value, annotation):
     return value
 
 
+def _in_range(key: str, value) -> str | None:
+    """None if the number `value` is in `key`'s range, else what was expected."""
+    low, low_in, high, high_in = _RANGES[key]
+    if high is not None:
+        bound = f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+    else:
+        bound = f"{'>=' if low_in else '>'} {low}"
+    ok = (value >= low if low_in else value > low)
+    if high is not None:
+        ok = ok and (value <= high if high_in else value < high)
+    if not ok:  # NaN too
+        return f"a value {bound}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"a finite value {bound}"
+    if isinstance(value, int) and high is None and value > INT_MAX:
+        return f"a value {bound} and <= {INT_MAX}"
+    return None
+
+
 def _validate_value(key: str, value):
+    if isinstance(value, str) and "\x00" in value:
+        raise InputError(f"config key '{key}': NUL character in {value!r}")
+    if key == "loss.alpha":
+        if isinstance(value, list) and value and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            bad = [v for v in value if _in_range(key, v)]
+            if bad:
+                raise InputError(f"config key 'loss.alpha': expected finite numbers >= 0, "
+                                 f"got {bad[0]!r} in {value!r}")
+            return
+        if value not in _CHOICES[key]:
+            raise InputError(
+                f"config key 'loss.alpha': expected 'inverse_frequency', 'none' or a list "
+                f"of numbers, got {value!r}"
+            )
+        return
     if key in _CHOICES and value not in _CHOICES[key]:
         raise InputError(f"config key '{key}': expected one of {_CHOICES[key]}, got {value!r}")
-    if key in _POSITIVE and not value > 0:
-        raise InputError(f"config key '{key}': expected a value > 0, got {value!r}")
-    if key in _NON_NEGATIVE and not value >= 0:  # NaN fails too
-        raise InputError(f"config key '{key}': expected a value >= 0, got {value!r}")
-    if key in _UNIT_INTERVAL and not 0 <= value < 1:
-        raise InputError(f"config key '{key}': expected a value in [0, 1), got {value!r}")
-    if key == "loss.alpha" and not (
-        value in ("inverse_frequency", "none")
-        or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value))
-    ):
-        raise InputError(
-            f"config key 'loss.alpha': expected 'inverse_frequency', 'none' or a list "
-            f"of numbers, got {value!r}"
-        )
+    if key in _RANGES:
+        for v in value if isinstance(value, list) else [value]:
+            expected = _in_range(key, v)
+            if expected:
+                raise InputError(f"config key '{key}': expected {expected}, got {v!r}")
+    if key == "data.languages":
+        if not value:
+            raise InputError("config key 'data.languages': expected at least one language")
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise InputError(f"config key 'data.languages': {twice[0]!r} given twice")
+    if key == "name" and "/" in value:
+        raise InputError(f"config key 'name': {value!r} contains '/' (it names the run "
+                         "directory runs/<name>-<time>)")
 
 
 def _section_fields(section_cls) -> dict[str, str]:
@@ -171,6 +224,7 @@ def config_from_dict(raw: dict, source: str = "config") -> Config:
     for section, body in raw.items():
         if section == "name":
             cfg.name = _check_type("name", body, "str")
+            _validate_value("name", cfg.name)
             continue
         if section not in _SECTIONS:
             raise InputError(
@@ -211,11 +265,15 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read a TOML config file, apply `--set` overrides and validate the result."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is fine
     except FileNotFoundError:
         raise InputError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a config file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read config file ({e.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not a valid TOML file ({e})") from None
+        raise InputError(f"{path}: not a valid TOML file ({_one_line(e)})") from None
     raw.setdefault("name", path.stem)
     for text in overrides:
         keys, value = parse_override(text)
@@ -226,6 +284,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
                 raise InputError(f"--set {text!r}: '{k}' is not a section")
         node[keys[-1]] = value
     return config_from_dict(raw, source=str(path))
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
 
 
 def dump_config(cfg: Config) -> str:

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
 from kemo.models.backbones import save_preprocessor, use_fused_attention
 from kemo.report import format_report, full_report
+from kemo.run_lock import RunLock, check_unlocked
 from kemo.thresholds import ThresholdSearch
 
 
@@ -180,23 +182,24 @@ def _make_loss(cfg: Config, train_ex: Examples):
     return make_loss(cfg.loss.name, cfg.loss.gamma, alpha)
 
 
-def _open_run_dir(run_dir: Path, cfg: Config, resume: bool) -> None:
+def _open_run_dir(run_dir: Path, cfg: Config, resume: bool, lock: ExitStack) -> None:
+    """Check (or create) `run_dir` and lock it for this process before it is read."""
     if resume:
         if not (run_dir / "config.toml").is_file():
             raise InputError(f"--resume {run_dir}: not a kemo run directory (no config.toml)")
+        lock.enter_context(RunLock(run_dir))
         if (run_dir / "report.json").is_file():
             raise InputError(f"--resume {run_dir}: this run already finished (report.json exists)")
         return
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        check_unlocked(run_dir)  # a run in progress: name its process
         raise InputError(f"run directory {run_dir}: exists and is not empty (use a new --run-dir, "
                          f"or --resume {run_dir} to continue it)")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
     except OSError as e:
         raise InputError(f"run directory {run_dir}: not writable ({e.strerror})") from None
+    lock.enter_context(RunLock(run_dir))  # the first file in it; proves it writable
 
 
 def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
@@ -205,8 +208,14 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
 
     With `resume=True`, `run_dir` is a run that was interrupted: training continues
     from its last checkpoint (see `kemo.checkpoint`) and ends as the uninterrupted
-    run would have.
+    run would have. One writer per run: the process holds `kemo.run_lock.RunLock`
+    on `run_dir` from its creation (or, resuming, before it is read) to the end.
     """
+    with ExitStack() as lock:
+        return _train(cfg, data_dir, run_dir, verbose, resume, lock)
+
+
+def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: ExitStack) -> dict:
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
@@ -225,7 +234,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     if cfg.model.fused_attention:
         use_fused_attention(backbone)
     run_dir = Path(run_dir)
-    _open_run_dir(run_dir, cfg, resume)
+    _open_run_dir(run_dir, cfg, resume, lock)
     if not resume:
         (run_dir / "config.toml").write_text(dump_config(cfg))
 

@@ -26,6 +26,7 @@ from kemo.errors import InputError
 from kemo.models import mpnet  # also registers the kemo>MPNet* classes for loading
 
 BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+MAX_INLINE_PARAMETERS = 2**31 - 1  # int32 element counts; 8 GB of float32 weights
 
 
 def resolve_preset(preset: str) -> str:
@@ -104,6 +105,7 @@ def load_preprocessor(cfg: ModelConfig, train_texts=None):
         return preprocessor
     if train_texts is None:
         raise ValueError("an inline backbone needs train_texts to learn its vocabulary")
+    check_inline_architecture(cfg)
     vocab = learn_vocabulary(train_texts, cfg.vocabulary_size)
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
     return keras_hub.models.BertTextClassifierPreprocessor(
@@ -132,10 +134,59 @@ def save_preprocessor(preprocessor, backbone, path) -> None:
     }, indent=1))
 
 
+def check_inline_architecture(cfg: ModelConfig) -> None:
+    """Refuse an inline architecture keras-hub cannot build or the host cannot hold.
+
+    Example:
+        check_inline_architecture(cfg.model)  # InputError naming the key, or None
+    """
+    if cfg.vocabulary_size <= len(BERT_SPECIAL_TOKENS):
+        raise InputError(
+            f"config key 'model.vocabulary_size': {cfg.vocabulary_size} leaves no room for "
+            f"words beside the {len(BERT_SPECIAL_TOKENS)} special tokens "
+            f"({' '.join(BERT_SPECIAL_TOKENS)}); expected > {len(BERT_SPECIAL_TOKENS)}")
+    if cfg.num_heads > cfg.hidden_dim:
+        raise InputError(f"config key 'model.num_heads': {cfg.num_heads} heads need "
+                         f"model.hidden_dim >= {cfg.num_heads}, got {cfg.hidden_dim}")
+    h, i = cfg.hidden_dim, cfg.intermediate_dim
+    params = (cfg.vocabulary_size + cfg.sequence_length + 2) * h \
+        + cfg.num_layers * (4 * h * h + 2 * h * i + 9 * h + i)
+    if params > MAX_INLINE_PARAMETERS:
+        raise InputError(
+            f"config keys 'model.num_layers', 'model.hidden_dim', 'model.intermediate_dim', "
+            f"'model.vocabulary_size', 'model.sequence_length': an inline backbone of "
+            f"~{params:.3g} parameters, above the {MAX_INLINE_PARAMETERS:.3g} allowed")
+
+
+def max_positions(backbone) -> int | None:
+    """The longest sequence `backbone`'s position table holds (None: no table found)."""
+    limit = getattr(backbone, "max_sequence_length", None)
+    if limit is None:
+        for layer in backbone.layers:
+            if layer.name == "position_embedding":
+                limit = getattr(layer, "sequence_length", None)
+    return int(limit) if limit else None
+
+
 def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
-    """The backbone: pretrained from `cfg.preset`, else a random inline BERT."""
+    """The backbone: pretrained from `cfg.preset`, else a random inline BERT.
+
+    Checks what depends on the backbone: `model.sequence_length` fits its position
+    table, `model.freeze_token_embeddings` finds a token embedding.
+    """
     if cfg.preset:
-        return _from_preset(keras_hub.models.Backbone, cfg.preset)
+        backbone = _from_preset(keras_hub.models.Backbone, cfg.preset)
+        limit = max_positions(backbone)
+        if limit is not None and cfg.sequence_length > limit:
+            raise InputError(
+                f"config key 'model.sequence_length': {cfg.sequence_length} is above the "
+                f"{limit} positions of {cfg.preset!r}; expected <= {limit}")
+        if cfg.freeze_token_embeddings and not any(
+                layer.name == "token_embedding" for layer in backbone.layers):
+            raise InputError(f"config key 'model.freeze_token_embeddings': {cfg.preset!r} has "
+                             "no layer named token_embedding")
+        return backbone
+    check_inline_architecture(cfg)
     return keras_hub.models.BertBackbone(
         vocabulary_size=vocabulary_size,
         num_layers=cfg.num_layers,
