@@ -100,7 +100,7 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
         names = dist["labels"]
     thresholds = None
     if (path / THRESHOLDS).exists():
-        thresholds = ThresholdSearch.load(path / THRESHOLDS, names, DISTRIBUTION)
+        thresholds = ThresholdSearch.load(path / THRESHOLDS, names, path / DISTRIBUTION)
         names = names or thresholds.label_names
     report = read_report(path, names) if (path / REPORT).exists() else None
     return RunState(path, config, names, dist, thresholds, report)

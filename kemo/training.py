@@ -202,6 +202,23 @@ def _open_run_dir(run_dir: Path, cfg: Config, resume: bool, lock: ExitStack) -> 
     lock.enter_context(RunLock(run_dir))  # the first file in it; proves it writable
 
 
+def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> None:
+    """On resume: `label_distribution.json` and `history.json` (read back by the run)
+    are valid and match the data and the checkpoint."""
+    from kemo.run_files import label_names as check_labels, read_history
+    from kemo.runs import read_label_distribution
+
+    path = run_dir / "label_distribution.json"
+    if path.exists():
+        check_labels(read_label_distribution(path)["labels"], path, "labels", label_names)
+    if (run_dir / "history.json").exists():
+        epochs = read_history(run_dir / "history.json")
+        done = state["epoch"] if state else 0
+        if len(epochs) < done:
+            raise InputError(f"{run_dir / 'history.json'}: {len(epochs)} epochs, but the "
+                             f"checkpoint is after epoch {done}")
+
+
 def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
           resume: bool = False) -> dict:
     """Run one experiment end to end; returns {"report", "history", "run_dir"}.
@@ -233,9 +250,18 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         backbone.get_layer("token_embedding").trainable = False
     if cfg.model.fused_attention:
         use_fused_attention(backbone)
+    model = build_classifier(backbone, len(label_names), cfg.model.pooling, cfg.model.dropout)
+    steps = steps_per_epoch(len(train_ex), cfg.train.batch_size)
+    model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=loss,
+                  metrics=make_metrics(label_names, loss))
     run_dir = Path(run_dir)
     _open_run_dir(run_dir, cfg, resume, lock)
-    if not resume:
+    state = None
+    if resume:  # the whole checkpoint and history are checked before anything is written
+        state = load_checkpoint(run_dir, model, cfg.train.epochs,
+                                cfg.train.early_stopping_patience > 0)
+        _check_resumable_history(run_dir, state, label_names)
+    else:
         (run_dir / "config.toml").write_text(dump_config(cfg))
 
     print(f"data: {len(train_ex)} train, {len(val_ex)} validation (from train), "
@@ -256,16 +282,11 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     print("label distribution (positive rate), before and after sampling "
           f"(strength {cfg.data.sampling_strength}):")
     print(_format_distribution(label_names, before, after))
-    (run_dir / "label_distribution.json").write_text(json.dumps(
-        {"labels": list(label_names), "before": before.tolist(), "after": after.tolist(),
-         "sampling_strength": cfg.data.sampling_strength}, indent=1))
+    if not (resume and (run_dir / "label_distribution.json").exists()):
+        (run_dir / "label_distribution.json").write_text(json.dumps(
+            {"labels": list(label_names), "before": before.tolist(), "after": after.tolist(),
+             "sampling_strength": cfg.data.sampling_strength}, indent=1))
 
-    model = build_classifier(backbone, len(label_names), cfg.model.pooling, cfg.model.dropout)
-    steps = steps_per_epoch(len(train_ex), cfg.train.batch_size)
-    model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=loss,
-                  metrics=make_metrics(label_names, loss))
-
-    state = load_checkpoint(run_dir, model) if resume else None
     start_epoch = state["epoch"] if state else 0
     if resume:
         print(f"resuming {run_dir} after epoch {start_epoch}" if state
