@@ -226,7 +226,8 @@ def _evaluate(args) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(scores, indent=1))
         except OSError as e:
-            raise InputError(f"--json {out}: cannot write ({e.strerror or e})") from None
+            where = f": {e.filename}" if e.filename and str(e.filename) != str(out) else ""
+            raise InputError(f"--json {out}: cannot write ({e.strerror or e}{where})") from None
     print(f"gold: {gold}")
     print(format_scores(scores))
     if args.json:
