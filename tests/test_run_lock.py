@@ -119,11 +119,11 @@ def test_second_writer_is_refused_and_first_run_is_intact(lone, data_dir, tmp_pa
 
     resume = _start(_train_cmd("--resume", str(run_dir)), tmp_path, env)
     again = _start(_new_run(run_dir), tmp_path, env)
-    for proc in (resume, again):
-        _assert_refused(*_finish(proc, timeout=300), [str(run_dir), f"pid {first.pid}"])
     # The lock itself (not only the command line's early check) refuses a second holder.
     with pytest.raises(InputError, match=f"pid {first.pid}"):
         RunLock(run_dir).acquire()
+    for proc in (resume, again):
+        _assert_refused(*_finish(proc, timeout=300), [str(run_dir), f"pid {first.pid}"])
     assert first.poll() is None, "the first run ended before the second writers were refused"
 
     rc, out, err = _finish(first)
