@@ -217,6 +217,14 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> 
         if len(epochs) < done:
             raise InputError(f"{run_dir / 'history.json'}: {len(epochs)} epochs, but the "
                              f"checkpoint is after epoch {done}")
+    if (run_dir / "history.csv").exists():  # CSVLogger appends to it
+        try:
+            header = (run_dir / "history.csv").read_bytes().decode("utf-8").split("\n", 1)[0]
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{run_dir / 'history.csv'}: cannot read ({e})") from None
+        if header and not header.startswith("epoch,"):
+            raise InputError(f"{run_dir / 'history.csv'}, header: expected 'epoch,...', got "
+                             f"{header[:40]!r}")
 
 
 def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,

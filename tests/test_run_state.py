@@ -341,6 +341,8 @@ RESUME_CASES = {
     "history_short": ("history.json", edit_json(lambda d: d.pop()),
                       ["history.json", "1 epochs", "epoch 2"]),
     "distribution_swapped": (D, edit_json(lambda d: d["labels"].reverse()), [D, "'labels'"]),
+    "history_csv_binary": ("history.csv", lambda p: p.write_bytes(b"\xff\xfe\x00"),
+                           ["history.csv", "cannot read"]),
 }
 
 
