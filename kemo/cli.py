@@ -7,6 +7,7 @@
     kemo report RUN_DIR [--data-dir DIR]
     kemo explain RUN_DIR (--text "..." | --csv FILE) [--num-samples 500]
     kemo export RUN_DIR [--out DIR]
+    kemo ensemble RUN_A RUN_B [...] --run-dir DIR [--weights 1 1]
 
 Bad input (config, data, preset, run directory) prints one `error: ...` line naming
 the file, row and column or the config key, and exits with code 2.
@@ -49,6 +50,20 @@ def int_at_least(low: int):
     return int_in(low, None)
 
 
+def finite_at_least(low: float):
+    """An argparse type: a finite number >= `low`. Example: `type=finite_at_least(0)`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (value >= low and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number >= {low}, got {text}")
+        return value
+
+    return parse
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse reporting a bad argument as kemo reports any bad input: one `error:`
     line on stderr, exit code 2 (no usage block, no traceback)."""
@@ -77,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     _add_run_commands(sub)
     _add_export_command(sub)
+    _add_ensemble_command(sub)
     return parser
 
 
@@ -294,6 +310,31 @@ def _export(args) -> int:
     return 0
 
 
+def _add_ensemble_command(sub):
+    x = sub.add_parser(
+        "ensemble", help="average finished runs' probabilities into one run, thresholds "
+        "re-tuned on their shared validation split (see kemo/ensemble.py)",
+        description="Example: kemo ensemble runs/minilm runs/e5 --run-dir runs/ens && "
+                    "kemo predict runs/ens --split test")
+    x.add_argument("members", nargs="+", help="run directories written by kemo train "
+                   "(validated on the same rows: same data settings and data.split_seed)")
+    x.add_argument("--run-dir", required=True, help="the ensemble's run directory (new)")
+    x.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
+                   help="one weight per member (default: equal); normalised to sum to 1")
+    x.add_argument("--data-dir", default=None,
+                   help="Track A root holding train/ dev/ test/ (default: $KEMO_DATA_DIR)")
+    x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64)
+    x.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+
+
+def _ensemble(args) -> int:
+    from kemo.ensemble import build_ensemble
+
+    build_ensemble(args.members, args.run_dir, args.weights, args.data_dir, args.batch_size)
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _set_backend(getattr(args, "backend", None))
@@ -303,7 +344,8 @@ def main(argv=None) -> int:
     try:
         with filtered_native_logs():
             return {"train": _train, "predict": _predict, "evaluate": _evaluate,
-                    "report": _report, "explain": _explain, "export": _export}[args.command](args)
+                    "report": _report, "explain": _explain, "export": _export,
+                    "ensemble": _ensemble}[args.command](args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -35,6 +35,10 @@ class DataConfig:
     max_train_examples: int = 0  # 0: all; else a seeded subset (quick runs)
     sampling_strength: float = 0.0  # 0: off; 1: weights = inverse label frequency
     length_buckets: list[int] = field(default_factory=list)  # empty: pad to max
+    # Seed of the validation split (and of the max_train_examples subset); -1: train.seed.
+    # Runs that differ only in train.seed but share it validate on the same rows
+    # (what `kemo ensemble` needs).
+    split_seed: int = -1
 
 
 @dataclass
@@ -128,6 +132,7 @@ _RANGES = {
     "train.warmup_fraction": (0, True, 1, True),
     "train.early_stopping_patience": (0, True, None, False),
     "train.seed": (0, True, 2**32 - 1, True),  # what NumPy, TF and JAX seeds accept
+    "data.split_seed": (-1, True, 2**32 - 1, True),  # -1: train.seed
 }
 
 

@@ -52,7 +52,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from kemo.data.pipeline import length_buckets
 from kemo.errors import InputError
+from kemo.serving import ServingMember, build_serving_module
 from kemo.export_dir import (  # noqa: F401  (read_export_info: re-exported)
     FORMAT_VERSION, SAVED_MODEL, SIGNATURE, check_out, mark, read_export_info, replace,
     staging_dir,
@@ -218,93 +220,6 @@ def export_numeric(model, path, sequence_length: int, platforms=("cpu", "cuda"))
     return specs, ["cpu"]
 
 
-def _tf_trackables(layer) -> list:
-    """TensorFlow objects (tf-text tokenizers and their resources, lookup tables) held by
-    a keras-hub preprocessor and its sub-layers. Under JAX a Keras layer is not a TF
-    trackable, so the serving module must hold these itself for them to be saved."""
-    import keras
-    import tensorflow as tf
-
-    found, seen = [], set()
-
-    def visit(obj):
-        if id(obj) in seen:
-            return
-        seen.add(id(obj))
-        for value in list(vars(obj).values()):
-            for v in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(v, tf.__internal__.tracking.Trackable):
-                    if id(v) not in seen:
-                        seen.add(id(v))
-                        found.append(v)
-                elif isinstance(v, keras.layers.Layer):
-                    visit(v)
-
-    visit(layer)
-    return found
-
-
-def build_serving_module(numeric, preprocessor, input_specs: dict, thresholds, label_names,
-                         buckets: list[int], pad_batch: bool = True):
-    """A tf.Module whose `serve(texts)` maps raw strings to probabilities and decisions.
-
-    The preprocessor pads/truncates to `buckets[-1]` tokens; the batch is then cut to
-    the smallest of `buckets` that holds its longest text (as `Run.predict_probs`
-    does) and, with `pad_batch`, its rows are repeated up to the next power of two
-    (the extra rows are dropped from the outputs). XLA compiles the numeric model once
-    per input shape, so this bounds the compilations to a few per bucket.
-    """
-    import tensorflow as tf
-
-    num_labels = len(label_names)
-    bucket_sizes = tf.constant(buckets, tf.int32)
-
-    class ServingModule(tf.Module):
-        def __init__(self):
-            super().__init__(name="kemo_serving")
-            self.numeric = numeric
-            self.tokenizer_resources = _tf_trackables(preprocessor)
-            self.label_names = tf.Variable(list(label_names), dtype=tf.string,
-                                           trainable=False, name="label_names")
-            self.thresholds = tf.Variable(tf.constant(thresholds, tf.float32),
-                                          trainable=False, name="thresholds")
-
-        def _logits(self, texts):
-            x = preprocessor(texts)
-            if isinstance(x, tuple):
-                x = x[0]
-            longest = tf.reduce_max(tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32), axis=1))
-            # The first bucket >= longest; the last bucket is the preprocessor's length.
-            length = bucket_sizes[tf.argmax(tf.cast(bucket_sizes >= longest, tf.int32))]
-            n = tf.shape(texts)[0]
-            rows = tf.range(n)
-            if pad_batch:
-                padded = tf.while_loop(lambda p: p < n, lambda p: p * 2, [tf.constant(1)])[0]
-                rows = tf.range(padded) % n
-            feed = {}
-            for name, spec in input_specs.items():
-                value = x.get(name)
-                if value is None and name == "segment_ids":
-                    value = tf.zeros_like(x["token_ids"])
-                if value is None:
-                    raise ValueError(f"the preprocessor gives no {name!r} input")
-                feed[name] = tf.gather(tf.cast(value[:, :length], spec.dtype), rows)
-            return tf.cast(self.numeric.serve(feed), tf.float32)[:n]
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
-        def serve(self, texts):
-            logits = tf.cond(
-                tf.size(texts) > 0,
-                lambda: self._logits(texts),
-                lambda: tf.zeros([0, num_labels], tf.float32))
-            logits = tf.ensure_shape(logits, [None, num_labels])
-            probs = tf.sigmoid(logits)
-            decisions = tf.cast(probs >= self.thresholds[None, :], tf.int32)
-            return {"probabilities": probs, "decisions": decisions, "logits": logits}
-
-    return ServingModule()
-
-
 def _versions() -> dict:
     from importlib import metadata
 
@@ -360,28 +275,37 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
     out = Path(out_dir) if out_dir else run_dir / "export"
     check_out(out)
     run = load_run(run_dir)
+    members = getattr(run, "members", None) or [run]  # an ensemble's, or the run itself
+    weights = getattr(run, "weights", None) or [1.0]
     stage = staging_dir(out)
     try:
-        shutil.copy2(run.path / "model.keras", stage / "model.keras")
-        shutil.copytree(run.path / "preprocessor", stage / "preprocessor")
-
-        seq_len = int(run.config.model.sequence_length)
-        numeric_dir = stage / "_numeric"
-        specs, lowered_for = export_numeric(run.model, numeric_dir, seq_len, platforms)
-        numeric = tf.saved_model.load(str(numeric_dir))
-        thresholds = [float(t) for t in run.thresholds.thresholds] or \
-            [float(run.thresholds.default)] * len(run.label_names)
-        from kemo.data.pipeline import length_buckets
-
-        buckets = length_buckets(run.config.data.length_buckets, seq_len)
-        module = build_serving_module(numeric, run.preprocessor, specs, thresholds,
-                                      run.label_names, buckets, pad_batch)
+        serving, lowered_for, files = [], None, []
+        for i, member in enumerate(members):
+            # A run's files at the top; an ensemble's members under members/<i>/.
+            where = stage / "members" / str(i) if len(members) > 1 else stage
+            where.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(member.path / "model.keras", where / "model.keras")
+            shutil.copytree(member.path / "preprocessor", where / "preprocessor")
+            files.append(str((where / "model.keras").relative_to(stage)))
+            seq_len = int(member.config.model.sequence_length)
+            specs, lowered = export_numeric(member.model, stage / f"_numeric{i}", seq_len,
+                                            platforms)
+            lowered_for = lowered if lowered_for is None else \
+                [p for p in lowered_for if p in (lowered or [])]
+            serving.append(ServingMember(
+                tf.saved_model.load(str(stage / f"_numeric{i}")), member.preprocessor, specs,
+                length_buckets(member.config.data.length_buckets, seq_len)))
+        thresholds = [float(t) for t in run.thresholds.thresholds]
+        module = build_serving_module(serving, weights, thresholds, run.label_names,
+                                      pad_batch)
         tf.saved_model.save(module, str(stage / SAVED_MODEL),
                             signatures={SIGNATURE: module.serve},
                             options=tf.saved_model.SaveOptions(
                                 experimental_custom_gradients=False))
-        del module, numeric
-        shutil.rmtree(numeric_dir)
+        buckets = [m.buckets for m in serving]
+        del module, serving
+        for i in range(len(members)):
+            shutil.rmtree(stage / f"_numeric{i}")
         export_s = time.perf_counter() - started
 
         info = {
@@ -392,11 +316,18 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
             "label_names": run.label_names,
             "thresholds": thresholds,
             "decision_rule": "decision = probability >= threshold (float32)",
-            "preprocessing": preprocessing_settings(run.preprocessor, seq_len),
-            "keras_model": {"path": "model.keras", "preprocessor": "preprocessor",
+            "preprocessing": [preprocessing_settings(
+                m.preprocessor, m.config.model.sequence_length) for m in members]
+            if len(members) > 1 else preprocessing_settings(run.preprocessor, seq_len),
+            "keras_model": {"path": "members" if len(members) > 1 else files[0],
+                            **({"members": files} if len(members) > 1 else {}),
+                            "preprocessor": "preprocessor beside each model.keras",
                             "outputs": "logits; probability = sigmoid(logits)",
                             "load": "import kemo.runs; keras.models.load_model(path, "
                                     "safe_mode=True)"},
+            **({"ensemble": {"weights": weights,
+                             "rule": "probability = sum of weight * sigmoid(member logits)"}}
+               if len(members) > 1 else {}),
             "saved_model": {
                 "path": SAVED_MODEL,
                 "signature": SIGNATURE,
@@ -404,8 +335,8 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
                 "outputs": {"probabilities": "float32 [batch, num_labels]",
                             "decisions": "int32 [batch, num_labels] (0/1)",
                             "logits": "float32 [batch, num_labels]"},
-                "max_sequence_length": seq_len,
-                "padded_lengths": buckets,
+                "max_sequence_length": max(b[-1] for b in buckets),
+                "padded_lengths": buckets if len(members) > 1 else buckets[0],
                 "batch_padding": "rows repeated up to the next power of two" if pad_batch
                                  else None,
                 "compilation": "XLA compiles the model once per (padded batch, padded "

@@ -41,7 +41,8 @@ def read_export_info(out_dir) -> dict:
     names = rf.label_names(rf.field(info, "label_names", path, list), path, "label_names")
     rf.numbers(rf.field(info, "thresholds", path, list), path, "thresholds", len(names),
                0.0, 1.0)
-    for keys, expected in ((("keras_model", "path"), "model.keras"),
+    keras_path = "members" if "ensemble" in info else "model.keras"  # members/<i>/...
+    for keys, expected in ((("keras_model", "path"), keras_path),
                            (("saved_model", "path"), SAVED_MODEL),
                            (("saved_model", "signature"), SIGNATURE)):
         if rf.field(info, keys, path, str) != expected:

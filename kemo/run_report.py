@@ -7,7 +7,7 @@ shows (relative links: the folder opens offline and can be copied as a whole):
   (from `history.json`, else `history.csv`);
 - per-label precision-recall curves with the tuned threshold (and 0.5) marked, on the
   validation split: the model is reloaded and the split re-created exactly as training
-  did (`kemo.training.load_data`: same config, same seed). Without the training data it
+  did (`kemo.data.splits.load_data`: same config, same seed). Without the training data it
   falls back to the dev split (`predictions_dev.csv` + dev labels); the page says which;
 - label distribution before/after sampling (`label_distribution.json`);
 - the classification reports of `report.json`: validation and dev, threshold 0.5 and
@@ -72,7 +72,7 @@ def validation_curve_data(run_dir, data_dir=None) -> CurveData:
     from kemo.config import load_config
     from kemo.report import classification_report
     from kemo.runs import load_run, read_report
-    from kemo.training import load_data
+    from kemo.data.splits import load_data
 
     val = load_data(load_config(Path(run_dir) / "config.toml"), data_dir).val  # fails fast
     run = load_run(run_dir)
@@ -420,6 +420,16 @@ def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
     body.append("<h2>Classification reports</h2>")
     if not report:
         body.append('<p class="note">No report.json in the run directory.</p>')
+    if "members" in report:  # an ensemble (kemo.ensemble)
+        from kemo.ensemble import members_table
+
+        header, rows = members_table(report)
+        body.append("<h3>Ensemble members</h3>")
+        body.append("<table><caption>Each member and the ensemble, macro-F1 and dev "
+                    "F1 per label (each with its own tuned thresholds)</caption><tr>"
+                    + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>"
+                              for r in rows) + "</table>")
     for split in ("validation", "dev"):
         if split in report:
             body.append(_split_section(split, report[split]))

@@ -84,7 +84,11 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
     path = Path(run_dir)
     if not path.is_dir():
         raise InputError(f"run directory {path}: not found")
-    needed = ["config.toml"] + (["label_distribution.json", "thresholds.json"] if finished else [])
+    from kemo.ensemble import ENSEMBLE_FILE, read_ensemble_file
+
+    ensemble = (path / ENSEMBLE_FILE).is_file()  # its labels: ensemble.json's
+    owner = ENSEMBLE_FILE if ensemble else DISTRIBUTION
+    needed = ["config.toml"] + ([owner, THRESHOLDS] if finished else [])
     missing = [n for n in needed if not (path / n).exists()]
     if missing:
         raise InputError(f"run directory {path}: missing {', '.join(missing)} "
@@ -95,26 +99,33 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
         where_ = str(path / "config.toml")
         raise InputError(str(e) if where_ in str(e) else f"{where_}: {e}") from None
     dist = names = None
-    if (path / DISTRIBUTION).exists():
+    if ensemble:
+        names = read_ensemble_file(path)["label_names"]
+    elif (path / DISTRIBUTION).exists():
         dist = read_label_distribution(path / DISTRIBUTION)
         names = dist["labels"]
     thresholds = None
     if (path / THRESHOLDS).exists():
-        thresholds = ThresholdSearch.load(path / THRESHOLDS, names, path / DISTRIBUTION)
+        thresholds = ThresholdSearch.load(path / THRESHOLDS, names, path / owner)
         names = names or thresholds.label_names
     report = read_report(path, names) if (path / REPORT).exists() else None
     return RunState(path, config, names, dist, thresholds, report)
 
 
 def load_run(run_dir) -> Run:
-    """Load a run directory written by `kemo.training.train` (Keras safe mode on).
+    """Load a run directory written by `kemo.training.train` (Keras safe mode on), or
+    an ensemble's (`kemo.ensemble.EnsembleRun`, same predicting interface).
 
     Every file is validated first (`read_run_state`); the model must output one logit
     per label of the run.
     """
     import keras_hub  # noqa: F401  (registers the preprocessor classes)
 
+    from kemo.ensemble import is_ensemble_dir, load_ensemble
+
     path = Path(run_dir)
+    if is_ensemble_dir(path):
+        return load_ensemble(path)
     if path.is_dir():
         missing = [n for n in ("config.toml", "model.keras", THRESHOLDS, DISTRIBUTION,
                                "preprocessor") if not (path / n).exists()]
@@ -196,6 +207,12 @@ def read_report(run_dir, label_names=None) -> dict:
             langs = rf.field(d, (split, key, "per_language"), path, dict, optional=True)
             for lang in langs or {}:
                 _check_report(d, path, (split, key, "per_language", lang), label_names)
+    for member in rf.field(d, "members", path, dict, optional=True) or {}:  # an ensemble
+        for split in ("validation", "dev"):
+            if split in d and split in d["members"][member]:
+                for key in ("threshold_0.5", "tuned_thresholds"):
+                    _check_report(d, path, ("members", member, split, key, "overall"),
+                                  label_names)
     if rf.field(d, ("meta", "thresholds"), path, list, optional=True) is not None:
         rf.numbers(d["meta"]["thresholds"], path, ("meta", "thresholds"),
                    len(label_names) if label_names else None, 0.0, 1.0)

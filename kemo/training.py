@@ -19,7 +19,6 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -27,9 +26,8 @@ import numpy as np
 
 from kemo.checkpoint import ResumableEarlyStopping, RunCheckpoint, load_checkpoint
 from kemo.config import Config, dump_config
-from kemo.data.brighter import (
-    Examples, load_split, resolve_data_dir, split_size_error, train_val_split,
-)
+from kemo.data.brighter import Examples
+from kemo.data.splits import load_data
 from kemo.data.pipeline import (
     epoch_indices, label_distribution, make_dataset, sampling_weights, steps_per_epoch,
     token_lengths, tokenize,
@@ -42,48 +40,6 @@ from kemo.models.backbones import save_preprocessor, use_fused_attention
 from kemo.report import format_report, full_report
 from kemo.run_lock import RunLock, check_unlocked
 from kemo.thresholds import ThresholdSearch
-
-
-@dataclass
-class Splits:
-    train: Examples
-    val: Examples
-    dev: Examples | None
-    root: Path  # the Track A data root they were read from
-
-
-def load_data(cfg: Config, data_dir) -> Splits:
-    """Read and validate train (+ dev when present); carve the validation split."""
-    root = resolve_data_dir(data_dir or cfg.data.data_dir or None)
-    train_all = read = load_split(root, "train", cfg.data.languages)
-    if cfg.data.max_train_examples and cfg.data.max_train_examples < len(train_all):
-        rng = np.random.default_rng(cfg.train.seed)
-        keep = np.sort(rng.choice(len(train_all), cfg.data.max_train_examples, replace=False))
-        train_all = train_all.subset(keep)
-    train, val = train_val_split(train_all, cfg.data.val_fraction, cfg.train.seed)
-    if len(val) == 0 or len(train) == 0:
-        raise split_size_error(read, train_all, cfg.data.val_fraction, root)
-    langs = list(dict.fromkeys(cfg.data.languages))
-    with_dev = [lang for lang in langs if (root / "dev" / f"{lang}.csv").exists()]
-    if len(with_dev) < len(langs):
-        missing = [str(root / "dev" / f"{lang}.csv") for lang in langs if lang not in with_dev]
-        print(f"note: no dev file {', '.join(missing)}: dev is scored on "
-              f"{', '.join(with_dev) or 'no language'}", file=sys.stderr)
-    dev = None
-    if with_dev:
-        dev = load_split(root, "dev", with_dev)
-        if dev.label_names != train.label_names:
-            dev = _align_labels(dev, train.label_names)
-    return Splits(train, val, dev, root)
-
-
-def _align_labels(ex: Examples, label_names) -> Examples:
-    """Re-index `ex` to `label_names` (labels it lacks become unknown)."""
-    cols = [ex.label_names.index(n) if n in ex.label_names else None for n in label_names]
-    labels = np.stack([ex.labels[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
-    mask = np.stack([ex.mask[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
-    return Examples(ex.ids, ex.texts, ex.langs, labels.astype("float32"),
-                    mask.astype("float32"), tuple(label_names), ex.has_labels)
 
 
 def make_optimizer(cfg: Config, total_steps: int):
@@ -349,7 +305,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     report = {"validation": full_report(val_ex, probs["val"], search)}
     if splits.dev is not None:
         report["dev"] = full_report(splits.dev, probs["dev"], search)
-        _write_predictions(run_dir / "predictions_dev.csv", splits.dev, probs["dev"], search)
+        write_split_predictions(run_dir / "predictions_dev.csv", splits.dev, probs["dev"], search)
     report["meta"] = {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 1),
                       "total_seconds": round(time.time() - started, 1),
                       "backend": keras.backend.backend(), "thresholds": search.thresholds,
@@ -375,7 +331,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     return {"report": report, "history": history, "run_dir": run_dir}
 
 
-def _write_predictions(path, ex: Examples, probs, search: ThresholdSearch):
+def write_split_predictions(path, ex: Examples, probs, search: ThresholdSearch):
+    """`predictions_<split>.csv`: id, lang, p_<label> (6 decimals), then 0/1 per label."""
     import pandas as pd
 
     dec = search.apply(probs)

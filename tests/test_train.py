@@ -58,7 +58,7 @@ def test_thresholds_fitted_on_validation_not_dev(tiny_run):
     from kemo.config import load_config
     from kemo.runs import load_run
     from kemo.thresholds import ThresholdSearch
-    from kemo.training import load_data
+    from kemo.data.splits import load_data
 
     run = load_run(tiny_run)
     cfg = load_config(tiny_run / "config.toml")

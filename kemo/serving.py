@@ -1,0 +1,126 @@
+"""The raw-text serving graph of an export: strings in, probabilities and decisions out.
+
+`build_serving_module(members, weights, thresholds, label_names)` returns a `tf.Module`
+whose `serve(texts)` runs, for each member (one for a run, several for an ensemble),
+its keras-hub preprocessor as TensorFlow ops and its numeric SavedModel (stage 1 of
+`kemo.export`), then averages the members' sigmoid probabilities with `weights` and
+applies the thresholds. Each member keeps its own tokenizer, sequence length and
+length buckets.
+
+Example:
+    member = ServingMember(numeric, run.preprocessor, specs, buckets=[32, 64, 128])
+    module = build_serving_module([member], [1.0], thresholds, run.label_names)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ServingMember:
+    """One model inside the serving graph."""
+
+    numeric: object  # the reloaded numeric SavedModel (`.serve(dict of int tensors)`)
+    preprocessor: object  # the keras-hub preprocessor that feeds it
+    input_specs: dict  # name -> tf.TensorSpec of the numeric model's inputs
+    buckets: list[int]  # padded lengths; the last is the preprocessor's sequence length
+
+
+def _tf_trackables(layer) -> list:
+    """TensorFlow objects (tf-text tokenizers and their resources, lookup tables) held by
+    a keras-hub preprocessor and its sub-layers. Under JAX a Keras layer is not a TF
+    trackable, so the serving module must hold these itself for them to be saved."""
+    import keras
+    import tensorflow as tf
+
+    found, seen = [], set()
+
+    def visit(obj):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        for value in list(vars(obj).values()):
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(v, tf.__internal__.tracking.Trackable):
+                    if id(v) not in seen:
+                        seen.add(id(v))
+                        found.append(v)
+                elif isinstance(v, keras.layers.Layer):
+                    visit(v)
+
+    visit(layer)
+    return found
+
+
+def _member_logits(member: ServingMember, texts, pad_batch: bool):
+    """One member's float32 logits for `texts` (a non-empty string batch).
+
+    The preprocessor pads/truncates to `buckets[-1]` tokens; the batch is then cut to
+    the smallest bucket that holds its longest text (as `Run.predict_probs` pads) and,
+    with `pad_batch`, its rows are repeated up to the next power of two (dropped from
+    the outputs): XLA compiles once per input shape, so this keeps the shapes few.
+    """
+    import tensorflow as tf
+
+    bucket_sizes = tf.constant(member.buckets, tf.int32)
+    x = member.preprocessor(texts)
+    if isinstance(x, tuple):
+        x = x[0]
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32), axis=1))
+    length = bucket_sizes[tf.argmax(tf.cast(bucket_sizes >= longest, tf.int32))]
+    n = tf.shape(texts)[0]
+    rows = tf.range(n)
+    if pad_batch:
+        padded = tf.while_loop(lambda p: p < n, lambda p: p * 2, [tf.constant(1)])[0]
+        rows = tf.range(padded) % n
+    feed = {}
+    for name, spec in member.input_specs.items():
+        value = x.get(name)
+        if value is None and name == "segment_ids":
+            value = tf.zeros_like(x["token_ids"])
+        if value is None:
+            raise ValueError(f"the preprocessor gives no {name!r} input")
+        feed[name] = tf.gather(tf.cast(value[:, :length], spec.dtype), rows)
+    return tf.cast(member.numeric.serve(feed), tf.float32)[:n]
+
+
+def build_serving_module(members, weights, thresholds, label_names, pad_batch: bool = True):
+    """A tf.Module whose `serve(texts)` maps raw strings to `probabilities` (the
+    weighted mean of the members' sigmoids), `decisions` (probability >= threshold) and
+    `logits` (a single member's own logits; for an ensemble, the logit of the mean)."""
+    import tensorflow as tf
+
+    num_labels = len(label_names)
+    weights = [float(w) / sum(weights) for w in weights]
+
+    class ServingModule(tf.Module):
+        def __init__(self):
+            super().__init__(name="kemo_serving")
+            self.numeric = [m.numeric for m in members]
+            self.tokenizer_resources = [_tf_trackables(m.preprocessor) for m in members]
+            self.label_names = tf.Variable(list(label_names), dtype=tf.string,
+                                           trainable=False, name="label_names")
+            self.thresholds = tf.Variable(tf.constant(thresholds, tf.float32),
+                                          trainable=False, name="thresholds")
+
+        def _outputs(self, texts):
+            logits = [_member_logits(m, texts, pad_batch) for m in members]
+            if len(logits) == 1:
+                return logits[0], tf.sigmoid(logits[0])
+            probs = tf.add_n([w * tf.sigmoid(z) for w, z in zip(weights, logits)])
+            clipped = tf.clip_by_value(probs, 1e-7, 1.0 - 1e-7)
+            return tf.math.log(clipped) - tf.math.log1p(-clipped), probs
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+        def serve(self, texts):
+            empty = tf.zeros([0, num_labels], tf.float32)
+            logits, probs = tf.cond(tf.size(texts) > 0, lambda: self._outputs(texts),
+                                    lambda: (empty, empty))
+            logits = tf.ensure_shape(logits, [None, num_labels])
+            probs = tf.ensure_shape(probs, [None, num_labels])
+            decisions = tf.cast(probs >= self.thresholds[None, :], tf.int32)
+            return {"probabilities": probs, "decisions": decisions, "logits": logits}
+
+    return ServingModule()
