@@ -44,6 +44,7 @@ BAD_VALUES = {
     "train.warmup_fraction": ["-0.1", "1.5", "nan", "inf"],
     "train.early_stopping_patience": ["-1", str(INT_MAX + 1)],
     "train.seed": ["-1", str(2**32), str(2**64)],
+    "data.split_seed": ["-2", str(2**32), "1.5"],
     "data.languages": ["[]", '["eng", "eng"]'],
     "name": ['"a/b"'],
 }
@@ -85,6 +86,14 @@ ARG_CASES = {
     "export_both_0": (["export", "RUN", "--batch-size", "0", "--repeats", "0"], "--batch-size"),
     "train_backend_unknown": (["train", "--config", str(TINY), "--backend", "mxnet"],
                               "--backend"),
+    "ensemble_weight_negative": (["ensemble", "RUN", "RUN", "--run-dir", "E", "--weights",
+                                  "-1", "1"], "--weights"),
+    "ensemble_weight_nan": (["ensemble", "RUN", "RUN", "--run-dir", "E", "--weights", "nan",
+                             "1"], "--weights"),
+    "ensemble_weight_inf": (["ensemble", "RUN", "RUN", "--run-dir", "E", "--weights", "inf",
+                             "1"], "--weights"),
+    "ensemble_batch_0": (["ensemble", "RUN", "RUN", "--run-dir", "E", "--batch-size", "0"],
+                         "--batch-size"),
 }
 
 
@@ -236,7 +245,8 @@ def test_config_with_bom_loads_the_same(tmp_path):
 
 @pytest.mark.parametrize("override", ["train.warmup_fraction=1.0", "train.seed=4294967295",
                                       "data.sampling_strength=10", "train.seed=0",
-                                      "model.dropout=0.0"])
+                                      "model.dropout=0.0", "data.split_seed=-1",
+                                      "data.split_seed=4294967295"])
 def test_range_edges_are_accepted(override):
     from kemo.config import load_config
 
