@@ -75,8 +75,10 @@ def _load_arrays(path: Path, variables, what: str) -> list[np.ndarray]:
         if tuple(value.shape) != shape:
             raise InputError(f"{path}: {what} variable {name} has shape {value.shape} "
                              f"in the checkpoint, {shape} in the model")
-        if value.dtype.kind not in "fiub":
-            raise InputError(f"{path}: {what} variable {name} has dtype {value.dtype}")
+        want = str(getattr(v, "dtype", value.dtype))  # kemo saves each in its own dtype
+        if value.dtype.kind not in "fiub" or value.dtype.name != want:
+            raise InputError(f"{path}: {what} variable {name} has dtype {value.dtype} "
+                             f"in the checkpoint, {want} in the model")
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise InputError(f"{path}: {what} variable {name} holds NaN or infinite values")
     return values
@@ -136,7 +138,8 @@ def read_checkpoint(run_dir, model, epochs: int | None = None,
         model.optimizer.build(model.trainable_variables)
     state["optimizer"] = _load_arrays(ckpt / "optimizer.npz", model.optimizer.variables,
                                       "optimizer")
-    if (ckpt / "best.npz").exists():  # early stopping's best weights (model.get_weights)
+    if (ckpt / "best.npz").exists() or "early_stopping" in state:  # saved after every
+        # epoch with early stopping: its best weights (model.get_weights)
         state["best_weights"] = _load_arrays(ckpt / "best.npz", model.weights, "best-weights")
     return state
 
@@ -156,8 +159,17 @@ def _read_state(path: Path, epoch: int, epochs, early_stopping) -> dict:
     if es is not None:
         for key in ("wait", "best_epoch"):
             rf.number(state, ("early_stopping", key), path, 0, integer=True)
-        if rf.field(state, ("early_stopping", "best"), path, (float, type(None))) is not None:
-            rf.number(state, ("early_stopping", "best"), path)
+        # After an epoch Keras' EarlyStopping holds a best value (null only before the
+        # first); best_epoch counts from 0, wait = the epochs since it.
+        rf.number(state, ("early_stopping", "best"), path)
+        if es["best_epoch"] >= got:
+            raise InputError(f"{rf.where(path, ('early_stopping', 'best_epoch'))}: "
+                             f"{es['best_epoch']}, but the checkpoint is after epoch {got} "
+                             "(best_epoch counts from 0)")
+        if es["wait"] != got - 1 - es["best_epoch"]:
+            raise InputError(f"{rf.where(path, ('early_stopping', 'wait'))}: {es['wait']}, "
+                             f"but {got - 1 - es['best_epoch']} epochs followed the best "
+                             f"(epoch {es['best_epoch'] + 1} of {got})")
     return {k: v for k, v in state.items() if k in ("epoch", "early_stopping")}
 
 

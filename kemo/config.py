@@ -154,6 +154,9 @@ def _check_type(key: str, value, annotation):
             raise InputError(f"config key '{key}': expected a list of integers, got {value!r}")
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 1e308:  # float() would overflow
+            raise InputError(f"config key '{key}': expected a finite number, got an integer "
+                             f"of {len(str(abs(value)))} digits")
         return float(value)
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise InputError(
@@ -261,7 +264,7 @@ def parse_override(text: str) -> tuple[list[str], typing.Any]:
     key = key.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # TOMLDecodeError, or an integer of more than 4300 digits
         value = raw
     return key.split("."), value
 
@@ -279,6 +282,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
         raise InputError(f"{path}: cannot read config file ({e.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not a valid TOML file ({_one_line(e)})") from None
+    except ValueError as e:  # Python's int(): a number of more than 4300 digits
+        raise InputError(f"{path}: not a valid TOML file ({str(e).split(':')[0]})") from None
     raw.setdefault("name", path.stem)
     for text in overrides:
         keys, value = parse_override(text)

@@ -66,6 +66,8 @@ def read_json(path, kind: type = dict):
         raise InputError(f"{path}: not valid JSON ({what})") from None
     except RecursionError:
         raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as e:  # Python's int(): a number of more than 4300 digits
+        raise InputError(f"{path}: not valid JSON ({str(e).split(':')[0]})") from None
     if not isinstance(value, kind):
         raise InputError(f"{path}: expected {_KINDS[kind]}, got {_kind(value)}")
     return value
@@ -111,7 +113,8 @@ def numbers(values, path, name: str, n: int | None = None, lo: float | None = No
             raise InputError(f"{where(path, name)}[{i}]: expected "
                              f"{'an integer' if integer else 'a number'}, got {_kind(v)} "
                              f"{_short(v)}")
-        if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        if (isinstance(v, float) and not math.isfinite(v)) or (lo is not None and v < lo) \
+                or (hi is not None and v > hi):  # (math.isfinite overflows on huge ints)
             span = (f" within [{lo}, {hi}]" if hi is not None else f" >= {lo}") \
                 if lo is not None else ""
             raise InputError(f"{where(path, name)}[{i}]: {_short(v)} is not a finite "
@@ -182,7 +185,8 @@ def read_history(path) -> list[dict]:
         if field(e, "epoch", f"{path}, entry {i}", int) != i + 1:
             raise InputError(f"{path}, entry {i}, field 'epoch': {e['epoch']}, expected {i + 1}")
         for k, v in e.items():  # a diverged run logs NaN: allowed
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                    (isinstance(v, int) and abs(v) > 1e308):  # beyond float: not a metric
                 raise InputError(f"{path}, entry {i}, field '{k}': expected a number, got "
                                  f"{_kind(v)} {_short(v)}")
     return epochs

@@ -173,6 +173,20 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> 
         if len(epochs) < done:
             raise InputError(f"{run_dir / 'history.json'}: {len(epochs)} epochs, but the "
                              f"checkpoint is after epoch {done}")
+        es = (state or {}).get("early_stopping") or {}
+        if es.get("best") is not None:  # early stopping's best is the val_macro_f1 logged then
+            logged = epochs[es["best_epoch"]].get("val_macro_f1")
+            try:
+                with np.errstate(over="ignore"):
+                    same = np.float32(logged) == np.float32(es["best"])
+            except (TypeError, ValueError, OverflowError):
+                same = False
+            if logged is None or not same:
+                state_json = run_dir / "checkpoints" / f"epoch-{done:04d}" / "state.json"
+                raise InputError(
+                    f"{state_json}, field 'early_stopping.best': {es['best']}, but "
+                    f"{run_dir / 'history.json'} logs val_macro_f1 {logged} for epoch "
+                    f"{es['best_epoch'] + 1} (one of the two files is damaged)")
     if (run_dir / "history.csv").exists():  # CSVLogger appends to it
         try:
             header = (run_dir / "history.csv").read_bytes().decode("utf-8").split("\n", 1)[0]

@@ -4,6 +4,7 @@ The data root comes from $KEMO_DATA_DIR, defaulting to ../shared/data/brighter/t
 beside the checkout. Tests run on the JAX backend unless $KERAS_BACKEND says otherwise.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -22,6 +23,19 @@ DATA_DIR = Path(os.environ.get("KEMO_DATA_DIR", DEFAULT_DATA))
 # resume) covers it.
 TINY_OVERRIDES = ["train.epochs=2", "data.max_train_examples=600", "model.sequence_length=64",
                   "data.length_buckets=[32]", "model.fused_attention=true"]
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under `root`: folders by name; files by size, mtime and content."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_dir():
+            out[rel] = "dir"
+        else:
+            st = p.stat()
+            out[rel] = (st.st_size, st.st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ kemo did not write, and `--resume` on a damaged checkpoint names the file and wr
 nothing.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,23 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, snapshot
 from kemo.cli import main
 
 # ------------------------------------------------------------------------ helpers
-
-
-def snapshot(root: Path) -> dict:
-    """Every path under `root`: folders by name; files by size, mtime and content."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if p.is_dir():
-            out[rel] = "dir"
-        else:
-            st = p.stat()
-            out[rel] = (st.st_size, st.st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
-    return out
 
 
 def check_refused(rc, err, needles, before, root):
