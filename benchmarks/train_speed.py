@@ -64,6 +64,8 @@ import sys
 import time
 from pathlib import Path
 
+from kemo.machine import cpu_info, describe_cpu
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
 WEIGHTS = Path(os.environ.get("KEMO_WEIGHTS_DIR", "~/.cache/kemo/weights"))
@@ -620,6 +622,8 @@ def main(argv=None) -> dict:
     assert "tensorflow" not in sys.modules or sys.modules["tensorflow"] is None
 
     omp = f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}" if args.device == "cpu" else ""
+    cpu = cpu_info()
+    print(describe_cpu(cpu))
     print(f"device: {args.device} ({jax.devices()[0].device_kind}; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads{omp}; jax {jax.__version__}, "
           f"keras {keras.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}); "
@@ -786,7 +790,7 @@ def main(argv=None) -> dict:
           f"train epoch {flops_train / 1e12:.3f} TFLOP, inference pass "
           f"{flops_infer / 1e12:.3f} TFLOP")
     tf_loaded = sys.modules.get("tensorflow") is not None
-    out = {"args": vars(args), "results": res, "n_train_rows": train_rows,
+    out = {"args": vars(args), "cpu": cpu, "results": res, "n_train_rows": train_rows,
            "tensorflow_loaded": tf_loaded,
            "n_infer_rows": infer_rows, "tokenize_s": tokenize_s, "peak_tflops": peak}
     if args.json:

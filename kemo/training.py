@@ -33,6 +33,7 @@ from kemo.data.pipeline import (
     token_lengths, tokenize,
 )
 from kemo.errors import InputError
+from kemo.machine import cpu_info, describe_cpu
 from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
@@ -324,7 +325,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
                       "total_seconds": round(time.time() - started, 1),
                       "backend": keras.backend.backend(), "thresholds": search.thresholds,
                       "train_rows": len(train_ex), "val_rows": len(val_ex),
-                      "resumed_after_epoch": start_epoch if resume else None}
+                      "resumed_after_epoch": start_epoch if resume else None,
+                      "cpu": cpu_info()}
     model.save(run_dir / "model.keras")
     save_preprocessor(preprocessor, backbone, run_dir / "preprocessor")
     # report.json last: its presence marks a finished run.
@@ -341,7 +343,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
             if len(per_lang) > 1:
                 print("  per language macro-F1: " + ", ".join(
                     f"{lang} {r['macro']['f1']:.4f}" for lang, r in per_lang.items()))
-    print(f"\nrun directory: {run_dir} ({epochs_run} epochs, fit {fit_seconds:.0f}s)")
+    print(f"\nrun directory: {run_dir} ({epochs_run} epochs, fit {fit_seconds:.0f}s; "
+          f"{describe_cpu(report['meta']['cpu'])})")
     return {"report": report, "history": history, "run_dir": run_dir}
 
 
