@@ -43,6 +43,7 @@ for k in (1, 2):
     TRAINED[f"mpnet_eng_seed{k}"] = ("mpnet_eng", [f"train.seed={k}", "data.split_seed=0"])
 ENSEMBLES = {
     "ens_minilm_e5": ["optimised_bert_eng", "xlmr_eng"],
+    "ens_e5_mpnet": ["xlmr_eng", "mpnet_eng"],
     "ens_minilm_e5_mpnet": ["optimised_bert_eng", "xlmr_eng", "mpnet_eng"],
     "ens_mpnet_3seeds": ["mpnet_eng", "mpnet_eng_seed1", "mpnet_eng_seed2"],
 }
