@@ -29,10 +29,13 @@ from kemo.errors import InputError
 class DataConfig:
     """Which BRIGHTER languages to read and how to split and sample them."""
 
-    languages: list[str] = field(default_factory=lambda: ["eng"])
+    languages: list[str] = field(default_factory=lambda: ["eng"])  # or "all": the 28
     data_dir: str = ""  # empty: --data-dir or $KEMO_DATA_DIR
     val_fraction: float = 0.1  # carved from train, stratified, seeded
     max_train_examples: int = 0  # 0: all; else a seeded subset (quick runs)
+    # 0: all; else at most this many training rows of each language (a seeded subset,
+    # taken before the validation split), so a 28-language run fits a CPU budget.
+    max_train_examples_per_language: int = 0
     sampling_strength: float = 0.0  # 0: off; 1: weights = inverse label frequency
     length_buckets: list[int] = field(default_factory=list)  # empty: pad to max
     # Seed of the validation split (and of the max_train_examples subset); -1: train.seed.
@@ -114,6 +117,7 @@ INT_MAX = 2**31 - 1  # int32: the largest count, shape or step every backend han
 _RANGES = {
     "data.val_fraction": (0, True, 1, False),
     "data.max_train_examples": (0, True, None, False),  # 0: all rows
+    "data.max_train_examples_per_language": (0, True, None, False),  # 0: all rows
     "data.sampling_strength": (0, True, 10, True),  # (1/freq)^strength stays finite
     "data.length_buckets": (0, False, None, False),  # each entry
     "model.num_layers": (0, False, None, False),
@@ -142,6 +146,10 @@ def _check_type(key: str, value, annotation):
     if annotation == "typing.Any":
         return value
     if annotation == "list[str]":
+        if key == "data.languages" and value == "all":
+            from kemo.data.brighter import LANGUAGES
+
+            return list(LANGUAGES)
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -136,15 +136,16 @@ def _shared_label_names(members, paths) -> list[str]:
 
 
 # Config keys that decide which training rows become the validation split.
-_SPLIT_KEYS = ("data.languages", "data.max_train_examples", "data.val_fraction",
+_SPLIT_KEYS = ("data.languages", "data.max_train_examples",
+               "data.max_train_examples_per_language", "data.val_fraction",
                "data.split_seed (or train.seed)")
 
 
 def _split_settings(cfg) -> tuple:
     from kemo.data.splits import split_seed
 
-    return (list(cfg.data.languages), cfg.data.max_train_examples, cfg.data.val_fraction,
-            split_seed(cfg))
+    return (list(cfg.data.languages), cfg.data.max_train_examples,
+            cfg.data.max_train_examples_per_language, cfg.data.val_fraction, split_seed(cfg))
 
 
 def check_same_validation(members, paths, vals) -> None:

@@ -25,6 +25,7 @@ INT_MAX = 2**31 - 1
 BAD_VALUES = {
     "data.val_fraction": ["-0.1", "1.0", "nan", "inf"],
     "data.max_train_examples": ["-1", str(INT_MAX + 1)],
+    "data.max_train_examples_per_language": ["-1", str(INT_MAX + 1)],
     "data.sampling_strength": ["-0.5", "11", "nan", "inf"],
     "data.length_buckets": ["[0]", "[32, -1]"],
     "model.num_layers": ["0", str(INT_MAX + 1)],

@@ -318,12 +318,12 @@ def train_val_split(examples: Examples, val_fraction: float, seed: int):
 
 
 def split_size_error(read: Examples, used: Examples, val_fraction: float,
-                     root: Path) -> InputError:
+                     root: Path, cut_key: str = "data.max_train_examples") -> InputError:
     """Why `train_val_split` left a part empty, blaming the real culprit.
 
     At val_fraction f a language needs ceil(1 / min(f, 1 - f)) train rows (10 at 0.1).
     The culprit is the train files when each has fewer than that and under 10 rows,
-    else `data.max_train_examples` when it cut the rows read, else `data.val_fraction`.
+    else `cut_key` (the config key that cut the rows read) when it did, else `data.val_fraction`.
 
     Example:
         raise split_size_error(read, read, 0.1, root)
@@ -344,7 +344,7 @@ def split_size_error(read: Examples, used: Examples, val_fraction: float,
         return InputError(f"{files}; at least {needed}{each} are needed to carve a "
                           f"validation split (data.val_fraction {f})")
     if len(used) < len(read):
-        return InputError(f"config key 'data.max_train_examples': {len(used)} rows ({kept}) "
+        return InputError(f"config key '{cut_key}': {len(used)} rows ({kept}) "
                           f"leave an empty train or validation split; at data.val_fraction "
                           f"{f} each language needs at least {needed}")
     return InputError(f"config key 'data.val_fraction': {f} leaves an empty train or "

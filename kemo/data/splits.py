@@ -1,7 +1,8 @@
 """The splits a run trains, validates and reports on, as a config asks for them.
 
 `load_data(cfg, data_dir)` reads train (and dev, for the languages that have a dev
-file), takes the seeded `data.max_train_examples` subset, and carves the validation
+file), takes the seeded `data.max_train_examples` subset (then at most
+`data.max_train_examples_per_language` rows of each language), and carves the validation
 split from train by iterative stratification (`brighter.train_val_split`), seeded by
 `split_seed(cfg)`: `data.split_seed`, or `train.seed` when it is -1. Two runs with the
 same data settings and split seed validate on the same rows, whatever their
@@ -47,9 +48,20 @@ def load_data(cfg, data_dir) -> Splits:
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(train_all), cfg.data.max_train_examples, replace=False))
         train_all = train_all.subset(keep)
+    cap = cfg.data.max_train_examples_per_language
+    if cap:
+        rng = np.random.default_rng(seed)
+        keep = []
+        for lang in dict.fromkeys(train_all.langs):
+            rows = np.flatnonzero(train_all.langs == lang)
+            keep.append(rows if len(rows) <= cap else rng.choice(rows, cap, replace=False))
+        train_all = train_all.subset(np.sort(np.concatenate(keep)))
     train, val = train_val_split(train_all, cfg.data.val_fraction, seed)
     if len(val) == 0 or len(train) == 0:
-        raise split_size_error(read, train_all, cfg.data.val_fraction, root)
+        cut = ("data.max_train_examples_per_language" if cfg.data.max_train_examples_per_language
+               and len(train_all) < min(len(read), cfg.data.max_train_examples or len(read))
+               else "data.max_train_examples")
+        raise split_size_error(read, train_all, cfg.data.val_fraction, root, cut)
     langs = list(dict.fromkeys(cfg.data.languages))
     with_dev = [lang for lang in langs if (root / "dev" / f"{lang}.csv").exists()]
     if len(with_dev) < len(langs):
