@@ -62,6 +62,9 @@ class ModelConfig:
     # true: no dropout on attention probabilities (the rest keeps `dropout`), so Keras
     # runs fused dot-product attention (cuDNN flash attention on a GPU).
     fused_attention: bool = False
+    # true: keep only the embedding rows of tokens that occur in the run's texts (plus the
+    # special tokens); ids are remapped so outputs on those texts are unchanged.
+    prune_vocabulary: bool = False
 
 
 @dataclass
@@ -88,6 +91,9 @@ class TrainConfig:
 @dataclass
 class ThresholdConfig:
     tune: bool = True  # per-class thresholds from the validation split
+    # true: the run decides with thresholds tuned on each language's own validation rows
+    # (a label without positives there keeps the global threshold); false: one set.
+    per_language: bool = False
 
 
 @dataclass
