@@ -246,3 +246,64 @@ def test_tokenize_with_tiny_bert_preprocessor():
     np.testing.assert_array_equal(token_lengths(arrays), [8, 4, 3, 8])
     np.testing.assert_array_equal(arrays["padding_mask"],
                                   (np.arange(8)[None] < np.array([8, 4, 3, 8])[:, None]))
+
+
+# ---------------------------------------------------------------- without TensorFlow
+
+def as_list(ds):
+    """A tf.data dataset's or a PyDataset's batches, as numpy."""
+    if hasattr(ds, "as_numpy_iterator"):
+        return list(ds.as_numpy_iterator())
+    return [ds[i] for i in range(len(ds))]
+
+
+def assert_same_batches(a, b):
+    assert len(a) == len(b)
+    for ba, bb in zip(a, b):
+        assert len(ba) == len(bb)
+        for key in ba[0]:
+            assert ba[0][key].dtype == bb[0][key].dtype
+            np.testing.assert_array_equal(ba[0][key], bb[0][key])
+        if len(ba) == 2:
+            assert ba[1].dtype == bb[1].dtype
+            np.testing.assert_array_equal(ba[1], bb[1])
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(seed=5, epochs=3, start_epoch=1, buckets=[16, 32]),
+    dict(seed=1, epochs=2, buckets=[16], weighted=True),
+    dict(seed=0, epochs=2, n=5),  # batch larger than the data
+    dict(shuffle=False, buckets=[16, 32]),
+    dict(shuffle=False, targets=False),
+])
+def test_token_batches_equal_make_dataset(kwargs):
+    from kemo.data.numpy_batches import TokenBatches, input_batches
+
+    kwargs = dict(kwargs)
+    arrays, y = synthetic_arrays(n=kwargs.pop("n", 103))
+    if kwargs.pop("weighted", False):
+        w = np.linspace(1, 5, len(y))
+        kwargs["weights"] = w / w.sum()
+    if not kwargs.pop("targets", True):
+        y = None
+    bs = 16 if len(arrays["token_ids"]) < 16 else 8
+    tf_batches = as_list(make_dataset(arrays, y, bs, **kwargs))
+    np_batches = as_list(TokenBatches(arrays, y, bs, **kwargs))
+    assert_same_batches(tf_batches, np_batches)
+    assert isinstance(input_batches(arrays, y, bs, tf_data=False, **kwargs), TokenBatches)
+
+
+def test_batch_code_imports_without_tensorflow():
+    """Importing the batching, numpy input path and token cache modules loads no TF."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys\n"
+            "import kemo.data.pipeline, kemo.data.numpy_batches, kemo.data.token_cache\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'tensorflow_text')))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -9,7 +9,12 @@
 3. `batches` cuts an order into batches; with length buckets, examples of similar
    length are grouped and each batch is trimmed to the smallest bucket that holds its
    longest example, so XLA compiles one program per bucket, not per batch.
-4. `make_dataset` serves those batches as a prefetched `tf.data.Dataset`.
+4. `BatchPlan` lists every batch of a run (by position); `batch_arrays` cuts one out.
+   `make_dataset` serves them as a prefetched `tf.data.Dataset`;
+   `kemo.data.numpy_batches.TokenBatches` serves the same batches without TensorFlow.
+
+TensorFlow is imported only inside `tokenize` and `make_dataset`: importing this
+module, and everything but those two, runs without it.
 
 Example:
     arrays = tokenize(train.texts, preprocessor)
@@ -125,55 +130,103 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(n // batch_size, 1)
 
 
+def epoch_batches(lengths: np.ndarray, batch_size: int, buckets: list[int], seed: int,
+                  epoch: int, weights=None) -> list:
+    """One training epoch's (index_array, padded_length) batches: `epoch_indices` cut by
+    `batches` into `steps_per_epoch(n, batch_size)` full batches (the remainder dropped)."""
+    n = len(lengths)
+    order = epoch_indices(n, seed, epoch, weights)
+    rng = np.random.default_rng([seed, epoch, 1])
+    bs = min(batch_size, n)  # keeps steps_per_epoch(n, batch_size) batches
+    return batches(order, lengths, bs, buckets, drop_remainder=True, rng=rng)
+
+
+def batch_arrays(arrays: dict[str, np.ndarray], y: np.ndarray | None, idx: np.ndarray,
+                 length: int, batch_size: int, pad: bool = False) -> tuple:
+    """The model's input for one planned batch: `(x, y)`, or `(x,)` without targets.
+
+    With `pad`, a short batch (the last evaluation batch) is filled up to `batch_size`
+    (one shape less to compile; divisible over devices) with copies of its first row
+    whose labels are all unknown (-1): losses and metrics ignore them; predictions drop
+    them.
+    """
+    x = {k: v[idx, :length] for k, v in arrays.items()}
+    target = y[idx] if y is not None else None
+    short = batch_size - len(idx)
+    if pad and short > 0:
+        x = {k: np.concatenate([v, np.repeat(v[:1], short, axis=0)]) for k, v in x.items()}
+        if target is not None:
+            target = np.concatenate([target, np.full((short, y.shape[1]), -1.0, y.dtype)])
+    return (x, target) if y is not None else (x,)
+
+
+class BatchPlan:
+    """Every batch `make_dataset` (tf.data) or `kemo.data.numpy_batches.TokenBatches`
+    (no TensorFlow) serves, in order, as (index_array, padded_length), by position.
+
+    Training (`shuffle=True`): epochs `start_epoch..epochs-1` back to back, each
+    `steps_per_epoch(n, batch_size)` batches of `epoch_batches` (computed one epoch at
+    a time). Evaluation: `batches` over the rows in order, all kept.
+
+    Example:
+        plan = BatchPlan(token_lengths(arrays), 32, [32, 64, 128], seed=0, epochs=3)
+        idx, length = plan[0]
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, buckets: list[int], seed: int = 0,
+                 epochs: int = 1, start_epoch: int = 0, weights=None, shuffle: bool = True):
+        self.lengths, self.batch_size, self.buckets = np.asarray(lengths), batch_size, buckets
+        self.seed, self.start_epoch, self.weights, self.shuffle = seed, start_epoch, weights, shuffle
+        n = len(self.lengths)
+        self.steps = steps_per_epoch(n, batch_size) if shuffle else math.ceil(n / batch_size)
+        self.count = (epochs - start_epoch) * self.steps if shuffle else self.steps
+        self._epoch, self._batches = None, None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        if not 0 <= i < self.count:
+            raise IndexError(f"batch {i} of {self.count}")
+        epoch = self.start_epoch + i // self.steps if self.shuffle else 0
+        if epoch != self._epoch:
+            self._batches = (epoch_batches(self.lengths, self.batch_size, self.buckets, self.seed,
+                                           epoch, self.weights) if self.shuffle else
+                             batches(np.arange(len(self.lengths)), self.lengths,
+                                     self.batch_size, self.buckets, drop_remainder=False))
+            self._epoch = epoch
+        return self._batches[i % self.steps]
+
+    def __iter__(self):
+        return (self[i] for i in range(self.count))
+
+
 def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size: int,
                  seed: int = 0, epochs: int = 1, start_epoch: int = 0, weights=None,
                  buckets: list[int] | None = None, shuffle: bool = True) -> tf.data.Dataset:
-    """A prefetched dataset of (inputs, targets) batches.
+    """A prefetched tf.data dataset of (inputs, targets) batches, as `BatchPlan` orders them.
 
     Training (`shuffle=True`): epochs `start_epoch..epochs-1` back to back, each
     `steps_per_epoch` batches of a fresh (seeded) order, sampled with `weights` if
     given. Evaluation (`shuffle=False`): the examples once, in order, all kept; the
-    last batch is padded to `batch_size` with rows whose labels are all unknown.
+    last batch is padded to `batch_size` with rows whose labels are all unknown
+    (`batch_arrays`). `kemo.data.numpy_batches.TokenBatches` serves the same batches
+    without TensorFlow.
     """
     import tensorflow as tf
 
-    n = len(next(iter(arrays.values())))
-    buckets = length_buckets(buckets, next(iter(arrays.values())).shape[1])
-    lengths = token_lengths(arrays)
-    keys = list(arrays)
-
-    def plan():
-        if not shuffle:
-            yield from batches(np.arange(n), lengths, batch_size, buckets, drop_remainder=False)
-            return
-        bs = min(batch_size, n)  # keeps steps_per_epoch(n, batch_size) batches
-        for epoch in range(start_epoch, epochs):
-            order = epoch_indices(n, seed, epoch, weights)
-            rng = np.random.default_rng([seed, epoch, 1])
-            yield from batches(order, lengths, bs, buckets, drop_remainder=True, rng=rng)
+    plan = BatchPlan(token_lengths(arrays), batch_size,
+                     length_buckets(buckets, next(iter(arrays.values())).shape[1]), seed, epochs,
+                     start_epoch, weights, shuffle)
 
     def generate():
-        for idx, length in plan():
-            x = {k: arrays[k][idx, :length] for k in keys}
-            target = y[idx] if y is not None else None
-            short = batch_size - len(idx)
-            if not shuffle and short > 0:
-                # Pad the last evaluation batch to the full batch size (one shape less to
-                # compile; divisible over devices). Padding rows repeat row 0 with all
-                # labels unknown (-1): losses and metrics ignore them; predictions drop them.
-                x = {k: np.concatenate([v, np.repeat(v[:1], short, axis=0)]) for k, v in x.items()}
-                if target is not None:
-                    target = np.concatenate([target, np.full((short, y.shape[1]), -1.0, y.dtype)])
-            yield (x, target) if y is not None else (x,)
+        for idx, length in plan:
+            yield batch_arrays(arrays, y, idx, length, batch_size, pad=not shuffle)
 
-    x_spec = {k: tf.TensorSpec((None, None), tf.as_dtype(arrays[k].dtype)) for k in keys}
+    x_spec = {k: tf.TensorSpec((None, None), tf.as_dtype(v.dtype)) for k, v in arrays.items()}
     spec = (x_spec,)
     if y is not None:
         spec = (x_spec, tf.TensorSpec((None, y.shape[1]), tf.float32))
     ds = tf.data.Dataset.from_generator(generate, output_signature=spec)
-    if shuffle:
-        count = (epochs - start_epoch) * steps_per_epoch(n, batch_size)
-    else:
-        count = math.ceil(n / batch_size)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(plan)))
     return ds.prefetch(tf.data.AUTOTUNE)
