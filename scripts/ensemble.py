@@ -1,14 +1,9 @@
 """Average finished runs into one: `python scripts/ensemble.py RUN_A RUN_B --run-dir DIR`.
 
-See `kemo ensemble --help`; this is the same command.
+The same command as `kemo ensemble`; see `kemo ensemble --help`.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kemo.cli import main  # noqa: E402
+from kemo.cli import run_as_script
 
 if __name__ == "__main__":
-    sys.exit(main(["ensemble", *sys.argv[1:]]))
+    run_as_script("ensemble")

@@ -1,14 +1,9 @@
-"""Score predictions like the official scorer: `python scripts/evaluate.py runs/tiny/predictions/submission.zip --split dev --data-dir ../shared/data/brighter/track_a`.
+"""Score predictions like the official scorer: `python scripts/evaluate.py RUN/predictions --split dev`.
 
-See `kemo evaluate --help`; this is the same command.
+The same command as `kemo evaluate`; see `kemo evaluate --help`.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kemo.cli import main  # noqa: E402
+from kemo.cli import run_as_script
 
 if __name__ == "__main__":
-    sys.exit(main(["evaluate", *sys.argv[1:]]))
+    run_as_script("evaluate")

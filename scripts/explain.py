@@ -1,14 +1,9 @@
-"""LIME explanations: `python scripts/explain.py runs/tiny --text "I am so happy today"` (or --csv FILE with id,text).
+"""LIME explanations: `python scripts/explain.py RUN --text "I am so happy today"`.
 
-See `kemo explain --help`; this is the same command.
+The same command as `kemo explain`; see `kemo explain --help`.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kemo.cli import main  # noqa: E402
+from kemo.cli import run_as_script
 
 if __name__ == "__main__":
-    sys.exit(main(["explain", *sys.argv[1:]]))
+    run_as_script("explain")

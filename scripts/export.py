@@ -1,16 +1,9 @@
-"""Export a run for serving: `python scripts/export.py runs/tiny [--out DIR]`.
+"""Export a run for serving: `python scripts/export.py RUN [--out DIR]`.
 
-Writes model.keras, a raw-text TF SavedModel (thresholds baked in) and export.json,
-and prints the export time, SavedModel size and latencies. See `kemo export --help`;
-this is the same command.
+The same command as `kemo export`; see `kemo export --help`.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kemo.cli import main  # noqa: E402
+from kemo.cli import run_as_script
 
 if __name__ == "__main__":
-    sys.exit(main(["export", *sys.argv[1:]]))
+    run_as_script("export")

@@ -1,14 +1,9 @@
-"""Predict with a trained run: `python scripts/predict.py runs/tiny --split test --languages eng --data-dir ../shared/data/brighter/track_a`.
+"""Predict with a trained run: `python scripts/predict.py RUN --split test --languages eng`.
 
-See `kemo predict --help`; this is the same command.
+The same command as `kemo predict`; see `kemo predict --help`.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kemo.cli import main  # noqa: E402
+from kemo.cli import run_as_script
 
 if __name__ == "__main__":
-    sys.exit(main(["predict", *sys.argv[1:]]))
+    run_as_script("predict")

@@ -1,14 +1,9 @@
-"""HTML report of a run: `python scripts/report.py runs/tiny --data-dir ../shared/data/brighter/track_a` -> runs/tiny/report/index.html.
+"""HTML report of a run: `python scripts/report.py RUN` -> RUN/report/index.html.
 
-See `kemo report --help`; this is the same command.
+The same command as `kemo report`; see `kemo report --help`.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kemo.cli import main  # noqa: E402
+from kemo.cli import run_as_script
 
 if __name__ == "__main__":
-    sys.exit(main(["report", *sys.argv[1:]]))
+    run_as_script("report")

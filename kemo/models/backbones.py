@@ -3,9 +3,9 @@
 A preset is anything `keras_hub.models.Backbone.from_preset` takes: a Kaggle preset
 name or handle (`bert_base_multi`, `kaggle://...`), an `hf://` handle, or a local
 directory in keras-hub or Hugging Face format; or the name of an offline model that
-`python scripts/setup_weights.py` materialised (`minilm-l6-en`, `e5-small-multi`,
-`mpnet-base-en`). Hugging Face MPNet checkpoints (local or `hf://`), which keras-hub
-cannot convert, are loaded by `kemo.models.mpnet`.
+`kemo.weights` materialises on first use (`minilm-l6-en`, `e5-small-multi`,
+`mpnet-base-en`; beforehand: `kemo weights fetch`). Hugging Face MPNet checkpoints
+(local or `hf://`), which keras-hub cannot convert, are loaded by `kemo.models.mpnet`.
 With no preset, `[model]` describes a small BERT with random weights whose WordPiece
 vocabulary is learnt from the training texts (tests and the `tiny` config).
 
@@ -30,7 +30,8 @@ MAX_INLINE_PARAMETERS = 2**31 - 1  # int32 element counts; 8 GB of float32 weigh
 
 
 def resolve_preset(preset: str) -> str:
-    """Map an offline model name to its directory and check local paths exist."""
+    """Map an offline model name to its directory (materialising it on first use)
+    and check local paths exist."""
     if preset.startswith(("hf://", "kaggle://", "gs://", "modelscope://")):
         return preset
     try:
@@ -38,7 +39,7 @@ def resolve_preset(preset: str) -> str:
     except ImportError:  # pragma: no cover - weights module is optional
         weights = None
     if weights is not None and preset in getattr(weights, "OFFLINE_MODELS", {}):
-        return str(weights.resolve(preset))
+        return str(weights.ensure(preset))  # materialised on first use
     looks_like_path = os.sep in preset or preset.startswith((".", "~"))
     if looks_like_path:
         path = Path(preset).expanduser()

