@@ -237,7 +237,11 @@ def preprocessing_settings(preprocessor, sequence_length: int) -> dict:
     """What the SavedModel does to a text before the model sees it."""
     import keras_hub
 
-    tok = preprocessor.tokenizer
+    from kemo.models.vocab_prune import PrunedTokenizer
+
+    tok = pruned = preprocessor.tokenizer
+    if isinstance(tok, PrunedTokenizer):  # segments as the tokenizer it wraps
+        tok = tok.tokenizer
     kinds = [("wordpiece", keras_hub.tokenizers.WordPieceTokenizer),
              ("sentencepiece", keras_hub.tokenizers.SentencePieceTokenizer),
              ("byte_pair", keras_hub.tokenizers.BytePairTokenizer)]
@@ -257,6 +261,11 @@ def preprocessing_settings(preprocessor, sequence_length: int) -> dict:
         "strip_accents": getattr(tok, "strip_accents", None),
         "vocabulary_size": vocab,
         "truncate": getattr(preprocessor, "truncate", None),
+        **({"pruned_vocabulary": {
+            "kept_ids": pruned.vocabulary_size(),
+            "rule": "id = position of the tokenizer's id among the kept ids; a piece "
+                    "outside them becomes the unknown token"}}
+           if pruned is not tok else {}),
     }
 
 

@@ -38,6 +38,7 @@ from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
 from kemo.models.backbones import save_preprocessor, use_fused_attention
+from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
 from kemo.report import format_report, full_report
 from kemo.run_lock import RunLock, check_unlocked
@@ -226,6 +227,9 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     loss = _make_loss(cfg, train_ex)
     preprocessor = load_preprocessor(cfg.model, train_texts=train_ex.texts)
     backbone = load_backbone(cfg.model, preprocessor.tokenizer.vocabulary_size())
+    if cfg.model.prune_vocabulary:  # only the token rows the run's texts use
+        preprocessor, backbone, _ = prune_vocabulary(
+            cfg, splits.root, preprocessor, backbone, None, Path(run_dir) if resume else None)
     if cfg.model.freeze_token_embeddings:
         backbone.get_layer("token_embedding").trainable = False
     if cfg.model.fused_attention:
@@ -243,6 +247,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         _check_resumable_history(run_dir, state, label_names)
     else:
         (run_dir / "config.toml").write_text(dump_config(cfg))
+        if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
+            save_keep(run_dir, preprocessor)
 
     print(f"data: {len(train_ex)} train, {len(val_ex)} validation (from train), "
           f"{len(splits.dev) if splits.dev is not None else 0} dev rows; "

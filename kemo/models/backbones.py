@@ -24,6 +24,7 @@ import keras_hub
 from kemo.config import ModelConfig
 from kemo.errors import InputError
 from kemo.models import mpnet  # also registers the kemo>MPNet* classes for loading
+from kemo.models import vocab_prune  # noqa: F401  (registers kemo>PrunedTokenizer for loading)
 
 BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MAX_INLINE_PARAMETERS = 2**31 - 1  # int32 element counts; 8 GB of float32 weights

