@@ -134,9 +134,13 @@ def test_missing_default_config_is_one_error_line(tmp_path, monkeypatch, capsys)
     assert err.count("\n") == 1 and "pass --config FILE" in err and "nope.toml" in err
 
 
-def test_default_config_is_minilm_english_and_opens_with_its_command_and_cost():
+def test_default_config_is_minilm_english_and_opens_with_its_command_and_cost(monkeypatch):
     from kemo.config import load_config
-    from kemo.default_config import DEFAULT_CONFIG
+    from kemo.default_config import DEFAULT_CONFIG, default_config
+
+    monkeypatch.delenv("KEMO_DEFAULT_CONFIG", raising=False)
+    monkeypatch.chdir(ROOT)
+    assert default_config() == "configs/default.toml"
 
     head = DEFAULT_CONFIG.read_text().splitlines()
     assert head[0].startswith("# python scripts/train.py --backend jax")
