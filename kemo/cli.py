@@ -239,6 +239,10 @@ def _predict(args) -> int:
         for lang, labels in result["untrained"].items():
             print(f"warning: {lang}: {', '.join(labels)} not trained; written as 0",
                   file=sys.stderr)
+        if result["zero_shot"]:
+            print(f"note: {', '.join(result['zero_shot'])}: not among the run's training "
+                  f"languages ({', '.join(run.config.data.languages)}): predicted zero-shot, "
+                  "with the run's global thresholds", file=sys.stderr)
         for f in result["files"]:
             print(f"wrote {f}")
     return 0
@@ -270,10 +274,15 @@ def _evaluate(args) -> int:
 
 
 def _report(args) -> int:
-    from kemo.run_report import write_run_report
+    from kemo.report import format_console_report
+    from kemo.run_report import make_run_report
 
-    path = write_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
-    print(f"wrote {path}")
+    result = make_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.report:
+        print(format_console_report(result.report) + "\n")
+    print(f"wrote {result.path}")
     return 0
 
 

@@ -5,7 +5,9 @@
 The members' sigmoid probabilities are averaged (weighted, weights normalised to sum
 to 1); per-label thresholds are tuned again on the validation split the members share
 (re-created from each member's config; members validated on different rows are
-refused, naming what differs). The ensemble's run directory holds `ensemble.json`
+refused, naming what differs), globally and per language; the ensemble decides per
+language when the first member's config says `thresholds.per_language = true`. The
+ensemble's run directory holds `ensemble.json`
 (members and weights), `config.toml` (the first member's: data settings), and, as a
 trained run, `thresholds.json`, `report.json` (the ensemble and each member side by
 side), `predictions_val.csv` and `predictions_dev.csv`. `kemo.runs.load_run` returns an
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from kemo.errors import InputError
-from kemo.thresholds import ThresholdSearch
+from kemo.thresholds import ThresholdSearch, tune_on_validation
 
 ENSEMBLE_FILE = "ensemble.json"
 FORMAT = "kemo-ensemble"
@@ -57,9 +59,9 @@ class EnsembleRun:
         return average_probs([m.predict_probs(texts, batch_size) for m in self.members],
                              self.weights)
 
-    def predict(self, texts, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
         probs = self.predict_probs(texts, batch_size)
-        return probs, self.thresholds.apply(probs)
+        return probs, self.thresholds.apply(probs, langs)
 
 
 def average_probs(member_probs, weights=None) -> np.ndarray:
@@ -171,7 +173,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
     on dev, and write the ensemble run directory `run_dir`. Returns its report."""
     from kemo.config import dump_config
     from kemo.data.splits import load_data
-    from kemo.report import full_report
+    from kemo.report import format_language_table, full_report
     from kemo.runs import load_run
     from kemo.training import write_split_predictions
 
@@ -204,18 +206,25 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
             probs["dev"].append(m.predict_probs(dev.texts, batch_size))
         log(f"  {p}: predicted in {time.time() - t0:.1f}s")
     ens = {k: average_probs(v, weights) for k, v in probs.items() if v}
-    search = ThresholdSearch().fit(ens["val"], val.labels, val.mask, names)
+    search, per_lang = tune_on_validation(ens["val"], val)
+    decides = ("per_language_thresholds" if members[0].config.thresholds.per_language
+               else "tuned_thresholds")
+    decide = per_lang if decides == "per_language_thresholds" else search
 
-    report = {"validation": full_report(val, ens["val"], search)}
+    report = {"validation": full_report(val, ens["val"], search, per_lang)}
     if dev is not None:
-        report["dev"] = full_report(dev, ens["dev"], search)
-    report["members"] = {
-        str(p): {"validation": full_report(val, pv, m.thresholds),
-                 **({"dev": full_report(dev, pd_, m.thresholds)} if dev is not None else {})}
-        for m, p, pv, pd_ in zip(members, paths, probs["val"],
-                                 probs["dev"] or [None] * len(paths))}
+        report["dev"] = full_report(dev, ens["dev"], search, per_lang)
+    report["members"] = {}
+    for m, p, pv, pd_ in zip(members, paths, probs["val"], probs["dev"] or [None] * len(paths)):
+        own = m.thresholds.global_only()  # each member's thresholds, as tuned on this split
+        own_per_lang = own.tuned_per_language(pv, val.labels, val.mask, val.langs)
+        report["members"][str(p)] = {
+            "validation": full_report(val, pv, own, own_per_lang),
+            **({"dev": full_report(dev, pd_, own, own_per_lang)} if dev is not None else {})}
     report["meta"] = {"ensemble_of": [str(p) for p in paths], "weights": weights,
-                      "val_rows": len(val), "total_seconds": round(time.time() - started, 1)}
+                      "val_rows": len(val), "total_seconds": round(time.time() - started, 1),
+                      "thresholds": search.thresholds, "decides_with": decides,
+                      "per_language_thresholds": per_lang.per_language}
 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = members[0].config
@@ -224,12 +233,15 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
         "format": FORMAT, "label_names": names,
         "members": [{"path": str(p.resolve()), "weight": w} for p, w in zip(paths, weights)],
     }, indent=1))
-    search.save(run_dir / "thresholds.json")
-    write_split_predictions(run_dir / "predictions_val.csv", val, ens["val"], search)
+    decide.save(run_dir / "thresholds.json")
+    write_split_predictions(run_dir / "predictions_val.csv", val, ens["val"], decide)
     if dev is not None:
-        write_split_predictions(run_dir / "predictions_dev.csv", dev, ens["dev"], search)
+        write_split_predictions(run_dir / "predictions_dev.csv", dev, ens["dev"], decide)
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
     log(format_members_table(report))
+    for split in ("validation", "dev"):
+        if split in report:
+            log("\n" + format_language_table(report[split], split, decides))
     log(f"\nrun directory: {run_dir}")
     return report
 

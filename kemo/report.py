@@ -3,10 +3,16 @@
 Built on `sklearn.metrics.precision_recall_fscore_support` with zero_division=0.
 Labels unknown for some rows (multi-language runs) are scored over the rows where
 they are known; a label known nowhere in the evaluated rows is left out.
+`full_report` scores a split at 0.5, at the global tuned thresholds and at the
+per-language ones (`SETTINGS`), each overall, per language and as the mean of the
+per-language macro-F1 (`MEAN`, the shared task's ranking number);
+`format_console_report` prints them with one table row per language.
 
 Example:
     rep = classification_report(dev.labels, decisions, dev.mask, dev.label_names)
     rep["macro"]["f1"]
+    report = {"dev": full_report(dev, dev_probs, search, per_language_search)}
+    print(format_language_table(report["dev"], "dev"))  # one row per language + mean
 """
 
 from __future__ import annotations
@@ -68,20 +74,59 @@ def _samples_average(labels, decisions, mask) -> dict:
     return {"precision": float(p.mean()), "recall": float(r.mean()), "f1": float(f.mean())}
 
 
-def full_report(examples, probs, thresholds) -> dict:
-    """Reports at 0.5 and at tuned thresholds, overall and per language."""
-    at_half = (probs >= 0.5).astype(int)
-    tuned = thresholds.apply(probs)
-    out = {}
-    for name, dec in (("threshold_0.5", at_half), ("tuned_thresholds", tuned)):
-        section = {"overall": classification_report(examples.labels, dec, examples.mask,
-                                                    examples.label_names), "per_language": {}}
-        for lang in dict.fromkeys(examples.langs):
-            rows = examples.langs == lang
-            section["per_language"][lang] = classification_report(
-                examples.labels[rows], dec[rows], examples.mask[rows], examples.label_names)
-        out[name] = section
-    return out
+# report.json's settings per split: key -> what decided.
+SETTINGS = {
+    "threshold_0.5": "threshold 0.5",
+    "tuned_thresholds": "thresholds tuned on validation (global)",
+    "per_language_thresholds": "thresholds tuned on validation, per language",
+}
+MEAN = "mean_over_languages"  # the shared task's ranking number: mean of per-language macro-F1
+
+
+def full_report(examples, probs, thresholds, per_language=None) -> dict:
+    """Reports at 0.5, at the global tuned `thresholds` and, with `per_language` (a
+    `ThresholdSearch` holding per-language thresholds), at those: each setting overall,
+    per language, and the mean of the per-language macro- and micro-F1 (`MEAN`)."""
+    decisions = {"threshold_0.5": (probs >= 0.5).astype(int),
+                 "tuned_thresholds": thresholds.apply(probs)}  # no languages: global
+    if per_language is not None:
+        decisions["per_language_thresholds"] = per_language.apply(probs, examples.langs)
+    return {name: setting_report(examples, dec) for name, dec in decisions.items()}
+
+
+def setting_report(examples, decisions) -> dict:
+    """{"overall", "per_language", MEAN} for one set of 0/1 `decisions` on `examples`."""
+    section = {"overall": classification_report(examples.labels, decisions, examples.mask,
+                                                examples.label_names), "per_language": {}}
+    for lang in dict.fromkeys(examples.langs):
+        rows = examples.langs == lang
+        section["per_language"][str(lang)] = classification_report(
+            examples.labels[rows], decisions[rows], examples.mask[rows], examples.label_names)
+    section[MEAN] = language_mean(section["per_language"])
+    return section
+
+
+def language_mean(per_language: dict) -> dict:
+    """{"macro_f1", "micro_f1", "languages"}: the unweighted mean over the languages
+    with a score (as the shared task ranks: each language's macro-F1, then the mean)."""
+    scored = [r for r in per_language.values() if "macro" in r]
+    if not scored:
+        return {"macro_f1": 0.0, "micro_f1": 0.0, "languages": 0}
+    return {"macro_f1": float(np.mean([r["macro"]["f1"] for r in scored])),
+            "micro_f1": float(np.mean([r["micro"]["f1"] for r in scored])),
+            "languages": len(scored)}
+
+
+def add_language_means(split_report: dict) -> bool:
+    """Add `MEAN` to each setting of a report.json split that lacks it (runs written
+    before it existed); True if anything was added."""
+    added = False
+    for key in SETTINGS:
+        section = split_report.get(key)
+        if section is not None and MEAN not in section:
+            section[MEAN] = language_mean(section.get("per_language", {}))
+            added = True
+    return added
 
 
 def format_report(report: dict, title: str) -> str:
@@ -96,3 +141,57 @@ def format_report(report: dict, title: str) -> str:
             lines.append(f"{avg + ' avg':<12}{m['precision']:>10.4f}{m['recall']:>10.4f}"
                          f"{m['f1']:>10.4f}{report['n']:>9d}")
     return "\n".join(lines)
+
+
+def format_language_table(split_report: dict, split: str, decides: str = "") -> str:
+    """Macro-F1 per language (one row each), the mean over languages and all rows
+    pooled, for each setting of `SETTINGS`; `decides` (a setting key) is starred."""
+    heads = {"threshold_0.5": "at 0.5", "tuned_thresholds": "global",
+             "per_language_thresholds": "per-lang"}
+    keys = list(SETTINGS)
+    langs = list(split_report.get("tuned_thresholds", {}).get("per_language", {}))
+
+    def cell(value) -> str:
+        return f"{value:>11.4f}" if value is not None else f"{'-':>11}"
+
+    def f1(key, lang=None):
+        section = split_report.get(key)
+        if section is None:
+            return None
+        rep = section["overall"] if lang is None else section["per_language"].get(lang, {})
+        return rep["macro"]["f1"] if "macro" in rep else None
+
+    star = {k: "*" if k == decides else "" for k in keys}
+    lines = [f"{split}: macro-F1 per language (at 0.5 | thresholds tuned on validation: "
+             "global | per language)" + ("; * the run decides with it" if decides else ""),
+             f"{'language':<10}{'rows':>7}" + "".join(f"{heads[k] + star[k]:>11}" for k in keys)]
+    for lang in langs:
+        n = split_report["tuned_thresholds"]["per_language"][lang].get("n", 0)
+        lines.append(f"{lang:<10}{n:>7d}" + "".join(cell(f1(k, lang)) for k in keys))
+    means = [split_report[k].get(MEAN) or language_mean(split_report[k]["per_language"])
+             if k in split_report else None for k in keys]
+    count = next((m["languages"] for m in means if m), 0)
+    lines.append(f"{f'mean ({count})':<10}{'':>7}" + "".join(
+        cell(m["macro_f1"] if m else None) for m in means))
+    n = split_report["tuned_thresholds"]["overall"].get("n", 0)
+    lines.append(f"{'all rows':<10}{n:>7d}" + "".join(cell(f1(k)) for k in keys))
+    return "\n".join(lines)
+
+
+def format_console_report(report: dict) -> str:
+    """What training (and `kemo report`) prints: per split, the overall reports at 0.5
+    and at the thresholds the run decides with, then the per-language table."""
+    decides = report.get("meta", {}).get("decides_with", "tuned_thresholds")
+    blocks = []
+    for split in ("validation", "dev"):
+        if split not in report:
+            continue
+        shown = ["threshold_0.5", "tuned_thresholds"]
+        if decides not in shown and decides in report[split]:
+            shown.append(decides)
+        for key in shown:
+            if key in report[split]:
+                blocks.append(format_report(report[split][key]["overall"],
+                                            f"{split}, {SETTINGS[key]}:"))
+        blocks.append(format_language_table(report[split], split, decides))
+    return "\n\n".join(blocks)

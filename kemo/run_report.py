@@ -10,27 +10,34 @@ shows (relative links: the folder opens offline and can be copied as a whole):
   did (`kemo.data.splits.load_data`: same config, same seed). Without the training data it
   falls back to the dev split (`predictions_dev.csv` + dev labels); the page says which;
 - label distribution before/after sampling (`label_distribution.json`);
-- the classification reports of `report.json`: validation and dev, threshold 0.5 and
-  tuned, overall and per language.
+- the classification reports of `report.json`: validation and dev, threshold 0.5,
+  tuned (global) and tuned per language, overall and per language, with a table of
+  macro-F1 per language and its mean over languages. A run trained before per-language
+  thresholds gets them from its re-created validation split, and its report.json is
+  completed in place (`kemo.report_backfill`).
 
 Example:
     path = write_run_report("runs/tiny", data_dir="../shared/data/brighter/track_a")
     # open runs/tiny/report/index.html in a browser
+    result = make_run_report("runs/tiny")  # .path, .report (completed), .notes
 """
 
 from __future__ import annotations
 
 import csv
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from kemo.errors import InputError
+from kemo.report import MEAN, language_mean
+from kemo.split_probs import SplitProbs, available_probs
 
 AVERAGES = ("macro", "micro", "weighted", "samples")
-SETTINGS = (("threshold_0.5", "threshold 0.5"), ("tuned_thresholds", "tuned thresholds"))
+SETTINGS = (("threshold_0.5", "threshold 0.5"), ("tuned_thresholds", "tuned (global)"),
+            ("per_language_thresholds", "tuned per language"))
 
 
 # ------------------------------------------------------------------------ run files
@@ -51,90 +58,6 @@ def read_history(run_dir) -> list[dict]:
         except (TypeError, ValueError) as e:
             raise InputError(f"{run_dir / 'history.csv'}: not a kemo history ({e})") from None
     return []
-
-
-# ---------------------------------------------------------------- PR-curve data
-
-@dataclass
-class CurveData:
-    """Probabilities, gold labels and mask of one split, for the precision-recall plots."""
-
-    split: str  # "validation" or "dev"
-    label_names: list[str]
-    probs: np.ndarray
-    labels: np.ndarray
-    mask: np.ndarray
-    note: str = ""
-
-
-def validation_curve_data(run_dir, data_dir=None) -> CurveData:
-    """Reload the run, re-create its validation split as training did, predict it."""
-    from kemo.config import load_config
-    from kemo.report import classification_report
-    from kemo.runs import load_run, read_report
-    from kemo.data.splits import load_data
-
-    val = load_data(load_config(Path(run_dir) / "config.toml"), data_dir).val  # fails fast
-    run = load_run(run_dir)
-    names = run.label_names
-    if list(val.label_names) != names:
-        raise InputError(f"run directory {run_dir}: the re-created validation split has labels "
-                         f"{', '.join(val.label_names)}, the run {', '.join(names)}")
-    probs = run.predict_probs(val.texts, run.config.train.batch_size)
-    note = f"{len(val)} rows re-created from the config and seed"
-    try:
-        rep = read_report(run_dir, names)
-        expected = rep["validation"]["tuned_thresholds"]["overall"]["macro"]["f1"]
-        got = classification_report(val.labels, run.thresholds.apply(probs), val.mask,
-                                    names)["macro"]["f1"]
-        rows = rep.get("meta", {}).get("val_rows", len(val))
-        if rows != len(val) or abs(got - expected) > 1e-4:
-            note += (f"; WARNING: does not reproduce training's validation split "
-                     f"({len(val)} rows, macro-F1 {got:.4f}; report.json: {rows} rows, "
-                     f"{expected:.4f})")
-        else:
-            note += f" (checked: same rows and macro-F1 {got:.4f} as report.json)"
-    except (OSError, KeyError, InputError):
-        pass
-    return CurveData("validation", names, probs, val.labels, val.mask, note)
-
-
-def dev_curve_data(run_dir, data_dir=None) -> CurveData:
-    """Dev probabilities from `predictions_dev.csv` with the dev labels (no model needed)."""
-    import pandas as pd
-
-    from kemo.config import load_config
-    from kemo.data.brighter import load_split
-
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.toml")
-    path = run_dir / "predictions_dev.csv"
-    if not path.is_file():
-        raise InputError(f"{path}: not found (the run had no dev split)")
-    pred = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
-    names = [c[2:] for c in pred.columns if c.startswith("p_")]
-    dev = load_split(data_dir or cfg.data.data_dir or None, "dev", cfg.data.languages)
-    if list(dev.ids) != pred["id"].tolist():
-        raise InputError(f"{path}: its ids differ from the dev files' ids")
-    cols = [dev.label_names.index(n) if n in dev.label_names else None for n in names]
-    labels = np.stack([dev.labels[:, c] if c is not None else np.zeros(len(dev)) for c in cols], 1)
-    mask = np.stack([dev.mask[:, c] if c is not None else np.zeros(len(dev)) for c in cols], 1)
-    probs = pred[[f"p_{n}" for n in names]].to_numpy("float32")
-    return CurveData("dev", names, probs, labels, mask, f"{len(dev)} rows from {path.name}")
-
-
-def curve_data(run_dir, data_dir=None) -> tuple[CurveData | None, str]:
-    """Validation data if it can be re-created, else dev, else None; plus why."""
-    try:
-        return validation_curve_data(run_dir, data_dir), ""
-    except InputError as e:
-        why = f"validation split not available ({e})"
-    try:
-        data = dev_curve_data(run_dir, data_dir)
-        data.note = f"{data.note}; {why}"
-        return data, ""
-    except InputError as e:
-        return None, f"{why}; dev split not available either ({e})"
 
 
 # ---------------------------------------------------------------------- figures
@@ -206,7 +129,7 @@ def plot_curves(history, label_names, out_dir: Path) -> dict[str, str]:
     return files
 
 
-def plot_pr_curves(data: CurveData, thresholds, out_path: Path) -> list[dict]:
+def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
     """One precision-recall panel per label; tuned threshold (and 0.5) marked.
 
     Returns per label {label, threshold, precision, recall, f1, ap, positives}.
@@ -299,7 +222,35 @@ def report_table(rep: dict, caption: str) -> str:
     return (f"<table><caption>{_e(caption)}</caption>{head}{''.join(rows)}</table>")
 
 
-def _split_section(split: str, rep: dict) -> str:
+def language_table(rep: dict, split: str, decides: str = "") -> str:
+    """Macro-F1 per language (rows) for each setting (columns), the mean over languages
+    (the shared task's ranking number) and all rows pooled: as `kemo.report`'s console
+    table."""
+    keys = [k for k, _ in SETTINGS]
+
+    def cell(r) -> str:
+        return f"<td>{r['macro']['f1']:.4f}</td>" if r and "macro" in r else "<td>-</td>"
+
+    head = "".join(f"<th>macro-F1, {_e(t)}{' *' if k == decides else ''}</th>"
+                   for k, t in SETTINGS)
+    rows = []
+    for lang, r in rep["tuned_thresholds"]["per_language"].items():
+        cells = "".join(cell(rep.get(k, {}).get("per_language", {}).get(lang)) for k in keys)
+        rows.append(f"<tr><td>{_e(lang)}</td><td>{r.get('n', '')}</td>{cells}</tr>")
+    means = [(rep[k].get(MEAN) or language_mean(rep[k]["per_language"])) if k in rep else None
+             for k in keys]
+    count = next((m["languages"] for m in means if m), 0)
+    rows.append(f'<tr class="main"><td>mean over {count} languages</td><td></td>' + "".join(
+        f"<td>{m['macro_f1']:.4f}</td>" if m else "<td>-</td>" for m in means) + "</tr>")
+    rows.append(f"<tr><td>all rows</td><td>{rep['tuned_thresholds']['overall'].get('n', '')}"
+                "</td>" + "".join(cell(rep.get(k, {}).get("overall")) for k in keys) + "</tr>")
+    note = ("; * the run decides with it" if decides else "")
+    return (f"<table><caption>{_e(split)}, macro-F1 per language (thresholds tuned on "
+            f"validation{_e(note)})</caption><tr><th>language</th><th>rows</th>{head}</tr>"
+            f"{''.join(rows)}</table>")
+
+
+def _split_section(split: str, rep: dict, decides: str = "") -> str:
     parts = [f"<h3>{_e(split)}</h3>", '<div class="row">']
     for key, title in SETTINGS:
         if key in rep:
@@ -307,19 +258,7 @@ def _split_section(split: str, rep: dict) -> str:
     parts.append("</div>")
     langs = list(rep.get("tuned_thresholds", {}).get("per_language", {}))
     if langs:
-        head = "".join(f"<th>macro-F1, {_e(t)}</th><th>micro-F1, {_e(t)}</th>"
-                       for _, t in SETTINGS)
-        rows = []
-        for lang in langs:
-            cells = []
-            for key, _ in SETTINGS:
-                r = rep.get(key, {}).get("per_language", {}).get(lang, {})
-                cells += [f"<td>{r[a]['f1']:.4f}</td>" if a in r else "<td>-</td>"
-                          for a in ("macro", "micro")]
-            n = rep["tuned_thresholds"]["per_language"][lang].get("n", "")
-            rows.append(f"<tr><td>{_e(lang)}</td><td>{n}</td>{''.join(cells)}</tr>")
-        parts.append(f"<table><caption>{_e(split)}, per language</caption><tr><th>language"
-                     f"</th><th>rows</th>{head}</tr>{''.join(rows)}</table>")
+        parts.append(language_table(rep, split, decides))
         parts.append(f"<details><summary>{_e(split)}: full table per language</summary>"
                      '<div class="row">')
         for lang in langs:
@@ -349,8 +288,41 @@ pre { background: #f7f7f7; padding: 8px; font-size: 12px; overflow-x: auto; }
 """
 
 
+@dataclass
+class RunReport:
+    """What `make_run_report` wrote and showed: the page, the (completed) report.json
+    contents, and notes on what was added to the run directory."""
+
+    path: Path
+    report: dict
+    notes: list[str] = field(default_factory=list)
+
+
 def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
     """Write `<out_dir or run_dir/report>/index.html` and its PNGs; return the HTML path."""
+    return make_run_report(run_dir, data_dir, out_dir).path
+
+
+def _backfill(run_dir: Path, report: dict, thresholds, data) -> tuple[dict, list[str]]:
+    """`report` completed with its per-language comparison (`kemo.report_backfill`),
+    saved into the run directory when anything was added; plus notes."""
+    from kemo.report_backfill import backfill_report, save_backfill
+
+    fill = backfill_report(run_dir, report, thresholds, data)
+    notes = list(fill.notes)
+    if fill.changed:
+        try:
+            written = save_backfill(run_dir, fill)
+            notes.append(f"updated {', '.join(p.name for p in written)} in {run_dir} "
+                         f"(added {', '.join(fill.added) or 'nothing to report.json'})")
+        except (InputError, OSError) as e:
+            notes.append(f"{run_dir / 'report.json'} not updated ({e})")
+    return fill.report, notes
+
+
+def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
+    """Write the page (see `write_run_report`); a report.json without the per-language
+    comparison (a run trained before it) is completed first, in place."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
@@ -373,7 +345,8 @@ def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
     if meta:
         body.append('<p class="meta">' + " &middot; ".join(
             f"{_e(k.replace('_', ' '))}: {_e(v if not isinstance(v, list) else len(v))}"
-            for k, v in meta.items() if k != "thresholds") + "</p>")
+            for k, v in meta.items() if k not in ("thresholds", "per_language_thresholds",
+                                                   "backfilled")) + "</p>")
 
     body.append("<h2>Training curves</h2>")
     figs = plot_curves(history, names, out)
@@ -385,7 +358,10 @@ def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
     body += [f'<img src="{f}" alt="{_e(t)}">' for f, t in figs.items() if f not in small]
 
     body.append("<h2>Precision-recall per label</h2>")
-    data, why = curve_data(run_dir, data_dir) if names else (None, "no thresholds.json")
+    data, why = available_probs(run_dir, data_dir) if names else (None, "no thresholds.json")
+    notes = []
+    if report and state.thresholds:
+        report, notes = _backfill(run_dir, report, state.thresholds, data)
     if data is None:
         body.append(f'<p class="note">Not drawn: {_e(why)}. Pass --data-dir (or set '
                     "$KEMO_DATA_DIR) to the Track A root the run was trained on.</p>")
@@ -420,6 +396,9 @@ def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
     body.append("<h2>Classification reports</h2>")
     if not report:
         body.append('<p class="note">No report.json in the run directory.</p>')
+    for note in notes + ([f"report.json completed by kemo report: {meta['backfilled']['how']}"]
+                         if "backfilled" in meta and not notes else []):
+        body.append(f'<p class="note">{_e(note)}</p>')
     if "members" in report:  # an ensemble (kemo.ensemble)
         from kemo.ensemble import members_table
 
@@ -432,7 +411,8 @@ def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
                               for r in rows) + "</table>")
     for split in ("validation", "dev"):
         if split in report:
-            body.append(_split_section(split, report[split]))
+            body.append(_split_section(split, report[split],
+                                       meta.get("decides_with", "tuned_thresholds")))
 
     body.append("<h2>Config</h2>")
     body.append(f"<pre>{_e((run_dir / 'config.toml').read_text())}</pre>")
@@ -441,4 +421,4 @@ def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
             "<body>\n" + "\n".join(body) + "\n</body></html>\n")
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
-    return path
+    return RunReport(path, report, notes)

@@ -8,7 +8,7 @@ one `InputError` naming the file and the field.
 Example:
     run = load_run("runs/tiny-20261127-231500")
     probs = run.predict_probs(["I am so happy today!"])
-    decisions = run.thresholds.apply(probs)
+    decisions = run.thresholds.apply(probs, langs=["eng"])  # per language if the run has them
 """
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ class Run:
         arrays = tokenize([str(t) for t in texts], self.preprocessor)
         return predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets)
 
-    def predict(self, texts, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities, 0/1 decisions at the run's tuned thresholds)."""
+    def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, 0/1 decisions at the run's tuned thresholds); with `langs`
+        (one language code per text) at each language's own, where the run has them."""
         probs = self.predict_probs(texts, batch_size)
-        return probs, self.thresholds.apply(probs)
+        return probs, self.thresholds.apply(probs, langs)
 
 
 @dataclass
@@ -202,11 +203,18 @@ def read_report(run_dir, label_names=None) -> dict:
     for split in ("validation", "dev"):
         if split == "dev" and split not in d:
             continue
-        for key in ("threshold_0.5", "tuned_thresholds"):
+        for key in ("threshold_0.5", "tuned_thresholds", "per_language_thresholds"):
+            if key == "per_language_thresholds" and key not in d[split]:
+                continue  # runs written before per-language thresholds
             _check_report(d, path, (split, key, "overall"), label_names)
             langs = rf.field(d, (split, key, "per_language"), path, dict, optional=True)
             for lang in langs or {}:
                 _check_report(d, path, (split, key, "per_language", lang), label_names)
+            if rf.field(d, (split, key, "mean_over_languages"), path, dict, optional=True):
+                for k in ("macro_f1", "micro_f1"):
+                    rf.number(d, (split, key, "mean_over_languages", k), path, 0.0, 1.0)
+                rf.number(d, (split, key, "mean_over_languages", "languages"), path, 0,
+                          integer=True)
     for member in rf.field(d, "members", path, dict, optional=True) or {}:  # an ensemble
         for split in ("validation", "dev"):
             if split in d and split in d["members"][member]:
@@ -215,6 +223,10 @@ def read_report(run_dir, label_names=None) -> dict:
                                   label_names)
     if rf.field(d, ("meta", "thresholds"), path, list, optional=True) is not None:
         rf.numbers(d["meta"]["thresholds"], path, ("meta", "thresholds"),
+                   len(label_names) if label_names else None, 0.0, 1.0)
+    for lang in rf.field(d, ("meta", "per_language_thresholds"), path, dict, optional=True) or {}:
+        rf.numbers(rf.field(d, ("meta", "per_language_thresholds", lang), path, list), path,
+                   ("meta", "per_language_thresholds", lang),
                    len(label_names) if label_names else None, 0.0, 1.0)
     return d
 

@@ -5,16 +5,24 @@ For each label, the threshold maximising F1 on the precision-recall curve
 Fit them on the validation split carved from train; report on dev: never fit
 thresholds on the split they are scored on.
 
+Per language (`thresholds.per_language = true`): each language's labels are tuned again
+on that language's own validation rows; a label without a positive there (or one the
+language lacks) keeps the global threshold, and a language without validation rows
+(zero-shot) decides with the global thresholds. Decisions then need each row's
+language: `apply(probs, langs)`; without `langs` every row gets the global thresholds.
+
 Example:
     search = ThresholdSearch().fit(val_probs, val.labels, val.mask, val.label_names)
     decisions = search.apply(dev_probs)
-    search.save(run_dir / "thresholds.json")
+    per_lang = search.tuned_per_language(val_probs, val.labels, val.mask, val.langs)
+    decisions = per_lang.apply(dev_probs, dev.langs)
+    per_lang.save(run_dir / "thresholds.json")
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +33,18 @@ from kemo import run_files as rf
 
 @dataclass
 class ThresholdSearch:
-    """Per-label thresholds (0.5 until `fit`), with the validation F1 each reached."""
+    """Per-label thresholds (0.5 until `fit`), with the validation F1 each reached, and
+    optionally per language (`per_language`: language -> one threshold per label)."""
 
     thresholds: list[float] = field(default_factory=list)
     label_names: list[str] = field(default_factory=list)
     val_f1: list[float] = field(default_factory=list)
     default: float = 0.5
+    per_language: dict[str, list[float]] = field(default_factory=dict)
 
     def fit(self, probs, labels, mask, label_names):
         self.label_names = list(label_names)
-        self.thresholds, self.val_f1 = [], []
+        self.thresholds, self.val_f1, self.per_language = [], [], {}
         for j in range(probs.shape[1]):
             known = mask[:, j] > 0
             t, f1 = best_f1_threshold(labels[known, j], probs[known, j], self.default)
@@ -42,14 +52,52 @@ class ThresholdSearch:
             self.val_f1.append(f1)
         return self
 
-    def apply(self, probs) -> np.ndarray:
-        """0/1 decisions: prob >= threshold per label."""
-        t = np.asarray(self.thresholds or [self.default] * probs.shape[1], "float32")
-        return (probs >= t[None, :]).astype("int32")
+    def tuned_per_language(self, probs, labels, mask, langs) -> "ThresholdSearch":
+        """A new search deciding per language: these global thresholds, plus each
+        language of `langs` tuned on its own rows (a label without a positive among them
+        keeps the global threshold)."""
+        langs = np.asarray(langs)
+        base = [float(t) for t in self.thresholds] or [self.default] * probs.shape[1]
+        out = replace(self, thresholds=base, label_names=list(self.label_names),
+                      val_f1=list(self.val_f1), per_language={})
+        for lang in dict.fromkeys(langs.tolist()):
+            rows = langs == lang
+            ts = []
+            for j, global_t in enumerate(base):
+                known = rows & (mask[:, j] > 0)
+                y = labels[known, j]
+                ts.append(best_f1_threshold(y, probs[known, j], global_t)[0])
+            out.per_language[str(lang)] = ts
+        return out
+
+    def global_only(self) -> "ThresholdSearch":
+        """The same global thresholds, without the per-language ones."""
+        return replace(self, per_language={})
+
+    def row_thresholds(self, n: int, num_labels: int, langs=None) -> np.ndarray:
+        """(n, labels) float32: each row's thresholds (its language's, else global)."""
+        base = np.asarray(self.thresholds or [self.default] * num_labels, "float32")
+        out = np.broadcast_to(base, (n, len(base))).copy()
+        if langs is not None and self.per_language:
+            langs = np.asarray(langs)
+            if len(langs) != n:
+                raise ValueError(f"{len(langs)} languages for {n} rows")
+            for lang, ts in self.per_language.items():
+                out[langs == lang] = np.asarray(ts, "float32")
+        return out
+
+    def apply(self, probs, langs=None) -> np.ndarray:
+        """0/1 decisions: prob >= threshold per label; with `langs` (one code per row)
+        each row's language's thresholds where the search has them."""
+        t = self.row_thresholds(len(probs), probs.shape[1], langs)
+        return (probs >= t).astype("int32")
 
     def to_dict(self) -> dict:
-        return {"label_names": self.label_names, "thresholds": self.thresholds,
-                "val_f1": self.val_f1, "fitted_on": "validation split of train"}
+        d = {"label_names": self.label_names, "thresholds": self.thresholds,
+             "val_f1": self.val_f1, "fitted_on": "validation split of train"}
+        if self.per_language:
+            d["per_language"] = self.per_language
+        return d
 
     def save(self, path):
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
@@ -58,7 +106,11 @@ class ThresholdSearch:
     def load(cls, path, label_names=None, source: str = ""):
         """Read and validate `thresholds.json`: one finite threshold in [0, 1] per label;
         with `label_names` (the run's own labels, read from `source`), its
-        `label_names` must equal them."""
+        `label_names` must equal them. `per_language` (optional) maps language codes
+        to one threshold per label."""
+        from kemo.data.brighter import LANGUAGES
+        from kemo.errors import InputError
+
         d = rf.read_json(path)
         names = rf.label_names(rf.field(d, "label_names", path, list), path, "label_names",
                                label_names, source)
@@ -67,7 +119,15 @@ class ThresholdSearch:
         val_f1 = rf.field(d, "val_f1", path, list, optional=True, default=[])
         if val_f1:
             rf.numbers(val_f1, path, "val_f1", len(names), 0.0, 1.0)
-        return cls([float(t) for t in thresholds], names, [float(f) for f in val_f1])
+        per_language = {}
+        for lang, ts in (rf.field(d, "per_language", path, dict, optional=True) or {}).items():
+            if lang not in LANGUAGES:
+                raise InputError(f"{rf.where(path, 'per_language')}: unknown language code "
+                                 f"{lang!r} (known: {' '.join(LANGUAGES)})")
+            per_language[lang] = [float(t) for t in rf.numbers(
+                ts, path, ("per_language", lang), len(names), 0.0, 1.0)]
+        return cls([float(t) for t in thresholds], names, [float(f) for f in val_f1],
+                   per_language=per_language)
 
 
 def best_f1_threshold(y_true, probs, default: float = 0.5) -> tuple[float, float]:
@@ -80,3 +140,17 @@ def best_f1_threshold(y_true, probs, default: float = 0.5) -> tuple[float, float
     f1 = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)
     best = int(np.argmax(f1))
     return float(thresholds[best]), float(f1[best])
+
+
+def tune_on_validation(probs, val, tune: bool = True):
+    """(global, per-language) searches fitted on the validation split `val` (an
+    `Examples`): the per-language one falls back to the global thresholds; with
+    `tune=False` the global thresholds are 0.5 (the per-language ones are still tuned,
+    for the report's comparison)."""
+    search = ThresholdSearch()
+    if tune:
+        search.fit(probs, val.labels, val.mask, val.label_names)
+    else:
+        search.label_names = list(val.label_names)
+        search.thresholds = [search.default] * len(val.label_names)
+    return search, search.tuned_per_language(probs, val.labels, val.mask, val.langs)

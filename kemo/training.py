@@ -3,8 +3,9 @@
 `train(cfg, data_dir, run_dir)` validates every input before it creates the run
 directory, then writes there: `config.toml` (the resolved config), `history.csv` and
 `history.json` (per-epoch loss, per-label loss and macro-F1, train and validation),
-`label_distribution.json`, `thresholds.json`, `report.json`, `model.keras` and
-`preprocessor/` (a keras-hub preset of the tokeniser).
+`label_distribution.json`, `thresholds.json`, `report.json`, `predictions_val.csv`,
+`predictions_dev.csv`, `model.keras` and `preprocessor/` (a keras-hub preset of the
+tokeniser).
 
 Example:
     cfg = load_config("configs/tiny.toml")
@@ -40,9 +41,9 @@ from kemo.models import build_classifier, load_backbone, load_preprocessor
 from kemo.models.backbones import save_preprocessor, use_fused_attention
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
-from kemo.report import format_report, full_report
+from kemo.report import format_console_report, full_report
 from kemo.run_lock import RunLock, check_unlocked
-from kemo.thresholds import ThresholdSearch
+from kemo.thresholds import ThresholdSearch, tune_on_validation
 
 
 def make_optimizer(cfg: Config, total_steps: int):
@@ -317,21 +318,24 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
 
     probs = {name: predict_probs(model, arr, cfg.train.batch_size, buckets)
              for name, arr in arrays.items() if name != "train"}
-    search = ThresholdSearch()
-    if cfg.thresholds.tune:
-        search.fit(probs["val"], val_ex.labels, val_ex.mask, label_names)
-    else:
-        search.label_names = list(label_names)
-        search.thresholds = [0.5] * len(label_names)
-    search.save(run_dir / "thresholds.json")
+    search, per_lang = tune_on_validation(probs["val"], val_ex, cfg.thresholds.tune)
+    decides = "threshold_0.5" if not cfg.thresholds.tune else (
+        "per_language_thresholds" if cfg.thresholds.per_language else "tuned_thresholds")
+    if cfg.thresholds.per_language and not cfg.thresholds.tune:
+        print("note: thresholds.per_language needs thresholds.tune = true: the run decides "
+              "at 0.5", file=sys.stderr)
+    decide = per_lang if decides == "per_language_thresholds" else search
+    decide.save(run_dir / "thresholds.json")
 
-    report = {"validation": full_report(val_ex, probs["val"], search)}
+    report = {"validation": full_report(val_ex, probs["val"], search, per_lang)}
+    write_split_predictions(run_dir / "predictions_val.csv", val_ex, probs["val"], decide)
     if splits.dev is not None:
-        report["dev"] = full_report(splits.dev, probs["dev"], search)
-        write_split_predictions(run_dir / "predictions_dev.csv", splits.dev, probs["dev"], search)
+        report["dev"] = full_report(splits.dev, probs["dev"], search, per_lang)
+        write_split_predictions(run_dir / "predictions_dev.csv", splits.dev, probs["dev"], decide)
     report["meta"] = {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 1),
                       "total_seconds": round(time.time() - started, 1),
                       "backend": keras.backend.backend(), "thresholds": search.thresholds,
+                      "decides_with": decides, "per_language_thresholds": per_lang.per_language,
                       "train_rows": len(train_ex), "val_rows": len(val_ex),
                       "resumed_after_epoch": start_epoch if resume else None,
                       "cpu": cpu_info()}
@@ -340,17 +344,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     # report.json last: its presence marks a finished run.
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
 
-    for split in ("validation", "dev"):
-        if split not in report:
-            continue
-        for key, title in (("threshold_0.5", "threshold 0.5"),
-                           ("tuned_thresholds", "thresholds tuned on validation")):
-            print()
-            print(format_report(report[split][key]["overall"], f"{split}, {title}:"))
-            per_lang = report[split][key]["per_language"]
-            if len(per_lang) > 1:
-                print("  per language macro-F1: " + ", ".join(
-                    f"{lang} {r['macro']['f1']:.4f}" for lang, r in per_lang.items()))
+    print()
+    print(format_console_report(report))
     print(f"\nrun directory: {run_dir} ({epochs_run} epochs, fit {fit_seconds:.0f}s; "
           f"{describe_cpu(report['meta']['cpu'])})")
     return {"report": report, "history": history, "run_dir": run_dir}
@@ -360,7 +355,7 @@ def write_split_predictions(path, ex: Examples, probs, search: ThresholdSearch):
     """`predictions_<split>.csv`: id, lang, p_<label> (6 decimals), then 0/1 per label."""
     import pandas as pd
 
-    dec = search.apply(probs)
+    dec = search.apply(probs, ex.langs)  # per language when the search has them
     df = pd.DataFrame({"id": ex.ids, "lang": ex.langs})
     for j, n in enumerate(ex.label_names):
         df[f"p_{n}"] = np.round(probs[:, j], 6)

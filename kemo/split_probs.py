@@ -1,0 +1,169 @@
+"""A finished run's probabilities on its own validation and dev splits, after the fact.
+
+`validation_probs` reloads the run, re-creates its validation split exactly as training
+did (`kemo.data.splits.load_data`: same config, same seed) and predicts it, checking
+that it reproduces report.json's validation rows and macro-F1. `dev_probs` needs no
+model: it reads `predictions_dev.csv` (probabilities rounded to 6 decimals) with the
+dev labels. `kemo report` draws its precision-recall curves from them and fills the
+per-language comparison of runs trained before it (`kemo.report_backfill`).
+
+Example:
+    val = validation_probs("runs/tiny", data_dir="../shared/data/brighter/track_a")
+    val.reproduced, val.probs.shape, val.langs[:3]
+    data, why = available_probs("runs/tiny")  # validation, else dev, else (None, why)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kemo.data.brighter import Examples
+from kemo.errors import InputError
+
+NOISE = 1e-5  # how far a reloaded model's probabilities may move from training's
+
+
+@dataclass
+class SplitProbs:
+    """Probabilities, gold labels and mask of one split (`examples`, aligned to the
+    run's labels), with a note on where they came from."""
+
+    split: str  # "validation" or "dev"
+    label_names: list[str]
+    probs: np.ndarray
+    examples: Examples
+    note: str = ""
+    reproduced: bool = False  # validation: same rows and macro-F1 as report.json
+    decisions: np.ndarray | None = None  # dev: the 0/1 columns the run wrote
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.examples.labels
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.examples.mask
+
+    @property
+    def langs(self) -> np.ndarray:
+        return self.examples.langs
+
+
+def validation_probs(run_dir, data_dir=None) -> SplitProbs:
+    """Reload the run, re-create its validation split as training did, predict it."""
+    from kemo.config import load_config
+    from kemo.data.splits import load_data
+    from kemo.report import classification_report
+    from kemo.runs import load_run, read_report
+
+    val = load_data(load_config(Path(run_dir) / "config.toml"), data_dir).val  # fails fast
+    run = load_run(run_dir)
+    names = run.label_names
+    if list(val.label_names) != names:
+        raise InputError(f"run directory {run_dir}: the re-created validation split has labels "
+                         f"{', '.join(val.label_names)}, the run {', '.join(names)}")
+    probs = run.predict_probs(val.texts, run.config.train.batch_size)
+    note = f"{len(val)} rows re-created from the config and seed"
+    reproduced = False
+    try:
+        rep = read_report(run_dir, names)
+        expected = rep["validation"]["tuned_thresholds"]
+    except (OSError, KeyError, InputError):
+        return SplitProbs("validation", names, probs, val, note, reproduced)
+    got = classification_report(val.labels, run.thresholds.apply(probs), val.mask,
+                                names)["macro"]["f1"]  # global thresholds, as reported
+    rows = rep.get("meta", {}).get("val_rows", len(val))
+    differs = (f"{len(val)} rows, report.json {rows}" if rows != len(val) else
+               report_mismatch(expected, val, probs, run.thresholds.global_only()))
+    if differs:
+        note += (f"; WARNING: does not reproduce training's validation split ({differs}; "
+                 f"macro-F1 {got:.4f}, report.json {expected['overall']['macro']['f1']:.4f})")
+    else:
+        note += (f" (checked: same rows and macro-F1 {got:.4f} as report.json)"
+                 if abs(got - expected["overall"]["macro"]["f1"]) <= 1e-6 else
+                 f" (checked: same rows, label counts and decisions within {NOISE:g} of "
+                 f"report.json's; macro-F1 {got:.4f}, report.json "
+                 f"{expected['overall']['macro']['f1']:.4f}: a row at a threshold moved by "
+                 "the re-prediction's float noise)")
+        reproduced = True
+    return SplitProbs("validation", names, probs, val, note, reproduced)
+
+
+def report_mismatch(expected: dict, val: Examples, probs, thresholds, delta: float = None):
+    """None if `val` and `probs` agree with `expected` (report.json's validation
+    `tuned_thresholds` setting): the same rows per language and positives per label, and
+    each label's true and predicted positives at `thresholds` within what moving the
+    probabilities by `delta` allows (a reloaded model re-predicts to ~1e-6, and a tuned
+    threshold is one row's probability); else what differs."""
+    delta = NOISE if delta is None else delta
+    for lang, r in expected.get("per_language", {}).items():
+        if int((val.langs == lang).sum()) != r.get("n"):
+            return f"{lang}: {int((val.langs == lang).sum())} rows, report.json {r.get('n')}"
+    t = thresholds.row_thresholds(1, probs.shape[1])[0].astype("float64")
+    for j, name in enumerate(val.label_names):
+        known = val.mask[:, j] > 0
+        r = expected["overall"]["per_label"].get(name)
+        if r is None:
+            if known.any():
+                return f"{name}: known in the split, absent from report.json"
+            continue
+        y, p = val.labels[known, j] > 0, probs[known, j].astype("float64")
+        if int(y.sum()) != r["support"]:
+            return f"{name}: {int(y.sum())} positives, report.json {r['support']}"
+        surely, maybe = p >= t[j] + delta, p >= t[j] - delta
+        tp = round(r["recall"] * r["support"])
+        if not int((surely & y).sum()) <= tp <= int((maybe & y).sum()):
+            return f"{name}: true positives differ"
+        if r["precision"] > 0 and not int(surely.sum()) <= round(tp / r["precision"]) \
+                <= int(maybe.sum()):
+            return f"{name}: predicted positives differ"
+    return None
+
+
+def dev_probs(run_dir, data_dir=None) -> SplitProbs:
+    """Dev probabilities and the run's 0/1 decisions from `predictions_dev.csv`, with
+    the dev labels (no model needed)."""
+    import pandas as pd
+
+    from kemo.config import load_config
+    from kemo.data.brighter import load_split, resolve_data_dir
+    from kemo.data.splits import align_labels
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.toml")
+    path = run_dir / "predictions_dev.csv"
+    if not path.is_file():
+        raise InputError(f"{path}: not found (the run had no dev split)")
+    pred = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+    names = [c[2:] for c in pred.columns if c.startswith("p_")]
+    root = resolve_data_dir(data_dir or cfg.data.data_dir or None)
+    langs = [lang for lang in cfg.data.languages if (root / "dev" / f"{lang}.csv").exists()]
+    dev = load_split(root, "dev", langs or cfg.data.languages)  # as training scored it
+    if list(dev.ids) != pred["id"].tolist():
+        raise InputError(f"{path}: its ids differ from the dev files' ids")
+    try:
+        probs = pred[[f"p_{n}" for n in names]].to_numpy("float32")
+        decisions = pred[names].to_numpy("int32") if set(names) <= set(pred.columns) else None
+    except ValueError as e:
+        raise InputError(f"{path}: a probability or decision column is not numeric ({e})"
+                         ) from None
+    return SplitProbs("dev", names, probs, align_labels(dev, names),
+                      f"{len(dev)} rows from {path.name}", decisions=decisions)
+
+
+def available_probs(run_dir, data_dir=None) -> tuple[SplitProbs | None, str]:
+    """Validation probabilities if the split can be re-created, else dev, else None;
+    plus why not."""
+    try:
+        return validation_probs(run_dir, data_dir), ""
+    except InputError as e:
+        why = f"validation split not available ({e})"
+    try:
+        data = dev_probs(run_dir, data_dir)
+        data.note = f"{data.note}; {why}"
+        return data, ""
+    except InputError as e:
+        return None, f"{why}; dev split not available either ({e})"
