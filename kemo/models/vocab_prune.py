@@ -18,7 +18,7 @@ pruned ids, and outputs on the run's texts equal the unpruned model's. The kept 
 also stored in the run (`vocabulary_keep.npy`) so `--resume` rebuilds the same shapes.
 
 Example:
-    keep = used_token_ids([tokenizer(texts).flat_values], special_token_ids(tokenizer))
+    keep = used_token_ids([text_token_ids(texts, tokenizer)], special_token_ids(tokenizer))
     pruned_tokenizer = PrunedTokenizer(tokenizer, keep)
     backbone = prune_backbone(backbone, keep)
     preprocessor = with_tokenizer(preprocessor, pruned_tokenizer)
@@ -84,6 +84,7 @@ def text_token_ids(texts, tokenizer, batch_size: int = 1024) -> np.ndarray:
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices(tf.constant([str(t) for t in texts], tf.string))
+
     def flat(x):
         ids = tokenizer(x)
         return ids.flat_values if isinstance(ids, tf.RaggedTensor) else tf.reshape(ids, [-1])
@@ -111,7 +112,7 @@ class TokenIdRemap(PreprocessingLayer):
     `unknown_id` (an old id that `keep` must hold). Runs as TensorFlow ops on tf tensors,
     dense or ragged (tf.data, SavedModel graphs), and as numpy on arrays and lists.
 
-    >>> TokenIdRemap(keep=[0, 3, 7], unknown_id=3)([[0, 7, 5]]).tolist()
+    >>> TokenIdRemap(keep=[0, 3, 7], unknown_id=3)(np.array([[0, 7, 5]])).tolist()
     [[0, 2, 1]]
     """
 
