@@ -2,6 +2,7 @@
 
     kemo train --backend jax [--config configs/tiny.toml] [--set train.epochs=2]
                [--data-dir DIR] [--run-dir DIR]   # no --config: configs/default.toml
+    kemo tokenize [--config C] [--set K=V] [--data-dir DIR] --out CACHE
     kemo predict RUN_DIR [FILES...] [--split test --languages eng hin] [--text "..."]
     kemo evaluate PREDICTIONS [--gold DIR | --split dev --data-dir DIR]
     kemo report RUN_DIR [--data-dir DIR]
@@ -93,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="where everything the run writes goes (default runs/<config>-<time>)")
     t.add_argument("--quiet", action="store_true", help="no progress (default: a progress "
                    "bar per epoch on a terminal, one line per epoch otherwise)")
+    t.add_argument("--tokens", metavar="CACHE", default=None,
+                   help="train from a token cache `kemo tokenize` wrote for this config "
+                   "(no tokenising, no TensorFlow needed)")
+    _add_tokenize_command(sub)
     _add_run_commands(sub)
     _add_export_command(sub)
     _add_ensemble_command(sub)
@@ -120,9 +125,9 @@ def _train(args) -> int:
 
     # Config and lock first: a bad value or a busy run fails before the heavy imports.
     if args.resume:
-        if args.config or args.set or args.run_dir:
-            raise InputError("--resume uses the run's own directory and config.toml: "
-                             "drop --config/--set/--run-dir")
+        if args.config or args.set or args.run_dir or args.tokens:
+            raise InputError("--resume uses the run's own directory, config.toml and tokens/: "
+                             "drop --config/--set/--run-dir/--tokens")
         if not (Path(args.resume) / "config.toml").is_file():
             raise InputError(f"--resume {args.resume}: not a kemo run directory (no config.toml)")
         check_unlocked(args.resume)
@@ -145,7 +150,8 @@ def _train(args) -> int:
     from kemo.training import train
 
     result = train(cfg, data_dir=data_dir, run_dir=run_dir,
-                   verbose=progress_verbosity(args.quiet), resume=bool(args.resume))
+                   verbose=progress_verbosity(args.quiet), resume=bool(args.resume),
+                   tokens=args.tokens)
     print(result_summary(result["report"]))
     print(f"run directory: {result['run_dir']}")
     return 0
@@ -168,6 +174,9 @@ def _add_run_commands(sub):
     p.add_argument("--languages", nargs="+", default=None,
                    help="with --split: language codes (default: the run's languages)")
     p.add_argument("--data-dir", **data_dir)
+    p.add_argument("--tokens", metavar="CACHE", default=None,
+                   help="take the files' tokens from a token cache of the run's tokenizer "
+                   "(kemo tokenize, or <run_dir>/tokens): no TensorFlow needed")
     p.add_argument("--out", default=None, help="output folder (default <run_dir>/predictions)")
     p.add_argument("--untrained-labels", choices=("error", "zero"), default="error",
                    help="a language label the model was not trained on: refuse (default) "
@@ -221,7 +230,10 @@ def _predict(args) -> int:
                          "or --text")
     if args.languages and not args.split:
         raise InputError("--languages goes with --split (e.g. --split test --languages eng)")
+    tokens = _predict_tokens(args) if args.tokens else None
     run = load_run(args.run_dir)
+    if tokens:
+        tokens.check_tokenizer(run.path / "preprocessor")
     paths = list(args.files)
     if args.split:
         paths += submission.split_files(args.data_dir or run.config.data.data_dir or None,
@@ -235,7 +247,7 @@ def _predict(args) -> int:
     if paths:
         out = Path(args.out) if args.out else run.path / "predictions"
         result = submission.predict_files(run, paths, out, args.untrained_labels,
-                                          args.batch_size)
+                                          args.batch_size, tokens=tokens)
         for lang, labels in result["untrained"].items():
             print(f"warning: {lang}: {', '.join(labels)} not trained; written as 0",
                   file=sys.stderr)
@@ -245,6 +257,67 @@ def _predict(args) -> int:
                   "with the run's global thresholds", file=sys.stderr)
         for f in result["files"]:
             print(f"wrote {f}")
+    return 0
+
+
+def _predict_tokens(args):
+    """`predict --tokens CACHE`: the cache, checked; refused with --text or an ensemble."""
+    from kemo.data.token_cache import TokenCache
+    from kemo.ensemble import is_ensemble_dir
+    from kemo.errors import InputError
+
+    if args.text:
+        raise InputError("--tokens holds the tokens of data files: --text needs tokenising "
+                         "(predict it without --tokens)")
+    if is_ensemble_dir(Path(args.run_dir)):
+        raise InputError(f"--tokens: {args.run_dir} is an ensemble, whose members tokenise "
+                         "with their own tokenizers (predict it without --tokens)")
+    return TokenCache.load(args.tokens)
+
+
+def _add_tokenize_command(sub):
+    x = sub.add_parser("tokenize", help="tokenise the splits a config trains, validates and "
+                       "reports on (and test) once, into a token cache for train/predict "
+                       "--tokens (see kemo/data/token_cache.py)")
+    x.add_argument("--config", help="a TOML file in configs/ (default: configs/default.toml)")
+    x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, as for kemo train (repeatable)")
+    x.add_argument("--data-dir", default=None,
+                   help="Track A root holding train/ dev/ test/ (default: $KEMO_DATA_DIR)")
+    x.add_argument("--out", required=True, metavar="CACHE",
+                   help="the cache directory: new, empty, or an earlier cache (replaced)")
+    x.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+
+
+def _tokenize(args) -> int:
+    import time as clock
+
+    from kemo.config import load_config
+    from kemo.data.brighter import load_split
+    from kemo.data.splits import load_data
+    from kemo.data.pipeline import tokenize_splits
+    from kemo.data.token_cache import TokenCache, check_cache_target, expected_manifest
+    from kemo.default_config import default_config
+    from kemo.models import load_preprocessor
+
+    cfg = load_config(args.config or default_config(), args.set)
+    check_cache_target(args.out)  # before the work
+    splits = load_data(cfg, args.data_dir)
+    with_test = [lang for lang in dict.fromkeys(cfg.data.languages)
+                 if (splits.root / "test" / f"{lang}.csv").is_file()]
+    named = {"train": splits.train, "val": splits.val, "dev": splits.dev,
+             "test": load_split(splits.root, "test", with_test) if with_test else None}
+    named = {k: v for k, v in named.items() if v is not None}
+    expect = expected_manifest(cfg, splits.root, list(named))
+    t0 = clock.time()
+    preprocessor = load_preprocessor(cfg.model, train_texts=splits.train.texts)
+    arrays = tokenize_splits({name: ex.texts for name, ex in named.items()}, preprocessor)
+    seconds = clock.time() - t0
+    cache = TokenCache.write(args.out, named, arrays, preprocessor, expect, seconds)
+    size = sum(f.stat().st_size for f in cache.path.rglob("*") if f.is_file())
+    print(f"tokenised {', '.join(f'{n} {len(ex)}' for n, ex in named.items())} rows in "
+          f"{seconds:.1f}s; wrote {cache.path} ({size / 2**20:.1f} MiB)")
     return 0
 
 
@@ -326,7 +399,9 @@ def _add_export_command(sub):
     x.add_argument("--repeats", type=int_in(1, 10_000), default=10,
                    help="warm calls whose median is reported, 1..10000 (default 10)")
     x.add_argument("--backend", choices=BACKENDS, default=None,
-                   help="Keras backend to export under (default: $KERAS_BACKEND or jax)")
+                   help="Keras backend to export under: jax or tensorflow (default: "
+                   "$KERAS_BACKEND or jax); torch cannot write the SavedModel, but a run "
+                   "trained under torch exports under jax (model.keras is backend-free)")
 
 
 def _export(args) -> int:
@@ -398,9 +473,10 @@ def main(argv=None) -> int:
 
     try:
         with filtered_native_logs():
-            return {"train": _train, "predict": _predict, "evaluate": _evaluate,
-                    "report": _report, "explain": _explain, "export": _export,
-                    "ensemble": _ensemble, "weights": _weights}[args.command](args)
+            return {"train": _train, "tokenize": _tokenize, "predict": _predict,
+                    "evaluate": _evaluate, "report": _report, "explain": _explain,
+                    "export": _export, "ensemble": _ensemble,
+                    "weights": _weights}[args.command](args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

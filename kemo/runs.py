@@ -62,6 +62,16 @@ class Run:
         probs = self.predict_probs(texts, batch_size)
         return probs, self.thresholds.apply(probs, langs)
 
+    def predict_tokens(self, arrays, batch_size: int = 64,
+                       langs=None) -> tuple[np.ndarray, np.ndarray]:
+        """As `predict`, for texts tokenised already by this run's tokenizer (padded
+        arrays from a `kemo.data.token_cache`): numpy batches, no TensorFlow."""
+        from kemo.training import predict_probs
+
+        probs = predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets,
+                              tf_data=False)
+        return probs, self.thresholds.apply(probs, langs)
+
 
 @dataclass
 class RunState:

@@ -174,7 +174,7 @@ def submission_frame(inp: InputFile, label_names, decisions, untrained: str = "e
 
 
 def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int = 64,
-                  zip_name: str = ZIP_NAME) -> dict:
+                  zip_name: str = ZIP_NAME, tokens=None) -> dict:
     """Predict every file in `paths` with `run`; write the outputs under `out_dir`.
 
     Returns {"files": [written paths], "zip": zip path or None, "untrained": {lang: [..]},
@@ -182,6 +182,8 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
     file decides with its language's thresholds when the run has them (per-language
     runs), else with the global ones (zero-shot languages, plain files).
     All inputs are read and checked before anything is predicted or written.
+    With `tokens` (a `kemo.data.token_cache.TokenCache` of the run's tokenizer) each
+    file's rows are taken from it, found by the file's sha256, instead of tokenised.
     """
     inputs = [read_input_file(p) for p in paths]
     seen: dict[str, Path] = {}
@@ -197,20 +199,27 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
         gaps = check_trained_labels(inp, names, untrained) if inp.is_track_a else []
         if gaps:
             untrained_by_lang[inp.lang] = gaps
+    token_arrays = [tokens.file_arrays(i.path, i.ids) if tokens else None for i in inputs]
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"output directory {out_dir}: cannot create ({e.strerror})") from None
-    # One model call for all files: the tokenizer is traced once, not once per file
-    # (seconds each; 28 languages for a full submission).
-    texts = [t for inp in inputs for t in inp.texts]
-    cuts = np.cumsum([len(inp.texts) for inp in inputs])[:-1]
-    all_probs = np.split(run.predict_probs(texts, batch_size), cuts) if texts else []
+    # One model call for all files not in the token cache: the tokenizer is traced once,
+    # not once per file (seconds each; 28 languages for a full submission).
+    plain = [k for k, arrays in enumerate(token_arrays) if arrays is None]
+    texts = [t for k in plain for t in inputs[k].texts]
+    cuts = np.cumsum([len(inputs[k].texts) for k in plain])[:-1]
+    plain_probs = dict(zip(plain, np.split(run.predict_probs(texts, batch_size), cuts)
+                           if texts else []))
     written, submission = [], []
-    for inp, probs in zip(inputs, all_probs):
+    for k, (inp, arrays) in enumerate(zip(inputs, token_arrays)):
         langs = [inp.lang] * len(inp.texts) if inp.is_track_a else None  # per-language thresholds
-        dec = run.thresholds.apply(probs, langs)
+        if arrays is None:
+            probs = plain_probs[k]
+            dec = run.thresholds.apply(probs, langs)
+        else:
+            probs, dec = run.predict_tokens(arrays, batch_size, langs)
         p = pd.DataFrame({"id": inp.ids})
         for j, n in enumerate(names):
             p[f"p_{n}"] = _format_probs(probs[:, j])

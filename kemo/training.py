@@ -29,10 +29,12 @@ from kemo.checkpoint import ResumableEarlyStopping, RunCheckpoint, load_checkpoi
 from kemo.config import Config, dump_config
 from kemo.data.brighter import Examples
 from kemo.data.splits import load_data
+from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
-    epoch_indices, label_distribution, make_dataset, sampling_weights, steps_per_epoch,
-    token_lengths, tokenize,
+    epoch_indices, label_distribution, sampling_weights, steps_per_epoch, token_lengths,
+    tokenize_splits,
 )
+from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_manifest
 from kemo.errors import InputError
 from kemo.machine import cpu_info, describe_cpu
 from kemo.losses import inverse_frequency_alpha, make_loss
@@ -85,15 +87,18 @@ class JsonHistory(keras.callbacks.Callback):
         self.path.write_text(json.dumps(self.epochs, indent=1))
 
 
-def predict_probs(model, arrays, batch_size: int, buckets=None) -> np.ndarray:
+def predict_probs(model, arrays, batch_size: int, buckets=None,
+                  tf_data: bool | None = None) -> np.ndarray:
     """Sigmoid probabilities for tokenised `arrays`, in their order.
 
     Rows are batched shortest first, so each batch pads to the smallest bucket that
-    holds it, and the results are put back in the input order.
+    holds it, and the results are put back in the input order. The batches come from
+    tf.data where TensorFlow is installed, else (or with `tf_data=False`) from
+    `kemo.data.numpy_batches.TokenBatches`: the same batches.
     """
     order = np.argsort(token_lengths(arrays), kind="stable")
-    ds = make_dataset({k: v[order] for k, v in arrays.items()}, None, batch_size,
-                      buckets=buckets, shuffle=False)
+    ds = input_batches({k: v[order] for k, v in arrays.items()}, None, batch_size,
+                       tf_data=tf_data, buckets=buckets, shuffle=False)
     logits = model.predict(ds, verbose=0)[:len(order)]  # the last batch's padding dropped
     probs = np.empty_like(np.asarray(logits, dtype="float32"))
     probs[order] = np.asarray(keras.ops.sigmoid(logits), dtype="float32")
@@ -202,8 +207,13 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> 
 
 
 def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
-          resume: bool = False) -> dict:
+          resume: bool = False, tokens=None) -> dict:
     """Run one experiment end to end; returns {"report", "history", "run_dir"}.
+
+    The tokens of its splits go to `<run_dir>/tokens/` (a `kemo.data.token_cache`).
+    With `tokens` (a cache `kemo tokenize` wrote for this config), or resuming a run
+    that wrote its own, nothing is tokenised and the input path is numpy
+    (`kemo.data.numpy_batches`): TensorFlow is not needed.
 
     With `resume=True`, `run_dir` is a run that was interrupted: training continues
     from its last checkpoint (see `kemo.checkpoint`) and ends as the uninterrupted
@@ -211,10 +221,21 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     on `run_dir` from its creation (or, resuming, before it is read) to the end.
     """
     with ExitStack() as lock:
-        return _train(cfg, data_dir, run_dir, verbose, resume, lock)
+        return _train(cfg, data_dir, run_dir, verbose, resume, lock, tokens)
 
 
-def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: ExitStack) -> dict:
+def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
+    """The token cache to train from: `tokens` (`train --tokens`) or, resuming, the run's
+    own `tokens/`; None: tokenise. Refused if written for other settings or data."""
+    if tokens:
+        return TokenCache.load(tokens, expect)
+    if resume and (run_dir / "tokens" / MANIFEST).is_file():
+        return TokenCache.load(run_dir / "tokens", expect)
+    return None
+
+
+def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: ExitStack,
+           tokens=None) -> dict:
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
@@ -226,11 +247,16 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     train_ex, val_ex = splits.train, splits.val
     label_names = train_ex.label_names
     loss = _make_loss(cfg, train_ex)
-    preprocessor = load_preprocessor(cfg.model, train_texts=train_ex.texts)
+    named = {n: ex for n, ex in zip(RUN_SPLITS, (train_ex, val_ex, splits.dev)) if ex is not None}
+    expect = expected_manifest(cfg, splits.root)
+    cache = _open_token_cache(tokens, Path(run_dir), resume, expect)
+    arrays = {n: cache.arrays(n, ex) for n, ex in named.items()} if cache else None
+    preprocessor = (cache.load_preprocessor() if cache
+                    else load_preprocessor(cfg.model, train_texts=train_ex.texts))
     backbone = load_backbone(cfg.model, preprocessor.tokenizer.vocabulary_size())
     if cfg.model.prune_vocabulary:  # only the token rows the run's texts use
-        preprocessor, backbone, _ = prune_vocabulary(
-            cfg, splits.root, preprocessor, backbone, None, Path(run_dir) if resume else None)
+        preprocessor, backbone, arrays = prune_vocabulary(
+            cfg, splits.root, preprocessor, backbone, arrays, Path(run_dir) if resume else None)
     if cfg.model.freeze_token_embeddings:
         backbone.get_layer("token_embedding").trainable = False
     if cfg.model.fused_attention:
@@ -255,10 +281,15 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
           f"{len(splits.dev) if splits.dev is not None else 0} dev rows; "
           f"languages {', '.join(cfg.data.languages)}; labels {', '.join(label_names)}")
     t0 = time.time()
-    arrays = {name: tokenize(ex.texts, preprocessor)
-              for name, ex in (("train", train_ex), ("val", val_ex), ("dev", splits.dev))
-              if ex is not None}
-    print(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
+    if cache:
+        print(f"tokens from {cache.path} (sequence_length {cfg.model.sequence_length})")
+    else:
+        arrays = tokenize_splits({name: ex.texts for name, ex in named.items()}, preprocessor)
+        print(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
+    if cache is None or cache.path != run_dir / "tokens":  # --resume reads them back
+        TokenCache.write(run_dir / "tokens", named, arrays, preprocessor, expect,
+                         cache.manifest["tokenize_seconds"] if cache else time.time() - t0)
+    tf_data = False if cache else None  # from a cache: the numpy input path, no TensorFlow
 
     weights = None
     if cfg.data.sampling_strength > 0:
@@ -280,11 +311,11 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
               else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
 
     buckets = cfg.data.length_buckets
-    train_ds = make_dataset(arrays["train"], train_ex.y, cfg.train.batch_size,
-                            seed=cfg.train.seed, epochs=cfg.train.epochs,
-                            start_epoch=start_epoch, weights=weights, buckets=buckets)
-    val_ds = make_dataset(arrays["val"], val_ex.y, cfg.train.batch_size, buckets=buckets,
-                          shuffle=False)
+    train_ds = input_batches(arrays["train"], train_ex.y, cfg.train.batch_size, tf_data=tf_data,
+                             seed=cfg.train.seed, epochs=cfg.train.epochs,
+                             start_epoch=start_epoch, weights=weights, buckets=buckets)
+    val_ds = input_batches(arrays["val"], val_ex.y, cfg.train.batch_size, tf_data=tf_data,
+                           buckets=buckets, shuffle=False)
     callbacks = [keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
                  JsonHistory(run_dir / "history.json")]
     early_stopping = None
@@ -316,7 +347,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     history = json.loads((run_dir / "history.json").read_text())
     epochs_run = len(history)
 
-    probs = {name: predict_probs(model, arr, cfg.train.batch_size, buckets)
+    probs = {name: predict_probs(model, arr, cfg.train.batch_size, buckets, tf_data)
              for name, arr in arrays.items() if name != "train"}
     search, per_lang = tune_on_validation(probs["val"], val_ex, cfg.thresholds.tune)
     decides = "threshold_0.5" if not cfg.thresholds.tune else (

@@ -13,8 +13,8 @@
    `make_dataset` serves them as a prefetched `tf.data.Dataset`;
    `kemo.data.numpy_batches.TokenBatches` serves the same batches without TensorFlow.
 
-TensorFlow is imported only inside `tokenize` and `make_dataset`: importing this
-module, and everything but those two, runs without it.
+TensorFlow is imported only inside `tokenize` (`tokenize_splits`) and `make_dataset`:
+importing this module, and everything else in it, runs without it.
 
 Example:
     arrays = tokenize(train.texts, preprocessor)
@@ -49,6 +49,16 @@ def tokenize(texts, preprocessor, batch_size: int = 512) -> dict[str, np.ndarray
     if "padding_mask" in arrays:
         arrays["padding_mask"] = arrays["padding_mask"].astype("int32")
     return arrays
+
+
+def tokenize_splits(texts: dict, preprocessor, batch_size: int = 512) -> dict[str, dict]:
+    """`tokenize` over several splits (`{"train": texts, ...}`) in one tf.data pass (the
+    preprocessor is traced once), cut back into one dict of arrays per split."""
+    names = [n for n in texts]
+    arrays = tokenize([t for n in names for t in texts[n]], preprocessor, batch_size)
+    ends = np.cumsum([len(texts[n]) for n in names])
+    return {n: {k: v[end - len(texts[n]):end] for k, v in arrays.items()}
+            for n, end in zip(names, ends)}
 
 
 def token_lengths(arrays: dict[str, np.ndarray]) -> np.ndarray:

@@ -12,9 +12,8 @@
     preprocessor/   the keras-hub preprocessor preset (it loads without TensorFlow, so a
                     run trained from the cache still writes its own `preprocessor/`)
 
-The fingerprint is a sha256 over the preset's `preprocessor.json` (tokenizer class,
-special tokens, lowercasing, accent stripping, sequence_length; layer names left out)
-and its vocabulary assets. `TokenCache.load(path, expect=expected_manifest(cfg, root))`
+The tokenizer's fingerprint is `kemo.data.fingerprints.preset_fingerprint` of that
+preset (vocabulary, special tokens, lowercasing, sequence_length). `TokenCache.load(path, expect=expected_manifest(cfg, root))`
 refuses, in one `InputError` naming `manifest.json`, a cache written for another
 tokenizer, languages, caps, validation fraction or split seed, or from data files
 that changed since; a damaged split file is refused by its own sha256.
@@ -28,8 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.data.fingerprints import file_sha256, preset_files_sha, preset_fingerprint
 from kemo.data.splits import split_seed
 from kemo.errors import InputError
 
@@ -44,62 +42,6 @@ FORMAT, VERSION = "kemo token cache", 1
 MANIFEST, PREPROCESSOR = "manifest.json", "preprocessor"
 SOURCES = {"train": "train", "val": "train", "dev": "dev", "test": "test"}  # split -> folder
 RUN_SPLITS = ("train", "val", "dev")  # what `train` tokenises; `kemo tokenize` adds test
-# Files of a local preset directory that decide its tokenizer (weights left out).
-TOKENIZER_FILES = ("vocab*", "merges*", "*tokenizer*", "special_tokens_map.json", "*.model",
-                   "*.spm", "sentencepiece*", "preprocessor.json")
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _layer_config(obj):
-    """A serialised config without layer names (`name` beside `trainable`), which
-    Keras numbers per process (`..._1`)."""
-    if isinstance(obj, dict):
-        drop = "name" if "trainable" in obj else None
-        return {k: _layer_config(v) for k, v in obj.items() if k != drop}
-    if isinstance(obj, list):
-        return [_layer_config(v) for v in obj]
-    return obj
-
-
-def preset_fingerprint(preset_dir) -> str:
-    """sha256 of a saved preprocessor preset: `preprocessor.json` (names dropped) and
-    every file under `assets/` (the vocabulary). Equal fingerprints tokenise alike."""
-    preset_dir = Path(preset_dir)
-    try:
-        config = json.loads((preset_dir / "preprocessor.json").read_text())
-        h = hashlib.sha256(json.dumps(_layer_config(config), sort_keys=True).encode())
-        for f in sorted(p for p in (preset_dir / "assets").rglob("*") if p.is_file()):
-            h.update(f.relative_to(preset_dir).as_posix().encode() + b"\0")
-            h.update(file_sha256(f).encode())
-    except (OSError, ValueError) as e:
-        raise InputError(f"{preset_dir}: not a readable preprocessor preset "
-                         f"({type(e).__name__}: {e})") from None
-    return h.hexdigest()
-
-
-def _preset_files_sha(preset: str) -> str | None:
-    """sha256 over the tokenizer files of a local preset directory (None otherwise)."""
-    if not preset:
-        return None
-    from kemo.models.backbones import resolve_preset  # keras-hub; no TensorFlow
-
-    path = Path(resolve_preset(preset))
-    if not path.is_dir():
-        return None
-    h = hashlib.sha256()
-    files = [p for p in path.iterdir() if p.is_file()
-             and any(fnmatch.fnmatch(p.name, pat) for pat in TOKENIZER_FILES)]
-    files += [p for p in (path / "assets").rglob("*") if p.is_file()]
-    for f in sorted(files):
-        h.update(f.relative_to(path).as_posix().encode() + b"\0" + file_sha256(f).encode())
-    return h.hexdigest()
 
 
 def cache_config(cfg) -> dict:
@@ -108,7 +50,7 @@ def cache_config(cfg) -> dict:
     m, d = cfg.model, cfg.data
     return {
         "model.preset": m.preset or "",
-        "model.preset tokenizer files (sha256)": _preset_files_sha(m.preset),
+        "model.preset tokenizer files (sha256)": preset_files_sha(m.preset),
         "model.sequence_length": m.sequence_length,
         # an inline tokenizer's vocabulary is learnt from the training rows
         "model.vocabulary_size": None if m.preset else m.vocabulary_size,
@@ -198,7 +140,7 @@ class TokenCache:
         preset and `expect` (`expected_manifest`). `path` must be new, empty, or an
         earlier token cache, which is replaced (into place by one rename)."""
         path = Path(path)
-        _check_writable(path)
+        check_cache_target(path)
         tmp = path.parent / f".{path.name}.partial-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
@@ -395,8 +337,10 @@ class TokenCache:
                          f"({', '.join(files)})")
 
 
-def _check_writable(path: Path) -> None:
-    """`path` is new, an empty directory, or a token cache (replaced)."""
+def check_cache_target(path) -> None:
+    """InputError unless `path` is new, an empty directory, or a token cache (which
+    `TokenCache.write` replaces)."""
+    path = Path(path)
     if not path.exists():
         return
     if not path.is_dir():
