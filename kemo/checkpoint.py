@@ -10,6 +10,12 @@ in force. The data order needs no saving: each epoch's order depends only on
 `state.json`, each array's count and shape against the model) before it assigns
 anything, so a damaged checkpoint is one `InputError` naming the file.
 
+Under the torch backend Keras' (unseeded) dropout draws from torch's global generator,
+not from the layers' seed-generator variables, so that generator's state is saved too
+(`torch_rng.npy`). Keras draws from it again when a new model's first `fit` traces, so
+`RunCheckpoint` restores it when the resumed training begins: the next epoch draws the
+same dropout masks as the uninterrupted run would have.
+
 Example:
     callbacks = [RunCheckpoint(run_dir, early_stopping=es)]
     ...
@@ -84,6 +90,35 @@ def _load_arrays(path: Path, variables, what: str) -> list[np.ndarray]:
     return values
 
 
+TORCH_RNG = "torch_rng.npy"
+
+
+def _torch_rng_state() -> np.ndarray | None:
+    """torch's global generator state (uint8) under the torch backend, else None."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    return torch.get_rng_state().numpy()
+
+
+def _read_torch_rng(path: Path) -> np.ndarray:
+    """`torch_rng.npy`: a 1-D uint8 array (torch.get_rng_state()); InputError if not."""
+    try:
+        value = np.load(path, allow_pickle=False)
+    except Exception as e:
+        detail = str(e).splitlines()[0] if str(e) else ""
+        raise InputError(f"{path}: cannot read the torch generator state "
+                         f"({type(e).__name__}: {detail})") from None
+    current = _torch_rng_state()  # under torch, the size this torch expects
+    size = current.size if current is not None else None
+    if value.dtype != np.uint8 or value.ndim != 1 or value.size == 0 \
+            or (size is not None and value.size != size):
+        raise InputError(f"{path}: expected a 1-D uint8 array of {size or 'some'} values "
+                         f"(torch generator state), got {value.dtype} of shape {value.shape}")
+    return value
+
+
 def save_checkpoint(run_dir, model, state: dict) -> Path:
     """Write a complete checkpoint for `state["epoch"]`, then point LATEST at it."""
     root = _checkpoints(run_dir)
@@ -98,6 +133,12 @@ def save_checkpoint(run_dir, model, state: dict) -> Path:
     if best is not None:
         with open(tmp / "best.npz", "wb") as f:
             np.savez(f, **{f"v{i:05d}": w for i, w in enumerate(best)})
+    rng = _torch_rng_state()
+    if rng is not None:
+        with open(tmp / TORCH_RNG, "wb") as f:
+            np.save(f, rng)
+            f.flush()
+            os.fsync(f.fileno())
     _write_atomic(tmp / "state.json", json.dumps(state, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -141,6 +182,8 @@ def read_checkpoint(run_dir, model, epochs: int | None = None,
     if (ckpt / "best.npz").exists() or "early_stopping" in state:  # saved after every
         # epoch with early stopping: its best weights (model.get_weights)
         state["best_weights"] = _load_arrays(ckpt / "best.npz", model.weights, "best-weights")
+    if (ckpt / TORCH_RNG).exists():  # written under torch; other backends ignore it
+        state["torch_rng"] = _read_torch_rng(ckpt / TORCH_RNG)
     return state
 
 
@@ -188,7 +231,17 @@ def load_checkpoint(run_dir, model, epochs: int | None = None,
         v.assign(value)
     for v, value in zip(model.optimizer.variables, state.pop("optimizer")):
         v.assign(value)
+    rng = state.pop("torch_rng", None)
+    if rng is not None and keras.backend.backend() == "torch":
+        _set_torch_rng(rng)
+        model._kemo_torch_rng = rng  # RunCheckpoint applies it again once fit has traced
     return state
+
+
+def _set_torch_rng(rng: np.ndarray) -> None:
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(rng.copy()))
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -214,12 +267,22 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Saves a checkpoint at the end of every epoch (after early stopping updated)."""
+    """Saves a checkpoint at the end of every epoch (after early stopping updated); in a
+    resumed run under torch, restores the checkpoint's dropout generator when training
+    begins."""
 
     def __init__(self, run_dir, early_stopping: ResumableEarlyStopping | None = None):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.early_stopping = early_stopping
+
+    def on_train_begin(self, logs=None):
+        # Resuming under torch: fit's first-call tracing drew from the global generator
+        # after load_checkpoint set it; set it again before the first step.
+        rng = getattr(self.model, "_kemo_torch_rng", None)
+        if rng is not None:
+            _set_torch_rng(rng)
+            del self.model._kemo_torch_rng
 
     def on_epoch_end(self, epoch, logs=None):
         state = {"epoch": epoch + 1}

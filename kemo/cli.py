@@ -405,8 +405,9 @@ def _add_export_command(sub):
 
 
 def _export(args) -> int:
-    from kemo.export import export_run
+    from kemo.export import check_export_backend, export_run
 
+    check_export_backend(os.environ["KERAS_BACKEND"])  # refused before Keras loads
     export_run(args.run_dir, args.out, benchmark=not args.no_benchmark,
                batch_size=args.batch_size, repeats=args.repeats)
     return 0

@@ -33,7 +33,9 @@ numeric model with shape-polymorphic inputs `(b, s)`, `s <= sequence_length`
 (2) a `tf.Module` that runs the keras-hub preprocessor as TensorFlow ops, calls the
 reloaded numeric model, applies the sigmoid and the thresholds, saved with
 `tf.saved_model.save`. Under the TensorFlow backend (`--backend tensorflow`) stage (1)
-is a plain TensorFlow graph and the rest is the same.
+is a plain TensorFlow graph and the rest is the same. The torch backend cannot write
+a SavedModel (Keras needs torch_xla for it) and is refused in one line; model.keras
+does not depend on the backend, so a run trained under torch exports under jax.
 
 Latencies are measured in a fresh subprocess that imports TensorFlow with Keras,
 keras-hub and JAX made unimportable (`import tensorflow` would otherwise import the
@@ -187,6 +189,24 @@ def _model_input_specs(model) -> dict:
             for name, t in inputs.items()}
 
 
+EXPORT_BACKENDS = ("jax", "tensorflow")
+
+
+def check_export_backend(backend: str) -> None:
+    """Refuse a backend that cannot write the SavedModel (torch: Keras needs torch_xla).
+
+    A run's model.keras does not depend on the backend it was trained under, so a run
+    trained with `--backend torch` exports with `--backend jax`.
+
+    Example:
+        check_export_backend(keras.backend.backend())  # InputError under torch
+    """
+    if backend not in EXPORT_BACKENDS:
+        raise InputError(f"kemo export: the SavedModel export needs the jax or tensorflow "
+                         f"backend, not {backend!r}; model.keras does not depend on the "
+                         f"backend, so export this run with --backend jax")
+
+
 def export_numeric(model, path, sequence_length: int, platforms=("cpu", "cuda")) -> tuple:
     """SavedModel of `model` on dict int inputs (batch, seq<=sequence_length) -> logits.
 
@@ -201,8 +221,7 @@ def export_numeric(model, path, sequence_length: int, platforms=("cpu", "cuda"))
         model.export(str(path), **kwargs)
         return specs, None
     if backend != "jax":
-        raise InputError(f"export needs the jax or tensorflow backend, not {backend!r} "
-                         "(use --backend jax)")
+        check_export_backend(backend)
     jax2tf = {"polymorphic_shapes": [{name: "(b, s)" for name in specs}],
               "polymorphic_constraints": (f"s <= {int(sequence_length)}",),
               "with_gradient": False}
@@ -274,6 +293,8 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
                log=print) -> dict:
     """Export `run_dir` (see the module docstring); returns what export.json holds."""
     import keras
+
+    check_export_backend(keras.backend.backend())  # before anything is read or written
     import tensorflow as tf
 
     from kemo.runs import load_run

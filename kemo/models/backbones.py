@@ -170,6 +170,25 @@ def max_positions(backbone) -> int | None:
     return int(limit) if limit else None
 
 
+def token_embedding(backbone):
+    """The backbone's token-embedding layer (one row per vocabulary id), or None.
+
+    BERT-like backbones hold it as the top-level layer `token_embedding`; RoBERTa and
+    XLM-R nest it inside `embeddings` (a `TokenAndPositionEmbedding`), where
+    `backbone.get_layer("token_embedding")` does not find it. keras-hub backbones (and
+    kemo's MPNet) expose it either way as the attribute `token_embedding`.
+
+    Example:
+        token_embedding(backbone).trainable = False  # model.freeze_token_embeddings
+    """
+    import keras
+
+    layer = getattr(backbone, "token_embedding", None)
+    if not isinstance(layer, keras.layers.Layer):
+        layer = next((x for x in backbone.layers if x.name == "token_embedding"), None)
+    return layer
+
+
 def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
     """The backbone: pretrained from `cfg.preset`, else a random inline BERT.
 
@@ -183,10 +202,9 @@ def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
             raise InputError(
                 f"config key 'model.sequence_length': {cfg.sequence_length} is above the "
                 f"{limit} positions of {cfg.preset!r}; expected <= {limit}")
-        if cfg.freeze_token_embeddings and not any(
-                layer.name == "token_embedding" for layer in backbone.layers):
+        if cfg.freeze_token_embeddings and token_embedding(backbone) is None:
             raise InputError(f"config key 'model.freeze_token_embeddings': {cfg.preset!r} has "
-                             "no layer named token_embedding")
+                             "no token embedding layer")
         return backbone
     check_inline_architecture(cfg)
     return keras_hub.models.BertBackbone(
