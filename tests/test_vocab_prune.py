@@ -26,7 +26,8 @@ from kemo.errors import InputError
 from kemo.models import vocab_prune as vp
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "i", "am", "so", "happy", "sad",
-         "today", "!", "what", "a", "day", "##s", "fear", "joy", "anger", "the"]
+         "today", "!", "what", "a", "day", "##s", "fear", "joy", "anger", "the",
+         "qwzxv", "xylqz"]  # the last two occur in no BRIGHTER text
 TEXTS = ["I am so happy today!", "what a sad day", "so happy, so sad"]  # "," is [UNK]
 
 
@@ -148,8 +149,41 @@ def test_prune_backbone_keeps_rows_and_outputs(small):
     a = backbone.predict(full, verbose=0)["sequence_output"]
     b = pruned_backbone.predict(cut, verbose=0)["sequence_output"]
     np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="outside the 20-row vocabulary"):
-        vp.prune_backbone(backbone, [0, 1, 20])
+    with pytest.raises(ValueError, match="outside the 22-row vocabulary"):
+        vp.prune_backbone(backbone, [0, 1, 22])
+
+
+def test_training_hook_in_each_case(small, data_dir, tmp_path, capsys):
+    """`prune_vocabulary`: a new run (with arrays from an unpruned token cache), a
+    resumed one (its vocabulary_keep.npy), and a preprocessor pruned already (the run's
+    own token cache)."""
+    from kemo.config import load_config
+    from kemo.data.pipeline import tokenize
+
+    pre, _, _, backbone, _ = small
+    cfg = load_config(ROOT / "configs" / "tiny.toml")  # eng
+    arrays = {"dev": tokenize(["the fear of a sad day", "zzz"], pre)}
+    new_pre, new_backbone, new_arrays = vp.prune_vocabulary(cfg, data_dir, pre, backbone,
+                                                            arrays)
+    keep = new_pre.tokenizer.keep
+    want = vp.used_token_ids([vp.text_token_ids(vp.run_texts(data_dir, ["eng"]), pre.tokenizer),
+                              arrays["dev"]["token_ids"]], range(5))
+    np.testing.assert_array_equal(keep, want)
+    np.testing.assert_array_equal(new_arrays["dev"]["token_ids"],
+                                  tokenize(["the fear of a sad day", "zzz"], new_pre)["token_ids"])
+    assert 20 not in keep and 21 not in keep
+    assert new_backbone.get_config()["vocabulary_size"] == len(keep) < len(VOCAB)
+    assert f"vocabulary pruned to {len(keep)} of 22 token ids" in capsys.readouterr().out
+
+    vp.save_keep(tmp_path, new_pre)
+    again, _, _ = vp.prune_vocabulary(cfg, data_dir, pre, backbone, None, tmp_path)  # resume
+    np.testing.assert_array_equal(again.tokenizer.keep, keep)
+    same_pre, same_backbone, _ = vp.prune_vocabulary(cfg, data_dir, new_pre, backbone, None,
+                                                     tmp_path)
+    assert same_pre is new_pre and same_backbone.get_config()["vocabulary_size"] == len(keep)
+    np.save(tmp_path / vp.KEEP_FILE, keep[:-1])
+    with pytest.raises(InputError, match="written with"):
+        vp.prune_vocabulary(cfg, data_dir, new_pre, backbone, None, tmp_path)
 
 
 # ------------------------------------------------------------------ a pruned run, CLI
@@ -209,7 +243,7 @@ def test_pruned_run_predicts_as_the_unpruned_model(pruned_run, dev_texts):
     from kemo.data.pipeline import tokenize
     from kemo.models import build_classifier
     from kemo.runs import load_run
-    from kemo.training import predict_probs
+    from kemo.predict import predict_probs
 
     run = load_run(pruned_run)
     keep = run.preprocessor.tokenizer.keep
