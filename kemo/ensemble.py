@@ -10,7 +10,8 @@ language when the first member's config says `thresholds.per_language = true`. T
 ensemble's run directory holds `ensemble.json`
 (members and weights), `config.toml` (the first member's: data settings), and, as a
 trained run, `thresholds.json`, `report.json` (the ensemble and each member side by
-side), `predictions_val.csv` and `predictions_dev.csv`. `kemo.runs.load_run` returns an
+side), `predictions_val.csv`, `predictions_dev.csv` and `predictions/dev/` (the
+official pred_<lang>.csv layout). `kemo.runs.load_run` returns an
 `EnsembleRun` for it, so `predict`, `evaluate`, `report`, `explain` and `export` take
 it like any run.
 
@@ -41,7 +42,7 @@ class EnsembleRun:
     """A finished ensemble: the member runs, their weights and the tuned thresholds.
 
     Same interface as `kemo.runs.Run` for everything that only predicts (`config`,
-    `label_names`, `thresholds`, `predict_probs`, `predict`).
+    `label_names`, `thresholds`, `decide`, `predict_probs`, `predict`).
     """
 
     path: Path
@@ -59,9 +60,13 @@ class EnsembleRun:
         return average_probs([m.predict_probs(texts, batch_size) for m in self.members],
                              self.weights)
 
+    def decide(self, probs, langs=None) -> np.ndarray:
+        """0/1 decisions at the ensemble's thresholds, as `kemo.runs.Run.decide`."""
+        return self.thresholds.apply(probs, langs)
+
     def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
         probs = self.predict_probs(texts, batch_size)
-        return probs, self.thresholds.apply(probs, langs)
+        return probs, self.decide(probs, langs)
 
 
 def average_probs(member_probs, weights=None) -> np.ndarray:
@@ -175,7 +180,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
     from kemo.data.splits import load_data
     from kemo.report import format_language_table, full_report
     from kemo.runs import load_run
-    from kemo.training import write_split_predictions
+    from kemo.split_predictions import write_split_predictions, write_split_submission
 
     started = time.time()
     paths = [Path(p) for p in member_dirs]
@@ -223,7 +228,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
             **({"dev": full_report(dev, pd_, own, own_per_lang)} if dev is not None else {})}
     report["meta"] = {"ensemble_of": [str(p) for p in paths], "weights": weights,
                       "val_rows": len(val), "total_seconds": round(time.time() - started, 1),
-                      "thresholds": search.thresholds, "decides_with": decides,
+                      "decides_with": decides,
                       "per_language_thresholds": per_lang.per_language}
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -237,6 +242,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
     write_split_predictions(run_dir / "predictions_val.csv", val, ens["val"], decide)
     if dev is not None:
         write_split_predictions(run_dir / "predictions_dev.csv", dev, ens["dev"], decide)
+        write_split_submission(run_dir / "predictions" / "dev", dev, ens["dev"], decide)
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
     log(format_members_table(report))
     for split in ("validation", "dev"):

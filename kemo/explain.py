@@ -73,8 +73,11 @@ class Explanation:
 
 
 def explain_text(run, text: str, id: str = "text", num_samples: int = 500,
-                 num_features: int = 10, batch_size: int = 256, seed: int = 0) -> Explanation:
-    """Explain `run`'s prediction for `text` with LIME (see the module docstring)."""
+                 num_features: int = 10, batch_size: int = 256, seed: int = 0,
+                 lang: str | None = None) -> Explanation:
+    """Explain `run`'s prediction for `text` with LIME (see the module docstring). The
+    predicted labels are `run.decide`'s (with `lang`, at that language's thresholds
+    where the run has them; else the global ones)."""
     from lime.lime_text import LimeTextExplainer
 
     text = str(text)
@@ -83,13 +86,15 @@ def explain_text(run, text: str, id: str = "text", num_samples: int = 500,
     if num_samples < 10:
         raise InputError(f"num_samples: expected a value >= 10, got {num_samples}")
     names = run.label_names
-    thresholds = [float(t) for t in run.thresholds.thresholds] or [0.5] * len(names)
+    langs = None if lang is None else [lang]
+    thresholds = [float(t) for t in run.thresholds.row_thresholds(1, len(names), langs)[0]]
 
     def classifier(texts):  # LIME calls this once with all perturbations
         return run.predict_probs(list(texts), batch_size)
 
     probs = classifier([text])[0]
-    predicted = [n for j, n in enumerate(names) if probs[j] >= thresholds[j]]
+    decided = run.decide(probs[None, :], langs)[0]
+    predicted = [n for j, n in enumerate(names) if decided[j]]
     explained = predicted or [names[int(np.argmax(probs))]]
     label_idx = [names.index(n) for n in explained]
     explainer = LimeTextExplainer(class_names=names, bow=True, random_state=seed)

@@ -1,7 +1,8 @@
 """Stateful, backend-agnostic multi-label metrics written with keras.ops only.
 
-Targets use -1 for unknown labels (skipped). Predictions are logits (a label is
-predicted when its logit > 0, i.e. probability > 0.5).
+Targets use -1 for unknown labels (skipped). Predictions are logits; a label is
+predicted when its probability is at or above the threshold (`sigmoid(logit) >= 0.5`
+by default): the run's one decision rule, `kemo.thresholds.decide`.
 
 Example:
     model.compile(..., metrics=[MacroF1(num_labels=6)])
@@ -14,6 +15,7 @@ import keras
 from keras import ops
 
 from kemo.losses import MaskedBinaryCrossentropy, known_mask
+from kemo.thresholds import UNTUNED_THRESHOLD
 
 
 @keras.saving.register_keras_serializable(package="kemo")
@@ -25,7 +27,7 @@ class MacroF1(keras.metrics.Metric):
     label no selected language carries does not count as a zero.
     """
 
-    def __init__(self, num_labels, threshold=0.5, name="macro_f1", **kwargs):
+    def __init__(self, num_labels, threshold=UNTUNED_THRESHOLD, name="macro_f1", **kwargs):
         super().__init__(name=name, **kwargs)
         self.num_labels = int(num_labels)
         self.threshold = float(threshold)
@@ -39,7 +41,7 @@ class MacroF1(keras.metrics.Metric):
         y_true = ops.cast(y_true, "float32")
         mask = known_mask(y_true)
         prob = ops.sigmoid(ops.cast(y_pred, "float32"))
-        pred = ops.cast(ops.greater(prob, self.threshold), "float32") * mask
+        pred = ops.cast(ops.greater_equal(prob, self.threshold), "float32") * mask
         true = ops.clip(y_true, 0.0, 1.0) * mask
         self.tp.assign_add(ops.sum(pred * true, axis=0))
         self.fp.assign_add(ops.sum(pred * (1.0 - true), axis=0))

@@ -113,7 +113,7 @@ def save_backfill(run_dir, fill: Backfill) -> list[Path]:
     written = []
     with RunLock(run_dir):
         if fill.val is not None and not (run_dir / "predictions_val.csv").exists():
-            from kemo.training import write_split_predictions
+            from kemo.split_predictions import write_split_predictions
 
             write_split_predictions(run_dir / "predictions_val.csv", fill.val.examples,
                                     fill.val.probs, fill.thresholds)

@@ -34,6 +34,7 @@ import numpy as np
 from kemo.errors import InputError
 from kemo.report import MEAN, language_mean
 from kemo.split_probs import SplitProbs, available_probs
+from kemo.thresholds import UNTUNED_THRESHOLD, ThresholdSearch, decide
 
 AVERAGES = ("macro", "micro", "weighted", "samples")
 SETTINGS = (("threshold_0.5", "threshold 0.5"), ("tuned_thresholds", "tuned (global)"),
@@ -146,7 +147,7 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
         ax = axes[j]
         known = data.mask[:, j] > 0
         y, p = data.labels[known, j].astype(int), data.probs[known, j]
-        t = float(thresholds[j]) if j < len(thresholds) else 0.5
+        t = float(thresholds[j]) if j < len(thresholds) else UNTUNED_THRESHOLD
         if y.sum() == 0:
             ax.text(0.5, 0.5, f"{n}: no positive\nexamples in {data.split}",
                     ha="center", va="center")
@@ -156,9 +157,10 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
         ap = average_precision_score(y, p)
         ax.plot(recall, precision, color="tab:blue", label=f"PR curve (AP {ap:.3f})")
         ax.axhline(y.mean(), color="grey", ls=":", lw=1, label=f"prevalence {y.mean():.2f}")
-        for thr, marker, color, what in ((0.5, "s", "tab:orange", "0.5"),
+        for thr, marker, color, what in ((UNTUNED_THRESHOLD, "s", "tab:orange",
+                                          f"{UNTUNED_THRESHOLD:g}"),
                                          (t, "o", "tab:red", "tuned")):
-            d = p >= thr
+            d = decide(p, thr) > 0
             tp = int((d & (y == 1)).sum())
             pr = tp / max(d.sum(), 1) if d.sum() else 0.0
             rc = tp / max(y.sum(), 1)
@@ -332,7 +334,7 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
     state = read_run_state(run_dir, finished=False)
     history = read_history(run_dir)
     report, dist, names = state.report or {}, state.distribution, state.label_names or []
-    thresholds = state.thresholds.thresholds if state.thresholds else [0.5] * len(names)
+    thresholds = (state.thresholds or ThresholdSearch.untuned(names)).thresholds
     out = Path(out_dir) if out_dir else run_dir / "report"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -372,8 +374,9 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
                   "were tuned on validation, not dev)")
         body.append(f'<p class="note">Computed on the <b>{_e(source)}</b>: {_e(data.note)}.'
                     " Red dot: the run's tuned threshold; orange square: 0.5.</p>")
-        rows = plot_pr_curves(data, [thresholds[names.index(n)] if n in names else 0.5
-                                     for n in data.label_names], out / "pr_curves.png")
+        rows = plot_pr_curves(data, [thresholds[names.index(n)] if n in names
+                                     else UNTUNED_THRESHOLD for n in data.label_names],
+                              out / "pr_curves.png")
         body.append('<img src="pr_curves.png" alt="precision-recall curves">')
         if rows:
             body.append(f"<table><caption>Tuned thresholds on the {_e(data.split)} split"

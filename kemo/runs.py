@@ -8,7 +8,7 @@ one `InputError` naming the file and the field.
 Example:
     run = load_run("runs/tiny-20261127-231500")
     probs = run.predict_probs(["I am so happy today!"])
-    decisions = run.thresholds.apply(probs, langs=["eng"])  # per language if the run has them
+    decisions = run.decide(probs, langs=["eng"])  # per language if the run has them
 """
 
 from __future__ import annotations
@@ -48,29 +48,34 @@ class Run:
     def label_names(self) -> list[str]:
         return list(self.thresholds.label_names)
 
+    def decide(self, probs, langs=None) -> np.ndarray:
+        """0/1 decisions for `probs`: `p >= threshold` at the run's thresholds; with
+        `langs` (one language code per row) at each language's own, where the run has
+        them. The one decision every kemo command makes (`kemo.thresholds.decide`)."""
+        return self.thresholds.apply(probs, langs)
+
     def predict_probs(self, texts, batch_size: int = 64) -> np.ndarray:
         """Sigmoid probabilities, shape (len(texts), num_labels)."""
         from kemo.data.pipeline import tokenize
-        from kemo.training import predict_probs
+        from kemo.predict import predict_probs
 
         arrays = tokenize([str(t) for t in texts], self.preprocessor)
         return predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets)
 
     def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities, 0/1 decisions at the run's tuned thresholds); with `langs`
-        (one language code per text) at each language's own, where the run has them."""
+        """(probabilities, `decide`'s 0/1 decisions)."""
         probs = self.predict_probs(texts, batch_size)
-        return probs, self.thresholds.apply(probs, langs)
+        return probs, self.decide(probs, langs)
 
     def predict_tokens(self, arrays, batch_size: int = 64,
                        langs=None) -> tuple[np.ndarray, np.ndarray]:
         """As `predict`, for texts tokenised already by this run's tokenizer (padded
         arrays from a `kemo.data.token_cache`): numpy batches, no TensorFlow."""
-        from kemo.training import predict_probs
+        from kemo.predict import predict_probs
 
         probs = predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets,
                               tf_data=False)
-        return probs, self.thresholds.apply(probs, langs)
+        return probs, self.decide(probs, langs)
 
 
 @dataclass
@@ -207,7 +212,8 @@ def _load_preprocessor(preset: Path):
 
 def read_report(run_dir, label_names=None) -> dict:
     """`report.json`, checked where kemo reads it: every classification report holds
-    finite scores for labels among `label_names`; `meta.thresholds` one per label."""
+    finite scores for labels among `label_names`; `meta.thresholds` (written by runs
+    before the thresholds lived in `thresholds.json` only) one per label."""
     path = Path(run_dir) / REPORT
     d = rf.read_json(path)
     for split in ("validation", "dev"):

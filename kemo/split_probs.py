@@ -73,7 +73,7 @@ def validation_probs(run_dir, data_dir=None) -> SplitProbs:
         expected = rep["validation"]["tuned_thresholds"]
     except (OSError, KeyError, InputError):
         return SplitProbs("validation", names, probs, val, note, reproduced)
-    got = classification_report(val.labels, run.thresholds.apply(probs), val.mask,
+    got = classification_report(val.labels, run.decide(probs), val.mask,
                                 names)["macro"]["f1"]  # global thresholds, as reported
     rows = rep.get("meta", {}).get("val_rows", len(val))
     differs = (f"{len(val)} rows, report.json {rows}" if rows != len(val) else
@@ -139,7 +139,7 @@ def dev_probs(run_dir, data_dir=None) -> SplitProbs:
         raise InputError(f"{path}: not found (the run had no dev split)")
     pred = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
     names = [c[2:] for c in pred.columns if c.startswith("p_")]
-    root = resolve_data_dir(data_dir or cfg.data.data_dir or None)
+    root = resolve_data_dir(data_dir, cfg.data.data_dir)
     langs = [lang for lang in cfg.data.languages if (root / "dev" / f"{lang}.csv").exists()]
     dev = load_split(root, "dev", langs or cfg.data.languages)  # as training scored it
     if list(dev.ids) != pred["id"].tolist():

@@ -122,9 +122,10 @@ def read_input_file(path) -> InputFile:
     return InputFile(path, df["id"].tolist(), df["text"].tolist(), path.stem, labels)
 
 
-def split_files(data_dir, split: str, languages) -> list[Path]:
-    """`<data_dir>/<split>/<lang>.csv` for each language (data dir: arg or $KEMO_DATA_DIR)."""
-    root = resolve_data_dir(data_dir)
+def split_files(data_dir, split: str, languages, configured=None) -> list[Path]:
+    """`<root>/<split>/<lang>.csv` for each language; the root is `data_dir`, else
+    $KEMO_DATA_DIR, else `configured` (the run's data.data_dir): `resolve_data_dir`."""
+    root = resolve_data_dir(data_dir, configured)
     files = []
     for lang in languages:
         if lang not in LANGUAGES:
@@ -217,7 +218,7 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
         langs = [inp.lang] * len(inp.texts) if inp.is_track_a else None  # per-language thresholds
         if arrays is None:
             probs = plain_probs[k]
-            dec = run.thresholds.apply(probs, langs)
+            dec = run.decide(probs, langs)
         else:
             probs, dec = run.predict_tokens(arrays, batch_size, langs)
         p = pd.DataFrame({"id": inp.ids})

@@ -11,12 +11,19 @@ language lacks) keeps the global threshold, and a language without validation ro
 (zero-shot) decides with the global thresholds. Decisions then need each row's
 language: `apply(probs, langs)`; without `langs` every row gets the global thresholds.
 
+One decision rule for the whole package: a label is predicted when its probability is
+at or above its threshold (`decide`: `p >= t`, a tie is positive). One fallback: an
+untuned run decides at `UNTUNED_THRESHOLD` (`ThresholdSearch.untuned(label_names)`).
+`kemo.runs.Run.decide`, the training metric (`kemo.metrics.MacroF1`), the reports and
+the exported SavedModel all decide this way.
+
 Example:
     search = ThresholdSearch().fit(val_probs, val.labels, val.mask, val.label_names)
     decisions = search.apply(dev_probs)
     per_lang = search.tuned_per_language(val_probs, val.labels, val.mask, val.langs)
     decisions = per_lang.apply(dev_probs, dev.langs)
     per_lang.save(run_dir / "thresholds.json")
+    ThresholdSearch.untuned(["anger", "joy"]).apply(np.array([[0.5, 0.49]]))  # [[1, 0]]
 """
 
 from __future__ import annotations
@@ -26,21 +33,36 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 from kemo import run_files as rf
+
+UNTUNED_THRESHOLD = 0.5  # every label's threshold when none was tuned
+
+
+def decide(probs, thresholds) -> np.ndarray:
+    """The decision rule: 1 where `probs >= thresholds` (broadcast), else 0 (int32),
+    compared in float32 as the model computes probabilities (and as the exported
+    SavedModel decides)."""
+    return (np.asarray(probs, "float32") >= np.asarray(thresholds, "float32")).astype("int32")
 
 
 @dataclass
 class ThresholdSearch:
-    """Per-label thresholds (0.5 until `fit`), with the validation F1 each reached, and
-    optionally per language (`per_language`: language -> one threshold per label)."""
+    """Per-label thresholds (`UNTUNED_THRESHOLD` until `fit`), with the validation F1
+    each reached, and optionally per language (`per_language`: language -> one
+    threshold per label)."""
 
     thresholds: list[float] = field(default_factory=list)
     label_names: list[str] = field(default_factory=list)
     val_f1: list[float] = field(default_factory=list)
-    default: float = 0.5
+    default: float = UNTUNED_THRESHOLD
     per_language: dict[str, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def untuned(cls, label_names) -> "ThresholdSearch":
+        """Every label at `UNTUNED_THRESHOLD`: what a run without tuning decides with."""
+        names = list(label_names)
+        return cls([UNTUNED_THRESHOLD] * len(names), names)
 
     def fit(self, probs, labels, mask, label_names):
         self.label_names = list(label_names)
@@ -87,10 +109,10 @@ class ThresholdSearch:
         return out
 
     def apply(self, probs, langs=None) -> np.ndarray:
-        """0/1 decisions: prob >= threshold per label; with `langs` (one code per row)
-        each row's language's thresholds where the search has them."""
-        t = self.row_thresholds(len(probs), probs.shape[1], langs)
-        return (probs >= t).astype("int32")
+        """0/1 decisions (`decide`: prob >= threshold) per label; with `langs` (one code
+        per row) each row's language's thresholds where the search has them."""
+        probs = np.asarray(probs)
+        return decide(probs, self.row_thresholds(len(probs), probs.shape[1], langs))
 
     def to_dict(self) -> dict:
         d = {"label_names": self.label_names, "thresholds": self.thresholds,
@@ -130,8 +152,12 @@ class ThresholdSearch:
                    per_language=per_language)
 
 
-def best_f1_threshold(y_true, probs, default: float = 0.5) -> tuple[float, float]:
-    """(threshold, F1) maximising F1 on the PR curve; `default` if no positives."""
+def best_f1_threshold(y_true, probs, default: float = UNTUNED_THRESHOLD
+                      ) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 on the PR curve (whose points decide `p >= t`, as
+    `decide` does); `default` if no positives."""
+    from sklearn.metrics import precision_recall_curve
+
     y_true = np.asarray(y_true)
     if y_true.size == 0 or y_true.sum() == 0:
         return default, 0.0
@@ -145,12 +171,10 @@ def best_f1_threshold(y_true, probs, default: float = 0.5) -> tuple[float, float
 def tune_on_validation(probs, val, tune: bool = True):
     """(global, per-language) searches fitted on the validation split `val` (an
     `Examples`): the per-language one falls back to the global thresholds; with
-    `tune=False` the global thresholds are 0.5 (the per-language ones are still tuned,
-    for the report's comparison)."""
-    search = ThresholdSearch()
+    `tune=False` the global thresholds are untuned (`ThresholdSearch.untuned`; the
+    per-language ones are still tuned, for the report's comparison)."""
     if tune:
-        search.fit(probs, val.labels, val.mask, val.label_names)
+        search = ThresholdSearch().fit(probs, val.labels, val.mask, val.label_names)
     else:
-        search.label_names = list(val.label_names)
-        search.thresholds = [search.default] * len(val.label_names)
+        search = ThresholdSearch.untuned(val.label_names)
     return search, search.tuned_per_language(probs, val.labels, val.mask, val.langs)

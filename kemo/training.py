@@ -4,8 +4,10 @@
 directory, then writes there: `config.toml` (the resolved config), `history.csv` and
 `history.json` (per-epoch loss, per-label loss and macro-F1, train and validation),
 `label_distribution.json`, `thresholds.json`, `report.json`, `predictions_val.csv`,
-`predictions_dev.csv`, `model.keras` and `preprocessor/` (a keras-hub preset of the
-tokeniser).
+`predictions_dev.csv`, `predictions/dev/` (the official `pred_<lang>.csv` layout plus
+`probs_<lang>.csv`: `kemo evaluate <run_dir>/predictions/dev --split dev` scores them;
+see `kemo.split_predictions`), `model.keras`, `preprocessor/` (a keras-hub preset of the
+tokeniser) and `tensorboard/` (event files; see `kemo.monitor`).
 
 Example:
     cfg = load_config("configs/tiny.toml")
@@ -25,14 +27,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kemo.checkpoint import ResumableEarlyStopping, RunCheckpoint, load_checkpoint
+from kemo.checkpoint import (
+    ResumableEarlyStopping, RunCheckpoint, load_checkpoint, remove_checkpoints,
+    save_model_without_optimizer,
+)
 from kemo.config import Config, dump_config
 from kemo.data.brighter import Examples
 from kemo.data.splits import load_data
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
-    epoch_indices, label_distribution, sampling_weights, steps_per_epoch, token_lengths,
-    tokenize_splits,
+    epoch_indices, label_distribution, sampling_weights, steps_per_epoch, tokenize_splits,
 )
 from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_manifest
 from kemo.errors import InputError
@@ -43,9 +47,11 @@ from kemo.models import build_classifier, load_backbone, load_preprocessor
 from kemo.models.backbones import save_preprocessor, token_embedding, use_fused_attention
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
+from kemo.predict import predict_probs
 from kemo.report import format_console_report, full_report
 from kemo.run_lock import RunLock, check_unlocked
-from kemo.thresholds import ThresholdSearch, tune_on_validation
+from kemo.split_predictions import write_split_predictions, write_split_submission
+from kemo.thresholds import UNTUNED_THRESHOLD, tune_on_validation
 
 
 def make_optimizer(cfg: Config, total_steps: int):
@@ -67,9 +73,10 @@ def make_optimizer(cfg: Config, total_steps: int):
 
 
 def make_metrics(label_names, loss) -> list:
-    """What `fit` logs each epoch: macro-F1 at 0.5 (early stopping reads its
-    `val_macro_f1`) and each label's loss (`loss_<label>`)."""
-    return [MacroF1(len(label_names))] + [
+    """What `fit` logs each epoch: macro-F1 at the untuned threshold (`p >= 0.5`, the
+    run's decision rule; early stopping reads its `val_macro_f1`) and each label's loss
+    (`loss_<label>`)."""
+    return [MacroF1(len(label_names), threshold=UNTUNED_THRESHOLD)] + [
         LabelLoss(j, loss=loss, name=f"loss_{n}") for j, n in enumerate(label_names)]
 
 
@@ -85,24 +92,6 @@ class JsonHistory(keras.callbacks.Callback):
         self.epochs = [e for e in self.epochs if e["epoch"] < epoch + 1]
         self.epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
         self.path.write_text(json.dumps(self.epochs, indent=1))
-
-
-def predict_probs(model, arrays, batch_size: int, buckets=None,
-                  tf_data: bool | None = None) -> np.ndarray:
-    """Sigmoid probabilities for tokenised `arrays`, in their order.
-
-    Rows are batched shortest first, so each batch pads to the smallest bucket that
-    holds it, and the results are put back in the input order. The batches come from
-    tf.data where TensorFlow is installed, else (or with `tf_data=False`) from
-    `kemo.data.numpy_batches.TokenBatches`: the same batches.
-    """
-    order = np.argsort(token_lengths(arrays), kind="stable")
-    ds = input_batches({k: v[order] for k, v in arrays.items()}, None, batch_size,
-                       tf_data=tf_data, buckets=buckets, shuffle=False)
-    logits = model.predict(ds, verbose=0)[:len(order)]  # the last batch's padding dropped
-    probs = np.empty_like(np.asarray(logits, dtype="float32"))
-    probs[order] = np.asarray(keras.ops.sigmoid(logits), dtype="float32")
-    return probs
 
 
 def _format_distribution(names, before, after) -> str:
@@ -207,7 +196,7 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> 
 
 
 def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
-          resume: bool = False, tokens=None) -> dict:
+          resume: bool = False, tokens=None, keep_checkpoints: bool = False) -> dict:
     """Run one experiment end to end; returns {"report", "history", "run_dir"}.
 
     The tokens of its splits go to `<run_dir>/tokens/` (a `kemo.data.token_cache`).
@@ -219,9 +208,15 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     from its last checkpoint (see `kemo.checkpoint`) and ends as the uninterrupted
     run would have. One writer per run: the process holds `kemo.run_lock.RunLock`
     on `run_dir` from its creation (or, resuming, before it is read) to the end.
+
+    The data root: `data_dir`, else $KEMO_DATA_DIR, else `data.data_dir`
+    (`kemo.data.brighter.resolve_data_dir`); `config.toml` keeps the config's own
+    `data.data_dir`, report.json's `meta.data_dir` says where the data was read.
+    A finished run is lean: `model.keras` without optimizer state, and `checkpoints/`
+    deleted once `report.json` is written (kept with `keep_checkpoints`).
     """
     with ExitStack() as lock:
-        return _train(cfg, data_dir, run_dir, verbose, resume, lock, tokens)
+        return _train(cfg, data_dir, run_dir, verbose, resume, lock, tokens, keep_checkpoints)
 
 
 def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
@@ -235,15 +230,14 @@ def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
 
 
 def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: ExitStack,
-           tokens=None) -> dict:
+           tokens=None, keep_checkpoints: bool = False) -> dict:
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
     set_distribution(cfg)
 
     # Everything that can fail on user input happens before the run dir is written.
-    splits = load_data(cfg, data_dir)
-    cfg.data.data_dir = str(splits.root.resolve())
+    splits = load_data(cfg, data_dir)  # config.toml keeps data.data_dir as configured
     train_ex, val_ex = splits.train, splits.val
     label_names = train_ex.label_names
     loss = _make_loss(cfg, train_ex)
@@ -363,17 +357,20 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     if splits.dev is not None:
         report["dev"] = full_report(splits.dev, probs["dev"], search, per_lang)
         write_split_predictions(run_dir / "predictions_dev.csv", splits.dev, probs["dev"], decide)
+        write_split_submission(run_dir / "predictions" / "dev", splits.dev, probs["dev"], decide)
     report["meta"] = {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 1),
                       "total_seconds": round(time.time() - started, 1),
-                      "backend": keras.backend.backend(), "thresholds": search.thresholds,
+                      "backend": keras.backend.backend(),
                       "decides_with": decides, "per_language_thresholds": per_lang.per_language,
                       "train_rows": len(train_ex), "val_rows": len(val_ex),
                       "resumed_after_epoch": start_epoch if resume else None,
-                      "cpu": cpu_info()}
-    model.save(run_dir / "model.keras")
+                      "data_dir": str(splits.root.resolve()), "cpu": cpu_info()}
+    save_model_without_optimizer(model, run_dir / "model.keras")  # no AdamW moments
     save_preprocessor(preprocessor, backbone, run_dir / "preprocessor")
     # report.json last: its presence marks a finished run.
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
+    if not keep_checkpoints:  # for resuming only; a finished run is not resumed
+        remove_checkpoints(run_dir)
 
     print()
     print(format_console_report(report))
@@ -381,15 +378,3 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
           f"{describe_cpu(report['meta']['cpu'])})")
     return {"report": report, "history": history, "run_dir": run_dir}
 
-
-def write_split_predictions(path, ex: Examples, probs, search: ThresholdSearch):
-    """`predictions_<split>.csv`: id, lang, p_<label> (6 decimals), then 0/1 per label."""
-    import pandas as pd
-
-    dec = search.apply(probs, ex.langs)  # per language when the search has them
-    df = pd.DataFrame({"id": ex.ids, "lang": ex.langs})
-    for j, n in enumerate(ex.label_names):
-        df[f"p_{n}"] = np.round(probs[:, j], 6)
-    for j, n in enumerate(ex.label_names):
-        df[n] = dec[:, j]
-    df.to_csv(path, index=False)

@@ -146,7 +146,7 @@ def test_keras_model_reloads_in_safe_mode(exported, reference, texts, tmp_path):
         import numpy as np
         import kemo.runs  # registers kemo's loss, metrics and pooling layer
         from kemo.data.pipeline import tokenize
-        from kemo.training import predict_probs
+        from kemo.predict import predict_probs
 
         out = {str(out)!r}
         info = json.load(open(os.path.join(out, "export.json")))

@@ -69,7 +69,9 @@ def test_killed_run_resumes_to_same_metrics(sig, full_run, data_dir, tmp_path):
             assert abs(ea[key] - eb[key]) <= 1e-6, (ea["epoch"], key, ea[key], eb[key])
     ra = json.loads((full / "report.json").read_text())
     rb = json.loads((killed / "report.json").read_text())
-    np.testing.assert_allclose(ra["meta"]["thresholds"], rb["meta"]["thresholds"], atol=1e-6)
+    ta = json.loads((full / "thresholds.json").read_text())["thresholds"]
+    tb = json.loads((killed / "thresholds.json").read_text())["thresholds"]
+    np.testing.assert_allclose(ta, tb, atol=1e-6)
     fa = ra["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
     fb = rb["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
     assert abs(fa - fb) <= 1e-6

@@ -35,9 +35,42 @@ def test_tiny_run_writes_everything(tiny_run):
     assert thresholds["label_names"] == labels and len(thresholds["thresholds"]) == 5
 
 
+def test_dev_predictions_in_the_official_layout_score_as_reported(tiny_run, data_dir,
+                                                                   tmp_path):
+    """`kemo evaluate <run>/predictions/dev --split dev` scores the run's own dev
+    decisions (no predicting again) to report.json's macro-F1 of how the run decides;
+    probs_<lang>.csv and predictions_dev.csv hold the same probabilities."""
+    import pandas as pd
+    from conftest import run_cli
+
+    report = json.loads((tiny_run / "report.json").read_text())
+    assert "thresholds" not in report["meta"]  # thresholds.json holds them
+    dev = tiny_run / "predictions" / "dev"
+    pred = pd.read_csv(dev / "pred_eng.csv", dtype={"id": str})
+    assert list(pred.columns) == ["id", "Anger", "Fear", "Joy", "Sadness", "Surprise"]
+    old = pd.read_csv(tiny_run / "predictions_dev.csv", dtype={"id": str})
+    assert pred["id"].tolist() == old["id"].tolist()
+    assert (pred.drop(columns="id").to_numpy()
+            == old[["anger", "fear", "joy", "sadness", "surprise"]].to_numpy()).all()
+    probs = pd.read_csv(dev / "probs_eng.csv", dtype={"id": str})
+    assert list(probs.columns) == ["id"] + [c for c in old.columns if c.startswith("p_")]
+    np.testing.assert_allclose(probs.drop(columns="id").to_numpy(),
+                               old[list(probs.columns[1:])].to_numpy(), atol=1.5e-6)
+    code, out, err = run_cli(["evaluate", dev, "--split", "dev", "--data-dir", data_dir,
+                              "--json", tmp_path / "scores.json"])
+    assert code == 0, err
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    decides = report["meta"]["decides_with"]
+    assert decides == "tuned_thresholds"
+    assert scores["overall"]["macro_f1"] == pytest.approx(
+        report["dev"][decides]["mean_over_languages"]["macro_f1"], abs=1e-9)
+    assert scores["overall"]["macro_f1"] == pytest.approx(
+        report["dev"][decides]["overall"]["macro"]["f1"], abs=1e-9)
+
+
 def test_saved_model_reloads_and_predicts_identically(tiny_run):
     from kemo.runs import load_run
-    from kemo.training import predict_probs
+    from kemo.predict import predict_probs
     from kemo.data.pipeline import tokenize
 
     run = load_run(tiny_run)

@@ -1,0 +1,38 @@
+"""Probabilities from a classifier for tokenised texts: the prediction side of a run.
+
+`predict_probs` batches rows shortest first (each batch pads to the smallest length
+bucket that holds it) and returns the sigmoid probabilities in the input order. Turning
+them into 0/1 labels is the run's decision (`kemo.runs.Run.decide`, one rule:
+`kemo.thresholds.decide`).
+
+Example:
+    arrays = tokenize(texts, run.preprocessor)
+    probs = predict_probs(run.model, arrays, 64, run.config.data.length_buckets)
+    decisions = run.decide(probs, langs)
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from kemo.data.numpy_batches import input_batches
+from kemo.data.pipeline import token_lengths
+
+
+def predict_probs(model, arrays, batch_size: int, buckets=None,
+                  tf_data: bool | None = None) -> np.ndarray:
+    """Sigmoid probabilities for tokenised `arrays`, in their order.
+
+    Rows are batched shortest first, so each batch pads to the smallest bucket that
+    holds it, and the results are put back in the input order. The batches come from
+    tf.data where TensorFlow is installed, else (or with `tf_data=False`) from
+    `kemo.data.numpy_batches.TokenBatches`: the same batches.
+    """
+    order = np.argsort(token_lengths(arrays), kind="stable")
+    ds = input_batches({k: v[order] for k, v in arrays.items()}, None, batch_size,
+                       tf_data=tf_data, buckets=buckets, shuffle=False)
+    logits = model.predict(ds, verbose=0)[:len(order)]  # the last batch's padding dropped
+    probs = np.empty_like(np.asarray(logits, dtype="float32"))
+    probs[order] = np.asarray(keras.ops.sigmoid(logits), dtype="float32")
+    return probs
