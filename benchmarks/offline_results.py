@@ -58,7 +58,8 @@ def run(cmd, env) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("KEMO_DATA_DIR"))
+    parser.add_argument("--data-dir", default=None, help="Track A root (default: "
+                        "$KEMO_DATA_DIR, else each config's data.data_dir)")
     parser.add_argument("--out", default="runs/offline-bench")
     parser.add_argument("--only", nargs="+", default=list(SEED),
                         choices=[*TRAINED, *ENSEMBLES], metavar="NAME",
@@ -68,8 +69,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-predict", action="store_true")
     args = parser.parse_args(argv)
     env = {**os.environ}
-    if args.data_dir:
-        env["KEMO_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    if args.data_dir or env.get("KEMO_DATA_DIR"):  # kemo's rule; absolute, for cwd=ROOT
+        from kemo.data.brighter import resolve_data_dir
+
+        env["KEMO_DATA_DIR"] = str(resolve_data_dir(args.data_dir).resolve())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     py = sys.executable

@@ -16,6 +16,11 @@ not from the layers' seed-generator variables, so that generator's state is save
 `RunCheckpoint` restores it when the resumed training begins: the next epoch draws the
 same dropout masks as the uninterrupted run would have.
 
+Checkpoints are for resuming only: once a run has finished (`report.json` written),
+`remove_checkpoints` deletes them (`train --keep-checkpoints` keeps them), and the
+run's `model.keras` is written by `save_model_without_optimizer` (weights only, no
+optimizer moments).
+
 Example:
     callbacks = [RunCheckpoint(run_dir, early_stopping=es)]
     ...
@@ -27,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import keras
@@ -242,6 +248,41 @@ def _set_torch_rng(rng: np.ndarray) -> None:
     import torch
 
     torch.set_rng_state(torch.from_numpy(rng.copy()))
+
+
+def save_model_without_optimizer(model, path) -> Path:
+    """`model.save(path)` with no optimizer state and no compile config: the finished
+    run's `model.keras`, for inference (`load_model(path, compile=False)`).
+
+    Keras 3 ignores `include_optimizer=False` for `.keras` files (it is read for `.h5`
+    only), and its saver writes whatever `model.optimizer` holds: AdamW's two moments
+    per weight, twice the model's size. So the optimizer is detached for the save and
+    put back after.
+    """
+    path = Path(path)
+    optimizer, compiled = getattr(model, "optimizer", None), getattr(model, "compiled", False)
+    model.optimizer, model.compiled = None, False
+    try:
+        model.save(path)
+    finally:
+        model.optimizer, model.compiled = optimizer, compiled
+    return path
+
+
+def remove_checkpoints(run_dir) -> bool:
+    """Delete `<run_dir>/checkpoints/` of a finished run (its `report.json` written:
+    nothing resumes it, `model.keras` holds the weights). False, with a note, if it
+    could not be removed; the run is complete either way."""
+    root = _checkpoints(run_dir)
+    if not root.exists():
+        return True
+    try:
+        shutil.rmtree(root)
+    except OSError as e:
+        print(f"note: could not delete {root} ({e.strerror or e}); the run is complete, "
+              "the folder can be deleted", file=sys.stderr)
+        return False
+    return True
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

@@ -26,6 +26,9 @@ from pathlib import Path
 BACKENDS = ("jax", "tensorflow", "torch")
 BATCH_MAX = 2**16  # a padded batch of this many rows still fits in memory
 SEED_MAX = 2**32 - 1  # what NumPy, TF and JAX seeds accept (as train.seed)
+# One rule everywhere: kemo.data.brighter.resolve_data_dir.
+DATA_DIR_HELP = ("Track A root holding train/ dev/ test/ (default: $KEMO_DATA_DIR, else "
+                 "the config's data.data_dir)")
 
 
 def int_in(low: int, high: int | None = None):
@@ -89,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     t.add_argument("--data-dir", default=None,
-                   help="Track A root holding train/ dev/ test/ (default: $KEMO_DATA_DIR)")
+                   help=DATA_DIR_HELP)
     t.add_argument("--run-dir", default=None,
                    help="where everything the run writes goes (default runs/<config>-<time>)")
     t.add_argument("--quiet", action="store_true", help="no progress (default: a progress "
@@ -97,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--tokens", metavar="CACHE", default=None,
                    help="train from a token cache `kemo tokenize` wrote for this config "
                    "(no tokenising, no TensorFlow needed)")
+    t.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep <run_dir>/checkpoints/ once the run has finished (default: "
+                   "deleted after report.json is written; model.keras holds the weights)")
     _add_tokenize_command(sub)
     _add_run_commands(sub)
     _add_export_command(sub)
@@ -140,7 +146,7 @@ def _train(args) -> int:
         check_unlocked(run_dir)
     from kemo.data.brighter import resolve_data_dir
 
-    data_dir = resolve_data_dir(args.data_dir or cfg.data.data_dir or None)
+    data_dir = resolve_data_dir(args.data_dir, cfg.data.data_dir)
     print(f"resuming {run_dir} (its config.toml)" if args.resume else f"config: {config}"
           + ("" if args.config else " (the default; --config FILE for another)"))
     inline = "none (a small random BERT, vocabulary learnt from the training texts)"
@@ -151,7 +157,7 @@ def _train(args) -> int:
 
     result = train(cfg, data_dir=data_dir, run_dir=run_dir,
                    verbose=progress_verbosity(args.quiet), resume=bool(args.resume),
-                   tokens=args.tokens)
+                   tokens=args.tokens, keep_checkpoints=args.keep_checkpoints)
     print(result_summary(result["report"]))
     print(f"run directory: {result['run_dir']}")
     return 0
@@ -161,8 +167,7 @@ def _add_run_commands(sub):
     """Subcommands that use a finished run: predict, evaluate, report, explain."""
     backend = dict(choices=BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
-    data_dir = dict(default=None, help="Track A root holding train/ dev/ test/ "
-                                       "(default: $KEMO_DATA_DIR)")
+    data_dir = dict(default=None, help=DATA_DIR_HELP)
     p = sub.add_parser("predict", help="probabilities and 0/1 labels (tuned thresholds) for "
                        "CSV files or texts; Track A files give pred_<lang>.csv + submission.zip")
     p.add_argument("run_dir", help="a run directory written by kemo train")
@@ -236,8 +241,9 @@ def _predict(args) -> int:
         tokens.check_tokenizer(run.path / "preprocessor")
     paths = list(args.files)
     if args.split:
-        paths += submission.split_files(args.data_dir or run.config.data.data_dir or None,
-                                        args.split, args.languages or run.config.data.languages)
+        paths += submission.split_files(args.data_dir, args.split,
+                                        args.languages or run.config.data.languages,
+                                        configured=run.config.data.data_dir)
     for p in paths:  # read and check all inputs before the model runs
         submission.read_input_file(p)
     if args.text:
@@ -283,7 +289,7 @@ def _add_tokenize_command(sub):
     x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, as for kemo train (repeatable)")
     x.add_argument("--data-dir", default=None,
-                   help="Track A root holding train/ dev/ test/ (default: $KEMO_DATA_DIR)")
+                   help=DATA_DIR_HELP)
     x.add_argument("--out", required=True, metavar="CACHE",
                    help="the cache directory: new, empty, or an earlier cache (replaced)")
     x.add_argument("--backend", choices=BACKENDS, default=None,
@@ -425,7 +431,7 @@ def _add_ensemble_command(sub):
     x.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
                    help="one weight per member (default: equal); normalised to sum to 1")
     x.add_argument("--data-dir", default=None,
-                   help="Track A root holding train/ dev/ test/ (default: $KEMO_DATA_DIR)")
+                   help=DATA_DIR_HELP)
     x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64)
     x.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND or jax)")

@@ -25,6 +25,19 @@ TINY_OVERRIDES = ["train.epochs=2", "data.max_train_examples=600", "model.sequen
                   "data.length_buckets=[32]", "model.fused_attention=true"]
 
 
+def run_cli(argv) -> tuple[int, str, str]:
+    """`kemo <argv>` in this process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from kemo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
 def snapshot(root: Path) -> dict:
     """Every path under `root`: folders by name; files by size, mtime and content."""
     out = {}
@@ -47,11 +60,12 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(data_dir, tmp_path_factory):
-    """A finished run directory of the tiny config (eng, 2 epochs on 600 rows)."""
+    """A finished run directory of the tiny config (eng, 2 epochs on 600 rows), with its
+    checkpoints kept (tests copy it as an interrupted run and resume it)."""
     from kemo.config import load_config
     from kemo.training import train
 
     cfg = load_config(ROOT / "configs" / "tiny.toml", TINY_OVERRIDES)
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    result = train(cfg, data_dir=data_dir, run_dir=run_dir, verbose=0)
+    result = train(cfg, data_dir=data_dir, run_dir=run_dir, verbose=0, keep_checkpoints=True)
     return result["run_dir"]

@@ -76,19 +76,34 @@ class Examples:
         return tuple(n for n, k in zip(self.label_names, known) if k > 0)
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The Track A root: the argument, else `$KEMO_DATA_DIR`; must hold train/dev/test."""
-    value = data_dir or os.environ.get(DATA_DIR_ENV)
+def resolve_data_dir(data_dir: str | os.PathLike | None = None,
+                     configured: str | os.PathLike | None = None) -> Path:
+    """The Track A root, by kemo's one data-root rule: `data_dir` (the `--data-dir`
+    flag), else `$KEMO_DATA_DIR`, else `configured` (a config's `data.data_dir`); it must
+    hold train/, dev/ or test/.
+
+    Every command resolves its data through this rule, and a run's `config.toml` keeps
+    the config's own `data.data_dir` (empty unless the config set one), so a run copied
+    to another machine reads that machine's `$KEMO_DATA_DIR`.
+
+    Example:
+        resolve_data_dir(None, cfg.data.data_dir)   # $KEMO_DATA_DIR wins over the config
+    """
+    candidates = (("--data-dir", data_dir), (f"${DATA_DIR_ENV}", os.environ.get(DATA_DIR_ENV)),
+                  ("config key 'data.data_dir'", configured))
+    source, value = next(((name, v) for name, v in candidates if v), (None, None))
     if not value:
         raise InputError(
-            f"no data directory: pass --data-dir or set ${DATA_DIR_ENV} to the folder "
-            "holding train/, dev/ and test/ (e.g. ../shared/data/brighter/track_a)"
+            f"no data directory: pass --data-dir or set ${DATA_DIR_ENV} (or the config key "
+            "data.data_dir) to the folder holding train/, dev/ and test/ "
+            "(e.g. ../shared/data/brighter/track_a)"
         )
     path = Path(value)
     if not path.is_dir():
-        raise InputError(f"data directory {path}: not found")
+        raise InputError(f"data directory {path}: not found (from {source})")
     if not any((path / s).is_dir() for s in SPLITS):
-        raise InputError(f"data directory {path}: holds none of {', '.join(SPLITS)}/")
+        raise InputError(f"data directory {path}: holds none of {', '.join(SPLITS)}/ "
+                         f"(from {source})")
     return path
 
 

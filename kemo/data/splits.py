@@ -40,8 +40,9 @@ def split_seed(cfg) -> int:
 
 
 def load_data(cfg, data_dir) -> Splits:
-    """Read and validate train (+ dev when present); carve the validation split."""
-    root = resolve_data_dir(data_dir or cfg.data.data_dir or None)
+    """Read and validate train (+ dev when present); carve the validation split.
+    The data root: `data_dir` (--data-dir), else $KEMO_DATA_DIR, else `data.data_dir`."""
+    root = resolve_data_dir(data_dir, cfg.data.data_dir)
     seed = split_seed(cfg)
     train_all = read = load_split(root, "train", cfg.data.languages)
     if cfg.data.max_train_examples and cfg.data.max_train_examples < len(train_all):
