@@ -305,12 +305,13 @@ def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
     return make_run_report(run_dir, data_dir, out_dir).path
 
 
-def _backfill(run_dir: Path, report: dict, thresholds, data) -> tuple[dict, list[str]]:
+def _backfill(run_dir: Path, report: dict, thresholds, data,
+              data_dir=None) -> tuple[dict, list[str]]:
     """`report` completed with its per-language comparison (`kemo.report_backfill`),
     saved into the run directory when anything was added; plus notes."""
     from kemo.report_backfill import backfill_report, save_backfill
 
-    fill = backfill_report(run_dir, report, thresholds, data)
+    fill = backfill_report(run_dir, report, thresholds, data, data_dir)  # dev: same root
     notes = list(fill.notes)
     if fill.changed:
         try:
@@ -363,7 +364,7 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
     data, why = available_probs(run_dir, data_dir) if names else (None, "no thresholds.json")
     notes = []
     if report and state.thresholds:
-        report, notes = _backfill(run_dir, report, state.thresholds, data)
+        report, notes = _backfill(run_dir, report, state.thresholds, data, data_dir)
     if data is None:
         body.append(f'<p class="note">Not drawn: {_e(why)}. Pass --data-dir (or set '
                     "$KEMO_DATA_DIR) to the Track A root the run was trained on.</p>")
