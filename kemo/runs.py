@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,17 +196,12 @@ def _load_preprocessor(preset: Path):
     """The preprocessor saved by `save_to_preset` (preprocessor.json + assets/).
 
     `TextClassifierPreprocessor.from_preset` needs the backbone's config.json, which a
-    run directory does not hold, so the layer is deserialised directly.
+    run directory does not hold, so the layer is deserialised directly (the one loader,
+    shared with token caches: `kemo.data.token_cache.load_preset_preprocessor`).
     """
-    try:
-        config = json.loads((preset / "preprocessor.json").read_text())
-        preprocessor = keras.saving.deserialize_keras_object(config)
-        preprocessor.load_preset_assets(str(preset))
-    except Exception as e:
-        raise InputError(f"{preset}: cannot load preprocessor "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-                         ) from None
-    return preprocessor
+    from kemo.data.token_cache import load_preset_preprocessor
+
+    return load_preset_preprocessor(preset)
 
 
 def read_report(run_dir, label_names=None) -> dict:
