@@ -147,17 +147,20 @@ def _train(args) -> int:
     from kemo.data.brighter import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir, cfg.data.data_dir)
-    print(f"resuming {run_dir} (its config.toml)" if args.resume else f"config: {config}"
-          + ("" if args.config else " (the default; --config FILE for another)"))
     inline = "none (a small random BERT, vocabulary learnt from the training texts)"
-    print(f"preset: {cfg.model.preset or inline}")
-    print(f"data: {data_dir} (languages: {', '.join(cfg.data.languages)})", flush=True)
+    # What it is doing, printed once the inputs are checked (bad input prints one error).
+    announce = "\n".join([
+        f"resuming {run_dir} (its config.toml)" if args.resume else f"config: {config}"
+        + ("" if args.config else " (the default; --config FILE for another)"),
+        f"preset: {cfg.model.preset or inline}",
+        f"data: {data_dir} (languages: {', '.join(cfg.data.languages)})"])
     from kemo.monitor import progress_verbosity
     from kemo.training import train
 
     result = train(cfg, data_dir=data_dir, run_dir=run_dir,
                    verbose=progress_verbosity(args.quiet), resume=bool(args.resume),
-                   tokens=args.tokens, keep_checkpoints=args.keep_checkpoints)
+                   tokens=args.tokens, keep_checkpoints=args.keep_checkpoints,
+                   announce=announce)
     print(result_summary(result["report"]))
     print(f"run directory: {result['run_dir']}")
     return 0

@@ -196,8 +196,12 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> 
 
 
 def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
-          resume: bool = False, tokens=None, keep_checkpoints: bool = False) -> dict:
+          resume: bool = False, tokens=None, keep_checkpoints: bool = False,
+          announce: str = "") -> dict:
     """Run one experiment end to end; returns {"report", "history", "run_dir"}.
+
+    `announce` (what the caller is doing: config, preset, data) is printed once every
+    input has been checked, so bad input prints nothing but its one error.
 
     The tokens of its splits go to `<run_dir>/tokens/` (a `kemo.data.token_cache`).
     With `tokens` (a cache `kemo tokenize` wrote for this config), or resuming a run
@@ -216,7 +220,8 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     deleted once `report.json` is written (kept with `keep_checkpoints`).
     """
     with ExitStack() as lock:
-        return _train(cfg, data_dir, run_dir, verbose, resume, lock, tokens, keep_checkpoints)
+        return _train(cfg, data_dir, run_dir, verbose, resume, lock, tokens, keep_checkpoints,
+                      announce)
 
 
 def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
@@ -230,7 +235,7 @@ def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
 
 
 def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: ExitStack,
-           tokens=None, keep_checkpoints: bool = False) -> dict:
+           tokens=None, keep_checkpoints: bool = False, announce: str = "") -> dict:
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
@@ -271,6 +276,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
             save_keep(run_dir, preprocessor)
 
+    if announce:
+        print(announce)
     print(f"data: {len(train_ex)} train, {len(val_ex)} validation (from train), "
           f"{len(splits.dev) if splits.dev is not None else 0} dev rows; "
           f"languages {', '.join(cfg.data.languages)}; labels {', '.join(label_names)}")
