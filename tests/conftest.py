@@ -38,6 +38,28 @@ def run_cli(argv) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def serve_saved_model(saved_model, texts, work_dir: Path) -> dict:
+    """Run an exported SavedModel's `serving_default` on raw `texts` in a fresh
+    TensorFlow-only process (`kemo.export.run_tf_only`): {"probs", "decisions",
+    "blocked"} (the last: Keras/JAX/kemo modules that process loaded; [] expected)."""
+    import json
+    import textwrap
+
+    from kemo.export import run_tf_only
+
+    texts_file = Path(work_dir) / "texts.json"
+    texts_file.write_text(json.dumps(list(texts)))
+    return run_tf_only(textwrap.dedent(f"""
+        import json
+        texts = json.loads(open({str(texts_file)!r}, encoding="utf-8").read())
+        serve = tf.saved_model.load({str(saved_model)!r}).signatures["serving_default"]
+        got = serve(texts=tf.constant(texts))
+        print(json.dumps({{"probs": got["probabilities"].numpy().tolist(),
+                          "decisions": got["decisions"].numpy().tolist(),
+                          "blocked": blocked_modules_loaded()}}))
+    """))
+
+
 def snapshot(root: Path) -> dict:
     """Every path under `root`: folders by name; files by size, mtime and content."""
     out = {}

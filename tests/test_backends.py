@@ -20,7 +20,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pandas as pd
@@ -102,7 +101,7 @@ def test_reloaded_model_predicts_what_training_wrote(backend_run):
 
 
 def test_export_gives_the_runs_probabilities(backend_run, data_dir, tmp_path):
-    from kemo.export import run_tf_only
+    from conftest import serve_saved_model
 
     backend, run_dir = backend_run
     out = tmp_path / "export"
@@ -118,14 +117,7 @@ def test_export_gives_the_runs_probabilities(backend_run, data_dir, tmp_path):
     info = json.loads((out / "export.json").read_text())
     assert info["backend"] == EXPORTS_UNDER[backend]
     texts = pd.read_csv(data_dir / "dev" / "eng.csv")["text"].astype(str).tolist()
-    (tmp_path / "texts.json").write_text(json.dumps(texts))
-    result = run_tf_only(textwrap.dedent(f"""
-        import json
-        texts = json.loads(open({str(tmp_path / "texts.json")!r}, encoding="utf-8").read())
-        serve = tf.saved_model.load({str(out / "saved_model")!r}).signatures["serving_default"]
-        print(json.dumps({{"probs": serve(texts=tf.constant(texts))["probabilities"]
-                                    .numpy().tolist(), "blocked": blocked_modules_loaded()}}))
-    """))
+    result = serve_saved_model(out / "saved_model", texts, tmp_path)
     assert result["blocked"] == []
     expected = _probs(run_dir / "predictions" / "probs_eng.csv", info["label_names"])
     served = np.asarray(result["probs"])

@@ -8,7 +8,6 @@ is what makes an ensemble of seeds possible. A copy of the tiny run whose config
 
 import json
 import shutil
-import textwrap
 
 import numpy as np
 import pandas as pd
@@ -151,7 +150,8 @@ def test_damaged_ensemble_file_is_named(ensemble, tmp_path, capsys):
 
 
 def test_export_parity(ensemble, splits, tmp_path):
-    from kemo.export import export_run, run_tf_only
+    from conftest import serve_saved_model
+    from kemo.export import export_run
     from kemo.runs import load_run
 
     out = tmp_path / "export"
@@ -162,11 +162,6 @@ def test_export_parity(ensemble, splits, tmp_path):
     texts = list(splits.dev.texts[:24]) + ["", "😀🎉"]
     run = load_run(ensemble[0])
     probs, decisions = run.predict(texts)
-    result = run_tf_only(textwrap.dedent(f"""
-        serve = tf.saved_model.load({str(out / "saved_model")!r}).signatures["serving_default"]
-        res = serve(texts=tf.constant({texts!r}))
-        print(json.dumps({{"probs": res["probabilities"].numpy().tolist(),
-                          "decisions": res["decisions"].numpy().tolist()}}))
-    """).replace("serve = ", "import json\nserve = ", 1))
+    result = serve_saved_model(out / "saved_model", texts, tmp_path)
     assert np.abs(np.asarray(result["probs"]) - probs).max() <= 1e-5
     np.testing.assert_array_equal(np.asarray(result["decisions"]), decisions)

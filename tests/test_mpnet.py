@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 
 import keras
 import numpy as np
@@ -351,7 +350,8 @@ def tiny_mpnet_run(tiny_hf_dir, data_dir, tmp_path_factory):
 
 
 def test_tiny_mpnet_run_reloads_and_exports(tiny_mpnet_run, tmp_path):
-    from kemo.export import export_run, run_tf_only
+    from conftest import serve_saved_model
+    from kemo.export import export_run
     from kemo.runs import load_run
 
     run = load_run(tiny_mpnet_run)
@@ -363,15 +363,8 @@ def test_tiny_mpnet_run_reloads_and_exports(tiny_mpnet_run, tmp_path):
     info = export_run(tiny_mpnet_run, out, benchmark=False, log=lambda *a: None)
     assert info["preprocessing"]["tokenizer"] == "MPNetTokenizer"
     assert info["preprocessing"]["tokenizer_kind"] == "wordpiece"
-    (tmp_path / "texts.json").write_text(json.dumps(texts))
-    result = run_tf_only(textwrap.dedent(f"""
-        import json
-        texts = json.loads(open({str(tmp_path / "texts.json")!r}, encoding="utf-8").read())
-        serve = tf.saved_model.load({str(out / "saved_model")!r}).signatures["serving_default"]
-        print(json.dumps({{"probs": serve(texts=tf.constant(texts))["probabilities"]
-                          .numpy().tolist(), "modules": blocked_modules_loaded()}}))
-    """))
-    assert result["modules"] == []
+    result = serve_saved_model(out / "saved_model", texts, tmp_path)
+    assert result["blocked"] == []
     sm = np.asarray(result["probs"], dtype="float32")
     assert sm.shape == probs.shape
     assert np.abs(sm - probs).max() <= 1e-5

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import textwrap
 
 import keras
 import numpy as np
@@ -165,7 +164,7 @@ def test_seed_config_trains_and_predicts_with_its_backbone_class(name, seed_runs
 
 @pytest.mark.parametrize("name", EXPORTED)
 def test_exported_saved_model_gives_the_runs_predictions(name, seed_runs, data_dir, tmp_path):
-    from kemo.export import run_tf_only
+    from conftest import serve_saved_model
 
     run_dir = seed_runs(name)
     assert main(["export", str(run_dir), "--no-benchmark"]) == 0
@@ -187,16 +186,7 @@ def test_exported_saved_model_gives_the_runs_predictions(name, seed_runs, data_d
         full = np.full((len(pred), len(info["label_names"])), -1)
         full[:, cols] = pred.drop(columns="id").to_numpy()
         decisions.append(full)
-    (tmp_path / "texts.json").write_text(json.dumps(texts))
-    result = run_tf_only(textwrap.dedent(f"""
-        import json
-        texts = json.loads(open({str(tmp_path / "texts.json")!r}, encoding="utf-8").read())
-        serve = tf.saved_model.load({str(out / "saved_model")!r}).signatures["serving_default"]
-        got = serve(texts=tf.constant(texts))
-        print(json.dumps({{"probs": got["probabilities"].numpy().tolist(),
-                          "decisions": got["decisions"].numpy().tolist(),
-                          "blocked": blocked_modules_loaded()}}))
-    """))
+    result = serve_saved_model(out / "saved_model", texts, tmp_path)
     assert result["blocked"] == []
     served, expected = np.asarray(result["probs"]), np.concatenate(expected)
     assert served.shape == expected.shape
