@@ -289,11 +289,13 @@ def prune_backbone(backbone, keep):
 
 
 def _token_embedding(backbone):
-    """keras-hub backbones (and kemo's MPNet) hold it as `token_embedding`, an attribute
-    (nested in `embeddings` for XLM-R) or a top-level layer."""
-    layer = getattr(backbone, "token_embedding", None)
-    if not isinstance(layer, keras.layers.Layer):
-        layer = backbone.get_layer("token_embedding")
+    """`kemo.models.backbones.token_embedding` (imported here: backbones imports this
+    module), required: a backbone without one cannot be pruned."""
+    from kemo.models.backbones import token_embedding
+
+    layer = token_embedding(backbone)
+    if layer is None:
+        raise ValueError(f"{type(backbone).__name__}: no token_embedding layer to prune")
     return layer
 
 
