@@ -72,13 +72,14 @@ def _check_ids(path, df: pd.DataFrame) -> pd.Series:
     return ids
 
 
-def read_texts_csv(path) -> pd.DataFrame:
+def read_texts_csv(path, frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """A plain input file: columns id and text (others ignored); returns id, text.
+    `frame`: the file already parsed by `parse_csv` (then checked, not read again).
 
     Example: read_texts_csv("my_texts.csv")["text"].tolist()
     """
     path = Path(path)
-    df = _read_csv_text(path)
+    df = _read_csv_text(path) if frame is None else frame
     columns = [str(c) for c in df.columns]
     for required in ("id", "text"):
         if required not in columns:
@@ -105,11 +106,13 @@ class InputFile:
 
 
 def read_input_file(path) -> InputFile:
-    """Read a Track A `<lang>.csv` (labels may be blank) or a plain id,text CSV."""
+    """Read a Track A `<lang>.csv` (labels may be blank) or a plain id,text CSV; the file
+    is read and parsed once."""
     path = Path(path)
-    header = [str(c) for c in _read_csv_text(path).columns]
+    frame = _read_csv_text(path)
+    header = [str(c) for c in frame.columns]
     if not any(c in LABELS for c in header):
-        df = read_texts_csv(path)
+        df = read_texts_csv(path, frame)
         return InputFile(path, df["id"].tolist(), df["text"].tolist())
     if path.stem not in LANGUAGES:
         raise InputError(
@@ -117,7 +120,7 @@ def read_input_file(path) -> InputFile:
             f" must be named <lang>.csv with a BRIGHTER language code (one of "
             f"{' '.join(LANGUAGES)}), to know its submission file; drop the label columns to "
             "predict it as a plain id,text file")
-    df = read_track_a_csv(path, labelled=False)
+    df = read_track_a_csv(path, labelled=False, frame=frame)
     labels = tuple(c for c in df.columns if c in LABELS)
     return InputFile(path, df["id"].tolist(), df["text"].tolist(), path.stem, labels)
 
@@ -176,7 +179,8 @@ def submission_frame(inp: InputFile, label_names, decisions, untrained: str = "e
 
 def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int = 64,
                   zip_name: str = ZIP_NAME, tokens=None) -> dict:
-    """Predict every file in `paths` with `run`; write the outputs under `out_dir`.
+    """Predict every file in `paths` (paths, or `InputFile`s already read) with `run`;
+    write the outputs under `out_dir`.
 
     Returns {"files": [written paths], "zip": zip path or None, "untrained": {lang: [..]},
     "zero_shot": [Track A languages not among the run's `data.languages`]}. A Track A
@@ -186,7 +190,7 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
     With `tokens` (a `kemo.data.token_cache.TokenCache` of the run's tokenizer) each
     file's rows are taken from it, found by the file's sha256, instead of tokenised.
     """
-    inputs = [read_input_file(p) for p in paths]
+    inputs = [p if isinstance(p, InputFile) else read_input_file(p) for p in paths]
     seen: dict[str, Path] = {}
     for inp in inputs:
         key = f"pred_{inp.lang}" if inp.is_track_a else f"{inp.path.stem}.predictions"

@@ -416,7 +416,7 @@ def test_every_script_help_works_and_ends_with_an_example():
 
 
 def _all_parsers(parser, path=()):
-    from kemo.cli_help import _subparsers
+    from kemo.cli.examples import _subparsers
 
     yield " ".join(path), parser
     for name, sub in _subparsers(parser).items():

@@ -238,3 +238,29 @@ def test_predict_cli_errors(tiny_run, tmp_path, capsys):
     assert main(["predict", str(tiny_run), str(bad)]) == 2
     assert "eng.csv, row 1 (id '1'), column 'joy': expected 0 or 1, got '2'" in \
         capsys.readouterr().err
+
+
+def test_predict_reads_each_input_file_once(tiny_run, tmp_path, monkeypatch, capsys):
+    """`kemo predict` checks every input before the model runs and predicts from what it
+    read: each file is decoded and parsed exactly once (it was four times)."""
+    from kemo.cli import main
+    from kemo.data import brighter
+    from kemo import submission
+
+    calls = []
+
+    def counting(path, text):
+        calls.append(path.name)
+        return brighter_parse(path, text)
+
+    brighter_parse = brighter.parse_csv
+    monkeypatch.setattr(brighter, "parse_csv", counting)
+    monkeypatch.setattr(submission, "parse_csv", counting)
+    eng = write(tmp_path / "in" / "eng.csv", "id,text,anger,fear,joy,sadness,surprise\n"
+                "a1,I am so happy,,,,,\na2,this is awful,,,,,\n")
+    plain = write(tmp_path / "in" / "mine.csv", "id,text\n1,hello there\n")
+    assert main(["predict", str(tiny_run), str(eng), str(plain), "--out",
+                 str(tmp_path / "out")]) == 0
+    assert sorted(calls) == ["eng.csv", "mine.csv"]
+    assert (tmp_path / "out" / "pred_eng.csv").is_file()
+    assert (tmp_path / "out" / "mine.predictions.csv").is_file()

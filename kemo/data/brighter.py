@@ -220,16 +220,18 @@ def _open_quote_line(lines, first: int) -> int:
     return opened
 
 
-def read_track_a_csv(path: str | os.PathLike, labelled: bool = True) -> pd.DataFrame:
+def read_track_a_csv(path: str | os.PathLike, labelled: bool = True,
+                     frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """Read one Track A CSV, checking every cell; returns id, text and label columns.
 
     Raises `InputError` naming the file, row (1-based data row) and column for a
     missing or unexpected column, a label not in {0, 1}, a blank text or id,
     duplicated ids, and for an empty, unreadable or non-UTF-8 file. With
-    `labelled=False` (test files) label cells may be blank.
+    `labelled=False` (test files) label cells may be blank. `frame`: the file already
+    parsed by `parse_csv` (it is then checked, not read again).
     """
     path = Path(path)
-    df = parse_csv(path, decode_csv(path))
+    df = parse_csv(path, decode_csv(path)) if frame is None else frame
     header = df.attrs["header"]
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated and "id" in header and "text" in header:  # else: "missing column" below

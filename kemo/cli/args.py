@@ -1,0 +1,64 @@
+"""Shared pieces of the `kemo` command line: argparse types, limits, the parser class.
+
+Example:
+    from kemo.cli.args import BATCH_MAX, int_in
+    parser.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+BACKENDS = ("jax", "tensorflow", "torch")
+BATCH_MAX = 2**16  # a padded batch of this many rows still fits in memory
+SEED_MAX = 2**32 - 1  # what NumPy, TF and JAX seeds accept (as train.seed)
+# One rule everywhere: kemo.data.brighter.resolve_data_dir.
+DATA_DIR_HELP = ("Track A root holding train/ dev/ test/ (default: $KEMO_DATA_DIR, else "
+                 "the config's data.data_dir)")
+
+
+def int_in(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high] (high None: no upper bound).
+
+    Example:
+        parser.add_argument("--seed", type=int_in(0, SEED_MAX), default=0)
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            expected = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {expected}, got {text}")
+        return value
+
+    return parse
+
+
+def int_at_least(low: int):
+    """An argparse type: an integer >= `low`. Example: `type=int_at_least(1)`."""
+    return int_in(low, None)
+
+
+def finite_at_least(low: float):
+    """An argparse type: a finite number >= `low`. Example: `type=finite_at_least(0)`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (value >= low and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number >= {low}, got {text}")
+        return value
+
+    return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse reporting a bad argument as kemo reports any bad input: one `error:`
+    line on stderr, exit code 2 (no usage block, no traceback)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} "
+                     f"(see {self.prog} --help)\n")

@@ -1,0 +1,34 @@
+"""`kemo ensemble`: finished runs averaged into one run (kemo/ensemble.py).
+
+Example:
+    kemo ensemble runs/minilm runs/e5 --run-dir runs/ens
+"""
+
+from __future__ import annotations
+
+from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, finite_at_least, int_in
+
+
+def add_parser(sub):
+    x = sub.add_parser(
+        "ensemble", help="average finished runs' probabilities into one run, thresholds "
+        "re-tuned on their shared validation split (see kemo/ensemble.py)",
+        description="Example: kemo ensemble runs/minilm runs/e5 --run-dir runs/ens && "
+                    "kemo predict runs/ens --split test")
+    x.add_argument("members", nargs="+", help="run directories written by kemo train "
+                   "(validated on the same rows: same data settings and data.split_seed)")
+    x.add_argument("--run-dir", required=True, help="the ensemble's run directory (new)")
+    x.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
+                   help="one weight per member (default: equal); normalised to sum to 1")
+    x.add_argument("--data-dir", default=None,
+                   help=DATA_DIR_HELP)
+    x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64)
+    x.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+
+
+def run(args) -> int:
+    from kemo.ensemble import build_ensemble
+
+    build_ensemble(args.members, args.run_dir, args.weights, args.data_dir, args.batch_size)
+    return 0

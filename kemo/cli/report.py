@@ -1,0 +1,36 @@
+"""`kemo report`: a run's HTML report with plots (kemo/run_report.py).
+
+Example:
+    kemo report runs/tiny    # runs/tiny/report/index.html
+"""
+
+from __future__ import annotations
+
+import sys
+
+from kemo.cli.args import BACKENDS, DATA_DIR_HELP
+
+
+def add_parser(sub):
+    backend = dict(choices=BACKENDS, default=None,
+                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+    data_dir = dict(default=None, help=DATA_DIR_HELP)
+    r = sub.add_parser("report", help="an HTML report with plots for a run "
+                       "(<run_dir>/report/index.html)")
+    r.add_argument("run_dir", help="a run directory written by kemo train")
+    r.add_argument("--data-dir", **data_dir)
+    r.add_argument("--out", default=None, help="output folder (default <run_dir>/report)")
+    r.add_argument("--backend", **backend)
+
+
+def run(args) -> int:
+    from kemo.report import format_console_report
+    from kemo.run_report import make_run_report
+
+    result = make_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.report:
+        print(format_console_report(result.report) + "\n")
+    print(f"wrote {result.path}")
+    return 0

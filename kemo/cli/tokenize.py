@@ -1,0 +1,55 @@
+"""`kemo tokenize`: a config's splits tokenised once into a token cache (kemo/data/token_cache.py).
+
+Example:
+    kemo tokenize --config configs/tiny.toml --out /tmp/tokens-tiny
+"""
+
+from __future__ import annotations
+
+from kemo.cli.args import BACKENDS, DATA_DIR_HELP
+
+
+def add_parser(sub):
+    x = sub.add_parser("tokenize", help="tokenise the splits a config trains, validates and "
+                       "reports on (and test) once, into a token cache for train/predict "
+                       "--tokens (see kemo/data/token_cache.py)")
+    x.add_argument("--config", help="a TOML file in configs/ (default: configs/default.toml)")
+    x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, as for kemo train (repeatable)")
+    x.add_argument("--data-dir", default=None,
+                   help=DATA_DIR_HELP)
+    x.add_argument("--out", required=True, metavar="CACHE",
+                   help="the cache directory: new, empty, or an earlier cache (replaced)")
+    x.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+
+
+def run(args) -> int:
+    import time as clock
+
+    from kemo.config import load_config
+    from kemo.data.brighter import load_split
+    from kemo.data.splits import load_data
+    from kemo.data.pipeline import tokenize_splits
+    from kemo.data.token_cache import TokenCache, check_cache_target, expected_manifest
+    from kemo.default_config import default_config
+    from kemo.models import load_preprocessor
+
+    cfg = load_config(args.config or default_config(), args.set)
+    check_cache_target(args.out)  # before the work
+    splits = load_data(cfg, args.data_dir)
+    with_test = [lang for lang in dict.fromkeys(cfg.data.languages)
+                 if (splits.root / "test" / f"{lang}.csv").is_file()]
+    named = {"train": splits.train, "val": splits.val, "dev": splits.dev,
+             "test": load_split(splits.root, "test", with_test) if with_test else None}
+    named = {k: v for k, v in named.items() if v is not None}
+    expect = expected_manifest(cfg, splits.root, list(named))
+    t0 = clock.time()
+    preprocessor = load_preprocessor(cfg.model, train_texts=splits.train.texts)
+    arrays = tokenize_splits({name: ex.texts for name, ex in named.items()}, preprocessor)
+    seconds = clock.time() - t0
+    cache = TokenCache.write(args.out, named, arrays, preprocessor, expect, seconds)
+    size = sum(f.stat().st_size for f in cache.path.rglob("*") if f.is_file())
+    print(f"tokenised {', '.join(f'{n} {len(ex)}' for n, ex in named.items())} rows in "
+          f"{seconds:.1f}s; wrote {cache.path} ({size / 2**20:.1f} MiB)")
+    return 0

@@ -1,0 +1,80 @@
+"""`kemo train`: train, tune thresholds and report from a config (kemo/training.py).
+
+Example:
+    kemo train --backend jax --config configs/tiny.toml --set train.epochs=2
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kemo.cli.args import BACKENDS, DATA_DIR_HELP
+
+
+def add_parser(sub):
+    t = sub.add_parser("train", help="train, tune thresholds and report from a config")
+    t.add_argument("--config", help="a TOML file in configs/ (default: configs/default.toml, "
+                   "or $KEMO_DEFAULT_CONFIG: MiniLM on English, minutes on a CPU)")
+    t.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue an interrupted run from its last checkpoint "
+                        "(its own config.toml is used)")
+    t.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+    t.add_argument("--data-dir", default=None,
+                   help=DATA_DIR_HELP)
+    t.add_argument("--run-dir", default=None,
+                   help="where everything the run writes goes (default runs/<config>-<time>)")
+    t.add_argument("--quiet", action="store_true", help="no progress (default: a progress "
+                   "bar per epoch on a terminal, one line per epoch otherwise)")
+    t.add_argument("--tokens", metavar="CACHE", default=None,
+                   help="train from a token cache `kemo tokenize` wrote for this config "
+                   "(no tokenising, no TensorFlow needed)")
+    t.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep <run_dir>/checkpoints/ once the run has finished (default: "
+                   "deleted after report.json is written; model.keras holds the weights)")
+
+
+def run(args) -> int:
+    from kemo.config import load_config
+    from kemo.default_config import default_config, result_summary
+    from kemo.errors import InputError
+    from kemo.run_lock import check_unlocked
+
+    # Config and lock first: a bad value or a busy run fails before the heavy imports.
+    if args.resume:
+        if args.config or args.set or args.run_dir or args.tokens:
+            raise InputError("--resume uses the run's own directory, config.toml and tokens/: "
+                             "drop --config/--set/--run-dir/--tokens")
+        if not (Path(args.resume) / "config.toml").is_file():
+            raise InputError(f"--resume {args.resume}: not a kemo run directory (no config.toml)")
+        check_unlocked(args.resume)
+        cfg = load_config(Path(args.resume) / "config.toml")
+        run_dir = Path(args.resume)
+    else:
+        config = args.config or default_config()
+        cfg = load_config(config, args.set)
+        run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        check_unlocked(run_dir)
+    from kemo.data.brighter import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir, cfg.data.data_dir)
+    inline = "none (a small random BERT, vocabulary learnt from the training texts)"
+    # What it is doing, printed once the inputs are checked (bad input prints one error).
+    announce = "\n".join([
+        f"resuming {run_dir} (its config.toml)" if args.resume else f"config: {config}"
+        + ("" if args.config else " (the default; --config FILE for another)"),
+        f"preset: {cfg.model.preset or inline}",
+        f"data: {data_dir} (languages: {', '.join(cfg.data.languages)})"])
+    from kemo.monitor import progress_verbosity
+    from kemo.training import train
+
+    result = train(cfg, data_dir=data_dir, run_dir=run_dir,
+                   verbose=progress_verbosity(args.quiet), resume=bool(args.resume),
+                   tokens=args.tokens, keep_checkpoints=args.keep_checkpoints,
+                   announce=announce)
+    print(result_summary(result["report"]))
+    print(f"run directory: {result['run_dir']}")
+    return 0
