@@ -73,7 +73,7 @@ def test_submission_files_write_ties_as_positive(data_dir, tmp_path):
 def test_split_prediction_files_write_ties_as_positive(data_dir, tmp_path):
     from kemo.data.brighter import load_split
     from kemo.split_predictions import write_split_predictions, write_split_submission
-    from kemo.submission import score_submission
+    from kemo.scoring import score_submission
 
     dev = load_split(data_dir, "dev", ["eng"])
     assert list(dev.label_names) == NAMES

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 from kemo.cli import main
-from kemo.export import export_run, run_tf_only
+from kemo.export import export_run
+from kemo.tf_only import run_tf_only
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = 10_000

@@ -9,10 +9,8 @@ import pytest
 from sklearn.metrics import f1_score
 
 from kemo.errors import InputError
-from kemo.submission import (
-    find_prediction_files, predict_files, read_input_file, score_files, score_submission,
-    split_files,
-)
+from kemo.scoring import find_prediction_files, score_files, score_submission
+from kemo.submission import predict_files, read_input_file, split_files
 
 
 def write(path, text):

@@ -293,7 +293,8 @@ def test_resume_rebuilds_the_pruned_shapes(pruned_run, tmp_path):
 
 
 def test_export_of_a_pruned_run(pruned_run, dev_texts, tmp_path):
-    from kemo.export import export_run, run_tf_only
+    from kemo.export import export_run
+    from kemo.tf_only import run_tf_only
     from kemo.runs import load_run
 
     info = export_run(pruned_run, tmp_path / "export", benchmark=False, log=lambda *a: None)

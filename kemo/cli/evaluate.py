@@ -31,7 +31,7 @@ def run(args) -> int:
 
     from kemo.data.brighter import resolve_data_dir
     from kemo.errors import InputError
-    from kemo.submission import format_scores, score_submission
+    from kemo.scoring import format_scores, score_submission
 
     gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
     preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions

@@ -1,0 +1,154 @@
+"""The figures of a run's HTML report (`kemo.run_report`), as PNG files (matplotlib, Agg).
+
+Example:
+    figs = plot_curves(read_history("runs/tiny"), ["anger", "joy"], Path("runs/tiny/report"))
+    plot_distribution(json.loads(Path("runs/tiny/label_distribution.json").read_text()),
+                      Path("runs/tiny/report/label_distribution.png"))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kemo.split_probs import SplitProbs
+from kemo.thresholds import UNTUNED_THRESHOLD, decide
+
+
+def _figure(width, height):
+    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _label_colors(names):
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {n: cmap(i % 10) for i, n in enumerate(names)}
+
+
+def _integer_epochs(ax):
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_curves(history, label_names, out_dir: Path) -> dict[str, str]:
+    """loss.png, label_loss.png, macro_f1.png from the per-epoch history."""
+    files = {}
+    if not history:
+        return files
+    epochs = [h["epoch"] for h in history]
+
+    def series(key):
+        return [h.get(key, np.nan) for h in history]
+
+    for name, keys, title, ylabel in (
+        ("loss.png", ("loss", "val_loss"), "Loss per epoch", "loss"),
+        ("macro_f1.png", ("macro_f1", "val_macro_f1"), "Macro-F1 per epoch (threshold 0.5)",
+         "macro-F1"),
+    ):
+        if not any(k in history[0] for k in keys):
+            continue
+        fig = _figure(6.4, 3.8)
+        ax = fig.subplots()
+        for key, style, label in ((keys[0], "-o", "train"), (keys[1], "--s", "validation")):
+            if key in history[0]:
+                ax.plot(epochs, series(key), style, label=label)
+        ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+        _integer_epochs(ax)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.savefig(out_dir / name)
+        files[name] = title
+    if any(f"loss_{n}" in history[0] for n in label_names):
+        colors = _label_colors(label_names)
+        fig = _figure(9, 4.6)
+        ax = fig.subplots()
+        for n in label_names:
+            if f"loss_{n}" in history[0]:
+                ax.plot(epochs, series(f"loss_{n}"), "-o", color=colors[n], label=f"{n} train")
+            if f"val_loss_{n}" in history[0]:
+                ax.plot(epochs, series(f"val_loss_{n}"), "--s", color=colors[n],
+                        label=f"{n} validation", alpha=0.8)
+        ax.set(title="Loss per label per epoch (solid: train, dashed: validation)",
+               xlabel="epoch", ylabel="loss")
+        _integer_epochs(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(ncol=2, fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.savefig(out_dir / "label_loss.png")
+        files["label_loss.png"] = "Loss per label per epoch"
+    return files
+
+
+def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
+    """One precision-recall panel per label; tuned threshold (and 0.5) marked.
+
+    Returns per label {label, threshold, precision, recall, f1, ap, positives}.
+    """
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    names = data.label_names
+    ncols = min(3, len(names))
+    nrows = int(np.ceil(len(names) / ncols))
+    fig = _figure(4.2 * ncols, 3.7 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    rows = []
+    for j, n in enumerate(names):
+        ax = axes[j]
+        known = data.mask[:, j] > 0
+        y, p = data.labels[known, j].astype(int), data.probs[known, j]
+        t = float(thresholds[j]) if j < len(thresholds) else UNTUNED_THRESHOLD
+        if y.sum() == 0:
+            ax.text(0.5, 0.5, f"{n}: no positive\nexamples in {data.split}",
+                    ha="center", va="center")
+            ax.set_axis_off()
+            continue
+        precision, recall, _ = precision_recall_curve(y, p)
+        ap = average_precision_score(y, p)
+        ax.plot(recall, precision, color="tab:blue", label=f"PR curve (AP {ap:.3f})")
+        ax.axhline(y.mean(), color="grey", ls=":", lw=1, label=f"prevalence {y.mean():.2f}")
+        for thr, marker, color, what in ((UNTUNED_THRESHOLD, "s", "tab:orange",
+                                          f"{UNTUNED_THRESHOLD:g}"),
+                                         (t, "o", "tab:red", "tuned")):
+            d = decide(p, thr) > 0
+            tp = int((d & (y == 1)).sum())
+            pr = tp / max(d.sum(), 1) if d.sum() else 0.0
+            rc = tp / max(y.sum(), 1)
+            f1 = 2 * pr * rc / (pr + rc) if pr + rc else 0.0
+            ax.plot([rc], [pr], marker, color=color, ms=9 if what == "tuned" else 7,
+                    label=f"{what} threshold {thr:.3f}: F1 {f1:.3f}", zorder=3)
+            if what == "tuned":
+                rows.append({"label": n, "threshold": thr, "precision": pr, "recall": rc,
+                             "f1": f1, "ap": float(ap), "positives": int(y.sum()),
+                             "rows": int(len(y))})
+        ax.set(title=f"{n} ({int(y.sum())}/{len(y)} positive)", xlabel="recall",
+               ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.05))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small", loc="best")
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
+    fig.suptitle(f"Precision-recall per label, {data.split} split")
+    fig.savefig(out_path)
+    return rows
+
+
+def plot_distribution(dist: dict, out_path: Path):
+    """Grouped bars: positive rate per label before and after sampling."""
+    names = dist["labels"]
+    x = np.arange(len(names))
+    fig = _figure(max(6.0, 1.1 * len(names) + 2), 3.8)
+    ax = fig.subplots()
+    w = 0.38
+    b1 = ax.bar(x - w / 2, dist["before"], w, label="before sampling (train)")
+    b2 = ax.bar(x + w / 2, dist["after"], w, label="after sampling (epoch 1 draw)")
+    for bars in (b1, b2):
+        ax.bar_label(bars, fmt="%.2f", fontsize="small")
+    ax.set_xticks(x, names)
+    ax.set(ylabel="positive rate",
+           title=f"Label distribution (sampling strength {dist.get('sampling_strength', '?')})",
+           ylim=(0, min(1.0, max(max(dist["before"]), max(dist["after"])) * 1.25 + 0.02)))
+    ax.legend()
+    fig.savefig(out_path)
