@@ -287,7 +287,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read a TOML config file, apply `--set` overrides and validate the result."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is fine
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is fine
+        raw = tomllib.loads(text)
     except FileNotFoundError:
         raise InputError(f"{path}: config file not found") from None
     except IsADirectoryError:
@@ -298,6 +299,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
         raise InputError(f"{path}: not a valid TOML file ({_one_line(e)})") from None
     except ValueError as e:  # Python's int(): a number of more than 4300 digits
         raise InputError(f"{path}: not a valid TOML file ({str(e).split(':')[0]})") from None
+    _check_complete(path, text)
     raw.setdefault("name", path.stem)
     for text in overrides:
         keys, value = parse_override(text)
@@ -314,14 +316,37 @@ def _one_line(e: Exception) -> str:
     return " ".join(str(e).split())
 
 
+# A run's config.toml (`dump_config`) opens with RUN_CONFIG_HEAD and ends with RUN_CONFIG_END:
+# a file cut at a line break is still valid TOML whose missing keys would silently take
+# their defaults, so `load_config` refuses a file that has the head but not the end.
+RUN_CONFIG_HEAD = "# kemo run config: every key of the run's resolved config; the last line is '# end'"
+RUN_CONFIG_END = "# end"
+
+
+def _check_complete(path: Path, text: str) -> None:
+    """InputError for a run config (it opens with RUN_CONFIG_HEAD) that lacks its end line."""
+    if not text.lstrip("\ufeff").startswith(RUN_CONFIG_HEAD):
+        return  # a hand-written config, or a run written before the marker: as it is
+    last = (text.rstrip().splitlines() or [""])[-1]
+    if last.strip() != RUN_CONFIG_END:
+        raise InputError(f"{path}: truncated run config: it must end with the line "
+                         f"{RUN_CONFIG_END!r} (its last line is {last[:60]!r}); the keys after "
+                         "the cut would silently take their defaults")
+
+
 def dump_config(cfg: Config) -> str:
-    """Serialise a config back to TOML (written into each run directory)."""
-    lines = [f"name = {_toml_value(cfg.name)}"]
+    """Serialise a config back to TOML (written into each run directory), every key, between
+    RUN_CONFIG_HEAD and RUN_CONFIG_END so a cut file is refused when read back.
+
+    Example:
+        (run_dir / "config.toml").write_text(dump_config(cfg))
+    """
+    lines = [RUN_CONFIG_HEAD, f"name = {_toml_value(cfg.name)}"]
     for section in _SECTIONS:
         lines.append(f"\n[{section}]")
         for key, value in dataclasses.asdict(getattr(cfg, section)).items():
             lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", RUN_CONFIG_END]) + "\n"
 
 
 def _toml_value(value) -> str:

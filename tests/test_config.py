@@ -194,3 +194,20 @@ def test_dump_round_trip_escapes_control_characters(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(dump_config(cfg))
     assert load_config(path) == cfg
+
+
+def test_run_config_cut_at_a_line_break_is_refused(tmp_path):
+    """A run's config.toml cut at a line break is valid TOML whose missing keys would take
+    their defaults: its end line is missing, and it is refused naming the file."""
+    cfg = load_config(TINY, ["train.epochs=7"])
+    text = dump_config(cfg)
+    lines = text.splitlines(keepends=True)
+    path = tmp_path / "config.toml"
+    for cut in (len(lines) - 1, len(lines) // 2, 2):
+        path.write_text("".join(lines[:cut]))
+        with pytest.raises(InputError, match=r"config.toml: truncated run config"):
+            load_config(path)
+    path.write_text(text)
+    assert load_config(path).train.epochs == 7
+    path.write_text(text.split("\n", 1)[1])  # a hand-written config (no head line) is as before
+    assert load_config(path).train.epochs == 7

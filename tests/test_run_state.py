@@ -114,9 +114,11 @@ CASES = {
                            [D, "field 'before'", "5 values, expected 4"]),
     "distribution_rate_2": (D, setitem("after", 0, 2.0), [D, "field 'after'[0]"]),
     "distribution_truncated": (D, truncate(30), [D, "not valid JSON"]),
-    # cut inside a value: a cut at a line's end leaves valid TOML (the rest defaulted)
+    # cut inside a value: not TOML; cut at a line's end: valid TOML, refused by its end line
     "config_truncated": (C, lambda p: p.write_text(p.read_text().split('["eng')[0] + '["en'),
                          [C, "not a valid TOML file"]),
+    "config_cut_at_line": (C, lambda p: p.write_text("".join(
+        p.read_text().splitlines(keepends=True)[:12])), [C, "truncated run config"]),
     "config_bad_type": (C, lambda p: p.write_text(p.read_text().replace(
         "epochs = 2", 'epochs = "two"')), [C, "'train.epochs'"]),
     "config_binary": (C, lambda p: p.write_bytes(b"\x00\xff" * 10), [C]),
