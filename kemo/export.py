@@ -229,6 +229,14 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
             "label_names": run.label_names,
             "thresholds": thresholds,
             "decision_rule": "decision = probability >= threshold (float32)",
+            # A raw-text SavedModel does not know a text's language: its `decisions` use the
+            # global `thresholds`; a per-language run's own sets are kept here for callers.
+            **({"per_language_thresholds": {k: [float(x) for x in v] for k, v in
+                                            run.thresholds.per_language.items()},
+                "per_language_rule": "the SavedModel's decisions use `thresholds`; for a "
+                "text in one of these languages decide probabilities >= "
+                "per_language_thresholds[language]"}
+               if getattr(run.thresholds, "per_language", None) else {}),
             "preprocessing": [preprocessing_settings(
                 m.preprocessor, m.config.model.sequence_length) for m in members]
             if len(members) > 1 else preprocessing_settings(run.preprocessor, seq_len),

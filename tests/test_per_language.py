@@ -391,3 +391,20 @@ def test_report_fills_in_a_run_trained_before_per_language_thresholds(run28, sma
     assert code == 0 and "note: updated" not in err
     assert (old / "report.json").read_bytes() == before
 
+
+
+def test_export_keeps_the_per_language_thresholds(run28, tmp_path):
+    """The raw-text SavedModel does not know a text's language: its decisions use the
+    global thresholds, and export.json carries the run's per-language sets and says so."""
+    run_dir, _ = run28
+    out = tmp_path / "export"
+    code, printed, err = run_cli(["export", run_dir, "--out", out, "--no-benchmark"])
+    assert code == 0, err
+    info = json.loads((out / "export.json").read_text())
+    thresholds = ThresholdSearch.load(run_dir / "thresholds.json")
+    assert info["thresholds"] == pytest.approx(list(thresholds.thresholds))
+    assert set(info["per_language_thresholds"]) == set(LANGUAGES)
+    for lang in LANGUAGES:
+        assert info["per_language_thresholds"][lang] == pytest.approx(
+            list(thresholds.per_language[lang]))
+    assert "per_language_thresholds[language]" in info["per_language_rule"]
