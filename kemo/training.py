@@ -40,6 +40,7 @@ from kemo.data.pipeline import (
 )
 from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_manifest
 from kemo.errors import InputError
+from kemo.interrupt import ReraiseInterrupt
 from kemo.machine import cpu_info, describe_cpu
 from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
@@ -329,6 +330,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
             restore_best_weights=True, verbose=1, restore=restore)
         callbacks.append(early_stopping)
     callbacks.append(RunCheckpoint(run_dir, early_stopping))
+    callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved
     callbacks += monitor_callbacks(run_dir, verbose)  # progress bar, TensorBoard
     stopped_early = bool(early_stopping and state
                          and state["early_stopping"]["wait"] >= cfg.train.early_stopping_patience)

@@ -64,16 +64,21 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _set_backend(getattr(args, "backend", None))
     from kemo.errors import InputError
+    from kemo.interrupt import catch_interrupts, interrupt_requested
     from kemo.native_logs import filtered_native_logs
 
     try:
-        with filtered_native_logs():
-            return COMMANDS[args.command].run(args)
+        with catch_interrupts(), filtered_native_logs():
+            code = COMMANDS[args.command].run(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: the last checkpoint stands; --resume continues
         return 130
+    if interrupt_requested():  # a Ctrl-C some library swallowed: still not a clean exit
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    return code
 
 
 def run_as_script(*command: str) -> None:

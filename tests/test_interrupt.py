@@ -1,0 +1,77 @@
+"""Ctrl-C stops a command even where Keras swallows the KeyboardInterrupt.
+
+Keras' `pythonify_logs` converts every batch's logs inside a bare `except: pass`; a
+Ctrl-C landing there was lost and a run finished with exit 0 (seen in CI as
+test_resume's Ctrl-C case exiting 0 with a full report, 4 times in 6 locally).
+"""
+
+import signal
+
+import keras
+import numpy as np
+import pytest
+from keras.src.utils.python_utils import pythonify_logs
+
+from kemo.interrupt import ReraiseInterrupt, catch_interrupts, interrupt_requested
+
+
+class CtrlCOnFloat:
+    """A log value whose conversion to float delivers SIGINT, as a Ctrl-C pressed while
+    Keras waits in `float(value)` for a step's result."""
+
+    def __float__(self):
+        signal.raise_signal(signal.SIGINT)
+        return 0.0
+
+
+class CtrlCInsideKeras(keras.callbacks.Callback):
+    def __init__(self, at_batch):
+        super().__init__()
+        self.at_batch, self.batches = at_batch, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.batches == self.at_batch:
+            pythonify_logs({"probe": CtrlCOnFloat()})  # Keras' own code swallows it
+
+
+def _fit(callbacks):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((64, 3), "float32"), np.zeros((64, 1), "float32")
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+
+
+def test_keras_swallows_a_ctrl_c_in_its_log_conversion():
+    """The premise: without kemo's handler the interrupt vanishes inside Keras."""
+    probe = CtrlCInsideKeras(at_batch=3)
+    _fit([probe])  # no KeyboardInterrupt escapes
+    assert probe.batches == 16
+
+
+def test_swallowed_ctrl_c_stops_fit_at_the_next_batch_end():
+    probe = CtrlCInsideKeras(at_batch=3)
+    with catch_interrupts():
+        with pytest.raises(KeyboardInterrupt):
+            _fit([probe, ReraiseInterrupt()])
+        assert interrupt_requested()
+    assert probe.batches == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_cli_exits_130_when_a_library_swallowed_the_ctrl_c(monkeypatch, capsys):
+    from kemo import cli
+
+    def swallowing_run(args):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except:  # noqa: E722  as Keras does
+            pass
+        return 0
+
+    monkeypatch.setattr(cli.COMMANDS["weights"], "run", swallowing_run)
+    assert cli.main(["weights", "list"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    monkeypatch.undo()  # the flag resets on the next command
+    assert cli.main(["weights", "list"]) == 0
+    assert not interrupt_requested()
