@@ -6,12 +6,14 @@ main thread spends most of a step waiting inside that conversion for the step's
 result, so a Ctrl-C landing there raised KeyboardInterrupt into the bare except and
 was lost: the run trained on and exited 0 with a full report, as if never interrupted.
 
-`catch_interrupts()` installs a SIGINT handler that records the request and then
-raises KeyboardInterrupt as Python's default handler does. `ReraiseInterrupt`, a
-callback on every `fit` and `predict`, raises it again at the next batch or epoch end
-when it was swallowed, so the run stops there (its last checkpoint stands;
-`--resume` continues). `kemo.cli.main` runs every command inside `catch_interrupts()`
-and exits 130 whenever a Ctrl-C arrived.
+`catch_interrupts()` installs a SIGINT handler that records the request. Outside
+`fit` and `predict` it then raises KeyboardInterrupt as Python's default handler does.
+While a `fit` or `predict` with `ReraiseInterrupt` runs, the first Ctrl-C only records
+(and says so): `ReraiseInterrupt` raises it at the next batch or epoch end, a safe
+point in plain Python, never inside Keras' bare except or an XLA compile, so the run
+stops there (its last checkpoint stands; `--resume` continues). A second Ctrl-C raises
+at once. `kemo.cli.main` runs every command inside `catch_interrupts()` and exits 130
+whenever a Ctrl-C arrived.
 
 Example:
     with catch_interrupts():
@@ -22,11 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 import keras
 
 _requested = threading.Event()
+_deferring = threading.Event()  # a fit/predict with ReraiseInterrupt is running
 
 
 def interrupt_requested() -> bool:
@@ -35,7 +39,12 @@ def interrupt_requested() -> bool:
 
 
 def _record_and_raise(signum, frame):
+    first = not _requested.is_set()
     _requested.set()
+    if first and _deferring.is_set():
+        print("\ninterrupted: stopping at the end of this batch (Ctrl-C again: now)",
+              file=sys.stderr, flush=True)
+        return
     raise KeyboardInterrupt
 
 
@@ -47,6 +56,7 @@ def catch_interrupts():
     one, so an embedding program's own SIGINT handling is left alone.
     """
     _requested.clear()
+    _deferring.clear()
     install = (threading.current_thread() is threading.main_thread()
                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
     if install:
@@ -54,21 +64,33 @@ def catch_interrupts():
     try:
         yield
     finally:
+        _deferring.clear()
         if install:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class ReraiseInterrupt(keras.callbacks.Callback):
-    """Raise KeyboardInterrupt at the next batch or epoch end after a Ctrl-C that Keras
-    swallowed. Put it after the checkpoint callback: an epoch that ended is saved first.
+    """While `fit` or `predict` runs, hold a Ctrl-C until the next batch or epoch end
+    and raise KeyboardInterrupt there. Put it after the checkpoint callback: an epoch
+    that ended is saved first.
 
     Example:
         model.fit(ds, epochs=3, callbacks=[RunCheckpoint(run_dir), ReraiseInterrupt()])
     """
 
+    def _begin(self, logs=None):
+        _deferring.set()
+        self._check()
+
+    def _end(self, logs=None):
+        _deferring.clear()
+        self._check()
+
     def _check(self, *args, **kwargs):
         if _requested.is_set():
+            _deferring.clear()
             raise KeyboardInterrupt
 
-    on_train_batch_end = on_test_batch_end = on_predict_batch_end = _check
-    on_epoch_end = on_test_end = on_predict_end = _check
+    on_train_begin = on_predict_begin = _begin
+    on_train_end = on_predict_end = _end
+    on_train_batch_end = on_test_batch_end = on_predict_batch_end = on_epoch_end = _check

@@ -59,6 +59,38 @@ def test_swallowed_ctrl_c_stops_fit_at_the_next_batch_end():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+class CtrlCInCallback(keras.callbacks.Callback):
+    """Ctrl-C pressed `presses` times while batch `at_batch` ends."""
+
+    def __init__(self, at_batch, presses=1):
+        super().__init__()
+        self.at_batch, self.presses, self.batches, self.after_signal = at_batch, presses, 0, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.batches == self.at_batch:
+            for _ in range(self.presses):
+                signal.raise_signal(signal.SIGINT)
+            self.after_signal += 1  # reached: the first Ctrl-C waits for the batch end
+
+
+def test_first_ctrl_c_in_fit_waits_for_the_batch_end_and_the_second_raises_at_once():
+    with catch_interrupts():
+        once = CtrlCInCallback(at_batch=2)
+        with pytest.raises(KeyboardInterrupt):
+            _fit([once, ReraiseInterrupt()])
+        assert (once.batches, once.after_signal) == (2, 1)
+
+    with catch_interrupts():
+        twice = CtrlCInCallback(at_batch=2, presses=2)
+        with pytest.raises(KeyboardInterrupt):
+            _fit([twice, ReraiseInterrupt()])
+        assert (twice.batches, twice.after_signal) == (2, 0)
+        # Outside fit nothing is held: a Ctrl-C raises where it lands.
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+
+
 def test_cli_exits_130_when_a_library_swallowed_the_ctrl_c(monkeypatch, capsys):
     from kemo import cli
 
