@@ -38,7 +38,7 @@ def interrupt_requested() -> bool:
     return _requested.is_set()
 
 
-def _record_and_raise(signum, frame):
+def _on_sigint(signum, frame):
     first = not _requested.is_set()
     _requested.set()
     if first and _deferring.is_set():
@@ -60,7 +60,7 @@ def catch_interrupts():
     install = (threading.current_thread() is threading.main_thread()
                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
     if install:
-        signal.signal(signal.SIGINT, _record_and_raise)
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
     finally:

@@ -33,7 +33,8 @@ def predict_probs(model, arrays, batch_size: int, buckets=None,
     order = np.argsort(token_lengths(arrays), kind="stable")
     ds = input_batches({k: v[order] for k, v in arrays.items()}, None, batch_size,
                        tf_data=tf_data, buckets=buckets, shuffle=False)
-    logits = model.predict(ds, verbose=0, callbacks=[ReraiseInterrupt()])[:len(order)]  # the last batch's padding dropped
+    logits = model.predict(ds, verbose=0, callbacks=[ReraiseInterrupt()])
+    logits = logits[:len(order)]  # the last batch's padding dropped
     probs = np.empty_like(np.asarray(logits, dtype="float32"))
     probs[order] = np.asarray(keras.ops.sigmoid(logits), dtype="float32")
     return probs
