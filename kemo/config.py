@@ -58,6 +58,10 @@ class ModelConfig:
     sequence_length: int = 128
     pooling: str = "cls"  # "cls" or "mean" (masked)
     freeze_token_embeddings: bool = False  # keep the (large) vocabulary matrix fixed
+    # N > 0: the embeddings and the lowest N transformer layers stay fixed, so a train
+    # step neither updates them nor back-propagates through them (cheaper steps);
+    # N = the backbone's layer count trains the head alone.
+    freeze_layers: int = 0
     dropout: float = 0.1
     # true: no dropout on attention probabilities (the rest keeps `dropout`), so Keras
     # runs fused dot-product attention (cuDNN flash attention on a GPU).
@@ -133,6 +137,7 @@ _RANGES = {
     "model.vocabulary_size": (0, False, None, False),
     "model.sequence_length": (3, True, None, False),  # [CLS], a token, [SEP]
     "model.dropout": (0, True, 1, False),
+    "model.freeze_layers": (0, True, 1000, True),  # at most the backbone's layer count
     "loss.gamma": (0, True, None, False),
     "loss.alpha": (0, True, None, False),  # each entry of a list
     "train.epochs": (0, False, None, False),

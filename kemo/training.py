@@ -45,7 +45,9 @@ from kemo.machine import cpu_info, describe_cpu
 from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
-from kemo.models.backbones import save_preprocessor, token_embedding, use_fused_attention
+from kemo.models.backbones import (
+    freeze_lower_layers, save_preprocessor, token_embedding, use_fused_attention,
+)
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
 from kemo.predict import predict_probs
@@ -259,6 +261,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
             cfg, splits.root, preprocessor, backbone, arrays, Path(run_dir) if resume else None)
     if cfg.model.freeze_token_embeddings:
         token_embedding(backbone).trainable = False  # nested in XLM-R's `embeddings`
+    freeze_lower_layers(backbone, cfg.model.freeze_layers)
     if cfg.model.fused_attention:
         use_fused_attention(backbone)
     model = build_classifier(backbone, len(label_names), cfg.model.pooling, cfg.model.dropout)

@@ -1,7 +1,15 @@
 """Shared fixtures: the real BRIGHTER data root and one tiny trained run per session.
 
 The data root comes from $KEMO_DATA_DIR, defaulting to ../shared/data/brighter/track_a
-beside the checkout. Tests run on the JAX backend unless $KERAS_BACKEND says otherwise.
+beside the checkout; the default is exported here, so every in-process call and every
+`kemo` subprocess a test starts reads the same root as the tests (the README's
+`python -m pytest` needs no variable set). Tests run on the JAX backend unless
+$KERAS_BACKEND says otherwise.
+
+Ctrl-C: a suite started from a background job or `nohup` inherits SIGINT ignored, and
+Python then keeps it ignored. `restore_sigint()` gives a test Python's own handler, and
+`SIGINT_DEFAULT` (a `preexec_fn`) gives a child process the disposition a terminal
+would, so the interrupt tests do not depend on how the suite was started.
 """
 
 import hashlib
@@ -16,13 +24,30 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
-DATA_DIR = Path(os.environ.get("KEMO_DATA_DIR", DEFAULT_DATA))
+DATA_DIR = Path(os.environ.setdefault("KEMO_DATA_DIR", str(DEFAULT_DATA)))
 
 # A quick variant of configs/tiny.toml for tests (~20 s on 2 CPU cores).
 # Fused attention on, so that every test of a trained run (reload, export, explain,
 # resume) covers it.
 TINY_OVERRIDES = ["train.epochs=2", "data.max_train_examples=600", "model.sequence_length=64",
                   "data.length_buckets=[32]", "model.fused_attention=true"]
+
+
+def SIGINT_DEFAULT():
+    """`preexec_fn` for a child that must stop on SIGINT whatever this process ignores."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def restore_sigint():
+    """Python's own SIGINT handler for the test, as in a terminal; restored after."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def run_cli(argv) -> tuple[int, str, str]:

@@ -5,14 +5,24 @@ Ctrl-C landing there was lost and a run finished with exit 0 (seen in CI as
 test_resume's Ctrl-C case exiting 0 with a full report, 4 times in 6 locally).
 """
 
+import os
 import signal
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 from keras.src.utils.python_utils import pythonify_logs
 
+from conftest import ROOT
 from kemo.interrupt import ReraiseInterrupt, catch_interrupts, interrupt_requested
+
+
+@pytest.fixture(autouse=True)
+def _terminal_sigint(restore_sigint):
+    """Each test starts with Python's SIGINT handler, as in a terminal, even when the
+    suite was started with SIGINT ignored (a background job, nohup, a job runner)."""
 
 
 class CtrlCOnFloat:
@@ -107,3 +117,29 @@ def test_cli_exits_130_when_a_library_swallowed_the_ctrl_c(monkeypatch, capsys):
     monkeypatch.undo()  # the flag resets on the next command
     assert cli.main(["weights", "list"]) == 0
     assert not interrupt_requested()
+
+
+def test_an_inherited_ignored_sigint_stays_ignored():
+    """kemo follows the POSIX convention: a process started with SIGINT ignored (`nohup`,
+    `cmd &` in a script) keeps ignoring it, so a terminal's Ctrl-C does not stop a
+    background run; `kill -TERM` (or SIGKILL, then `--resume`) stops it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with catch_interrupts():
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)  # ignored: nothing raised, nothing recorded
+        assert not interrupt_requested()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+@pytest.mark.skipif(os.environ.get("KEMO_INTERRUPT_CHILD") == "1", reason="the child itself")
+def test_these_tests_pass_when_the_suite_starts_with_sigint_ignored():
+    """This file again, in a child started with SIGINT ignored (as a CI job runner or
+    `nohup python -m pytest` starts it): every test passes there too."""
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+         str(ROOT / "tests" / "test_interrupt.py")],
+        cwd=ROOT, env={**os.environ, "KEMO_INTERRUPT_CHILD": "1"}, capture_output=True,
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        timeout=300)
+    assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-2000:]
+    assert " passed" in child.stdout and "failed" not in child.stdout, child.stdout[-2000:]

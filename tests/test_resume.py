@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SIGINT_DEFAULT
 
 SETS = ["train.epochs=4", "data.max_train_examples=400", "model.sequence_length=48",
         "data.length_buckets=[24]", "train.early_stopping_patience=3"]
@@ -40,7 +40,9 @@ def test_killed_run_resumes_to_same_metrics(sig, full_run, data_dir, tmp_path):
     env = {**os.environ, "KEMO_DATA_DIR": str(data_dir)}
     full, killed = full_run, tmp_path / "killed"
 
-    proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, env=env,
+    # SIGINT_DEFAULT: the child stops on Ctrl-C even if this suite was started with
+    # SIGINT ignored (a background job), as it would from a terminal.
+    proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, env=env, preexec_fn=SIGINT_DEFAULT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     latest = killed / "checkpoints" / "LATEST"
     deadline = time.time() + 300

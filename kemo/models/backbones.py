@@ -189,6 +189,40 @@ def token_embedding(backbone):
     return layer
 
 
+def freeze_lower_layers(backbone, num_layers: int) -> int:
+    """Fix the embeddings and the lowest `num_layers` transformer layers of `backbone`.
+
+    Every layer of the backbone's graph that comes before its `num_layers`-th
+    transformer layer (embeddings, their normalisation, MPNet's relative position bias)
+    and those transformer layers become non-trainable; the layers above stay as they
+    were. A train step then neither updates nor back-propagates through the fixed part.
+    Returns the number of trainable transformer layers left.
+
+    Example:
+        freeze_lower_layers(backbone, 6)  # e5-small: 6 of 12 layers train
+    """
+    blocks = list(getattr(backbone, "transformer_layers", None) or [])
+    if not blocks:
+        raise InputError("config key 'model.freeze_layers': the backbone "
+                         f"{type(backbone).__name__} has no transformer_layers")
+    if num_layers > len(blocks):
+        raise InputError(f"config key 'model.freeze_layers': {num_layers} is above the "
+                         f"backbone's {len(blocks)} transformer layers")
+    if num_layers == 0:
+        return len(blocks)
+    order = list(backbone.layers)
+    first_kept = order.index(blocks[num_layers]) if num_layers < len(blocks) else None
+    for i, layer in enumerate(order):
+        if layer in blocks[:num_layers] or (first_kept is not None and i < first_kept
+                                            and layer not in blocks[num_layers:]):
+            layer.trainable = False
+    if first_kept is None:  # every transformer layer fixed: all but what follows them
+        last = order.index(blocks[-1])
+        for layer in order[:last + 1]:
+            layer.trainable = False
+    return len(blocks) - num_layers
+
+
 def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
     """The backbone: pretrained from `cfg.preset`, else a random inline BERT.
 
