@@ -55,9 +55,10 @@ class EnsembleRun:
     def label_names(self) -> list[str]:
         return list(self.thresholds.label_names)
 
-    def predict_probs(self, texts, batch_size: int = 64) -> np.ndarray:
-        """The weighted mean of the members' sigmoid probabilities."""
-        return average_probs([m.predict_probs(texts, batch_size) for m in self.members],
+    def predict_probs(self, texts, batch_size: int = 64, rows=None) -> np.ndarray:
+        """The weighted mean of the members' sigmoid probabilities (each member's
+        checked finite, naming its model file and the first bad row: `rows`)."""
+        return average_probs([m.predict_probs(texts, batch_size, rows) for m in self.members],
                              self.weights)
 
     def decide(self, probs, langs=None) -> np.ndarray:

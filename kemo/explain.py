@@ -90,7 +90,9 @@ def explain_text(run, text: str, id: str = "text", num_samples: int = 500,
     thresholds = [float(t) for t in run.thresholds.row_thresholds(1, len(names), langs)[0]]
 
     def classifier(texts):  # LIME calls this once with all perturbations
-        return run.predict_probs(list(texts), batch_size)
+        rows = [f"text {id!r}" + (f" (perturbation {i})" if i else "")
+                for i in range(len(texts))]
+        return run.predict_probs(list(texts), batch_size, rows)  # non-finite: InputError
 
     probs = classifier([text])[0]
     decided = run.decide(probs[None, :], langs)[0]

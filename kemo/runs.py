@@ -53,13 +53,21 @@ class Run:
         them. The one decision every kemo command makes (`kemo.thresholds.decide`)."""
         return self.thresholds.apply(probs, langs)
 
-    def predict_probs(self, texts, batch_size: int = 64) -> np.ndarray:
-        """Sigmoid probabilities, shape (len(texts), num_labels)."""
+    @property
+    def model_file(self) -> Path:
+        return self.path / "model.keras"
+
+    def predict_probs(self, texts, batch_size: int = 64, rows=None) -> np.ndarray:
+        """Sigmoid probabilities, shape (len(texts), num_labels); a non-finite one is an
+        InputError naming the model file and the first bad row (`rows`: each row's
+        description, default `text <i>`)."""
         from kemo.data.pipeline import tokenize
+        from kemo.finite import check_probs
         from kemo.predict import predict_probs
 
         arrays = tokenize([str(t) for t in texts], self.preprocessor)
-        return predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets)
+        probs = predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets)
+        return check_probs(probs, self.model_file, rows, self.label_names)
 
     def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, `decide`'s 0/1 decisions)."""
@@ -67,13 +75,15 @@ class Run:
         return probs, self.decide(probs, langs)
 
     def predict_tokens(self, arrays, batch_size: int = 64,
-                       langs=None) -> tuple[np.ndarray, np.ndarray]:
+                       langs=None, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """As `predict`, for texts tokenised already by this run's tokenizer (padded
         arrays from a `kemo.data.token_cache`): numpy batches, no TensorFlow."""
+        from kemo.finite import check_probs
         from kemo.predict import predict_probs
 
         probs = predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets,
                               tf_data=False)
+        check_probs(probs, self.model_file, rows, self.label_names)
         return probs, self.decide(probs, langs)
 
 
@@ -155,6 +165,9 @@ def load_run(run_dir) -> Run:
         raise InputError(f"{path / 'model.keras'}: cannot load model "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
                          ) from None
+    from kemo.finite import check_weights
+
+    check_weights(model, path / "model.keras")  # a NaN weight would decide "no emotion"
     width = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
     if width != len(state.label_names):
         raise InputError(f"{path / 'model.keras'}: the model outputs {width} values per text, "

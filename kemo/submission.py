@@ -201,8 +201,9 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
     # not once per file (seconds each; 28 languages for a full submission).
     plain = [k for k, arrays in enumerate(token_arrays) if arrays is None]
     texts = [t for k in plain for t in inputs[k].texts]
+    rows = [row for k in plain for row in _row_names(inputs[k])]
     cuts = np.cumsum([len(inputs[k].texts) for k in plain])[:-1]
-    plain_probs = dict(zip(plain, np.split(run.predict_probs(texts, batch_size), cuts)
+    plain_probs = dict(zip(plain, np.split(run.predict_probs(texts, batch_size, rows), cuts)
                            if texts else []))
     written, submission = [], []
     for k, (inp, arrays) in enumerate(zip(inputs, token_arrays)):
@@ -211,7 +212,7 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
             probs = plain_probs[k]
             dec = run.decide(probs, langs)
         else:
-            probs, dec = run.predict_tokens(arrays, batch_size, langs)
+            probs, dec = run.predict_tokens(arrays, batch_size, langs, _row_names(inp))
         p = pd.DataFrame({"id": inp.ids})
         for j, n in enumerate(names):
             p[f"p_{n}"] = _format_probs(probs[:, j])
@@ -237,6 +238,11 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
     zero_shot = [i.lang for i in inputs if i.is_track_a and i.lang not in trained]
     return {"files": written, "zip": zip_path, "untrained": untrained_by_lang,
             "zero_shot": list(dict.fromkeys(zero_shot))}
+
+
+def _row_names(inp: InputFile) -> list[str]:
+    """How a message names each row of `inp`: `<file>, row <n> (id '<id>')`."""
+    return [f"{inp.path}, row {r + 1} (id {i!r})" for r, i in enumerate(inp.ids)]
 
 
 def write_submission_zip(pred_files, zip_path) -> Path:

@@ -50,6 +50,7 @@ from kemo.models.backbones import (
 )
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
+from kemo.nan_guard import StopOnNanLoss
 from kemo.predict import predict_probs
 from kemo.report import format_console_report, full_report
 from kemo.run_lock import RunLock, check_unlocked
@@ -332,6 +333,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
             monitor="val_macro_f1", mode="max", patience=cfg.train.early_stopping_patience,
             restore_best_weights=True, verbose=1, restore=restore)
         callbacks.append(early_stopping)
+    callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record
     callbacks.append(RunCheckpoint(run_dir, early_stopping))
     callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved
     callbacks += monitor_callbacks(run_dir, verbose)  # progress bar, TensorBoard

@@ -142,6 +142,7 @@ class TokenCache:
         path = Path(path)
         check_cache_target(path)
         tmp = path.parent / f".{path.name}.partial-{os.getpid()}"
+        old = path.parent / f".{path.name}.old-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir(parents=True)
@@ -163,14 +164,16 @@ class TokenCache:
                 **expect, "inputs": inputs, "splits": splits,
                 "tokenize_seconds": None if seconds is None else round(seconds, 2)}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: complete
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
             if path.exists():
                 path.rename(old)
             tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
         except OSError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
             raise InputError(f"token cache {path}: cannot write ({e.strerror or e})") from None
+        finally:  # interrupted or failed: no partial folder left, the earlier cache kept
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old.exists() and not path.exists():
+                old.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
         return cls(path, manifest)
 
     # ------------------------------------------------------------------ reading
@@ -265,6 +268,12 @@ class TokenCache:
             if not (len(ids) == len(langs) == len(lengths) == n
                     and ((lengths >= 0) & (lengths <= width)).all()):
                 raise ValueError("rows, ids, langs and lengths disagree")
+            vocab = self.manifest["tokenizer"].get("vocabulary_size")
+            values = fields.get("values_token_ids")
+            if values is not None and len(values) and isinstance(vocab, int) and (
+                    values.min() < 0 or values.max() >= vocab):
+                raise ValueError(f"token id {int(values.max() if values.max() >= vocab else values.min())}"
+                                 f" outside the vocabulary of {vocab}")
             real = np.arange(width)[None, :] < lengths[:, None]
             arrays = {}
             for key, spec in self.manifest["inputs"].items():
@@ -348,12 +357,18 @@ def check_cache_target(path) -> None:
     entries = {p.name for p in path.iterdir()}
     if not entries:
         return
-    marked = False
+    marked, ours = False, {MANIFEST, PREPROCESSOR}
     try:
-        marked = json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
+        manifest = json.loads((path / MANIFEST).read_text())
+        marked = manifest.get("format") == FORMAT
+        ours |= {str(s["file"]) for s in manifest["splits"].values()}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass
-    known = all(e in (MANIFEST, PREPROCESSOR) or e.endswith(".npz") for e in entries)
-    if not (marked and known):
+    if not marked:
         raise InputError(f"token cache {path}: exists and is not a token cache (it holds "
                          f"{', '.join(sorted(entries)[:5])}); give a new or empty directory")
+    foreign = sorted(entries - ours)
+    if foreign:  # replacing the cache would delete them
+        raise InputError(f"token cache {path}: holds {', '.join(foreign[:5])}, which kemo did "
+                         f"not write (its {MANIFEST} lists no such file); move them away or "
+                         "give a new or empty directory")
