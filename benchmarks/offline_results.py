@@ -10,7 +10,7 @@ interrupted is resumed; a finished one is reused): a config of configs/offline/,
 one with other seeds (`mpnet_eng_seed1`: `train.seed=1`, `data.split_seed=0`, so that
 it validates on the rows seed 0 did). An ensemble (`ens_*`) is built from its members'
 runs with `kemo ensemble` (members trained first when missing). Each then predicts the
-test split into the official submission layout (<out>/<name>/predictions/). The table
+test split into the official submission layout (<out>/<name>/predictions/test/). The table
 puts the seed's dev macro-F1 beside kemo's, at threshold 0.5 and with per-label
 thresholds tuned on the validation split carved from train (never on dev), with the
 validation macro-F1 (tuned; optimistic: the thresholds were fitted there), wall time
@@ -93,11 +93,13 @@ def main(argv=None) -> int:
                        *sets]
             wall = run(cmd, env)
             (run_dir / "bench_wall.json").write_text(json.dumps({"train_wall_s": round(wall, 1)}))
-        if not args.no_predict and not (run_dir / "predictions").exists():
+        # Training writes predictions/dev/; the test submission goes to predictions/test/.
+        if not args.no_predict and not (run_dir / "predictions" / "test" /
+                                        "submission.zip").exists():
             langs = json.loads((run_dir / "report.json").read_text())["dev"]["tuned_thresholds"][
                 "per_language"]
             run([py, "scripts/predict.py", str(run_dir), "--split", "test", "--languages",
-                 *langs, "--out", str(run_dir / "predictions")], env)
+                 *langs, "--overwrite"], env)
     print_table(out, list(dict.fromkeys(names)))
     return 0
 

@@ -27,8 +27,6 @@ import signal
 import sys
 import threading
 
-import keras
-
 _requested = threading.Event()
 _deferring = threading.Event()  # a fit/predict with ReraiseInterrupt is running
 
@@ -69,28 +67,46 @@ def catch_interrupts():
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-class ReraiseInterrupt(keras.callbacks.Callback):
-    """While `fit` or `predict` runs, hold a Ctrl-C until the next batch or epoch end
-    and raise KeyboardInterrupt there. Put it after the checkpoint callback: an epoch
-    that ended is saved first.
+def _make_reraise_interrupt():
+    """Build `ReraiseInterrupt` on first use: keras is imported only by commands that
+    fit or predict, so `kemo --help`, `weights` and `evaluate` start without it."""
+    import keras
 
-    Example:
-        model.fit(ds, epochs=3, callbacks=[RunCheckpoint(run_dir), ReraiseInterrupt()])
-    """
+    class ReraiseInterrupt(keras.callbacks.Callback):
+        """While `fit` or `predict` runs, hold a Ctrl-C until the next batch or epoch end
+        and raise KeyboardInterrupt there. Put it after the checkpoint callback: an epoch
+        that ended is saved first.
 
-    def _begin(self, logs=None):
-        _deferring.set()
-        self._check()
+        Example:
+            model.fit(ds, epochs=3, callbacks=[RunCheckpoint(run_dir), ReraiseInterrupt()])
+        """
 
-    def _end(self, logs=None):
-        _deferring.clear()
-        self._check()
+        def _begin(self, logs=None):
+            _deferring.set()
+            self._check()
 
-    def _check(self, *args, **kwargs):
-        if _requested.is_set():
+        def _end(self, logs=None):
             _deferring.clear()
-            raise KeyboardInterrupt
+            self._check()
 
-    on_train_begin = on_predict_begin = _begin
-    on_train_end = on_predict_end = _end
-    on_train_batch_end = on_test_batch_end = on_predict_batch_end = on_epoch_end = _check
+        def _check(self, *args, **kwargs):
+            if _requested.is_set():
+                _deferring.clear()
+                raise KeyboardInterrupt
+
+        on_train_begin = on_predict_begin = _begin
+        on_train_end = on_predict_end = _end
+        on_train_batch_end = on_test_batch_end = on_predict_batch_end = on_epoch_end = _check
+
+    ReraiseInterrupt.__module__ = __name__
+    ReraiseInterrupt.__qualname__ = "ReraiseInterrupt"
+    return ReraiseInterrupt
+
+
+def __getattr__(name):
+    # `from kemo.interrupt import ReraiseInterrupt` builds the keras callback class then
+    # (PEP 562), once; everything else in this module runs without keras.
+    if name == "ReraiseInterrupt":
+        cls = globals()["ReraiseInterrupt"] = _make_reraise_interrupt()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

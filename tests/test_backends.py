@@ -70,7 +70,8 @@ def backend_run(request, data_dir, tmp_path_factory):
     sets = [a for o in OVERRIDES for a in ("--set", o)]
     _ok(kemo(backend, "train", "--config", "configs/tiny.toml", "--run-dir", str(run_dir),
              "--quiet", *sets, data_dir=data_dir))
-    _ok(kemo(backend, "predict", str(run_dir), "--split", "dev", data_dir=data_dir))
+    _ok(kemo(backend, "predict", str(run_dir), "--split", "dev", "--out",
+             str(run_dir / "reloaded"), data_dir=data_dir))
     return backend, run_dir
 
 
@@ -92,10 +93,10 @@ def test_reloaded_model_predicts_what_training_wrote(backend_run):
     _, run_dir = backend_run
     labels = json.loads((run_dir / "thresholds.json").read_text())["label_names"]
     trained = pd.read_csv(run_dir / "predictions_dev.csv")
-    reloaded = pd.read_csv(run_dir / "predictions" / "probs_eng.csv")
+    reloaded = pd.read_csv(run_dir / "reloaded" / "probs_eng.csv")
     assert trained["id"].tolist() == reloaded["id"].tolist()
     a, b = _probs(run_dir / "predictions_dev.csv", labels), \
-        _probs(run_dir / "predictions" / "probs_eng.csv", labels)
+        _probs(run_dir / "reloaded" / "probs_eng.csv", labels)
     assert np.ptp(a, axis=0).max() > 1e-3  # the outputs depend on the text
     assert np.abs(a - b).max() <= 2e-6  # both files round to 6 decimals
 
@@ -119,7 +120,7 @@ def test_export_gives_the_runs_probabilities(backend_run, data_dir, tmp_path):
     texts = pd.read_csv(data_dir / "dev" / "eng.csv")["text"].astype(str).tolist()
     result = serve_saved_model(out / "saved_model", texts, tmp_path)
     assert result["blocked"] == []
-    expected = _probs(run_dir / "predictions" / "probs_eng.csv", info["label_names"])
+    expected = _probs(run_dir / "reloaded" / "probs_eng.csv", info["label_names"])
     served = np.asarray(result["probs"])
     assert served.shape == expected.shape
     assert np.abs(served - expected).max() <= 1e-5

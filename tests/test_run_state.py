@@ -156,7 +156,7 @@ def _commands(run, data_dir, with_report=True):
     """Each command that reads the run, writing into the run folder when it succeeds."""
     cmds = {
         "predict": ["predict", str(run), "--split", "dev", "--languages", "eng",
-                    "--data-dir", str(data_dir)],
+                    "--data-dir", str(data_dir), "--overwrite"],
         "explain": ["explain", str(run), "--text", "I am so happy", "--num-samples", "10"],
         "export": ["export", str(run), "--no-benchmark"],
     }
@@ -183,8 +183,8 @@ def test_damaged_run_file_subprocess(case, run, data_dir):
     mutate(run / name)
     before = snapshot(run.parent)
     proc = subprocess.run([sys.executable, "-m", "kemo.cli", "predict", str(run), "--split",
-                           "dev", "--languages", "eng", "--data-dir", str(data_dir)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                           "dev", "--languages", "eng", "--data-dir", str(data_dir),
+                           "--overwrite"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     check_refused(proc.returncode, proc.stderr, needles + [str(run / name)], before, run.parent)
     assert "Traceback" not in proc.stdout
 
@@ -192,7 +192,7 @@ def test_damaged_run_file_subprocess(case, run, data_dir):
 def test_intact_copy_still_predicts(run, data_dir, capsys):
     """The checks reject nothing kemo wrote itself."""
     assert main(_commands(run, data_dir)["predict"]) == 0
-    assert (run / "predictions" / "pred_eng.csv").is_file()
+    assert (run / "predictions" / "dev" / "pred_eng.csv").is_file()
 
 
 # ------------------------------------------------------------ export --out safety

@@ -153,8 +153,8 @@ def test_seed_config_trains_and_predicts_with_its_backbone_class(name, seed_runs
     assert run.config.model.pooling == "cls" and run.config.model.sequence_length == 32
     for lang in run.config.data.languages:
         test = pd.read_csv(data_dir / "test" / f"{lang}.csv")
-        pred = pd.read_csv(run_dir / "predictions" / f"pred_{lang}.csv")
-        probs = pd.read_csv(run_dir / "predictions" / f"probs_{lang}.csv")
+        pred = pd.read_csv(run_dir / "predictions" / "test" / f"pred_{lang}.csv")
+        probs = pd.read_csv(run_dir / "predictions" / "test" / f"probs_{lang}.csv")
         assert pred["id"].tolist() == probs["id"].tolist() == test["id"].tolist()
         p = probs[[f"p_{n}" for n in run.label_names]].to_numpy()
         assert np.isfinite(p).all() and ((0 < p) & (p < 1)).all()
@@ -175,8 +175,8 @@ def test_exported_saved_model_gives_the_runs_predictions(name, seed_runs, data_d
     texts, expected, decisions = [], [], []
     for lang in load_config(run_dir / "config.toml").data.languages:
         test = pd.read_csv(data_dir / "test" / f"{lang}.csv").head(SERVED_ROWS)
-        probs = pd.read_csv(run_dir / "predictions" / f"probs_{lang}.csv").head(SERVED_ROWS)
-        pred = pd.read_csv(run_dir / "predictions" / f"pred_{lang}.csv").head(SERVED_ROWS)
+        probs = pd.read_csv(run_dir / "predictions" / "test" / f"probs_{lang}.csv").head(SERVED_ROWS)
+        pred = pd.read_csv(run_dir / "predictions" / "test" / f"pred_{lang}.csv").head(SERVED_ROWS)
         assert probs["id"].tolist() == test["id"].tolist()
         texts += test["text"].astype(str).tolist()
         expected.append(probs[[f"p_{n}" for n in info["label_names"]]].to_numpy())

@@ -1,7 +1,14 @@
 """`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts (kemo/submission.py).
 
+Where the outputs go (`--out` overrides): `--split X` writes `<run>/predictions/X/`
+(pred_<lang>.csv, probs_<lang>.csv, submission.zip: training already keeps its dev files
+in `predictions/dev/`), CSV files given by name write `<run>/predictions/files/`. A file
+already there is never replaced without `--overwrite` (one `error:` line, exit 2), so a
+dev prediction cannot silently replace the test submission. A labelled split (dev,
+train) is scored at once: the official macro-F1 per language and their mean.
+
 Example:
-    kemo predict runs/tiny --split test --languages eng   # pred_eng.csv, submission.zip
+    kemo predict runs/tiny --split test --languages eng   # predictions/test/pred_eng.csv, submission.zip
 """
 
 from __future__ import annotations
@@ -30,7 +37,12 @@ def add_parser(sub):
     p.add_argument("--tokens", metavar="CACHE", default=None,
                    help="take the files' tokens from a token cache of the run's tokenizer "
                    "(kemo tokenize, or <run_dir>/tokens): no TensorFlow needed")
-    p.add_argument("--out", default=None, help="output folder (default <run_dir>/predictions)")
+    p.add_argument("--out", default=None, help="output folder (default: "
+                   "<run_dir>/predictions/<split> with --split, <run_dir>/predictions/files "
+                   "for FILES)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace prediction files an earlier predict (or training, for "
+                   "dev) wrote in the output folder (default: refuse)")
     p.add_argument("--untrained-labels", choices=("error", "zero"), default="error",
                    help="a language label the model was not trained on: refuse (default) "
                    "or write 0")
@@ -49,6 +61,13 @@ def run(args) -> int:
                          "or --text")
     if args.languages and not args.split:
         raise InputError("--languages goes with --split (e.g. --split test --languages eng)")
+    if args.split and args.files and not args.out:
+        raise InputError(f"--split {args.split} and FILES write to different folders "
+                         f"(predictions/{args.split}/ and predictions/files/): predict them in "
+                         "separate calls, or give --out")
+    empty = [k for k, t in enumerate(args.text) if not t.strip()]
+    if empty:
+        raise InputError(f"--text: text {empty[0] + 1} is empty: give the text to classify")
     tokens = _tokens(args) if args.tokens else None
     run = load_run(args.run_dir)
     if tokens:
@@ -59,12 +78,19 @@ def run(args) -> int:
                                         args.languages or run.config.data.languages,
                                         configured=run.config.data.data_dir)
     inputs = [submission.read_input_file(p) for p in paths]  # all checked before the model runs
+    out = _out_dir(args, run.path)
+    if inputs:
+        _refuse_overwrite(inputs, out, args)
+    for inp in inputs:
+        blank = [inp.ids[k] for k, t in enumerate(inp.texts) if not str(t).strip()]
+        if blank:
+            print(f"warning: {inp.path}: {len(blank)} empty text(s) (id {', '.join(blank[:3])}"
+                  f"{', ...' if len(blank) > 3 else ''}): predicted as given", file=sys.stderr)
     if args.text:
         probs, dec = run.predict(args.text, args.batch_size)
         print(submission.format_text_predictions(args.text, run.label_names, probs, dec,
                                                  run.thresholds.thresholds))
     if paths:
-        out = Path(args.out) if args.out else run.path / "predictions"
         result = submission.predict_files(run, inputs, out, args.untrained_labels,
                                           args.batch_size, tokens=tokens)
         for lang, labels in result["untrained"].items():
@@ -76,7 +102,55 @@ def run(args) -> int:
                   "with the run's global thresholds", file=sys.stderr)
         for f in result["files"]:
             print(f"wrote {f}")
+        if args.split in ("dev", "train") and not args.files:
+            _print_score(result["files"], paths[0].parent, args.split)
     return 0
+
+
+def _out_dir(args, run_path: Path) -> Path:
+    """--out, else <run>/predictions/<split> (--split) or <run>/predictions/files."""
+    if args.out:
+        return Path(args.out)
+    return run_path / "predictions" / (args.split or "files")
+
+
+def _refuse_overwrite(inputs, out: Path, args) -> None:
+    """Before the model runs: refuse when a file predict would write is already in `out`
+    (unless --overwrite), naming it and the two ways on."""
+    from kemo.errors import InputError
+    from kemo.submission import ZIP_NAME
+
+    names = []
+    for inp in inputs:
+        if inp.is_track_a:
+            names += [f"pred_{inp.lang}.csv", f"probs_{inp.lang}.csv"]
+        else:
+            names.append(f"{inp.path.stem}.predictions.csv")
+    if any(inp.is_track_a for inp in inputs):
+        names.append(ZIP_NAME)
+    there = [n for n in names if (out / n).exists()]
+    if there and not args.overwrite:
+        more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
+        hint = ""
+        if args.split == "dev" and not args.out:
+            hint = (f"; training wrote these dev predictions: `kemo evaluate {out} --split dev`"
+                    " scores them")
+        raise InputError(f"{out / there[0]}{more} exists: predict writes there only with "
+                         f"--overwrite (or choose another folder with --out){hint}")
+
+
+def _print_score(files, gold_dir: Path, split: str) -> None:
+    """The official macro-F1 of the pred_<lang>.csv just written against their gold
+    files, per language, then the mean over languages (the shared task's number)."""
+    from kemo.scoring import format_scores, score_submission
+
+    preds = [f for f in files if Path(f).name.startswith("pred_")]
+    scores = score_submission(preds, gold_dir)
+    print(format_scores(scores))
+    o = scores["overall"]
+    n = o["languages"]
+    what = "macro-F1" if n == 1 else f"macro-F1, mean over {n} languages"
+    print(f"{split} {what}: {o['macro_f1']:.4f} (kemo evaluate scores the same files)")
 
 
 def _tokens(args):
