@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,7 @@ class EnsembleRun:
     members: list
     weights: list[float]
     thresholds: ThresholdSearch
+    language_labels: dict = field(default_factory=dict)  # as `kemo.runs.Run`'s
 
     @property
     def label_names(self) -> list[str]:
@@ -120,7 +121,7 @@ def read_ensemble_file(path) -> dict:
 
 def load_ensemble(run_dir) -> EnsembleRun:
     """Load an ensemble run directory written by `build_ensemble` (members included)."""
-    from kemo.runs import load_run, read_run_state
+    from kemo.runs import language_labels, load_run, read_run_state
 
     path = Path(run_dir)
     meta = read_ensemble_file(path)
@@ -131,7 +132,8 @@ def load_ensemble(run_dir) -> EnsembleRun:
         raise InputError(f"{path / ENSEMBLE_FILE}, field 'label_names': "
                          f"{', '.join(meta['label_names'])}, but the members predict "
                          f"{', '.join(names)}")
-    return EnsembleRun(path, state.config, members, meta["weights"], state.thresholds)
+    return EnsembleRun(path, state.config, members, meta["weights"], state.thresholds,
+                       language_labels(state.report))
 
 
 def _shared_label_names(members, paths) -> list[str]:

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -42,6 +42,9 @@ class Run:
     model: keras.Model
     preprocessor: object
     thresholds: ThresholdSearch
+    # language -> the labels it was validated on (`report.json`); a submission for it
+    # has these columns, whatever an input file's label columns
+    language_labels: dict = field(default_factory=dict)
 
     @property
     def label_names(self) -> list[str]:
@@ -134,7 +137,38 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
         thresholds = ThresholdSearch.load(path / THRESHOLDS, names, path / owner)
         names = names or thresholds.label_names
     report = read_report(path, names) if (path / REPORT).exists() else None
+    if thresholds is not None:
+        check_per_language(path / THRESHOLDS, thresholds, config, report)
     return RunState(path, config, names, dist, thresholds, report)
+
+
+def check_per_language(path, thresholds: ThresholdSearch, config: Config, report) -> None:
+    """A run that decides per language (report.json's `meta.decides_with`, else the
+    config's `thresholds.per_language` with `tune`) must find every language it tuned
+    in `thresholds.json`'s `per_language`: one missing would silently be decided with
+    the global thresholds."""
+    meta = (report or {}).get("meta") or {}
+    if report is not None and "decides_with" in meta:
+        if meta["decides_with"] != "per_language_thresholds":
+            return
+        tuned = meta.get("per_language_thresholds")
+        trained = list(config.data.languages)  # others are predicted zero-shot, globally
+        expected = [lang for lang in tuned if lang in trained] if isinstance(tuned, dict) \
+            else trained
+        why = f"{where(path.parent / REPORT, 'meta.decides_with')} says it decides per language"
+    elif config.thresholds.per_language and config.thresholds.tune:
+        expected = list(config.data.languages)
+        why = "its config.toml sets thresholds.per_language = true"
+    else:
+        return
+    have = thresholds.per_language
+    missing = [lang for lang in dict.fromkeys(expected) if lang not in have]
+    if missing:
+        what = ("has no per_language table" if not have
+                else f"lacks {', '.join(missing)} in its per_language table")
+        raise InputError(f"{where(path, 'per_language')}: the run {what}, but {why}: "
+                         f"{', '.join(missing)} would be decided with the global thresholds "
+                         "(restore thresholds.json, or train again)")
 
 
 def load_run(run_dir) -> Run:
@@ -178,7 +212,16 @@ def load_run(run_dir) -> Run:
 
         use_fused_attention(model)
     preprocessor = _load_preprocessor(path / "preprocessor")
-    return Run(path, state.config, model, preprocessor, state.thresholds)
+    return Run(path, state.config, model, preprocessor, state.thresholds,
+               language_labels(state.report))
+
+
+def language_labels(report: dict | None) -> dict[str, list[str]]:
+    """Each language's own labels, as the run validated it (`report.json`'s
+    validation per-language reports, labels in kemo's order); {} without a report."""
+    rep = ((report or {}).get("validation") or {}).get("tuned_thresholds") or {}
+    return {lang: list(r.get("per_label") or {})
+            for lang, r in (rep.get("per_language") or {}).items() if r.get("per_label")}
 
 
 def _check_zip(path: Path) -> None:

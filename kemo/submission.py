@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +135,18 @@ def _format_probs(probs: np.ndarray) -> np.ndarray:
     return np.round(probs.astype("float64"), 6)
 
 
+def run_label_columns(run, inp: InputFile) -> InputFile:
+    """`inp` with the label columns its submission file gets: the run's own labels for
+    the language (what it was validated on), whatever columns the input holds or in
+    which order; a language the run never saw keeps the input's columns, in kemo's
+    label order (the organisers')."""
+    if not inp.is_track_a:
+        return inp
+    own = (getattr(run, "language_labels", None) or {}).get(inp.lang)
+    columns = tuple(own) if own else tuple(c for c in LABELS if c in inp.label_columns)
+    return replace(inp, label_columns=columns)
+
+
 def check_trained_labels(inp: InputFile, label_names, untrained: str = "error") -> list[str]:
     """The language's label columns the model lacks; InputError unless `untrained="zero"`."""
     missing = [c for c in inp.label_columns if c not in list(label_names)]
@@ -178,6 +190,7 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
     file's rows are taken from it, found by the file's sha256, instead of tokenised.
     """
     inputs = [p if isinstance(p, InputFile) else read_input_file(p) for p in paths]
+    inputs = [run_label_columns(run, i) for i in inputs]
     seen: dict[str, Path] = {}
     for inp in inputs:
         key = f"pred_{inp.lang}" if inp.is_track_a else f"{inp.path.stem}.predictions"
