@@ -38,10 +38,11 @@ class DataConfig:
     max_train_examples_per_language: int = 0
     sampling_strength: float = 0.0  # 0: off; 1: weights = inverse label frequency
     length_buckets: list[int] = field(default_factory=list)  # empty: pad to max
-    # Seed of the validation split (and of the max_train_examples subset); -1: train.seed.
-    # Runs that differ only in train.seed but share it validate on the same rows
-    # (what `kemo ensemble` needs).
-    split_seed: int = -1
+    # Seed of the validation split (and of the max_train_examples subset). Its own seed,
+    # not train.seed: runs that differ only in train.seed validate on the same rows, so
+    # `kemo ensemble` takes a seed ensemble as is. -1 (the default of runs trained before
+    # this one; their config.toml says so): train.seed.
+    split_seed: int = 0
 
 
 @dataclass
@@ -147,7 +148,7 @@ _RANGES = {
     "train.warmup_fraction": (0, True, 1, True),
     "train.early_stopping_patience": (0, True, None, False),
     "train.seed": (0, True, 2**32 - 1, True),  # what NumPy, TF and JAX seeds accept
-    "data.split_seed": (-1, True, 2**32 - 1, True),  # -1: train.seed
+    "data.split_seed": (-1, True, 2**32 - 1, True),  # -1: train.seed (older runs)
 }
 
 

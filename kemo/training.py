@@ -388,7 +388,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
 
     print()
     print(format_console_report(report))
-    print(f"\nrun directory: {run_dir} ({epochs_run} epochs, fit {fit_seconds:.0f}s; "
+    print(f"\ntrained {epochs_run} epochs (fit {fit_seconds:.0f}s; "
           f"{describe_cpu(report['meta']['cpu'])})")
     return {"report": report, "history": history, "run_dir": run_dir}
 

@@ -1,9 +1,9 @@
 """`kemo ensemble`: two tiny runs averaged, checked by hand, then used like any run.
 
-The second member differs from the session's tiny run only in `train.seed`; its
-`data.split_seed = 0` keeps the validation split the first member (seed 0) had, which
-is what makes an ensemble of seeds possible. A copy of the tiny run whose config says
-`data.split_seed = 1` validated on other rows and is refused.
+The second member differs from the session's tiny run only in `train.seed`: the
+validation split has its own seed (`data.split_seed`, default 0), so the two validate on
+the same rows and form an ensemble with no extra setting. A copy of the tiny run whose
+config says `data.split_seed = 1` validated on other rows and is refused.
 """
 
 import json
@@ -23,7 +23,7 @@ def second_run(data_dir, tmp_path_factory):
     from kemo.training import train
 
     cfg = load_config(ROOT / "configs" / "tiny.toml",
-                      TINY_OVERRIDES + ["train.seed=7", "data.split_seed=0"])
+                      TINY_OVERRIDES + ["train.seed=7"])  # split_seed: the default
     run_dir = tmp_path_factory.mktemp("runs") / "tiny-seed7"
     return train(cfg, data_dir=data_dir, run_dir=run_dir, verbose=0)["run_dir"]
 
@@ -121,8 +121,8 @@ def test_mismatched_validation_rows_are_refused(tiny_run, second_run, tmp_path, 
     other = tmp_path / "split1"
     shutil.copytree(tiny_run, other)
     cfg = (other / "config.toml").read_text()
-    assert "split_seed = -1" in cfg
-    (other / "config.toml").write_text(cfg.replace("split_seed = -1", "split_seed = 1"))
+    assert "split_seed = 0" in cfg
+    (other / "config.toml").write_text(cfg.replace("split_seed = 0", "split_seed = 1"))
     before = sorted(p.name for p in tmp_path.iterdir())
     code = main(["ensemble", str(second_run), str(other), "--run-dir", str(tmp_path / "e")])
     err = capsys.readouterr().err.strip().splitlines()

@@ -120,7 +120,7 @@ def test_cache_equals_tokenising_again(cache, cfg, data_dir, tiny_run):
     ('data.languages=["eng", "hin"]', "data.languages"),
     ("data.max_train_examples=500", "data.max_train_examples"),
     ("data.max_train_examples_per_language=300", "data.max_train_examples_per_language"),
-    ("train.seed=1", "data.split_seed"),
+    ("data.split_seed=1", "data.split_seed"),
     ("model.sequence_length=32", "model.sequence_length"),
     ("model.vocabulary_size=3000", "model.vocabulary_size"),
     ('model.preset="e5-small-multi"', "model.preset"),

@@ -4,9 +4,11 @@
 file), takes the seeded `data.max_train_examples` subset (then at most
 `data.max_train_examples_per_language` rows of each language), and carves the validation
 split from train by iterative stratification (`brighter.train_val_split`), seeded by
-`split_seed(cfg)`: `data.split_seed`, or `train.seed` when it is -1. Two runs with the
-same data settings and split seed validate on the same rows, whatever their
-`train.seed` (so an ensemble can tune thresholds on them).
+`split_seed(cfg)`: `data.split_seed` (default 0), or `train.seed` when it is -1 (the
+default before; a run's config.toml keeps the value it was trained with, so an older run
+reloads and resumes on its own split). Two runs with the same data settings and split
+seed validate on the same rows, whatever their `train.seed`: runs that differ only in
+`train.seed` form an ensemble as they are.
 
 Example:
     splits = load_data(load_config("configs/tiny.toml"), "../shared/data/brighter/track_a")
@@ -35,7 +37,8 @@ class Splits:
 
 
 def split_seed(cfg) -> int:
-    """The seed of the validation split: `data.split_seed`, or `train.seed` if -1."""
+    """The seed of the validation split: `data.split_seed`, or `train.seed` if -1 (runs
+    whose config.toml predates the fixed default)."""
     return cfg.train.seed if cfg.data.split_seed < 0 else cfg.data.split_seed
 
 
