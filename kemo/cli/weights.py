@@ -1,4 +1,4 @@
-"""`kemo weights`: the offline pretrained backbones: list, fetch, where (kemo/weights/).
+"""`kemo weights`: the offline pretrained backbones: list, fetch, verify, where (kemo/weights/).
 
 Example:
     kemo weights fetch minilm-l6-en
@@ -19,6 +19,10 @@ def add_parser(sub):
                        "(SHA-256 checked); already there: a no-op")
     f.add_argument("names", nargs="*", metavar="NAME", help="models (default: all)")
     f.add_argument("--cache-dir", **cache)
+    v = cmd.add_parser("verify", help="check every file of materialised models against the "
+                       "sha256 recorded when they were built")
+    v.add_argument("names", nargs="*", metavar="NAME", help="models (default: all present)")
+    v.add_argument("--cache-dir", **cache)
     wh = cmd.add_parser("where", help="print a model's directory (exit 1 if not there yet)")
     wh.add_argument("name", metavar="NAME")
     wh.add_argument("--cache-dir", **cache)
@@ -32,4 +36,6 @@ def run(args) -> int:
         return 0
     if args.weights_command == "fetch":
         return commands.fetch(args.names, args.cache_dir)
+    if args.weights_command == "verify":
+        return commands.verify_models(args.names, args.cache_dir)
     return commands.where(args.name, args.cache_dir)

