@@ -116,6 +116,18 @@ def read_ensemble_file(path) -> dict:
         weights.append(rf.number(view, ("members", i, "weight"), file, lo=0.0))
     if sum(weights) <= 0:
         raise InputError(f"{rf.where(file, 'members')}: the weights sum to 0")
+    me = Path(path).resolve()
+    seen: dict[Path, str] = {}
+    for i, p in zip(view["members"], paths):
+        here = rf.where(file, ("members", i, "path"))
+        if p.resolve() == me:
+            raise InputError(f"{here}: {p} is this ensemble itself")
+        if is_ensemble_dir(p):
+            raise InputError(f"{here}: {p} is itself an ensemble: list its members instead")
+        if p.resolve() in seen:
+            raise InputError(f"{here}: {p} is listed twice (also members.{seen[p.resolve()]}); "
+                             "give it a larger weight instead")
+        seen[p.resolve()] = i
     return {"label_names": names, "paths": paths, "weights": [w / sum(weights) for w in weights]}
 
 
@@ -169,10 +181,13 @@ def check_same_validation(members, paths, vals) -> None:
         differs = (f"config {', '.join(f'{k}' for k in keys)} differ"
                    if keys else "the training files differ")
         only = len(set(v.ids) ^ set(first.ids))
+        fix = ("train the members on the same data.languages"
+               if list(m.config.data.languages) != list(members[0].config.data.languages)
+               else f"set {', '.join(keys)} alike" if keys else "train them on the same files")
         raise InputError(
             f"member {p}: validated on other rows than {paths[0]} ({len(v)} vs {len(first)} "
             f"rows, {only} ids in only one of them; {differs}): an ensemble's thresholds are "
-            "tuned on the validation split its members share (set data.split_seed alike)")
+            f"tuned on the validation split its members share ({fix})")
 
 
 def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size: int = 64,

@@ -29,3 +29,18 @@ def copy_run(tiny_run, dst: Path, tokens: bool = False) -> Path:
 
 def kemo(*argv):
     return run_cli([str(a) for a in argv])
+
+
+def hand_built_ensemble(tiny_run, ens: Path, members) -> Path:
+    """An ensemble directory written by hand: the tiny run's config and thresholds and
+    an ensemble.json listing `members` (paths as given) at weight 1."""
+    import json
+
+    ens.mkdir(parents=True)
+    for name in ("config.toml", "thresholds.json"):
+        shutil.copy(Path(tiny_run) / name, ens / name)
+    labels = json.loads((Path(tiny_run) / "thresholds.json").read_text())["label_names"]
+    (ens / "ensemble.json").write_text(json.dumps({
+        "format": "kemo-ensemble", "label_names": labels,
+        "members": [{"path": str(m), "weight": 1.0} for m in members]}))
+    return ens

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from _reliability import copy_run, kemo, refused
+from _reliability import copy_run, hand_built_ensemble, kemo, refused
 from conftest import ROOT
 
 
@@ -74,20 +74,8 @@ def test_explain_refuses_nan_probabilities(tiny_run, tmp_path, monkeypatch):
     refused(rc, err, tiny_run / "model.keras", "non-finite", "text 'text_1'")
 
 
-def _hand_built_ensemble(tiny_run, root, members):
-    ens = root / "ens"
-    ens.mkdir()
-    for name in ("config.toml", "thresholds.json"):
-        shutil.copy(tiny_run / name, ens / name)
-    labels = json.loads((tiny_run / "thresholds.json").read_text())["label_names"]
-    (ens / "ensemble.json").write_text(json.dumps({
-        "format": "kemo-ensemble", "label_names": labels,
-        "members": [{"path": str(m), "weight": 1.0} for m in members]}))
-    return ens
-
-
 def test_ensemble_refuses_a_member_with_nan_probabilities(tiny_run, nan_run, tmp_path):
-    ens = _hand_built_ensemble(tiny_run, tmp_path, [tiny_run, nan_run])
+    ens = hand_built_ensemble(tiny_run, tmp_path / "ens", [tiny_run, nan_run])
     rc, out, err = kemo("predict", ens, "--text", "I am so happy")
     refused(rc, err, nan_run / "model.keras")
     assert "predicted" not in out
