@@ -194,6 +194,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
                    log=print) -> dict:
     """Average `member_dirs`, tune thresholds on their shared validation split, report
     on dev, and write the ensemble run directory `run_dir`. Returns its report."""
+    from kemo.atomic import write_text
     from kemo.config import dump_config
     from kemo.data.splits import load_data
     from kemo.report import format_language_table, full_report
@@ -251,17 +252,17 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = members[0].config
-    (run_dir / "config.toml").write_text(dump_config(cfg))
-    (run_dir / ENSEMBLE_FILE).write_text(json.dumps({
+    write_text(run_dir / "config.toml", dump_config(cfg))  # each file whole or absent
+    write_text(run_dir / ENSEMBLE_FILE, json.dumps({
         "format": FORMAT, "label_names": names,
         "members": [{"path": str(p.resolve()), "weight": w} for p, w in zip(paths, weights)],
     }, indent=1))
-    decide.save(run_dir / "thresholds.json")
+    write_text(run_dir / "thresholds.json", json.dumps(decide.to_dict(), indent=2))
     write_split_predictions(run_dir / "predictions_val.csv", val, ens["val"], decide)
     if dev is not None:
         write_split_predictions(run_dir / "predictions_dev.csv", dev, ens["dev"], decide)
         write_split_submission(run_dir / "predictions" / "dev", dev, ens["dev"], decide)
-    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
+    write_text(run_dir / "report.json", json.dumps(report, indent=1))  # last: finished
     log(format_members_table(report))
     for split in ("validation", "dev"):
         if split in report:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.atomic import atomic_path, write_text
 from kemo.errors import InputError
 
 
@@ -136,7 +137,8 @@ def plot_explanation(ex: Explanation, path):
         ax.grid(axis="x", alpha=0.3)
     short = ex.text if len(ex.text) <= 110 else ex.text[:107] + "..."
     fig.suptitle(f"{ex.id}: {short}", fontsize="small")
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def _file_stem(id: str, taken: set) -> str:
@@ -159,7 +161,8 @@ def save_explanation(ex: Explanation, out_dir, stem: str | None = None) -> dict[
     if len(names) == 2:  # LIME's page would draw a 2-label model as binary (joy vs sadness);
         ex.lime.class_names = list(names) + [""]  # a third name gives "NOT joy" vs "joy"
     try:
-        ex.lime.save_to_file(str(html_path), labels=label_idx)
+        with atomic_path(html_path) as tmp:
+            ex.lime.save_to_file(str(tmp), labels=label_idx)
     finally:
         ex.lime.class_names = names
     plot_explanation(ex, png_path)
@@ -190,6 +193,6 @@ def explain_many(run, items, out_dir, source: str = "--text", **kwargs) -> list[
         ex = explain_text(run, text, id=str(id_), **kwargs)
         save_explanation(ex, out_dir, _file_stem(ex.id, taken))
         done.append(ex)
-    (out_dir / "explanations.json").write_text(
+    write_text(out_dir / "explanations.json",
         json.dumps([ex.to_dict() for ex in done], indent=1, ensure_ascii=False))
     return done

@@ -274,8 +274,12 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
         (stage / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         mark(stage)
         replace(out, stage, log)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            log(f"interrupted: export directory {out}: "
+                + ("the earlier export is kept as it was" if out.exists() else "not written")
+                + "; nothing partial is left")
         raise
 
     size_mb = info["saved_model"]["size_bytes"] / 1e6

@@ -27,14 +27,19 @@ from __future__ import annotations
 
 import csv
 import html
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kemo.errors import InputError
+from kemo.owned_dir import OwnedDir
 from kemo.report import MEAN, language_mean
 from kemo.report_plots import plot_curves, plot_distribution, plot_pr_curves
 from kemo.split_probs import available_probs
 from kemo.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
+
+# The report folder: built aside, marked, never written over what kemo did not write.
+REPORT_DIR = OwnedDir("report directory", ".kemo-report", legacy=(".html", ".png"))
 
 AVERAGES = ("macro", "micro", "weighted", "samples")
 SETTINGS = (("threshold_0.5", "threshold 0.5"), ("tuned_thresholds", "tuned (global)"),
@@ -196,12 +201,29 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
     history = read_history(run_dir)
     report, dist, names = state.report or {}, state.distribution, state.label_names or []
     thresholds = (state.thresholds or ThresholdSearch.untuned(names)).thresholds
-    out = Path(out_dir) if out_dir else run_dir / "report"
+    final = Path(out_dir) if out_dir else run_dir / "report"
+    legacy = not out_dir  # <run>/report of an older kemo: index.html and figures only
+    REPORT_DIR.check(final, legacy)  # never overwrite what kemo did not write
+    out = REPORT_DIR.stage(final)  # built aside, renamed into place when complete
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"report directory {out}: cannot create ({e.strerror})") from None
+        result = _write_page(run_dir, data_dir, out, state, history, report, dist, names,
+                             thresholds)
+        REPORT_DIR.publish(final, out, legacy)
+    except KeyboardInterrupt:
+        import sys
 
+        print(f"interrupted: report directory {final}: "
+              + ("the earlier report is kept as it was" if final.exists() else "not written")
+              + "; nothing partial is left", file=sys.stderr)
+        raise
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return RunReport(final / "index.html", result.report, result.notes)
+
+
+def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
+                thresholds) -> RunReport:
+    """The page and its figures, into the folder `out`."""
     body = [f"<h1>Run report: {_e(run_dir.name)}</h1>",
             f'<p class="meta">{_e(run_dir.resolve())}</p>']
     meta = report.get("meta", {})

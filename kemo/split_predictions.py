@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kemo.atomic import write_csv
 from kemo.data.brighter import Examples
 from kemo.submission import InputFile, submission_frame, write_submission_zip
 from kemo.thresholds import ThresholdSearch
@@ -36,7 +37,7 @@ def write_split_predictions(path, ex: Examples, probs, search: ThresholdSearch) 
         df[f"p_{n}"] = np.round(probs[:, j], 6)
     for j, n in enumerate(ex.label_names):
         df[n] = dec[:, j]
-    df.to_csv(path, index=False)
+    write_csv(df, path)
     return Path(path)
 
 
@@ -53,11 +54,11 @@ def write_split_submission(out_dir, ex: Examples, probs, search: ThresholdSearch
         inp = InputFile(out_dir / f"{lang}.csv", ex.ids[rows].tolist(), ex.texts[rows].tolist(),
                         str(lang), ex.language_labels(lang))
         pred = out_dir / f"pred_{lang}.csv"
-        submission_frame(inp, ex.label_names, dec[rows]).to_csv(pred, index=False)
+        write_csv(submission_frame(inp, ex.label_names, dec[rows]), pred)
         p = pd.DataFrame({"id": inp.ids})
         for j, n in enumerate(ex.label_names):
             p[f"p_{n}"] = np.round(probs[rows, j].astype("float64"), 6)
-        p.to_csv(out_dir / f"probs_{lang}.csv", index=False)
+        write_csv(p, out_dir / f"probs_{lang}.csv")
         written += [pred, out_dir / f"probs_{lang}.csv"]
         preds.append(pred)
     written.append(write_submission_zip(preds, out_dir / "submission.zip"))

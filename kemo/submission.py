@@ -32,6 +32,7 @@ import pandas as pd
 from kemo.data.brighter import (
     LABELS, LANGUAGES, decode_csv, parse_csv, read_track_a_csv, resolve_data_dir,
 )
+from kemo.atomic import atomic_path, write_csv
 from kemo.errors import InputError
 
 SUBMISSION_FOLDER = "track_a"
@@ -218,35 +219,46 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
     cuts = np.cumsum([len(inputs[k].texts) for k in plain])[:-1]
     plain_probs = dict(zip(plain, np.split(run.predict_probs(texts, batch_size, rows), cuts)
                            if texts else []))
-    written, submission = [], []
+    decided = []  # every file predicted (and checked finite) before any is written
     for k, (inp, arrays) in enumerate(zip(inputs, token_arrays)):
         langs = [inp.lang] * len(inp.texts) if inp.is_track_a else None  # per-language thresholds
         if arrays is None:
             probs = plain_probs[k]
-            dec = run.decide(probs, langs)
+            decided.append((probs, run.decide(probs, langs)))
         else:
-            probs, dec = run.predict_tokens(arrays, batch_size, langs, _row_names(inp))
-        p = pd.DataFrame({"id": inp.ids})
-        for j, n in enumerate(names):
-            p[f"p_{n}"] = _format_probs(probs[:, j])
-        if inp.is_track_a:
-            pred = submission_frame(inp, names, dec, untrained)
-            path = out_dir / f"pred_{inp.lang}.csv"
-            pred.to_csv(path, index=False)
-            p.to_csv(out_dir / f"probs_{inp.lang}.csv", index=False)
-            written += [path, out_dir / f"probs_{inp.lang}.csv"]
-            submission.append(path)
-        else:
+            decided.append(run.predict_tokens(arrays, batch_size, langs, _row_names(inp)))
+    written, submission = [], []
+    try:  # each file whole or not at all (kemo.atomic); an interruption says what is there
+        for inp, (probs, dec) in zip(inputs, decided):
+            p = pd.DataFrame({"id": inp.ids})
             for j, n in enumerate(names):
-                p[n] = dec[:, j].astype(int)
-            path = out_dir / f"{inp.path.stem}.predictions.csv"
-            p.to_csv(path, index=False)
-            written.append(path)
-    zip_path = None
-    if submission:
-        zip_path = out_dir / zip_name
-        write_submission_zip(submission, zip_path)
-        written.append(zip_path)
+                p[f"p_{n}"] = _format_probs(probs[:, j])
+            if inp.is_track_a:
+                pred = submission_frame(inp, names, dec, untrained)
+                path = out_dir / f"pred_{inp.lang}.csv"
+                write_csv(pred, path)
+                written.append(path)
+                write_csv(p, out_dir / f"probs_{inp.lang}.csv")
+                written.append(out_dir / f"probs_{inp.lang}.csv")
+                submission.append(path)
+            else:
+                for j, n in enumerate(names):
+                    p[n] = dec[:, j].astype(int)
+                path = out_dir / f"{inp.path.stem}.predictions.csv"
+                write_csv(p, path)
+                written.append(path)
+        zip_path = None
+        if submission:
+            zip_path = out_dir / zip_name
+            write_submission_zip(submission, zip_path)
+            written.append(zip_path)
+    except KeyboardInterrupt:
+        import sys
+
+        left = ", ".join(f.name for f in written) or "no file"
+        print(f"interrupted: {out_dir}: wrote {left} in full; no file is half-written "
+              f"(the others are as they were before)", file=sys.stderr)
+        raise
     trained = list(run.config.data.languages)
     zero_shot = [i.lang for i in inputs if i.is_track_a and i.lang not in trained]
     return {"files": written, "zip": zip_path, "untrained": untrained_by_lang,
@@ -261,7 +273,7 @@ def _row_names(inp: InputFile) -> list[str]:
 def write_submission_zip(pred_files, zip_path) -> Path:
     """Zip `pred_<lang>.csv` files as `track_a/pred_<lang>.csv` (the upload layout)."""
     zip_path = Path(zip_path)
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in pred_files:
             zf.write(f, f"{SUBMISSION_FOLDER}/{Path(f).name}")
     return zip_path

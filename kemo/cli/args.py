@@ -62,3 +62,18 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"error: {self.prog}: {' '.join(message.split())} "
                      f"(see {self.prog} --help)\n")
+
+
+def intermixed(parser):
+    """Let `parser` (a subcommand's) take options between its positionals, as users type
+    them: `kemo predict RUN --out DIR FILE.csv` (argparse's intermixed parsing; plain
+    parsing ends a `nargs="*"` positional at the first option). Returns `parser`."""
+    def parse_known_args(args=None, namespace=None):
+        del parser.parse_known_args  # the class's own, for the intermixed parse itself
+        try:
+            return parser.parse_known_intermixed_args(args, namespace)
+        finally:
+            parser.parse_known_args = parse_known_args
+
+    parser.parse_known_args = parse_known_args
+    return parser

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kemo.cli.args import DATA_DIR_HELP
+from kemo.cli.args import DATA_DIR_HELP, intermixed
 
 
 def add_parser(sub):
     data_dir = dict(default=None, help=DATA_DIR_HELP)
     e = sub.add_parser("evaluate", help="score pred_<lang>.csv files against gold labels "
                        "(the official SemEval-2025 Task 11 Track A scorer)")
+    intermixed(e)  # options may come between the files
     e.add_argument("predictions", nargs="+",
                    help="a submission zip, a folder of pred_<lang>.csv, or the files")
     e.add_argument("--gold", default=None,
@@ -29,6 +30,7 @@ def add_parser(sub):
 def run(args) -> int:
     import json
 
+    from kemo.atomic import write_text
     from kemo.data.brighter import resolve_data_dir
     from kemo.errors import InputError
     from kemo.scoring import format_scores, score_submission
@@ -40,7 +42,7 @@ def run(args) -> int:
         out = Path(args.json)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(scores, indent=1))
+            write_text(out, json.dumps(scores, indent=1))  # whole or not at all
         except OSError as e:
             where = f": {e.filename}" if e.filename and str(e.filename) != str(out) else ""
             raise InputError(f"--json {out}: cannot write ({e.strerror or e}{where})") from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, int_in
+from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, int_in, intermixed
 
 
 def add_parser(sub):
@@ -25,6 +25,7 @@ def add_parser(sub):
     data_dir = dict(default=None, help=DATA_DIR_HELP)
     p = sub.add_parser("predict", help="probabilities and 0/1 labels (tuned thresholds) for "
                        "CSV files or texts; Track A files give pred_<lang>.csv + submission.zip")
+    intermixed(p)  # `kemo predict RUN --out DIR FILE.csv`: options before the files
     p.add_argument("run_dir", help="a run directory written by kemo train")
     p.add_argument("files", nargs="*", help="Track A <lang>.csv files and/or plain id,text CSVs")
     p.add_argument("--text", action="append", default=[], help="a text to classify; the "

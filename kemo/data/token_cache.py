@@ -169,6 +169,13 @@ class TokenCache:
             tmp.rename(path)
         except OSError as e:
             raise InputError(f"token cache {path}: cannot write ({e.strerror or e})") from None
+        except KeyboardInterrupt:
+            import sys
+
+            print(f"interrupted: token cache {path}: "
+                  + ("the earlier cache is kept as it was" if path.exists() or old.exists()
+                     else "not written") + "; nothing partial is left", file=sys.stderr)
+            raise
         finally:  # interrupted or failed: no partial folder left, the earlier cache kept
             shutil.rmtree(tmp, ignore_errors=True)
             if old.exists() and not path.exists():
