@@ -37,6 +37,34 @@ def default_config() -> str:
         return str(path)
 
 
+CONFIGS_DIR = DEFAULT_CONFIG.parent
+
+
+def resolve_config(name: str | None) -> str:
+    """What `--config NAME` names: an existing file as given; else a bare name (`tiny`,
+    `offline/xlmr_eng`) is `configs/<name>.toml` of this checkout, found from any
+    directory like the default config; None: `default_config()`.
+
+    Example:
+        resolve_config("tiny")   # 'configs/tiny.toml' (from the checkout)
+    """
+    if not name:
+        return default_config()
+    path = Path(name)
+    if path.is_file() or path.suffix == ".toml":
+        return name  # load_config names a missing or bad file itself
+    found = CONFIGS_DIR / f"{name}.toml"
+    if found.is_file():
+        try:
+            return str(found.relative_to(Path.cwd()))
+        except ValueError:
+            return str(found)
+    known = sorted(p.relative_to(CONFIGS_DIR).with_suffix("").as_posix()
+                   for p in CONFIGS_DIR.rglob("*.toml"))
+    raise InputError(f"--config {name}: no such file, and no config named {name!r} in "
+                     f"{CONFIGS_DIR} (known: {', '.join(known)})")
+
+
 def result_summary(report: dict) -> str:
     """`dev macro-F1: F (how the run decides; F at 0.5)` from a run's report.json
     (validation when the run has no dev rows)."""

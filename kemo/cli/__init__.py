@@ -39,11 +39,22 @@ def _parser() -> argparse.ArgumentParser:
     from kemo.cli.examples import add_examples
 
     parser = Parser(prog="kemo", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"kemo {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS.values():
         command.add_parser(sub)
     add_examples(parser)  # every --help ends with a runnable example
     return parser
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml), without importing kemo's models."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kemo")
+    except PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown (not installed)"
 
 
 def _set_backend(name: str | None):

@@ -22,7 +22,9 @@ def add_parser(sub):
                    help="one weight per member (default: equal); normalised to sum to 1")
     x.add_argument("--data-dir", default=None,
                    help=DATA_DIR_HELP)
-    x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64)
+    x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64,
+                   help=f"texts per model call when predicting the members on validation "
+                   f"and dev, 1..{BATCH_MAX} (default 64)")
     x.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
 

@@ -20,7 +20,9 @@ def add_parser(sub):
                    help="a submission zip, a folder of pred_<lang>.csv, or the files")
     e.add_argument("--gold", default=None,
                    help="folder of gold <lang>.csv files (default <data-dir>/<split>)")
-    e.add_argument("--split", choices=("train", "dev"), default="dev")
+    e.add_argument("--split", choices=("train", "dev"), default="dev",
+                   help="whose gold labels score the predictions: <data-dir>/<split>/ "
+                   "(default dev; test has no labels; ignored with --gold)")
     e.add_argument("--data-dir", **data_dir)
     e.add_argument("--languages", nargs="+", default=None,
                    help="languages that must be scored (default: every one predicted)")

@@ -19,7 +19,7 @@ EXAMPLES = {
     "": "examples:\n"
         "  kemo train --backend jax              # the default config: MiniLM, English, minutes\n"
         "  kemo weights list                     # the offline pretrained backbones\n"
-        "  kemo train --config configs/tiny.toml --set train.epochs=2",
+        "  kemo train --config tiny --set train.epochs=2   # configs/tiny.toml, ~1 min",
     "train": "examples (data from --data-dir or $KEMO_DATA_DIR):\n"
              "  kemo train --backend jax    # configs/default.toml ($KEMO_DEFAULT_CONFIG)\n"
              "  kemo train --config configs/offline/optimised_bert_eng.toml --set train.epochs=3",
@@ -28,10 +28,11 @@ EXAMPLES = {
                 "kemo train --config configs/tiny.toml --tokens /tmp/tokens-tiny",
     "predict": f"example {_RUN}:\n"
                "  kemo predict $RUN --text \"I can't stop smiling today\"\n"
-               "  kemo predict $RUN --split test --languages eng   # pred_eng.csv, submission.zip",
+               "  kemo predict $RUN --split test --languages eng   # $RUN/predictions/test/\n"
+               "  kemo predict $RUN --split dev --overwrite   # replaces training's dev files; "
+               "prints macro-F1",
     "evaluate": f"example {_RUN}:\n"
-                "  kemo predict $RUN --split dev --out /tmp/dev-preds && "
-                "kemo evaluate /tmp/dev-preds --split dev",
+                "  kemo evaluate $RUN/predictions/dev --split dev   # training wrote them",
     "report": f"example {_RUN}:\n  kemo report $RUN    # $RUN/report/index.html",
     "explain": f"example {_RUN}:\n"
                "  kemo explain $RUN --text \"I can't stop smiling today\" --num-samples 200",

@@ -13,7 +13,8 @@ def add_parser(sub):
     x = sub.add_parser("tokenize", help="tokenise the splits a config trains, validates and "
                        "reports on (and test) once, into a token cache for train/predict "
                        "--tokens (see kemo/data/token_cache.py)")
-    x.add_argument("--config", help="a TOML file in configs/ (default: configs/default.toml)")
+    x.add_argument("--config", help="a TOML file, or a name in configs/ such as tiny "
+                   "(default: configs/default.toml)")
     x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, as for kemo train (repeatable)")
     x.add_argument("--data-dir", default=None,
@@ -32,10 +33,10 @@ def run(args) -> int:
     from kemo.data.splits import load_data
     from kemo.data.pipeline import tokenize_splits
     from kemo.data.token_cache import TokenCache, check_cache_target, expected_manifest
-    from kemo.default_config import default_config
+    from kemo.default_config import resolve_config
     from kemo.models import load_preprocessor
 
-    cfg = load_config(args.config or default_config(), args.set)
+    cfg = load_config(resolve_config(args.config), args.set)  # a file, or a name: tiny
     check_cache_target(args.out)  # before the work
     splits = load_data(cfg, args.data_dir)
     with_test = [lang for lang in dict.fromkeys(cfg.data.languages)

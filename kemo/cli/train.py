@@ -14,8 +14,9 @@ from kemo.cli.args import BACKENDS, DATA_DIR_HELP
 
 def add_parser(sub):
     t = sub.add_parser("train", help="train, tune thresholds and report from a config")
-    t.add_argument("--config", help="a TOML file in configs/ (default: configs/default.toml, "
-                   "or $KEMO_DEFAULT_CONFIG: MiniLM on English, minutes on a CPU)")
+    t.add_argument("--config", help="a TOML file, or a name in configs/ (`tiny`, "
+                   "`offline/xlmr_eng`; default: configs/default.toml, or "
+                   "$KEMO_DEFAULT_CONFIG: MiniLM on English, minutes on a CPU)")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from its last checkpoint "
                         "(its own config.toml is used)")
@@ -39,7 +40,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from kemo.config import load_config
-    from kemo.default_config import default_config, result_summary
+    from kemo.default_config import resolve_config, result_summary
     from kemo.errors import InputError
     from kemo.run_lock import check_unlocked
 
@@ -54,7 +55,7 @@ def run(args) -> int:
         cfg = load_config(Path(args.resume) / "config.toml")
         run_dir = Path(args.resume)
     else:
-        config = args.config or default_config()
+        config = resolve_config(args.config)
         cfg = load_config(config, args.set)
         run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         check_unlocked(run_dir)

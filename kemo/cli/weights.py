@@ -24,7 +24,8 @@ def add_parser(sub):
     v.add_argument("names", nargs="*", metavar="NAME", help="models (default: all present)")
     v.add_argument("--cache-dir", **cache)
     wh = cmd.add_parser("where", help="print a model's directory (exit 1 if not there yet)")
-    wh.add_argument("name", metavar="NAME")
+    wh.add_argument("name", metavar="NAME", help="a model of `kemo weights list` "
+                    "(minilm-l6-en, e5-small-multi, mpnet-base-en)")
     wh.add_argument("--cache-dir", **cache)
 
 
