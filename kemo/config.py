@@ -123,6 +123,7 @@ _CHOICES = {
     "train.distribution": ("none", "data_parallel"),
 }
 INT_MAX = 2**31 - 1  # int32: the largest count, shape or step every backend handles
+MAX_SEQUENCE = 4096  # tokens per text: 8x the longest pretrained position table (512)
 # Every number's range: key -> (low, low included, high, high included); high None:
 # only finite (floats) or at most INT_MAX (ints). NaN fails every range.
 _RANGES = {
@@ -130,19 +131,21 @@ _RANGES = {
     "data.max_train_examples": (0, True, None, False),  # 0: all rows
     "data.max_train_examples_per_language": (0, True, None, False),  # 0: all rows
     "data.sampling_strength": (0, True, 10, True),  # (1/freq)^strength stays finite
-    "data.length_buckets": (0, False, None, False),  # each entry
-    "model.num_layers": (0, False, None, False),
-    "model.num_heads": (0, False, None, False),
-    "model.hidden_dim": (0, False, None, False),
-    "model.intermediate_dim": (0, False, None, False),
-    "model.vocabulary_size": (0, False, None, False),
-    "model.sequence_length": (3, True, None, False),  # [CLS], a token, [SEP]
+    "data.length_buckets": (0, False, MAX_SEQUENCE, True),  # each entry
+    # Upper bounds on what sizes memory, checked before the run directory exists
+    # (the largest real backbones: 48 layers, 64 heads, 8192 wide, 250k vocabulary).
+    "model.num_layers": (0, False, 256, True),
+    "model.num_heads": (0, False, 256, True),
+    "model.hidden_dim": (0, False, 16384, True),
+    "model.intermediate_dim": (0, False, 65536, True),
+    "model.vocabulary_size": (0, False, 2_000_000, True),
+    "model.sequence_length": (3, True, MAX_SEQUENCE, True),  # [CLS], a token, [SEP]
     "model.dropout": (0, True, 1, False),
     "model.freeze_layers": (0, True, 1000, True),  # at most the backbone's layer count
     "loss.gamma": (0, True, None, False),
     "loss.alpha": (0, True, None, False),  # each entry of a list
     "train.epochs": (0, False, None, False),
-    "train.batch_size": (0, False, None, False),
+    "train.batch_size": (0, False, 2**16, True),  # as the CLI's --batch-size
     "train.learning_rate": (0, False, None, False),
     "train.weight_decay": (0, True, None, False),
     "train.warmup_fraction": (0, True, 1, True),
@@ -276,6 +279,20 @@ def config_from_dict(raw: dict, source: str = "config") -> Config:
     return cfg
 
 
+def _check_override_key(text: str, keys: list[str]) -> None:
+    """InputError naming `--set` for a key no config has (a typo like train.epoch)."""
+    if keys == ["name"]:
+        return
+    section = keys[0]
+    if section not in _SECTIONS or len(keys) != 2:
+        raise InputError(f"--set {text!r}: unknown config key '{'.'.join(keys)}' (expected "
+                         f"section.key, sections: {', '.join(_SECTIONS)})")
+    fields = _section_fields(_SECTIONS[section].default_factory)
+    if keys[1] not in fields:
+        raise InputError(f"--set {text!r}: unknown config key '{'.'.join(keys)}' (known in "
+                         f"[{section}]: {', '.join(fields)})")
+
+
 def parse_override(text: str) -> tuple[list[str], typing.Any]:
     """Parse `section.key=value`; the value is a TOML value or a bare string."""
     if "=" not in text:
@@ -309,6 +326,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     raw.setdefault("name", path.stem)
     for text in overrides:
         keys, value = parse_override(text)
+        _check_override_key(text, keys)  # blamed on --set, not on the file
         node = raw
         for k in keys[:-1]:
             node = node.setdefault(k, {})

@@ -149,7 +149,10 @@ def _open_run_dir(run_dir: Path, cfg: Config, resume: bool, lock: ExitStack) -> 
         if (run_dir / "report.json").is_file():
             raise InputError(f"--resume {run_dir}: this run already finished (report.json exists)")
         return
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"run directory {run_dir}: is a file, not a folder (give --run-dir "
+                         "a new folder)")
+    if run_dir.exists() and any(run_dir.iterdir()):
         check_unlocked(run_dir)  # a run in progress: name its process
         raise InputError(f"run directory {run_dir}: exists and is not empty (use a new --run-dir, "
                          f"or --resume {run_dir} to continue it)")

@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 
 BACKENDS = ("jax", "tensorflow", "torch")
 BATCH_MAX = 2**16  # a padded batch of this many rows still fits in memory
@@ -62,6 +63,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"error: {self.prog}: {' '.join(message.split())} "
                      f"(see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's; then $KERAS_BACKEND, when no --backend overrides it, must name
+        a backend kemo runs on (else Keras' import would end in a traceback)."""
+        ns = super().parse_args(args, namespace)
+        env = os.environ.get("KERAS_BACKEND")
+        if getattr(ns, "backend", None) is None and env and env not in BACKENDS:
+            self.exit(2, f"error: $KERAS_BACKEND={env!r}: not a backend kemo runs on "
+                         f"(one of {', '.join(BACKENDS)}); unset it or pass --backend\n")
+        return ns
 
 
 def intermixed(parser):
