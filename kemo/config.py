@@ -285,8 +285,8 @@ def _check_override_key(text: str, keys: list[str]) -> None:
         return
     section = keys[0]
     if section not in _SECTIONS or len(keys) != 2:
-        raise InputError(f"--set {text!r}: unknown config key '{'.'.join(keys)}' (expected "
-                         f"section.key, sections: {', '.join(_SECTIONS)})")
+        raise InputError(f"--set {text!r}: unknown config section or key '{section}' "
+                         f"(expected section.key; sections: {', '.join(_SECTIONS)})")
     fields = _section_fields(_SECTIONS[section].default_factory)
     if keys[1] not in fields:
         raise InputError(f"--set {text!r}: unknown config key '{'.'.join(keys)}' (known in "

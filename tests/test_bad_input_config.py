@@ -61,7 +61,9 @@ BACKBONE_CASES = {
                                         ["'model.vocabulary_size'", "special tokens"]),
     "more_heads_than_width": (["--set", "model.num_heads=8", "--set", "model.hidden_dim=4"],
                               ["'model.num_heads'", "model.hidden_dim"]),
-    "inline_backbone_too_big": (["--set", "model.hidden_dim=1000000"],
+    # each number within its own bound (kemo.config), the whole too big
+    "inline_backbone_too_big": (["--set", "model.hidden_dim=16384", "--set",
+                                 "model.num_layers=64"],
                                 ["'model.hidden_dim'", "parameters"]),
 }
 

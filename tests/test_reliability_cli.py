@@ -34,7 +34,7 @@ def test_unknown_set_key_is_blamed_on_set(tmp_path):
     assert str(TINY) not in line
     rc, _, err = kemo("train", "--config", TINY, "--set", "nosuch.key=1",
                       "--run-dir", tmp_path / "run")
-    line = refused(rc, err, "--set 'nosuch.key=1'", "unknown config key")
+    line = refused(rc, err, "--set 'nosuch.key=1'", "unknown config section", "'nosuch'")
     assert str(TINY) not in line
 
 
