@@ -172,6 +172,18 @@ def preprocessing_settings(preprocessor, sequence_length: int) -> dict:
     }
 
 
+def use_snippet(saved_model) -> list[str]:
+    """The five lines that serve the export with TensorFlow alone (README, export.json);
+    `import tensorflow_text` registers the tokenizer's ops, without it the load fails
+    with "Op type not registered 'RegexSplitWithOffsets'"."""
+    return ["import tensorflow as tf",
+            "import tensorflow_text  # registers the tokenizer's ops: import before loading",
+            f"model = tf.saved_model.load({str(saved_model)!r})",
+            "out = model.signatures[\"serving_default\"](texts=tf.constant([\"I can't stop "
+            "smiling today\"]))",
+            "print(out[\"probabilities\"].numpy(), out[\"decisions\"].numpy())"]
+
+
 def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int = 32,
                repeats: int = 10, platforms=("cpu", "cuda"), pad_batch: bool = True,
                log=print) -> dict:
@@ -266,6 +278,7 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
                 "lowered_for": lowered_for,
                 "requires": "tensorflow and the tensorflow-text ops "
                             "(import tensorflow_text before tf.saved_model.load)",
+                "python": use_snippet(out / SAVED_MODEL),
                 "size_bytes": dir_size(stage / SAVED_MODEL),
             },
             "versions": _versions(),

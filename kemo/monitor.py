@@ -73,8 +73,68 @@ def tensorboard_callback(run_dir, log=print):
                                        write_graph=False, update_freq="epoch")
 
 
+class CompileNotes(keras.callbacks.Callback):
+    """Say what a long wait in `fit` is: XLA compiles the train step on the first batch
+    and again for each new batch shape (a length bucket not seen yet), which froze the
+    bar without a word. Prints a line before the first step, its time after, and a line
+    for any later step that takes over 5x the median step and over `min_seconds` (the
+    first batch of a new length bucket, or of validation).
+
+    Example:
+        model.fit(ds, epochs=2, callbacks=[CompileNotes()])
+        # compiling the train step (XLA; once per batch shape) ...
+        # first train step: 21.4s (mostly compiling)
+    """
+
+    def __init__(self, min_seconds: float = 1.0, log=print, bar: bool = False):
+        super().__init__()
+        self.min_seconds, self.log, self.bar = min_seconds, log, bar
+        self._steps, self._t0, self._first = [], 0.0, True
+
+    def _say(self, text):
+        self.log(("\n" if self.bar else "") + text)
+        sys.stdout.flush()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        import time
+
+        if self._first:
+            self._say("compiling the train step (XLA; once per batch shape) ...")
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        import statistics
+        import time
+
+        took = time.perf_counter() - self._t0
+        if self._first:
+            self._first = False
+            self._say(f"first train step: {took:.1f}s (mostly compiling)")
+            return
+        if (len(self._steps) >= 3 and took > self.min_seconds
+                and took > 5 * statistics.median(self._steps[-50:])):
+            self._say(f"step {batch + 1}: {took:.1f}s (compiling a new length bucket)")
+        else:
+            self._steps.append(took)
+
+    def on_test_begin(self, logs=None):
+        import time
+
+        self._test_t0 = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        import time
+
+        took = time.perf_counter() - self._test_t0
+        if took > self.min_seconds:
+            self._say(f"validation pass: {took:.1f}s")
+
+
 def monitor_callbacks(run_dir, verbose: int, log=print) -> list:
-    """The progress bar (when `verbose == 1`) and the TensorBoard writer for `fit`."""
+    """The progress bar (when `verbose == 1`), compile notes (unless quiet) and the
+    TensorBoard writer for `fit`."""
     callbacks = [RunningProgbar()] if verbose == 1 else []
+    if verbose:
+        callbacks.append(CompileNotes(log=log, bar=verbose == 1))
     board = tensorboard_callback(run_dir, log)
     return callbacks + ([board] if board is not None else [])

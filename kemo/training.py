@@ -259,7 +259,9 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     arrays = {n: cache.arrays(n, ex) for n, ex in named.items()} if cache else None
     preprocessor = (cache.load_preprocessor() if cache
                     else load_preprocessor(cfg.model, train_texts=train_ex.texts))
+    t_load = time.time()
     backbone = load_backbone(cfg.model, preprocessor.tokenizer.vocabulary_size())
+    load_seconds = time.time() - t_load
     if cfg.model.prune_vocabulary:  # only the token rows the run's texts use
         preprocessor, backbone, arrays = prune_vocabulary(
             cfg, splits.root, preprocessor, backbone, arrays, Path(run_dir) if resume else None)
@@ -286,6 +288,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
 
     if announce:
         print(announce)
+    print(f"backbone: {cfg.model.preset or 'random weights'} loaded in {load_seconds:.1f}s "
+          f"({backbone.count_params() / 1e6:.1f}M weights)")
     print(f"data: {len(train_ex)} train, {len(val_ex)} validation (from train), "
           f"{len(splits.dev) if splits.dev is not None else 0} dev rows; "
           f"languages {', '.join(cfg.data.languages)}; labels {', '.join(label_names)}")
@@ -358,8 +362,14 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     history = json.loads((run_dir / "history.json").read_text())
     epochs_run = len(history)
 
-    probs = {name: predict_probs(model, arr, cfg.train.batch_size, buckets, tf_data)
-             for name, arr in arrays.items() if name != "train"}
+    probs = {}
+    for name, arr in arrays.items():
+        if name != "train":  # a line before each wait: predicting compiles too
+            print(f"evaluating {'validation' if name == 'val' else name} "
+                  f"({len(named[name])} rows) ...", end=" ", flush=True)
+            t1 = time.time()
+            probs[name] = predict_probs(model, arr, cfg.train.batch_size, buckets, tf_data)
+            print(f"{time.time() - t1:.1f}s", flush=True)
     search, per_lang = tune_on_validation(probs["val"], val_ex, cfg.thresholds.tune)
     decides = "threshold_0.5" if not cfg.thresholds.tune else (
         "per_language_thresholds" if cfg.thresholds.per_language else "tuned_thresholds")
