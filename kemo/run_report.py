@@ -68,6 +68,16 @@ def read_history(run_dir) -> list[dict]:
 
 # ------------------------------------------------------------------------- HTML
 
+def _meta_value(key: str, value):
+    """A report.json meta value as the page header shows it: the CPU as one phrase,
+    a list by its length."""
+    if key == "cpu" and isinstance(value, dict):
+        from kemo.machine import describe_cpu
+
+        return describe_cpu(value)
+    return len(value) if isinstance(value, list) else value
+
+
 def _e(x) -> str:
     return html.escape(str(x))
 
@@ -107,7 +117,8 @@ def language_table(rep: dict, split: str, decides: str = "") -> str:
     means = [(rep[k].get(MEAN) or language_mean(rep[k]["per_language"])) if k in rep else None
              for k in keys]
     count = next((m["languages"] for m in means if m), 0)
-    rows.append(f'<tr class="main"><td>mean over {count} languages</td><td></td>' + "".join(
+    rows.append(f'<tr class="main"><td>mean over {count} language{"s" if count != 1 else ""}'
+                '</td><td></td>' + "".join(
         f"<td>{m['macro_f1']:.4f}</td>" if m else "<td>-</td>" for m in means) + "</tr>")
     rows.append(f"<tr><td>all rows</td><td>{rep['tuned_thresholds']['overall'].get('n', '')}"
                 "</td>" + "".join(cell(rep.get(k, {}).get("overall")) for k in keys) + "</tr>")
@@ -229,9 +240,9 @@ def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
     meta = report.get("meta", {})
     if meta:
         body.append('<p class="meta">' + " &middot; ".join(
-            f"{_e(k.replace('_', ' '))}: {_e(v if not isinstance(v, list) else len(v))}"
-            for k, v in meta.items() if k not in ("thresholds", "per_language_thresholds",
-                                                   "backfilled")) + "</p>")
+            f"{_e(k.replace('_', ' '))}: {_e(_meta_value(k, v))}"
+            for k, v in meta.items() if v is not None and k not in (
+                "thresholds", "per_language_thresholds", "backfilled")) + "</p>")
 
     body.append("<h2>Training curves</h2>")
     figs = plot_curves(history, names, out)

@@ -134,3 +134,22 @@ def test_version_and_config_by_name(tmp_path, monkeypatch):
     assert resolve_config("tiny") == "tiny"  # a file given by name wins
     with pytest.raises(InputError, match=r"--config nope: .*known: default, offline/e5_all"):
         resolve_config("nope")
+
+
+def test_report_header_has_no_none_or_raw_dict(tiny_run, tmp_path):
+    """The run report's header: no "resumed after epoch: None", the CPU as a phrase (not a
+    Python dict), and "mean over 1 language" (not "languages")."""
+    import json
+    import shutil
+
+    from kemo.machine import describe_cpu
+    from kemo.run_report import write_run_report
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    meta = json.loads((run / "report.json").read_text())["meta"]
+    assert meta["resumed_after_epoch"] is None and isinstance(meta["cpu"], dict)
+    page = write_run_report(run, out_dir=tmp_path / "report").read_text()
+    assert "resumed after epoch" not in page and "{&#x27;" not in page and "{'" not in page
+    assert f"cpu: {describe_cpu(meta['cpu'])}".replace("'", "&#x27;") in page
+    assert "mean over 1 language<" in page
