@@ -12,8 +12,10 @@ the tour's export runs too, with TensorFlow and no kemo, Keras-hub or JAX module
 
 Why `slow`: the README trains six runs (tour, first run, train, e5_all, token cache,
 a second ensemble member) and predicts, reports, explains and exports; each `kemo`
-process also pays ~8 s of imports. On 2 CPU cores that is ~10 min, against a default
-suite of 12.5 min that should stay within ~15 min, so it runs with `-m slow`:
+process also pays ~8 s of imports. On 2 CPU cores (shared with a training) it took
+5.3 min (317 s) in one process; the default suite already takes 12.5 min on those cores
+in two workers and should stay within ~15 min, and 5.3 more minutes of work would take it
+to 15-18 min, so it runs with `-m slow`:
 
     python -m pytest -n 0 -m slow tests/test_readme.py
 """
