@@ -56,6 +56,13 @@ VARIANTS = {
     "fine_freeze6": ("fine buckets + freeze 6", {"buckets": FINE, "freeze_layers": 6}),
     "fine_freeze6_bs64": ("fine buckets + freeze 6 + batch 64",
                           {"buckets": FINE, "freeze_layers": 6, "batch_size": 64}),
+    "fine_freeze6_bs16": ("fine buckets + freeze 6 + batch 16",
+                          {"buckets": FINE, "freeze_layers": 6, "batch_size": 16}),
+    "tf_freeze6": ("tensorflow + freeze 6", {"backend": "tensorflow", "freeze_layers": 6}),
+    "tf_fine_freeze6": ("tensorflow + fine buckets + freeze 6",
+                        {"backend": "tensorflow", "buckets": FINE, "freeze_layers": 6}),
+    "tf_bf16": ("tensorflow + mixed_bfloat16",
+                {"backend": "tensorflow", "dtype_policy": "mixed_bfloat16"}),
 }
 
 
@@ -175,6 +182,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", help="Track A root (default: $KEMO_DATA_DIR, then "
                     "../shared/data/brighter/track_a)")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per setting")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds over the settings, each "
+                    "round in the other order (shared-machine noise then hits all alike); "
+                    "the table gives the median")
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -198,19 +208,32 @@ def main(argv=None) -> int:
     results = []
     header = (f"{'setting':<18}{'what':<38}{'rows/s':>8}{'x base':>8}{'compile s':>11}"
               f"{'trainable':>12}")
-    print(header, flush=True)
+    names = args.only or list(VARIANTS)
+    rounds = [names if r % 2 == 0 else names[::-1] for r in range(args.repeats)]
+    runs = {name: [] for name in names}
+    for r, order in enumerate(rounds):
+        for name in order:
+            res = run_variant(name, tokens, args.rows, args.timeout)
+            runs[name].append(res)
+            results.append({**res, "round": r})
+            if "error" in res:
+                print(f"  {name} (round {r + 1}): error: {res['error']}", flush=True)
+            elif args.repeats > 1:
+                print(f"  {name} (round {r + 1}): {res['rows_per_s']:.1f} rows/s", flush=True)
     base = None
-    for name in args.only or list(VARIANTS):
-        r = run_variant(name, tokens, args.rows, args.timeout)
-        results.append(r)
-        if "error" in r:
-            print(f"{name:<18}{r['what']:<38}  error: {r['error']}", flush=True)
+    print(header, flush=True)
+    for name in names:
+        ok = [x for x in runs[name] if "error" not in x]
+        if not ok:
+            print(f"{name:<18}{VARIANTS[name][0]:<38}  error", flush=True)
             continue
+        rate = float(np.median([x["rows_per_s"] for x in ok]))
+        compile_s = float(np.median([x["compile_s"] for x in ok]))
         if name == "baseline":
-            base = r["rows_per_s"]
-        ratio = f"{r['rows_per_s'] / base:.2f}" if base else "-"
-        print(f"{name:<18}{r['what']:<38}{r['rows_per_s']:>8.1f}{ratio:>8}"
-              f"{r['compile_s']:>11.1f}{r['trainable_params'] / 1e6:>11.1f}M", flush=True)
+            base = rate
+        ratio = f"{rate / base:.2f}" if base else "-"
+        print(f"{name:<18}{VARIANTS[name][0]:<38}{rate:>8.1f}{ratio:>8}{compile_s:>11.1f}"
+              f"{ok[0]['trainable_params'] / 1e6:>11.1f}M", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"cpu": cpu, "rows": args.rows,

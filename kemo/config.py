@@ -37,6 +37,10 @@ class DataConfig:
     # taken before the validation split), so a 28-language run fits a CPU budget.
     max_train_examples_per_language: int = 0
     sampling_strength: float = 0.0  # 0: off; 1: weights = inverse label frequency
+    # Languages drawn with probability proportional to (row count)^(1/T), on top of the
+    # label weighting: 1 keeps the data's own mix (today's order exactly); large T
+    # approaches uniform over languages; below 1 favours the large languages.
+    language_temperature: float = 1.0
     length_buckets: list[int] = field(default_factory=list)  # empty: pad to max
     # Seed of the validation split (and of the max_train_examples subset). Its own seed,
     # not train.seed: runs that differ only in train.seed validate on the same rows, so
@@ -131,6 +135,7 @@ _RANGES = {
     "data.max_train_examples": (0, True, None, False),  # 0: all rows
     "data.max_train_examples_per_language": (0, True, None, False),  # 0: all rows
     "data.sampling_strength": (0, True, 10, True),  # (1/freq)^strength stays finite
+    "data.language_temperature": (0, False, 1000, True),
     "data.length_buckets": (0, False, MAX_SEQUENCE, True),  # each entry
     # Upper bounds on what sizes memory, checked before the run directory exists
     # (the largest real backbones: 48 layers, 64 heads, 8192 wide, 250k vocabulary).

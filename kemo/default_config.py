@@ -67,16 +67,25 @@ def resolve_config(name: str | None) -> str:
 
 def result_summary(report: dict) -> str:
     """`dev macro-F1: F (how the run decides; F at 0.5)` from a run's report.json
-    (validation when the run has no dev rows)."""
+    (validation when the run has no dev rows). With several languages F is the mean
+    over languages of macro-F1, the shared task's number, and the pooled figure follows.
+    """
     split = "dev" if "dev" in report else "validation"
     decides = report.get("meta", {}).get("decides_with", "tuned_thresholds")
     if decides not in report[split]:
         decides = "threshold_0.5"
+    mean = report[split][decides].get("mean_over_languages") or {}
+    several = mean.get("languages", 1) > 1
 
     def f1(key):
+        if several:
+            return report[split][key]["mean_over_languages"]["macro_f1"]
         return report[split][key]["overall"]["macro"]["f1"]
 
-    text = f"{split} macro-F1: {f1(decides):.4f} ({_HOW.get(decides, decides)}"
+    what = f"mean over {mean['languages']} languages of " if several else ""
+    text = f"{split} {what}macro-F1: {f1(decides):.4f} ({_HOW.get(decides, decides)}"
     if decides != "threshold_0.5":
         text += f"; {f1('threshold_0.5'):.4f} at 0.5"
+    if several:
+        text += f"; all rows pooled {report[split][decides]['overall']['macro']['f1']:.4f}"
     return text + (")" if split == "dev" else "; no dev rows)")

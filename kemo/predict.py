@@ -21,9 +21,9 @@ from kemo.data.pipeline import token_lengths
 from kemo.interrupt import ReraiseInterrupt
 
 
-def predict_probs(model, arrays, batch_size: int, buckets=None,
-                  tf_data: bool | None = None) -> np.ndarray:
-    """Sigmoid probabilities for tokenised `arrays`, in their order.
+def predict_logits(model, arrays, batch_size: int, buckets=None,
+                   tf_data: bool | None = None) -> np.ndarray:
+    """Logits (float32) for tokenised `arrays`, in their order.
 
     Rows are batched shortest first, so each batch pads to the smallest bucket that
     holds it, and the results are put back in the input order. The batches come from
@@ -34,7 +34,14 @@ def predict_probs(model, arrays, batch_size: int, buckets=None,
     ds = input_batches({k: v[order] for k, v in arrays.items()}, None, batch_size,
                        tf_data=tf_data, buckets=buckets, shuffle=False)
     logits = model.predict(ds, verbose=0, callbacks=[ReraiseInterrupt()])
-    logits = logits[:len(order)]  # the last batch's padding dropped
-    probs = np.empty_like(np.asarray(logits, dtype="float32"))
-    probs[order] = np.asarray(keras.ops.sigmoid(logits), dtype="float32")
-    return probs
+    logits = np.asarray(logits[:len(order)], dtype="float32")  # the padding dropped
+    out = np.empty_like(logits)
+    out[order] = logits
+    return out
+
+
+def predict_probs(model, arrays, batch_size: int, buckets=None,
+                  tf_data: bool | None = None) -> np.ndarray:
+    """Sigmoid probabilities for tokenised `arrays`, in their order (`predict_logits`)."""
+    logits = predict_logits(model, arrays, batch_size, buckets, tf_data)
+    return np.asarray(keras.ops.sigmoid(logits), dtype="float32")

@@ -2,6 +2,10 @@
 
 For each label, the threshold maximising F1 on the precision-recall curve
 (`sklearn.metrics.precision_recall_curve`) of the validation split's probabilities.
+With several languages (`fit(..., langs=...)`) the global thresholds maximise instead
+what the shared task ranks by, the mean over languages of each language's macro-F1:
+label `j`'s threshold maximises `sum over languages l of F1_lj / labels(l)`, which
+separates by label because a global threshold moves only its own label's F1.
 Fit them on the validation split carved from train; report on dev: never fit
 thresholds on the split they are scored on.
 
@@ -64,12 +68,18 @@ class ThresholdSearch:
         names = list(label_names)
         return cls([UNTUNED_THRESHOLD] * len(names), names)
 
-    def fit(self, probs, labels, mask, label_names):
+    def fit(self, probs, labels, mask, label_names, langs=None):
+        """Global thresholds on validation; with `langs` of several languages, for the
+        mean over languages of macro-F1 (`val_f1` stays each label's pooled F1)."""
         self.label_names = list(label_names)
         self.thresholds, self.val_f1, self.per_language = [], [], {}
+        several = langs is not None and len(set(np.asarray(langs).tolist())) > 1
         for j in range(probs.shape[1]):
             known = mask[:, j] > 0
             t, f1 = best_f1_threshold(labels[known, j], probs[known, j], self.default)
+            if several and labels[known, j].sum() > 0:
+                t = best_language_mean_threshold(labels[:, j], probs[:, j], mask, langs, j)
+                f1 = _f1_at(labels[known, j], probs[known, j], t)
             self.thresholds.append(t)
             self.val_f1.append(f1)
         return self
@@ -168,13 +178,43 @@ def best_f1_threshold(y_true, probs, default: float = UNTUNED_THRESHOLD
     return float(thresholds[best]), float(f1[best])
 
 
+def _f1_at(y_true, probs, t: float) -> float:
+    pred = decide(probs, t)
+    tp, pp, p = float((pred * y_true).sum()), float(pred.sum()), float(np.sum(y_true))
+    return 2 * tp / (pp + p) if pp + p else 0.0
+
+
+def best_language_mean_threshold(y, probs, mask, langs, j: int) -> float:
+    """Label `j`'s threshold maximising `sum_l F1_lj(t) / labels(l)` over the languages
+    `l` of `langs` that annotate it (`labels(l)`: how many labels `l` annotates, so the
+    sum is label `j`'s part of the mean over languages of macro-F1). Candidates are the
+    distinct probabilities of known rows (`p >= t` decides); the lowest wins a tie."""
+    langs, probs, y = np.asarray(langs), np.asarray(probs, "float32"), np.asarray(y)
+    known = np.asarray(mask)[:, j] > 0
+    candidates = np.unique(probs[known])
+    score = np.zeros(len(candidates))
+    for lang in dict.fromkeys(langs[known].tolist()):
+        rows = langs == lang
+        n_labels = int((np.asarray(mask)[rows] > 0).any(axis=0).sum())
+        here = rows & known
+        pos = np.sort(probs[here & (y > 0)])
+        if len(pos) == 0:  # F1 is 0 whatever t is
+            continue
+        every = np.sort(probs[here])
+        tp = len(pos) - np.searchsorted(pos, candidates, side="left")
+        pp = len(every) - np.searchsorted(every, candidates, side="left")
+        score += 2.0 * tp / (pp + len(pos)) / n_labels
+    return float(candidates[int(np.argmax(score))])
+
+
 def tune_on_validation(probs, val, tune: bool = True):
     """(global, per-language) searches fitted on the validation split `val` (an
     `Examples`): the per-language one falls back to the global thresholds; with
     `tune=False` the global thresholds are untuned (`ThresholdSearch.untuned`; the
     per-language ones are still tuned, for the report's comparison)."""
     if tune:
-        search = ThresholdSearch().fit(probs, val.labels, val.mask, val.label_names)
+        search = ThresholdSearch().fit(probs, val.labels, val.mask, val.label_names,
+                                       langs=val.langs)
     else:
         search = ThresholdSearch.untuned(val.label_names)
     return search, search.tuned_per_language(probs, val.labels, val.mask, val.langs)

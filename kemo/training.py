@@ -36,7 +36,8 @@ from kemo.data.brighter import Examples
 from kemo.data.splits import load_data
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
-    epoch_indices, label_distribution, sampling_weights, steps_per_epoch, tokenize_splits,
+    epoch_indices, label_distribution, language_shares, language_weights, sampling_weights,
+    steps_per_epoch, tokenize_splits,
 )
 from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_manifest
 from kemo.errors import InputError
@@ -56,6 +57,7 @@ from kemo.report import format_console_report, full_report
 from kemo.run_lock import RunLock, check_unlocked
 from kemo.split_predictions import write_split_predictions, write_split_submission
 from kemo.thresholds import UNTUNED_THRESHOLD, tune_on_validation
+from kemo.validation import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
 
 
 def make_optimizer(cfg: Config, total_steps: int):
@@ -101,6 +103,23 @@ class JsonHistory(keras.callbacks.Callback):
 def _format_distribution(names, before, after) -> str:
     rows = [f"{'label':<10}{'before':>9}{'after':>9}"]
     rows += [f"{n:<10}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
+    return "\n".join(rows)
+
+
+def _sampling_weights(cfg: Config, train_ex: Examples):
+    """Per-row draw probabilities: label weighting (`data.sampling_strength`) times
+    language tempering (`data.language_temperature`); None: a plain permutation."""
+    weights = None
+    if cfg.data.sampling_strength > 0:
+        weights = sampling_weights(train_ex.labels, train_ex.mask, cfg.data.sampling_strength)
+    return language_weights(train_ex.langs, cfg.data.language_temperature, weights)
+
+
+def _format_languages(langs, weights) -> str:
+    n = len(langs)
+    before, after = language_shares(langs), language_shares(langs, weights)
+    rows = [f"{'language':<10}{'rows':>8}{'sampled':>9}"]
+    rows += [f"{lang:<10}{before[lang] * n:>8.0f}{after[lang] * n:>9.0f}" for lang in sorted(before)]
     return "\n".join(rows)
 
 
@@ -163,7 +182,8 @@ def _open_run_dir(run_dir: Path, cfg: Config, resume: bool, lock: ExitStack) -> 
     lock.enter_context(RunLock(run_dir))  # the first file in it; proves it writable
 
 
-def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> None:
+def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
+                             monitor: str = "val_macro_f1") -> None:
     """On resume: `label_distribution.json` and `history.json` (read back by the run)
     are valid and match the data and the checkpoint."""
     from kemo.run_files import label_names as check_labels, read_history
@@ -179,8 +199,8 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> 
             raise InputError(f"{run_dir / 'history.json'}: {len(epochs)} epochs, but the "
                              f"checkpoint is after epoch {done}")
         es = (state or {}).get("early_stopping") or {}
-        if es.get("best") is not None:  # early stopping's best is the val_macro_f1 logged then
-            logged = epochs[es["best_epoch"]].get("val_macro_f1")
+        if es.get("best") is not None:  # early stopping's best is the monitor logged then
+            logged = epochs[es["best_epoch"]].get(monitor)
             try:
                 with np.errstate(over="ignore"):
                     same = np.float32(logged) == np.float32(es["best"])
@@ -190,7 +210,7 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names) -> 
                 state_json = run_dir / "checkpoints" / f"epoch-{done:04d}" / "state.json"
                 raise InputError(
                     f"{state_json}, field 'early_stopping.best': {es['best']}, but "
-                    f"{run_dir / 'history.json'} logs val_macro_f1 {logged} for epoch "
+                    f"{run_dir / 'history.json'} logs {monitor} {logged} for epoch "
                     f"{es['best_epoch'] + 1} (one of the two files is damaged)")
     if (run_dir / "history.csv").exists():  # CSVLogger appends to it
         try:
@@ -280,7 +300,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     if resume:  # the whole checkpoint and history are checked before anything is written
         state = load_checkpoint(run_dir, model, cfg.train.epochs,
                                 cfg.train.early_stopping_patience > 0)
-        _check_resumable_history(run_dir, state, label_names)
+        _check_resumable_history(run_dir, state, label_names,
+                                 monitor_key(train_ex.langs.tolist()))
     else:
         (run_dir / "config.toml").write_text(dump_config(cfg))
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
@@ -304,15 +325,17 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
                          cache.manifest["tokenize_seconds"] if cache else time.time() - t0)
     tf_data = False if cache else None  # from a cache: the numpy input path, no TensorFlow
 
-    weights = None
-    if cfg.data.sampling_strength > 0:
-        weights = sampling_weights(train_ex.labels, train_ex.mask, cfg.data.sampling_strength)
+    weights = _sampling_weights(cfg, train_ex)
     before = label_distribution(train_ex.labels, train_ex.mask)
     after = label_distribution(train_ex.labels, train_ex.mask,
                                epoch_indices(len(train_ex), cfg.train.seed, 0, weights))
     print("label distribution (positive rate), before and after sampling "
           f"(strength {cfg.data.sampling_strength}):")
     print(_format_distribution(label_names, before, after))
+    if len(set(train_ex.langs.tolist())) > 1:
+        print(f"rows per language and epoch, before and after sampling (language "
+              f"temperature {cfg.data.language_temperature}):")
+        print(_format_languages(train_ex.langs, weights))
     if not (resume and (run_dir / "label_distribution.json").exists()):
         (run_dir / "label_distribution.json").write_text(json.dumps(
             {"labels": list(label_names), "before": before.tolist(), "after": after.tolist(),
@@ -331,13 +354,19 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
                            buckets=buckets, shuffle=False)
     callbacks = [keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
                  JsonHistory(run_dir / "history.json")]
+    monitor = monitor_key(train_ex.langs.tolist())
+    if monitor == LANGUAGE_MEAN_KEY:  # one validation pass, before what reads its logs
+        callbacks.insert(0, LanguageValidation(arrays["val"], val_ex, loss,
+                                               make_metrics(label_names, loss),
+                                               cfg.train.batch_size, buckets, tf_data))
+        val_ds = None
     early_stopping = None
     if cfg.train.early_stopping_patience > 0:
         restore = None
         if state and "early_stopping" in state:
             restore = {**state["early_stopping"], "best_weights": state.get("best_weights")}
         early_stopping = ResumableEarlyStopping(
-            monitor="val_macro_f1", mode="max", patience=cfg.train.early_stopping_patience,
+            monitor=monitor, mode="max", patience=cfg.train.early_stopping_patience,
             restore_best_weights=True, verbose=1, restore=restore)
         callbacks.append(early_stopping)
     callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record

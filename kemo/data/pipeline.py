@@ -90,6 +90,36 @@ def sampling_weights(labels: np.ndarray, mask: np.ndarray, strength: float) -> n
     return weight / weight.sum()
 
 
+def language_weights(langs, temperature: float, weights=None) -> np.ndarray | None:
+    """Per-example sampling probabilities that draw language `l` with probability
+    proportional to `n_l^(1/temperature)` (its row count `n_l`), times `weights` (the
+    label weighting, or uniform) within each language.
+
+    Each example's weight is multiplied by `n_l^(1/T - 1)`: with uniform `weights` a
+    language's share becomes `n_l^(1/T) / sum_k n_k^(1/T)`. `temperature == 1` returns
+    `weights` itself (None stays None), so the epoch order is exactly the untempered one.
+
+    Example:
+        w = language_weights(train.langs, 3.0, sampling_weights(train.labels, train.mask, 0.5))
+        order = epoch_indices(len(train), seed, epoch, w)
+    """
+    if temperature == 1:
+        return weights
+    langs = np.asarray(langs)
+    names, inverse, counts = np.unique(langs, return_inverse=True, return_counts=True)
+    factor = counts.astype("float64") ** (1.0 / temperature - 1.0)
+    base = np.full(len(langs), 1.0 / len(langs)) if weights is None else np.asarray(weights)
+    out = base * factor[inverse]
+    return out / out.sum()
+
+
+def language_shares(langs, weights=None) -> dict[str, float]:
+    """{language: its expected share of an epoch's draws} under `weights` (None: uniform)."""
+    langs = np.asarray(langs)
+    w = np.full(len(langs), 1.0 / max(len(langs), 1)) if weights is None else np.asarray(weights)
+    return {str(lang): float(w[langs == lang].sum()) for lang in dict.fromkeys(langs.tolist())}
+
+
 def epoch_indices(n: int, seed: int, epoch: int, weights=None) -> np.ndarray:
     """The example order of one epoch: depends only on (seed, epoch)."""
     rng = np.random.default_rng([seed, epoch])
