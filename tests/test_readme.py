@@ -48,6 +48,11 @@ BLOCKS = {
         "sub", [("--config configs/offline/xlmr_eng.toml --set train.epochs=3", TINY_QUICK)]),
     "kemo train --config configs/offline/e5_all.toml": (
         "sub", [("--config configs/offline/e5_all.toml", TINY_QUICK)]),
+    "kemo train --config configs/offline/e5_all_full.toml": (
+        "sub", [("--config configs/offline/e5_all_full.toml --run-dir ~/kemo-runs/e5_all_full",
+                 f"{TINY_QUICK} --run-dir runs/e5_all_full --keep-checkpoints"),
+                ("kemo train --resume ~/kemo-runs/e5_all_full",
+                 "rm runs/e5_all_full/report.json && kemo train --resume runs/e5_all_full")]),
     "kemo tokenize --config configs/offline/xlmr_eng_hin.toml": (
         "sub", [("kemo tokenize --config configs/offline/xlmr_eng_hin.toml",
                  f"kemo tokenize {TINY_QUICK}"),
