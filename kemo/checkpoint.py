@@ -40,10 +40,11 @@ import numpy as np
 
 from kemo import run_files as rf
 from kemo.errors import InputError
+from kemo.run import layout as L
 
 
 def _checkpoints(run_dir) -> Path:
-    return Path(run_dir) / "checkpoints"
+    return Path(run_dir) / L.CHECKPOINTS
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from kemo.errors import InputError
+from kemo.run import layout as L
 from kemo.thresholds import ThresholdSearch, tune_on_validation
 
-ENSEMBLE_FILE = "ensemble.json"
+ENSEMBLE_FILE = L.ENSEMBLE
 FORMAT = "kemo-ensemble"
 
 
@@ -252,17 +253,17 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = members[0].config
-    write_text(run_dir / "config.toml", dump_config(cfg))  # each file whole or absent
+    write_text(run_dir / L.CONFIG, dump_config(cfg))  # each file whole or absent
     write_text(run_dir / ENSEMBLE_FILE, json.dumps({
         "format": FORMAT, "label_names": names,
         "members": [{"path": str(p.resolve()), "weight": w} for p, w in zip(paths, weights)],
     }, indent=1))
-    write_text(run_dir / "thresholds.json", json.dumps(decide.to_dict(), indent=2))
-    write_split_predictions(run_dir / "predictions_val.csv", val, ens["val"], decide)
+    write_text(run_dir / L.THRESHOLDS, json.dumps(decide.to_dict(), indent=2))
+    write_split_predictions(run_dir / L.PREDICTIONS_VAL, val, ens["val"], decide)
     if dev is not None:
-        write_split_predictions(run_dir / "predictions_dev.csv", dev, ens["dev"], decide)
-        write_split_submission(run_dir / "predictions" / "dev", dev, ens["dev"], decide)
-    write_text(run_dir / "report.json", json.dumps(report, indent=1))  # last: finished
+        write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, ens["dev"], decide)
+        write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, ens["dev"], decide)
+    write_text(run_dir / L.REPORT, json.dumps(report, indent=1))  # last: finished
     log(format_members_table(report))
     for split in ("validation", "dev"):
         if split in report:

@@ -49,6 +49,7 @@ from pathlib import Path
 
 from kemo.data.pipeline import length_buckets
 from kemo.errors import InputError
+from kemo.run import layout as L
 from kemo.serving import ServingMember, build_serving_module
 from kemo.tf_only import benchmark_saved_model
 from kemo.export_dir import (  # noqa: F401  (read_export_info: re-exported)
@@ -197,7 +198,7 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    out = Path(out_dir) if out_dir else run_dir / "export"
+    out = Path(out_dir) if out_dir else run_dir / L.EXPORT_DIR
     check_out(out)
     run = load_run(run_dir)
     members = getattr(run, "members", None) or [run]  # an ensemble's, or the run itself
@@ -209,9 +210,9 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
             # A run's files at the top; an ensemble's members under members/<i>/.
             where = stage / "members" / str(i) if len(members) > 1 else stage
             where.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(member.path / "model.keras", where / "model.keras")
-            shutil.copytree(member.path / "preprocessor", where / "preprocessor")
-            files.append(str((where / "model.keras").relative_to(stage)))
+            shutil.copy2(member.path / L.MODEL, where / L.MODEL)
+            shutil.copytree(member.path / L.PREPROCESSOR, where / L.PREPROCESSOR)
+            files.append(str((where / L.MODEL).relative_to(stage)))
             seq_len = int(member.config.model.sequence_length)
             specs, lowered = export_numeric(member.model, stage / f"_numeric{i}", seq_len,
                                             platforms)

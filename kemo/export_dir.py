@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kemo import run_files as rf
 from kemo.errors import InputError
+from kemo.run import layout as L
 
 FORMAT_VERSION = 1
 SAVED_MODEL = "saved_model"
@@ -41,7 +42,7 @@ def read_export_info(out_dir) -> dict:
     names = rf.label_names(rf.field(info, "label_names", path, list), path, "label_names")
     rf.numbers(rf.field(info, "thresholds", path, list), path, "thresholds", len(names),
                0.0, 1.0)
-    keras_path = "members" if "ensemble" in info else "model.keras"  # members/<i>/...
+    keras_path = "members" if "ensemble" in info else L.MODEL  # members/<i>/...
     for keys, expected in ((("keras_model", "path"), keras_path),
                            (("saved_model", "path"), SAVED_MODEL),
                            (("saved_model", "signature"), SIGNATURE)):

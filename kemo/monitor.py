@@ -25,7 +25,9 @@ from pathlib import Path
 
 import keras
 
-TENSORBOARD_DIR = "tensorboard"
+from kemo.run import layout as L
+
+TENSORBOARD_DIR = L.TENSORBOARD
 BAR_KEYS = ("loss", "macro_f1")  # what the bar shows while an epoch runs
 
 
@@ -49,13 +51,33 @@ def progress_verbosity(quiet: bool = False, stream=None) -> int:
 class RunningProgbar(keras.callbacks.ProgbarLogger):
     """Keras' progress bar showing only the running loss and macro-F1 while an
     epoch runs (a bar with six per-label losses would wrap and redraw badly); the
-    epoch's closing line shows every logged value, validation included.
+    epoch's closing line shows every logged value, validation included. Its ETA leaves
+    out compile time: a step over 5x the median step (XLA compiling a new length
+    bucket) counts as a median step, so the ETA no longer jumps (26:52 -> 9s -> 2:25).
 
     Example:
         model.fit(ds, epochs=3, verbose=1, callbacks=[RunningProgbar()])
     """
 
+    def on_train_batch_begin(self, batch, logs=None):
+        import time
+
+        self._step_t0 = time.time()
+        super().on_train_batch_begin(batch, logs)
+
     def on_train_batch_end(self, batch, logs=None):
+        import statistics
+        import time
+
+        took = time.time() - getattr(self, "_step_t0", time.time())
+        steps = self.__dict__.setdefault("_step_times", [])
+        bar = getattr(self, "progbar", None)
+        if len(steps) >= 3 and took > 5 * statistics.median(steps[-50:]):
+            median = statistics.median(steps[-50:])
+            if bar is not None and getattr(bar, "_time_after_first_step", None) is not None:
+                bar._time_after_first_step += took - median  # compile is not step time
+        elif batch > 0:
+            steps.append(took)
         logs = {k: v for k, v in (logs or {}).items() if k in BAR_KEYS}
         super().on_train_batch_end(batch, logs)
 
@@ -76,29 +98,45 @@ def tensorboard_callback(run_dir, log=print):
 class CompileNotes(keras.callbacks.Callback):
     """Say what a long wait in `fit` is: XLA compiles the train step on the first batch
     and again for each new batch shape (a length bucket not seen yet), which froze the
-    bar without a word. Prints a line before the first step, its time after, and a line
-    for any later step that takes over 5x the median step and over `min_seconds` (the
-    first batch of a new length bucket, or of validation).
+    bar without a word. With `bucket_of_step(epoch, batch)` (the padded length of that
+    batch, from the run's `BatchPlan`) it says before such a step which bucket compiles
+    and after it how long it took; without, it prints a line before the first step, its
+    time after, and a line for any later step over 5x the median step and over
+    `min_seconds`.
 
     Example:
-        model.fit(ds, epochs=2, callbacks=[CompileNotes()])
-        # compiling the train step (XLA; once per batch shape) ...
-        # first train step: 21.4s (mostly compiling)
+        model.fit(ds, epochs=2, callbacks=[CompileNotes(bucket_of_step=lambda e, b: 32)])
+        # compiling the train step for length bucket 32 (XLA; once per bucket) ...
+        # length bucket 32 compiled and run: 21.4s
     """
 
-    def __init__(self, min_seconds: float = 1.0, log=print, bar: bool = False):
+    def __init__(self, min_seconds: float = 1.0, log=print, bar: bool = False,
+                 bucket_of_step=None):
         super().__init__()
         self.min_seconds, self.log, self.bar = min_seconds, log, bar
+        self.bucket_of_step = bucket_of_step
         self._steps, self._t0, self._first = [], 0.0, True
+        self._epoch, self._seen, self._new = 0, set(), None
 
     def _say(self, text):
         self.log(("\n" if self.bar else "") + text)
         sys.stdout.flush()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
     def on_train_batch_begin(self, batch, logs=None):
         import time
 
-        if self._first:
+        self._new = None
+        if self.bucket_of_step is not None:
+            length = self.bucket_of_step(self._epoch, batch)
+            if length not in self._seen:
+                self._seen.add(length)
+                self._new = length
+                self._say(f"compiling the train step for length bucket {length} "
+                          "(XLA; once per bucket) ...")
+        elif self._first:
             self._say("compiling the train step (XLA; once per batch shape) ...")
         self._t0 = time.perf_counter()
 
@@ -107,13 +145,19 @@ class CompileNotes(keras.callbacks.Callback):
         import time
 
         took = time.perf_counter() - self._t0
+        if self._new is not None:
+            self._say(f"length bucket {self._new} compiled and run: {took:.1f}s")
+            self._first = False
+            return
         if self._first:
             self._first = False
             self._say(f"first train step: {took:.1f}s (mostly compiling)")
             return
         if (len(self._steps) >= 3 and took > self.min_seconds
                 and took > 5 * statistics.median(self._steps[-50:])):
-            self._say(f"step {batch + 1}: {took:.1f}s (compiling a new length bucket)")
+            what = ("a slow step" if self.bucket_of_step is not None
+                    else "compiling a new length bucket")
+            self._say(f"step {batch + 1}: {took:.1f}s ({what})")
         else:
             self._steps.append(took)
 
@@ -130,11 +174,12 @@ class CompileNotes(keras.callbacks.Callback):
             self._say(f"validation pass: {took:.1f}s")
 
 
-def monitor_callbacks(run_dir, verbose: int, log=print) -> list:
-    """The progress bar (when `verbose == 1`), compile notes (unless quiet) and the
-    TensorBoard writer for `fit`."""
+def monitor_callbacks(run_dir, verbose: int, log=print, bucket_of_step=None) -> list:
+    """The progress bar (when `verbose == 1`), compile notes (unless quiet; naming the
+    length bucket with `bucket_of_step`, see `CompileNotes`) and the TensorBoard writer
+    for `fit`."""
     callbacks = [RunningProgbar()] if verbose == 1 else []
     if verbose:
-        callbacks.append(CompileNotes(log=log, bar=verbose == 1))
+        callbacks.append(CompileNotes(log=log, bar=verbose == 1, bucket_of_step=bucket_of_step))
     board = tensorboard_callback(run_dir, log)
     return callbacks + ([board] if board is not None else [])

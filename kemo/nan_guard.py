@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 
 from kemo.errors import InputError
+from kemo.run import layout as L
 
 
 class StopOnNanLoss(keras.callbacks.Callback):
@@ -44,7 +45,7 @@ class StopOnNanLoss(keras.callbacks.Callback):
             return
         if math.isfinite(value):
             return
-        root = self.run_dir / "checkpoints"
+        root = self.run_dir / L.CHECKPOINTS
         latest = root / "LATEST"
         try:
             name = latest.read_text().strip()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kemo.errors import InputError
 from kemo.report import add_language_means, setting_report
+from kemo.run import layout as L
 from kemo.split_probs import SplitProbs, dev_probs
 from kemo.thresholds import ThresholdSearch
 
@@ -55,7 +56,7 @@ def backfill_report(run_dir, report: dict, thresholds: ThresholdSearch,
     run_dir = Path(run_dir)
     fill = Backfill(copy.deepcopy(report), thresholds=thresholds)
     reproduced = val is not None and val.split == "validation" and val.reproduced
-    if reproduced and not (run_dir / "predictions_val.csv").exists():
+    if reproduced and not (run_dir / L.PREDICTIONS_VAL).exists():
         fill.val = val
     splits = [s for s in ("validation", "dev") if s in fill.report]
     for split in splits:
@@ -82,7 +83,7 @@ def backfill_report(run_dir, report: dict, thresholds: ThresholdSearch,
         try:
             dev = dev_probs(run_dir, data_dir)
             if dev.label_names != glob.label_names:
-                raise InputError(f"{run_dir / 'predictions_dev.csv'}: labels "
+                raise InputError(f"{run_dir / L.PREDICTIONS_DEV}: labels "
                                  f"{', '.join(dev.label_names)}, the run's "
                                  f"{', '.join(glob.label_names)}")
         except InputError as e:
@@ -112,14 +113,14 @@ def save_backfill(run_dir, fill: Backfill) -> list[Path]:
     run_dir = Path(run_dir)
     written = []
     with RunLock(run_dir):
-        if fill.val is not None and not (run_dir / "predictions_val.csv").exists():
+        if fill.val is not None and not (run_dir / L.PREDICTIONS_VAL).exists():
             from kemo.split_predictions import write_split_predictions
 
-            write_split_predictions(run_dir / "predictions_val.csv", fill.val.examples,
+            write_split_predictions(run_dir / L.PREDICTIONS_VAL, fill.val.examples,
                                     fill.val.probs, fill.thresholds)
-            written.append(run_dir / "predictions_val.csv")
+            written.append(run_dir / L.PREDICTIONS_VAL)
         if fill.added:
-            path = run_dir / "report.json"
+            path = run_dir / L.REPORT
             tmp = path.with_name(f".report.json.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(fill.report, indent=1))
             os.replace(tmp, path)

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 from kemo.errors import InputError
+from kemo.run import layout as L
 
-LOCK_NAME = ".lock"
+LOCK_NAME = L.LOCK
 
 
 def _holder_pid(path: Path) -> str:

@@ -35,6 +35,7 @@ from kemo.errors import InputError
 from kemo.owned_dir import OwnedDir
 from kemo.report import MEAN, language_mean
 from kemo.report_plots import plot_curves, plot_distribution, plot_pr_curves
+from kemo.run import layout as L
 from kemo.split_probs import available_probs
 from kemo.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
 
@@ -51,18 +52,18 @@ SETTINGS = (("threshold_0.5", "threshold 0.5"), ("tuned_thresholds", "tuned (glo
 def read_history(run_dir) -> list[dict]:
     """Per-epoch logs (epoch numbered from 1): `history.json`, else `history.csv`."""
     run_dir = Path(run_dir)
-    if (run_dir / "history.json").is_file():
+    if (run_dir / L.HISTORY_JSON).is_file():
         from kemo.run_files import read_history as read_history_json
 
-        return read_history_json(run_dir / "history.json")
-    if (run_dir / "history.csv").is_file():
-        with open(run_dir / "history.csv", newline="") as f:
+        return read_history_json(run_dir / L.HISTORY_JSON)
+    if (run_dir / L.HISTORY_CSV).is_file():
+        with open(run_dir / L.HISTORY_CSV, newline="") as f:
             rows = list(csv.DictReader(f))
         try:
             return [{k: (int(v) + 1 if k == "epoch" else float(v)) for k, v in r.items()}
                     for r in rows]
         except (TypeError, ValueError) as e:
-            raise InputError(f"{run_dir / 'history.csv'}: not a kemo history ({e})") from None
+            raise InputError(f"{run_dir / L.HISTORY_CSV}: not a kemo history ({e})") from None
     return []
 
 
@@ -195,7 +196,7 @@ def _backfill(run_dir: Path, report: dict, thresholds, data,
             notes.append(f"updated {', '.join(p.name for p in written)} in {run_dir} "
                          f"(added {', '.join(fill.added) or 'nothing to report.json'})")
         except (InputError, OSError) as e:
-            notes.append(f"{run_dir / 'report.json'} not updated ({e})")
+            notes.append(f"{run_dir / L.REPORT} not updated ({e})")
     return fill.report, notes
 
 
@@ -203,7 +204,7 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
     """Write the page (see `write_run_report`); a report.json without the per-language
     comparison (a run trained before it) is completed first, in place."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file():
+    if not (run_dir / L.CONFIG).is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
     from kemo.runs import read_run_state
 
@@ -212,7 +213,7 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
     history = read_history(run_dir)
     report, dist, names = state.report or {}, state.distribution, state.label_names or []
     thresholds = (state.thresholds or ThresholdSearch.untuned(names)).thresholds
-    final = Path(out_dir) if out_dir else run_dir / "report"
+    final = Path(out_dir) if out_dir else run_dir / L.REPORT_DIR
     legacy = not out_dir  # <run>/report of an older kemo: index.html and figures only
     REPORT_DIR.check(final, legacy)  # never overwrite what kemo did not write
     out = REPORT_DIR.stage(final)  # built aside, renamed into place when complete
@@ -312,7 +313,7 @@ def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
                                        meta.get("decides_with", "tuned_thresholds")))
 
     body.append("<h2>Config</h2>")
-    body.append(f"<pre>{_e((run_dir / 'config.toml').read_text())}</pre>")
+    body.append(f"<pre>{_e((run_dir / L.CONFIG).read_text())}</pre>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>kemo run {_e(run_dir.name)}</title><style>{CSS}</style></head>"
             "<body>\n" + "\n".join(body) + "\n</body></html>\n")

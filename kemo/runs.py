@@ -23,6 +23,7 @@ import numpy as np
 from kemo import run_files as rf
 from kemo.config import Config, load_config
 from kemo.errors import InputError
+from kemo.run import layout as L
 from kemo.run_files import where
 from kemo.thresholds import ThresholdSearch
 
@@ -30,7 +31,7 @@ from kemo.thresholds import ThresholdSearch
 from kemo import losses as _losses, metrics as _metrics  # noqa: F401
 from kemo.models import classifier as _classifier  # noqa: F401
 
-THRESHOLDS, DISTRIBUTION, REPORT = "thresholds.json", "label_distribution.json", "report.json"
+THRESHOLDS, DISTRIBUTION, REPORT = L.THRESHOLDS, L.LABEL_DISTRIBUTION, L.REPORT
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Run:
 
     @property
     def model_file(self) -> Path:
-        return self.path / "model.keras"
+        return self.path / L.MODEL
 
     def predict_probs(self, texts, batch_size: int = 64, rows=None) -> np.ndarray:
         """Sigmoid probabilities, shape (len(texts), num_labels); a non-finite one is an
@@ -116,15 +117,15 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
 
     ensemble = (path / ENSEMBLE_FILE).is_file()  # its labels: ensemble.json's
     owner = ENSEMBLE_FILE if ensemble else DISTRIBUTION
-    needed = ["config.toml"] + ([owner, THRESHOLDS] if finished else [])
+    needed = [L.CONFIG] + ([owner, THRESHOLDS] if finished else [])
     missing = [n for n in needed if not (path / n).exists()]
     if missing:
         raise InputError(f"run directory {path}: missing {', '.join(missing)} "
                          "(not a finished kemo run)")
     try:
-        config = load_config(path / "config.toml")
+        config = load_config(path / L.CONFIG)
     except InputError as e:
-        where_ = str(path / "config.toml")
+        where_ = str(path / L.CONFIG)
         raise InputError(str(e) if where_ in str(e) else f"{where_}: {e}") from None
     dist = names = None
     if ensemble:
@@ -186,32 +187,32 @@ def load_run(run_dir) -> Run:
     if is_ensemble_dir(path):
         return load_ensemble(path)
     if path.is_dir():
-        missing = [n for n in ("config.toml", "model.keras", THRESHOLDS, DISTRIBUTION,
+        missing = [n for n in (L.CONFIG, L.MODEL, THRESHOLDS, DISTRIBUTION,
                                "preprocessor") if not (path / n).exists()]
         if missing:
             raise InputError(f"run directory {path}: missing {', '.join(missing)} "
                              "(not a finished kemo run)")
     state = read_run_state(path)
-    _check_zip(path / "model.keras")
+    _check_zip(path / L.MODEL)
     try:
-        model = keras.models.load_model(path / "model.keras", compile=False, safe_mode=True)
+        model = keras.models.load_model(path / L.MODEL, compile=False, safe_mode=True)
     except Exception as e:
-        raise InputError(f"{path / 'model.keras'}: cannot load model "
+        raise InputError(f"{path / L.MODEL}: cannot load model "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
                          ) from None
     from kemo.finite import check_weights
 
-    check_weights(model, path / "model.keras")  # a NaN weight would decide "no emotion"
+    check_weights(model, path / L.MODEL)  # a NaN weight would decide "no emotion"
     width = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
     if width != len(state.label_names):
-        raise InputError(f"{path / 'model.keras'}: the model outputs {width} values per text, "
+        raise InputError(f"{path / L.MODEL}: the model outputs {width} values per text, "
                          f"{where(path / DISTRIBUTION, 'labels')} lists "
                          f"{len(state.label_names)} labels")
     if state.config.model.fused_attention:  # not kept by model.keras: as in training
         from kemo.models.backbones import use_fused_attention
 
         use_fused_attention(model)
-    preprocessor = _load_preprocessor(path / "preprocessor")
+    preprocessor = _load_preprocessor(path / L.PREPROCESSOR)
     return Run(path, state.config, model, preprocessor, state.thresholds,
                language_labels(state.report))
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from kemo.data.brighter import Examples
 from kemo.errors import InputError
+from kemo.run import layout as L
 
 NOISE = 1e-5  # how far a reloaded model's probabilities may move from training's
 
@@ -59,7 +60,7 @@ def validation_probs(run_dir, data_dir=None) -> SplitProbs:
     from kemo.report import classification_report
     from kemo.runs import load_run, read_report
 
-    val = load_data(load_config(Path(run_dir) / "config.toml"), data_dir).val  # fails fast
+    val = load_data(load_config(Path(run_dir) / L.CONFIG), data_dir).val  # fails fast
     run = load_run(run_dir)
     names = run.label_names
     if list(val.label_names) != names:
@@ -133,8 +134,8 @@ def dev_probs(run_dir, data_dir=None) -> SplitProbs:
     from kemo.data.splits import align_labels
 
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.toml")
-    path = run_dir / "predictions_dev.csv"
+    cfg = load_config(run_dir / L.CONFIG)
+    path = run_dir / L.PREDICTIONS_DEV
     if not path.is_file():
         raise InputError(f"{path}: not found (the run had no dev split)")
     pred = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)

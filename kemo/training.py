@@ -36,8 +36,8 @@ from kemo.data.brighter import Examples
 from kemo.data.splits import load_data
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
-    epoch_indices, label_distribution, language_shares, language_weights, sampling_weights,
-    steps_per_epoch, tokenize_splits,
+    BatchPlan, epoch_indices, label_distribution, language_shares, language_weights,
+    length_buckets, sampling_weights, steps_per_epoch, token_lengths, tokenize_splits,
 )
 from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_manifest
 from kemo.errors import InputError
@@ -54,6 +54,7 @@ from kemo.monitor import monitor_callbacks
 from kemo.nan_guard import StopOnNanLoss
 from kemo.predict import predict_probs
 from kemo.report import format_console_report, full_report
+from kemo.run import layout as L
 from kemo.run_lock import RunLock, check_unlocked
 from kemo.split_predictions import write_split_predictions, write_split_submission
 from kemo.thresholds import UNTUNED_THRESHOLD, tune_on_validation
@@ -162,10 +163,10 @@ def _make_loss(cfg: Config, train_ex: Examples):
 def _open_run_dir(run_dir: Path, cfg: Config, resume: bool, lock: ExitStack) -> None:
     """Check (or create) `run_dir` and lock it for this process before it is read."""
     if resume:
-        if not (run_dir / "config.toml").is_file():
+        if not (run_dir / L.CONFIG).is_file():
             raise InputError(f"--resume {run_dir}: not a kemo run directory (no config.toml)")
         lock.enter_context(RunLock(run_dir))
-        if (run_dir / "report.json").is_file():
+        if (run_dir / L.REPORT).is_file():
             raise InputError(f"--resume {run_dir}: this run already finished (report.json exists)")
         return
     if run_dir.exists() and not run_dir.is_dir():
@@ -189,14 +190,14 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
     from kemo.run_files import label_names as check_labels, read_history
     from kemo.runs import read_label_distribution
 
-    path = run_dir / "label_distribution.json"
+    path = run_dir / L.LABEL_DISTRIBUTION
     if path.exists():
         check_labels(read_label_distribution(path)["labels"], path, "labels", label_names)
-    if (run_dir / "history.json").exists():
-        epochs = read_history(run_dir / "history.json")
+    if (run_dir / L.HISTORY_JSON).exists():
+        epochs = read_history(run_dir / L.HISTORY_JSON)
         done = state["epoch"] if state else 0
         if len(epochs) < done:
-            raise InputError(f"{run_dir / 'history.json'}: {len(epochs)} epochs, but the "
+            raise InputError(f"{run_dir / L.HISTORY_JSON}: {len(epochs)} epochs, but the "
                              f"checkpoint is after epoch {done}")
         es = (state or {}).get("early_stopping") or {}
         if es.get("best") is not None:  # early stopping's best is the monitor logged then
@@ -207,18 +208,18 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
             except (TypeError, ValueError, OverflowError):
                 same = False
             if logged is None or not same:
-                state_json = run_dir / "checkpoints" / f"epoch-{done:04d}" / "state.json"
+                state_json = run_dir / L.CHECKPOINTS / f"epoch-{done:04d}" / "state.json"
                 raise InputError(
                     f"{state_json}, field 'early_stopping.best': {es['best']}, but "
-                    f"{run_dir / 'history.json'} logs {monitor} {logged} for epoch "
+                    f"{run_dir / L.HISTORY_JSON} logs {monitor} {logged} for epoch "
                     f"{es['best_epoch'] + 1} (one of the two files is damaged)")
-    if (run_dir / "history.csv").exists():  # CSVLogger appends to it
+    if (run_dir / L.HISTORY_CSV).exists():  # CSVLogger appends to it
         try:
-            header = (run_dir / "history.csv").read_bytes().decode("utf-8").split("\n", 1)[0]
+            header = (run_dir / L.HISTORY_CSV).read_bytes().decode("utf-8").split("\n", 1)[0]
         except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"{run_dir / 'history.csv'}: cannot read ({e})") from None
+            raise InputError(f"{run_dir / L.HISTORY_CSV}: cannot read ({e})") from None
         if header and not header.startswith("epoch,"):
-            raise InputError(f"{run_dir / 'history.csv'}, header: expected 'epoch,...', got "
+            raise InputError(f"{run_dir / L.HISTORY_CSV}, header: expected 'epoch,...', got "
                              f"{header[:40]!r}")
 
 
@@ -256,8 +257,8 @@ def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
     own `tokens/`; None: tokenise. Refused if written for other settings or data."""
     if tokens:
         return TokenCache.load(tokens, expect)
-    if resume and (run_dir / "tokens" / MANIFEST).is_file():
-        return TokenCache.load(run_dir / "tokens", expect)
+    if resume and (run_dir / L.TOKENS / MANIFEST).is_file():
+        return TokenCache.load(run_dir / L.TOKENS, expect)
     return None
 
 
@@ -303,7 +304,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         _check_resumable_history(run_dir, state, label_names,
                                  monitor_key(train_ex.langs.tolist()))
     else:
-        (run_dir / "config.toml").write_text(dump_config(cfg))
+        (run_dir / L.CONFIG).write_text(dump_config(cfg))
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
             save_keep(run_dir, preprocessor)
 
@@ -320,8 +321,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     else:
         arrays = tokenize_splits({name: ex.texts for name, ex in named.items()}, preprocessor)
         print(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
-    if cache is None or cache.path != run_dir / "tokens":  # --resume reads them back
-        TokenCache.write(run_dir / "tokens", named, arrays, preprocessor, expect,
+    if cache is None or cache.path != run_dir / L.TOKENS:  # --resume reads them back
+        TokenCache.write(run_dir / L.TOKENS, named, arrays, preprocessor, expect,
                          cache.manifest["tokenize_seconds"] if cache else time.time() - t0)
     tf_data = False if cache else None  # from a cache: the numpy input path, no TensorFlow
 
@@ -336,8 +337,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         print(f"rows per language and epoch, before and after sampling (language "
               f"temperature {cfg.data.language_temperature}):")
         print(_format_languages(train_ex.langs, weights))
-    if not (resume and (run_dir / "label_distribution.json").exists()):
-        (run_dir / "label_distribution.json").write_text(json.dumps(
+    if not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
+        (run_dir / L.LABEL_DISTRIBUTION).write_text(json.dumps(
             {"labels": list(label_names), "before": before.tolist(), "after": after.tolist(),
              "sampling_strength": cfg.data.sampling_strength}, indent=1))
 
@@ -352,8 +353,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
                              start_epoch=start_epoch, weights=weights, buckets=buckets)
     val_ds = input_batches(arrays["val"], val_ex.y, cfg.train.batch_size, tf_data=tf_data,
                            buckets=buckets, shuffle=False)
-    callbacks = [keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
-                 JsonHistory(run_dir / "history.json")]
+    callbacks = [keras.callbacks.CSVLogger(str(run_dir / L.HISTORY_CSV), append=resume),
+                 JsonHistory(run_dir / L.HISTORY_JSON)]
     monitor = monitor_key(train_ex.langs.tolist())
     if monitor == LANGUAGE_MEAN_KEY:  # one validation pass, before what reads its logs
         callbacks.insert(0, LanguageValidation(arrays["val"], val_ex, loss,
@@ -372,7 +373,12 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record
     callbacks.append(RunCheckpoint(run_dir, early_stopping))
     callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved
-    callbacks += monitor_callbacks(run_dir, verbose)  # progress bar, TensorBoard
+    notes_plan = BatchPlan(token_lengths(arrays["train"]), cfg.train.batch_size,
+                           length_buckets(buckets, arrays["train"]["token_ids"].shape[1]),
+                           cfg.train.seed, cfg.train.epochs, start_epoch, weights)
+    callbacks += monitor_callbacks(  # progress bar, compile notes per bucket, TensorBoard
+        run_dir, verbose, bucket_of_step=lambda epoch, batch: notes_plan[
+            (epoch - start_epoch) * notes_plan.steps + batch][1])
     stopped_early = bool(early_stopping and state
                          and state["early_stopping"]["wait"] >= cfg.train.early_stopping_patience)
     t0 = time.time()
@@ -388,7 +394,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         # Training had ended before the kill: early stopping's best weights, as at its end.
         model.set_weights(state["best_weights"])
     fit_seconds = time.time() - t0
-    history = json.loads((run_dir / "history.json").read_text())
+    history = json.loads((run_dir / L.HISTORY_JSON).read_text())
     epochs_run = len(history)
 
     probs = {}
@@ -406,14 +412,14 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         print("note: thresholds.per_language needs thresholds.tune = true: the run decides "
               "at 0.5", file=sys.stderr)
     decide = per_lang if decides == "per_language_thresholds" else search
-    decide.save(run_dir / "thresholds.json")
+    decide.save(run_dir / L.THRESHOLDS)
 
     report = {"validation": full_report(val_ex, probs["val"], search, per_lang)}
-    write_split_predictions(run_dir / "predictions_val.csv", val_ex, probs["val"], decide)
+    write_split_predictions(run_dir / L.PREDICTIONS_VAL, val_ex, probs["val"], decide)
     if splits.dev is not None:
         report["dev"] = full_report(splits.dev, probs["dev"], search, per_lang)
-        write_split_predictions(run_dir / "predictions_dev.csv", splits.dev, probs["dev"], decide)
-        write_split_submission(run_dir / "predictions" / "dev", splits.dev, probs["dev"], decide)
+        write_split_predictions(run_dir / L.PREDICTIONS_DEV, splits.dev, probs["dev"], decide)
+        write_split_submission(run_dir / L.PREDICTIONS / "dev", splits.dev, probs["dev"], decide)
     report["meta"] = {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 1),
                       "total_seconds": round(time.time() - started, 1),
                       "backend": keras.backend.backend(),
@@ -421,10 +427,10 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
                       "train_rows": len(train_ex), "val_rows": len(val_ex),
                       "resumed_after_epoch": start_epoch if resume else None,
                       "data_dir": str(splits.root.resolve()), "cpu": cpu_info()}
-    save_model_without_optimizer(model, run_dir / "model.keras")  # no AdamW moments
-    save_preprocessor(preprocessor, backbone, run_dir / "preprocessor")
+    save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
+    save_preprocessor(preprocessor, backbone, run_dir / L.PREPROCESSOR)
     # report.json last: its presence marks a finished run.
-    (run_dir / "report.json").write_text(json.dumps(report, indent=1))
+    (run_dir / L.REPORT).write_text(json.dumps(report, indent=1))
     if not keep_checkpoints:  # for resuming only; a finished run is not resumed
         remove_checkpoints(run_dir)
 

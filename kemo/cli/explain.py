@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kemo.cli.args import BACKENDS, BATCH_MAX, SEED_MAX, int_in
+from kemo.run import layout as L
 
 
 def add_parser(sub):
@@ -44,7 +45,7 @@ def run(args) -> int:
     else:
         items = [(f"text_{i + 1}", t) for i, t in enumerate(args.text)]
     run = load_run(args.run_dir)
-    out = Path(args.out) if args.out else run.path / "explanations"
+    out = Path(args.out) if args.out else run.path / L.EXPLANATIONS
     for ex in explain_many(run, items, out, source=args.csv or "--text",
                            num_samples=args.num_samples,
                            num_features=args.num_features, batch_size=args.batch_size,

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, int_in, intermixed
+from kemo.run import layout as L
 
 
 def add_parser(sub):
@@ -28,6 +29,8 @@ def add_parser(sub):
     intermixed(p)  # `kemo predict RUN --out DIR FILE.csv`: options before the files
     p.add_argument("run_dir", help="a run directory written by kemo train")
     p.add_argument("files", nargs="*", help="Track A <lang>.csv files and/or plain id,text CSVs")
+    p.add_argument("--json", action="store_true", help="with --text: print one JSON object "
+                   "per line ({text, labels, probabilities, thresholds}) instead of the table")
     p.add_argument("--text", action="append", default=[], help="a text to classify; the "
                    "result is printed (repeatable)")
     p.add_argument("--split", choices=("train", "dev", "test"), default=None,
@@ -57,6 +60,8 @@ def run(args) -> int:
     from kemo.runs import load_run
     from kemo import submission
 
+    if args.json and not args.text:
+        raise InputError("--json goes with --text (files and splits are written as CSV)")
     if not (args.files or args.split or args.text):
         raise InputError("nothing to predict: give CSV files, --split (with --languages), "
                          "or --text")
@@ -72,7 +77,7 @@ def run(args) -> int:
     tokens = _tokens(args) if args.tokens else None
     run = load_run(args.run_dir)
     if tokens:
-        tokens.check_tokenizer(run.path / "preprocessor")
+        tokens.check_tokenizer(run.path / L.PREPROCESSOR)
     paths = list(args.files)
     if args.split:
         paths += submission.split_files(args.data_dir, args.split,
@@ -89,8 +94,12 @@ def run(args) -> int:
                   f"{', ...' if len(blank) > 3 else ''}): predicted as given", file=sys.stderr)
     if args.text:
         probs, dec = run.predict(args.text, args.batch_size)
-        print(submission.format_text_predictions(args.text, run.label_names, probs, dec,
-                                                 run.thresholds.thresholds))
+        if args.json:
+            print(submission.text_predictions_json(args.text, run.label_names, probs, dec,
+                                                   run.thresholds.thresholds))
+        else:
+            print(submission.format_text_predictions(args.text, run.label_names, probs, dec,
+                                                     run.thresholds.thresholds))
     if paths:
         result = submission.predict_files(run, inputs, out, args.untrained_labels,
                                           args.batch_size, tokens=tokens)
@@ -112,7 +121,7 @@ def _out_dir(args, run_path: Path) -> Path:
     """--out, else <run>/predictions/<split> (--split) or <run>/predictions/files."""
     if args.out:
         return Path(args.out)
-    return run_path / "predictions" / (args.split or "files")
+    return run_path / L.PREDICTIONS / (args.split or "files")
 
 
 def _refuse_overwrite(inputs, out: Path, args) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from kemo.cli.args import BACKENDS, DATA_DIR_HELP
+from kemo.run import layout as L
 
 
 def add_parser(sub):
@@ -49,10 +50,10 @@ def run(args) -> int:
         if args.config or args.set or args.run_dir or args.tokens:
             raise InputError("--resume uses the run's own directory, config.toml and tokens/: "
                              "drop --config/--set/--run-dir/--tokens")
-        if not (Path(args.resume) / "config.toml").is_file():
+        if not (Path(args.resume) / L.CONFIG).is_file():
             raise InputError(f"--resume {args.resume}: not a kemo run directory (no config.toml)")
         check_unlocked(args.resume)
-        cfg = load_config(Path(args.resume) / "config.toml")
+        cfg = load_config(Path(args.resume) / L.CONFIG)
         run_dir = Path(args.resume)
     else:
         config = resolve_config(args.config)

@@ -35,8 +35,9 @@ import numpy as np
 from keras_hub.src.layers.preprocessing.preprocessing_layer import PreprocessingLayer
 
 from kemo.errors import InputError
+from kemo.run import layout as L
 
-KEEP_FILE = "vocabulary_keep.npy"
+KEEP_FILE = L.VOCABULARY_KEEP
 _SPECIAL_ATTRS = ("start", "end", "pad", "unk", "mask", "cls", "sep", "bos", "eos")
 
 
