@@ -279,6 +279,23 @@ def write_submission_zip(pred_files, zip_path) -> Path:
     return zip_path
 
 
+def text_predictions_json(texts, label_names, probs, decisions, thresholds) -> str:
+    """`kemo predict --text ... --json`: one JSON object per text and line, e.g.
+    {"text": "...", "labels": ["joy"], "probabilities": {"joy": 0.91, ...},
+    "thresholds": {"joy": 0.42, ...}} (a row's language is unknown: global thresholds)."""
+    import json
+
+    rows = []
+    for i, text in enumerate(texts):
+        rows.append(json.dumps({
+            "text": text,
+            "labels": [n for j, n in enumerate(label_names) if decisions[i, j]],
+            "probabilities": {n: round(float(probs[i, j]), 6) for j, n in enumerate(label_names)},
+            "thresholds": {n: float(thresholds[j]) for j, n in enumerate(label_names)}},
+            ensure_ascii=False))
+    return "\n".join(rows)
+
+
 def format_text_predictions(texts, label_names, probs, decisions, thresholds) -> str:
     """A readable table for `kemo predict --text`: predicted labels, then all probabilities."""
     lines = []

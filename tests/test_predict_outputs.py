@@ -81,3 +81,22 @@ def test_files_go_to_predictions_files_and_never_mix_with_a_split(run, data_dir,
 def test_empty_text_is_refused(run):
     code, _, err = run_cli(["predict", run, "--text", "fine", "--text", "  "])
     _refused(code, err, "--text: text 2 is empty")
+
+
+def test_predict_text_json_gives_one_object_per_text(tiny_run):
+    import json
+
+    from conftest import run_cli
+
+    code, out, err = run_cli(["predict", tiny_run, "--text", "I am so happy", "--text",
+                              "what a scary night", "--json"])
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["text"] for r in rows] == ["I am so happy", "what a scary night"]
+    for r in rows:
+        assert set(r["probabilities"]) == set(r["thresholds"])
+        assert all(0 <= p <= 1 for p in r["probabilities"].values())
+        assert r["labels"] == [n for n, p in r["probabilities"].items()
+                               if p >= r["thresholds"][n]]
+    code, _, err = run_cli(["predict", tiny_run, "--split", "dev", "--json"])
+    assert code == 2 and "--json goes with --text" in err
