@@ -199,6 +199,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
     from kemo.config import dump_config
     from kemo.data.splits import load_data
     from kemo.report import format_language_table, full_report
+    from kemo.run.manifest import write_manifest
     from kemo.runs import load_run
     from kemo.split_predictions import write_split_predictions, write_split_submission
 
@@ -252,6 +253,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
                       "per_language_thresholds": per_lang.per_language}
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(run_dir, "ensemble")
     cfg = members[0].config
     write_text(run_dir / L.CONFIG, dump_config(cfg))  # each file whole or absent
     write_text(run_dir / ENSEMBLE_FILE, json.dumps({
@@ -264,6 +266,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
         write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, ens["dev"], decide)
         write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, ens["dev"], decide)
     write_text(run_dir / L.REPORT, json.dumps(report, indent=1))  # last: finished
+    write_manifest(run_dir, "ensemble", finished=True)
     log(format_members_table(report))
     for split in ("validation", "dev"):
         if split in report:

@@ -55,6 +55,7 @@ from kemo.nan_guard import StopOnNanLoss
 from kemo.predict import predict_probs
 from kemo.report import format_console_report, full_report
 from kemo.run import layout as L
+from kemo.run.manifest import write_manifest
 from kemo.run_lock import RunLock, check_unlocked
 from kemo.split_predictions import write_split_predictions, write_split_submission
 from kemo.thresholds import UNTUNED_THRESHOLD, tune_on_validation
@@ -307,6 +308,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         (run_dir / L.CONFIG).write_text(dump_config(cfg))
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
             save_keep(run_dir, preprocessor)
+    write_manifest(run_dir, "train", resumed=resume)  # a run from before run.json gets one
 
     if announce:
         print(announce)
@@ -433,6 +435,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     (run_dir / L.REPORT).write_text(json.dumps(report, indent=1))
     if not keep_checkpoints:  # for resuming only; a finished run is not resumed
         remove_checkpoints(run_dir)
+    write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
 
     print()
     print(format_console_report(report))

@@ -74,6 +74,9 @@ def main(argv=None) -> int:
     """
     args = _parser().parse_args(argv)
     _set_backend(getattr(args, "backend", None))
+    from kemo.run.manifest import set_command
+
+    set_command(["kemo", *(sys.argv[1:] if argv is None else argv)])  # for run.json
     from kemo.errors import InputError
     from kemo.interrupt import catch_interrupts, interrupt_requested
     from kemo.native_logs import filtered_native_logs

@@ -1,7 +1,8 @@
 """The run directory: what `kemo train` and `kemo ensemble` write, and what reads it back.
 
-`kemo.run.layout` names every file of a run directory once (no other module spells
-them); `kemo.run.manifest` writes and reads `run.json`, the run's manifest; `kemo.run.listing`
-summarises the runs under a folder for `kemo runs`. Everything here is light: no keras,
-jax or TensorFlow import.
+- `kemo.run.layout`: every file name of a run directory, once (no other module spells them).
+- `kemo.run.manifest`: `run.json`, the run's manifest (command, times, versions, machine,
+  files); optional, runs from before it have none.
+- `kemo.run.listing`: a summary of each run under a folder, for `kemo runs`.
+Everything here is light: no keras, jax or TensorFlow import.
 """
