@@ -1,5 +1,5 @@
 """Light commands answer at once (issue 22): `kemo --help`, `kemo <command> --help`,
-`--version`, `weights list|where` and `evaluate` import none of keras, jax, TensorFlow,
+`--version`, `weights list|where`, `evaluate` and `runs` import none of keras, jax, TensorFlow,
 torch or sklearn (seconds each). Their times on this machine are a benchmark figure
 (`benchmarks/startup.py`, in the README), not a test: this checks the cause, in a fresh
 process per command, through `sys.modules`.
@@ -20,7 +20,7 @@ from conftest import ROOT
 HEAVY = ("keras", "keras_hub", "jax", "jaxlib", "tensorflow", "tensorflow_text", "torch",
          "sklearn")
 COMMANDS = ("train", "tokenize", "predict", "evaluate", "report", "explain", "export",
-            "ensemble", "weights")
+            "ensemble", "runs", "weights")
 
 PROBE = """
 import json, sys
@@ -70,6 +70,14 @@ def test_evaluate_imports_no_framework_and_scores(gold_predictions):
     got, proc = _probe(["evaluate", str(gold_predictions), "--split", "dev"])
     assert got["code"] == 0, proc.stderr
     assert "eng" in proc.stdout and "1.0000" in proc.stdout  # gold scored against itself
+    assert got["heavy"] == [], got["heavy"]
+
+
+def test_runs_imports_no_framework_and_lists(tiny_run):
+    """`kemo runs` reads JSON and TOML only: a finished run is listed without keras."""
+    got, proc = _probe(["runs", str(tiny_run.parent)])
+    assert got["code"] == 0, proc.stderr
+    assert "tiny" in proc.stdout and "finished" in proc.stdout, proc.stdout
     assert got["heavy"] == [], got["heavy"]
 
 

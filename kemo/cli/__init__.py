@@ -9,6 +9,7 @@
     kemo explain RUN_DIR (--text "..." | --csv FILE) [--num-samples 500]
     kemo export RUN_DIR [--out DIR]
     kemo ensemble RUN_A RUN_B [...] --run-dir DIR [--weights 1 1]
+    kemo runs [DIR] [--json]
     kemo weights list | fetch [NAME...] | where NAME
 
 One module per command in this package (`kemo/cli/<command>.py`: `add_parser(sub)` and
@@ -24,15 +25,15 @@ import os
 import sys
 from pathlib import Path
 
-from kemo.cli import (ensemble, evaluate, explain, export, predict, report, tokenize, train,
-                      weights)
+from kemo.cli import (ensemble, evaluate, explain, export, predict, report, runs, tokenize,
+                      train, weights)
 from kemo.cli.args import BACKENDS, Parser
 
 __all__ = ["BACKENDS", "main", "run_as_script"]
 
 COMMANDS = {"train": train, "tokenize": tokenize, "predict": predict, "evaluate": evaluate,
             "report": report, "explain": explain, "export": export, "ensemble": ensemble,
-            "weights": weights}
+            "runs": runs, "weights": weights}
 
 
 def _parser() -> argparse.ArgumentParser:

