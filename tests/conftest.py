@@ -40,6 +40,27 @@ def SIGINT_DEFAULT():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def stop_after_first_checkpoint(cmd, run_dir: Path, sig, env=None, timeout: float = 300):
+    """Start the training `cmd` (stopping on SIGINT whatever this process ignores),
+    wait for `run_dir`'s first checkpoint, send `sig` (mid-epoch 2 or later) and return
+    (exit code, the epoch its last checkpoint holds)."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=SIGINT_DEFAULT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = Path(run_dir) / "checkpoints" / "LATEST"
+    deadline = time.time() + timeout
+    while not latest.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    if not latest.exists():
+        proc.kill()
+        pytest.fail(f"no checkpoint written in {run_dir}")
+    os.kill(proc.pid, sig)
+    code = proc.wait(timeout=120)
+    return code, int(latest.read_text().split("-")[1])
+
+
 @pytest.fixture
 def restore_sigint():
     """Python's own SIGINT handler for the test, as in a terminal; restored after."""

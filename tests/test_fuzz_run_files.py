@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 
-import numpy as np
 import pytest
 
 from conftest import run_cli

@@ -3,16 +3,15 @@ mean over languages of macro-F1 (the shared task's ranking number), and resume w
 new keys."""
 
 import json
-import os
+import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from conftest import ROOT, SIGINT_DEFAULT
+from conftest import ROOT, stop_after_first_checkpoint
 from kemo.data.pipeline import epoch_indices, language_shares, language_weights, sampling_weights
 from kemo.thresholds import ThresholdSearch, best_f1_threshold, best_language_mean_threshold
 
@@ -147,15 +146,7 @@ def test_two_language_run_monitors_and_reports_the_language_mean(two_language_ru
 def test_killed_run_with_the_new_keys_resumes_to_the_same_result(two_language_run, tmp_path):
     full, _ = two_language_run
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(killed, "--quiet"), cwd=ROOT, preexec_fn=SIGINT_DEFAULT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    latest = killed / "checkpoints" / "LATEST"
-    deadline = time.time() + 300
-    while not latest.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert latest.exists(), "no checkpoint written"
-    os.kill(proc.pid, 9)
-    proc.wait(timeout=60)
+    stop_after_first_checkpoint(_train_cmd(killed, "--quiet"), killed, signal.SIGKILL)
     resumed = subprocess.run([sys.executable, "scripts/train.py", "--resume", str(killed),
                               "--quiet"], cwd=ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

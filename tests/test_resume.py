@@ -5,12 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, SIGINT_DEFAULT
+from conftest import ROOT, stop_after_first_checkpoint
 
 SETS = ["train.epochs=4", "data.max_train_examples=400", "model.sequence_length=48",
         "data.length_buckets=[24]", "train.early_stopping_patience=3"]
@@ -40,20 +39,9 @@ def test_killed_run_resumes_to_same_metrics(sig, full_run, data_dir, tmp_path):
     env = {**os.environ, "KEMO_DATA_DIR": str(data_dir)}
     full, killed = full_run, tmp_path / "killed"
 
-    # SIGINT_DEFAULT: the child stops on Ctrl-C even if this suite was started with
-    # SIGINT ignored (a background job), as it would from a terminal.
-    proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, env=env, preexec_fn=SIGINT_DEFAULT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    latest = killed / "checkpoints" / "LATEST"
-    deadline = time.time() + 300
-    while not latest.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert latest.exists(), "no checkpoint written"
-    os.kill(proc.pid, sig)  # mid-epoch 2 (or later)
-    code = proc.wait(timeout=120)
+    code, done_before = stop_after_first_checkpoint(_train_cmd(killed), killed, sig, env)
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     assert not (killed / "report.json").exists()
-    done_before = int(latest.read_text().split("-")[1])
     assert done_before < 4
     # A kill during a checkpoint write leaves debris like this; it must not matter.
     (killed / "checkpoints" / ".partial-0009-1").mkdir()
