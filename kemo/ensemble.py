@@ -200,6 +200,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
     from kemo.data.splits import load_data
     from kemo.report import format_language_table, full_report
     from kemo.run.manifest import write_manifest
+    from kemo.run_lock import RunLock, check_unlocked
     from kemo.runs import load_run
     from kemo.split_predictions import write_split_predictions, write_split_submission
 
@@ -212,6 +213,8 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
     weights = _check_weights(weights, len(paths))
     run_dir = Path(run_dir)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        if run_dir.is_dir():
+            check_unlocked(run_dir)  # another writer holds it: name its process
         raise InputError(f"run directory {run_dir}: exists and is not empty")
     members = [load_run(p) for p in paths]
     if any(isinstance(m, EnsembleRun) for m in members):
@@ -253,20 +256,24 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
                       "per_language_thresholds": per_lang.per_language}
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(run_dir, "ensemble")
-    cfg = members[0].config
-    write_text(run_dir / L.CONFIG, dump_config(cfg))  # each file whole or absent
-    write_text(run_dir / ENSEMBLE_FILE, json.dumps({
-        "format": FORMAT, "label_names": names,
-        "members": [{"path": str(p.resolve()), "weight": w} for p, w in zip(paths, weights)],
-    }, indent=1))
-    write_text(run_dir / L.THRESHOLDS, json.dumps(decide.to_dict(), indent=2))
-    write_split_predictions(run_dir / L.PREDICTIONS_VAL, val, ens["val"], decide)
-    if dev is not None:
-        write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, ens["dev"], decide)
-        write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, ens["dev"], decide)
-    write_text(run_dir / L.REPORT, json.dumps(report, indent=1))  # last: finished
-    write_manifest(run_dir, "ensemble", finished=True)
+    with RunLock(run_dir):  # one writer: a second ensemble or training is refused
+        if any(p.name != L.LOCK for p in run_dir.iterdir()):  # written since the check
+            raise InputError(f"run directory {run_dir}: exists and is not empty")
+        write_manifest(run_dir, "ensemble")
+        cfg = members[0].config
+        write_text(run_dir / L.CONFIG, dump_config(cfg))  # each file whole or absent
+        write_text(run_dir / ENSEMBLE_FILE, json.dumps({
+            "format": FORMAT, "label_names": names,
+            "members": [{"path": str(p.resolve()), "weight": w}
+                        for p, w in zip(paths, weights)],
+        }, indent=1))
+        write_text(run_dir / L.THRESHOLDS, json.dumps(decide.to_dict(), indent=2))
+        write_split_predictions(run_dir / L.PREDICTIONS_VAL, val, ens["val"], decide)
+        if dev is not None:
+            write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, ens["dev"], decide)
+            write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, ens["dev"], decide)
+        write_text(run_dir / L.REPORT, json.dumps(report, indent=1))  # last: finished
+        write_manifest(run_dir, "ensemble", finished=True)
     log(format_members_table(report))
     for split in ("validation", "dev"):
         if split in report:
