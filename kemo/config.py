@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kemo.errors import InputError
-from kemo.run import layout as L
 
 
 @dataclass
@@ -369,7 +368,7 @@ def dump_config(cfg: Config) -> str:
     RUN_CONFIG_HEAD and RUN_CONFIG_END so a cut file is refused when read back.
 
     Example:
-        (run_dir / L.CONFIG).write_text(dump_config(cfg))
+        (run_dir / "config.toml").write_text(dump_config(cfg))
     """
     lines = [RUN_CONFIG_HEAD, f"name = {_toml_value(cfg.name)}"]
     for section in _SECTIONS:

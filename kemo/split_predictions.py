@@ -12,8 +12,8 @@ Both decide with the run's thresholds (`ThresholdSearch.apply`, per language whe
 search has them).
 
 Example:
-    write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, probs, search)
-    write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, probs, search)
+    write_split_predictions(run_dir / "predictions_dev.csv", dev, probs, search)
+    write_split_submission(run_dir / "predictions" / "dev", dev, probs, search)
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import pandas as pd
 
 from kemo.atomic import write_csv
 from kemo.data.brighter import Examples
-from kemo.run import layout as L
 from kemo.submission import InputFile, submission_frame, write_submission_zip
 from kemo.thresholds import ThresholdSearch
 

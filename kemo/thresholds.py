@@ -26,7 +26,7 @@ Example:
     decisions = search.apply(dev_probs)
     per_lang = search.tuned_per_language(val_probs, val.labels, val.mask, val.langs)
     decisions = per_lang.apply(dev_probs, dev.langs)
-    per_lang.save(run_dir / L.THRESHOLDS)
+    per_lang.save(run_dir / "thresholds.json")
     ThresholdSearch.untuned(["anger", "joy"]).apply(np.array([[0.5, 0.49]]))  # [[1, 0]]
 """
 
@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 
 from kemo import run_files as rf
-from kemo.run import layout as L
 
 UNTUNED_THRESHOLD = 0.5  # every label's threshold when none was tuned
 
