@@ -51,8 +51,8 @@ def resolve_config(name: str | None) -> str:
     if not name:
         return default_config()
     path = Path(name)
-    if path.is_file() or path.suffix == ".toml":
-        return name  # load_config names a missing or bad file itself
+    if path.exists() or path.suffix == ".toml":
+        return name  # load_config names a missing, bad file or a directory itself
     found = CONFIGS_DIR / f"{name}.toml"
     if found.is_file():
         try:

@@ -8,12 +8,13 @@ $KERAS_BACKEND says otherwise.
 
 Ctrl-C: a suite started from a background job or `nohup` inherits SIGINT ignored, and
 Python then keeps it ignored. `restore_sigint()` gives a test Python's own handler, and
-`SIGINT_DEFAULT` (a `preexec_fn`) gives a child process the disposition a terminal
-would, so the interrupt tests do not depend on how the suite was started.
+`with_sigint(cmd)` starts a child with the disposition a terminal would give it, so
+the interrupt tests do not depend on how the suite was started.
 """
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -21,6 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path.home() / ".cache/kemo/xla"))
 
 import pytest  # noqa: E402
+
+import signal as _signal  # noqa: E402
+
+SIGINT_AT_START = _signal.getsignal(_signal.SIGINT)  # before any test changes it
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
@@ -33,11 +38,15 @@ TINY_OVERRIDES = ["train.epochs=2", "data.max_train_examples=600", "model.sequen
                   "data.length_buckets=[32]", "model.fused_attention=true"]
 
 
-def SIGINT_DEFAULT():
-    """`preexec_fn` for a child that must stop on SIGINT whatever this process ignores."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def with_sigint(cmd, disposition: str = "default") -> list:
+    """`cmd` (a Python command line) started with SIGINT at its default ("default": the
+    child stops on Ctrl-C whatever this process ignores) or ignored ("ignore": as `nohup`
+    or a background job starts it). A small Python sets the disposition and execs `cmd`,
+    which keeps it across exec; no `preexec_fn`, which forks a multithreaded JAX process."""
+    handler = {"default": "SIG_DFL", "ignore": "SIG_IGN"}[disposition]
+    setter = (f"import os, signal, sys; signal.signal(signal.SIGINT, signal.{handler}); "
+              "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", setter, *[str(c) for c in cmd]]
 
 
 def stop_after_first_checkpoint(cmd, run_dir: Path, sig, env=None, timeout: float = 300):
@@ -47,7 +56,7 @@ def stop_after_first_checkpoint(cmd, run_dir: Path, sig, env=None, timeout: floa
     import subprocess
     import time
 
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=SIGINT_DEFAULT,
+    proc = subprocess.Popen(with_sigint(cmd), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     latest = Path(run_dir) / "checkpoints" / "LATEST"
     deadline = time.time() + timeout

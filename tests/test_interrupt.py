@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from keras.src.utils.python_utils import pythonify_logs
 
-from conftest import ROOT
+from conftest import ROOT, with_sigint
 from kemo.interrupt import ReraiseInterrupt, catch_interrupts, interrupt_requested
 
 
@@ -131,15 +131,22 @@ def test_an_inherited_ignored_sigint_stays_ignored():
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
+@pytest.mark.skipif(os.environ.get("KEMO_INTERRUPT_CHILD") != "1", reason="the child's check")
+def test_the_child_really_started_with_sigint_ignored():
+    import conftest
+
+    assert conftest.SIGINT_AT_START is signal.SIG_IGN
+
+
 @pytest.mark.skipif(os.environ.get("KEMO_INTERRUPT_CHILD") == "1", reason="the child itself")
 def test_these_tests_pass_when_the_suite_starts_with_sigint_ignored():
     """This file again, in a child started with SIGINT ignored (as a CI job runner or
     `nohup python -m pytest` starts it): every test passes there too."""
     child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "test_interrupt.py")],
+        with_sigint([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+                     str(ROOT / "tests" / "test_interrupt.py")], "ignore"),
         cwd=ROOT, env={**os.environ, "KEMO_INTERRUPT_CHILD": "1"}, capture_output=True,
-        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        timeout=300)
+        text=True, timeout=300)
     assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-2000:]
     assert " passed" in child.stdout and "failed" not in child.stdout, child.stdout[-2000:]
+    assert "6 passed, 1 skipped" in child.stdout, child.stdout[-2000:]  # its own check ran
