@@ -24,6 +24,7 @@ from kemo import run_files as rf
 from kemo.config import Config, load_config
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.manifest import check_model_file
 from kemo.run_files import where
 from kemo.thresholds import ThresholdSearch
 
@@ -208,6 +209,7 @@ def load_run(run_dir) -> Run:
         raise InputError(f"{path / L.MODEL}: the model outputs {width} values per text, "
                          f"{where(path / DISTRIBUTION, 'labels')} lists "
                          f"{len(state.label_names)} labels")
+    check_model_file(path)  # the model file this run wrote, not one copied in
     if state.config.model.fused_attention:  # not kept by model.keras: as in training
         from kemo.models.backbones import use_fused_attention
 

@@ -86,3 +86,33 @@ def test_per_language_run_missing_one_language_is_refused(tiny_run, tmp_path):
     (run / "thresholds.json").write_text(json.dumps(thresholds))
     rc, out, err = kemo("predict", run, "--text", "I am so happy")
     assert rc == 0, err
+
+
+def test_a_model_file_from_elsewhere_is_refused(tiny_run, tmp_path):
+    """run.json binds model.keras to its run (sha256 at the end of training): a valid,
+    finite model with other weights (copied from another run, or re-saved) is refused in
+    one line instead of predicting something else with exit 0; a run from before run.json
+    recorded it is not checked."""
+    import json
+    import shutil
+
+    import keras
+
+    from conftest import run_cli
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+    assert json.loads((run / "run.json").read_text())["model_sha256"]
+    model = keras.models.load_model(run / "model.keras", compile=False)
+    bias = model.get_layer("logits").bias
+    bias.assign(bias.numpy() + 0.25)
+    model.save(run / "model.keras")
+    code, _, err = run_cli(["predict", run, "--text", "so happy today"])
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "model.keras: not the model this run trained" in lines[0], err
+    manifest = json.loads((run / "run.json").read_text())
+    del manifest["model_sha256"]  # as a run written before the binding
+    (run / "run.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli(["predict", run, "--text", "so happy today"])
+    assert code == 0, err

@@ -95,6 +95,31 @@ def files_present(run_dir) -> dict:
     return present
 
 
+def file_sha256(path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_model_file(run_dir) -> None:
+    """InputError when `model.keras` is not the file this run wrote: run.json records
+    its sha256 when the run finishes (a run without it, from before, is not checked)."""
+    from kemo.errors import InputError
+
+    m = read_manifest(run_dir) or {}
+    recorded = m.get("model_sha256")
+    path = Path(run_dir) / L.MODEL
+    if isinstance(recorded, str) and path.is_file() and file_sha256(path) != recorded:
+        raise InputError(f"{path}: not the model this run trained (its sha256 differs from "
+                         f"the one {Path(run_dir) / L.MANIFEST} recorded when the run "
+                         "finished: copied in from another run, or altered)")
+
+
 def read_manifest(run_dir) -> dict | None:
     """The run's `run.json`, or None when it has none (a run from before it) or it is
     not a kemo manifest (unreadable or foreign: the run is still listed and loaded)."""
@@ -127,6 +152,8 @@ def write_manifest(run_dir, kind: str, finished: bool = False, resumed: bool = F
             m["started"] = sessions[0]["started"]
     if finished:
         sessions[-1]["finished"] = m["finished"] = now()
+        if (run_dir / L.MODEL).is_file():  # binds the model file to this run
+            m["model_sha256"] = file_sha256(run_dir / L.MODEL)
     last = sessions[-1]
     m.update(versions=last["versions"], git_commit=last["git_commit"], cpu=last["cpu"])
     m["files"] = files_present(run_dir) | {L.MANIFEST: L.FILES[L.MANIFEST]}
