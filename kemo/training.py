@@ -398,6 +398,11 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     fit_seconds = time.time() - t0
     history = json.loads((run_dir / L.HISTORY_JSON).read_text())
     epochs_run = len(history)
+    best_epoch = None  # the epoch whose weights early stopping restored (1-based)
+    if early_stopping is not None and getattr(early_stopping, "best_weights", None) is not None:
+        best_epoch = int(early_stopping.best_epoch) + 1
+    elif early_stopping is not None and state and state.get("early_stopping"):
+        best_epoch = int(state["early_stopping"]["best_epoch"]) + 1
 
     probs = {}
     for name, arr in arrays.items():
@@ -422,7 +427,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         report["dev"] = full_report(splits.dev, probs["dev"], search, per_lang)
         write_split_predictions(run_dir / L.PREDICTIONS_DEV, splits.dev, probs["dev"], decide)
         write_split_submission(run_dir / L.PREDICTIONS / "dev", splits.dev, probs["dev"], decide)
-    report["meta"] = {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 1),
+    report["meta"] = {"epochs_run": epochs_run, "best_epoch_restored": best_epoch,
+                      "fit_seconds": round(fit_seconds, 1),
                       "total_seconds": round(time.time() - started, 1),
                       "backend": keras.backend.backend(),
                       "decides_with": decides, "per_language_thresholds": per_lang.per_language,
@@ -439,7 +445,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
 
     print()
     print(format_console_report(report))
-    print(f"\ntrained {epochs_run} epochs (fit {fit_seconds:.0f}s; "
+    best = f", best epoch {best_epoch} restored" if best_epoch else ""
+    print(f"\ntrained {epochs_run} epochs{best} (fit {fit_seconds:.0f}s; "
           f"{describe_cpu(report['meta']['cpu'])})")
     return {"report": report, "history": history, "run_dir": run_dir}
 

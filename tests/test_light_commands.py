@@ -161,3 +161,6 @@ def test_report_header_has_no_none_or_raw_dict(tiny_run, tmp_path):
     assert "resumed after epoch" not in page and "{&#x27;" not in page and "{'" not in page
     assert f"cpu: {describe_cpu(meta['cpu'])}".replace("'", "&#x27;") in page
     assert "mean over 1 language<" in page
+    # the epoch whose weights early stopping restored is marked (tiny: patience 3)
+    best = meta["best_epoch_restored"]
+    assert best in (1, 2) and f"best epoch restored: {best}" in page
