@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -235,9 +236,10 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
             probs["dev"].append(m.predict_probs(dev.texts, batch_size))
         log(f"  {p}: predicted in {time.time() - t0:.1f}s")
     ens = {k: average_probs(v, weights) for k, v in probs.items() if v}
-    search, per_lang = tune_on_validation(ens["val"], val)
-    decides = ("per_language_thresholds" if members[0].config.thresholds.per_language
-               else "tuned_thresholds")
+    tcfg = members[0].config.thresholds  # the members' shared setting, as training reads it
+    search, per_lang = tune_on_validation(ens["val"], val, tcfg.tune)
+    decides = "threshold_0.5" if not tcfg.tune else (
+        "per_language_thresholds" if tcfg.per_language else "tuned_thresholds")
     decide = per_lang if decides == "per_language_thresholds" else search
 
     report = {"validation": full_report(val, ens["val"], search, per_lang)}
@@ -260,8 +262,12 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
         if any(p.name != L.LOCK for p in run_dir.iterdir()):  # written since the check
             raise InputError(f"run directory {run_dir}: exists and is not empty")
         write_manifest(run_dir, "ensemble")
-        cfg = members[0].config
-        write_text(run_dir / L.CONFIG, dump_config(cfg))  # each file whole or absent
+        cfg = dataclasses.replace(members[0].config, name=run_dir.name)
+        write_text(run_dir / L.CONFIG,  # each file whole or absent
+                   f"# kemo ensemble of {len(paths)} runs ({', '.join(p.name for p in paths)}): "
+                   f"{ENSEMBLE_FILE} lists them.\n# The members' shared data settings "
+                   "(languages, validation split), which predict and report read.\n"
+                   + dump_config(cfg))
         write_text(run_dir / ENSEMBLE_FILE, json.dumps({
             "format": FORMAT, "label_names": names,
             "members": [{"path": str(p.resolve()), "weight": w}

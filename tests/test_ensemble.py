@@ -165,3 +165,31 @@ def test_export_parity(ensemble, splits, tmp_path):
     result = serve_saved_model(out / "saved_model", texts, tmp_path)
     assert np.abs(np.asarray(result["probs"]) - probs).max() <= 1e-5
     np.testing.assert_array_equal(np.asarray(result["decisions"]), decisions)
+
+
+def test_ensemble_honours_thresholds_tune_and_says_what_its_config_is(
+        tiny_run, second_run, data_dir, tmp_path):
+    """Ensembles finish as training does: members that say `thresholds.tune = false`
+    give an ensemble deciding at 0.5 (it used to tune regardless); its config.toml says
+    it is an ensemble's, named for the ensemble, not a bare copy of the first member's."""
+    import shutil
+
+    from kemo.config import load_config
+    from kemo.ensemble import build_ensemble
+
+    members = []
+    for run in (tiny_run, second_run):
+        copy = tmp_path / run.name
+        shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints"))
+        text = (copy / "config.toml").read_text()
+        assert "tune = true" in text
+        (copy / "config.toml").write_text(text.replace("tune = true", "tune = false"))
+        members.append(copy)
+    out = tmp_path / "ens-untuned"
+    report = build_ensemble(members, out, data_dir=data_dir, log=lambda *a: None)
+    assert report["meta"]["decides_with"] == "threshold_0.5"
+    assert json.loads((out / "thresholds.json").read_text())["thresholds"] == [0.5] * len(
+        report["validation"]["threshold_0.5"]["overall"]["per_label"])
+    text = (out / "config.toml").read_text()
+    assert text.startswith("# kemo ensemble of 2 runs") and "ensemble.json" in text
+    assert load_config(out / "config.toml").name == "ens-untuned"
