@@ -95,20 +95,10 @@ def files_present(run_dir) -> dict:
     return present
 
 
-def file_sha256(path) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_model_file(run_dir) -> None:
     """InputError when `model.keras` is not the file this run wrote: run.json records
     its sha256 when the run finishes (a run without it, from before, is not checked)."""
+    from kemo.data.fingerprints import file_sha256
     from kemo.errors import InputError
 
     m = read_manifest(run_dir) or {}
@@ -153,6 +143,8 @@ def write_manifest(run_dir, kind: str, finished: bool = False, resumed: bool = F
     if finished:
         sessions[-1]["finished"] = m["finished"] = now()
         if (run_dir / L.MODEL).is_file():  # binds the model file to this run
+            from kemo.data.fingerprints import file_sha256
+
             m["model_sha256"] = file_sha256(run_dir / L.MODEL)
     last = sessions[-1]
     m.update(versions=last["versions"], git_commit=last["git_commit"], cpu=last["cpu"])
