@@ -293,6 +293,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     if cfg.model.fused_attention:
         use_fused_attention(backbone)
     model = build_classifier(backbone, len(label_names), cfg.model.pooling, cfg.model.dropout)
+    monitor = monitor_key(train_ex.langs.tolist())  # several languages: their mean F1
     steps = steps_per_epoch(len(train_ex), cfg.train.batch_size)
     model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=loss,
                   metrics=make_metrics(label_names, loss))
@@ -302,8 +303,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     if resume:  # the whole checkpoint and history are checked before anything is written
         state = load_checkpoint(run_dir, model, cfg.train.epochs,
                                 cfg.train.early_stopping_patience > 0)
-        _check_resumable_history(run_dir, state, label_names,
-                                 monitor_key(train_ex.langs.tolist()))
+        _check_resumable_history(run_dir, state, label_names, monitor)
     else:
         (run_dir / L.CONFIG).write_text(dump_config(cfg))
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
@@ -335,7 +335,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     print("label distribution (positive rate), before and after sampling "
           f"(strength {cfg.data.sampling_strength}):")
     print(_format_distribution(label_names, before, after))
-    if len(set(train_ex.langs.tolist())) > 1:
+    if monitor == LANGUAGE_MEAN_KEY:  # several languages
         print(f"rows per language and epoch, before and after sampling (language "
               f"temperature {cfg.data.language_temperature}):")
         print(_format_languages(train_ex.langs, weights))
@@ -353,16 +353,16 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     train_ds = input_batches(arrays["train"], train_ex.y, cfg.train.batch_size, tf_data=tf_data,
                              seed=cfg.train.seed, epochs=cfg.train.epochs,
                              start_epoch=start_epoch, weights=weights, buckets=buckets)
-    val_ds = input_batches(arrays["val"], val_ex.y, cfg.train.batch_size, tf_data=tf_data,
-                           buckets=buckets, shuffle=False)
     callbacks = [keras.callbacks.CSVLogger(str(run_dir / L.HISTORY_CSV), append=resume),
                  JsonHistory(run_dir / L.HISTORY_JSON)]
-    monitor = monitor_key(train_ex.langs.tolist())
     if monitor == LANGUAGE_MEAN_KEY:  # one validation pass, before what reads its logs
         callbacks.insert(0, LanguageValidation(arrays["val"], val_ex, loss,
                                                make_metrics(label_names, loss),
                                                cfg.train.batch_size, buckets, tf_data))
         val_ds = None
+    else:  # Keras' own validation pass
+        val_ds = input_batches(arrays["val"], val_ex.y, cfg.train.batch_size, tf_data=tf_data,
+                               buckets=buckets, shuffle=False)
     early_stopping = None
     if cfg.train.early_stopping_patience > 0:
         restore = None

@@ -106,7 +106,7 @@ def language_weights(langs, temperature: float, weights=None) -> np.ndarray | No
     if temperature == 1:
         return weights
     langs = np.asarray(langs)
-    names, inverse, counts = np.unique(langs, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(langs, return_inverse=True, return_counts=True)
     factor = counts.astype("float64") ** (1.0 / temperature - 1.0)
     base = np.full(len(langs), 1.0 / len(langs)) if weights is None else np.asarray(weights)
     out = base * factor[inverse]
