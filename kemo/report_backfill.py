@@ -20,8 +20,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,10 +117,9 @@ def save_backfill(run_dir, fill: Backfill) -> list[Path]:
             write_split_predictions(run_dir / L.PREDICTIONS_VAL, fill.val.examples,
                                     fill.val.probs, fill.thresholds)
             written.append(run_dir / L.PREDICTIONS_VAL)
-        if fill.added:
-            path = run_dir / L.REPORT
-            tmp = path.with_name(f".report.json.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(fill.report, indent=1))
-            os.replace(tmp, path)
-            written.append(path)
+        if fill.added:  # the migration of a format-1 report: it is format 2 now
+            from kemo.run.finish import write_report
+
+            write_report(run_dir, fill.report)
+            written.append(run_dir / L.REPORT)
     return written

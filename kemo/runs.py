@@ -5,7 +5,7 @@ when training starts) and `thresholds.json`, `report.json` and the model's outpu
 width must agree with it; every value is checked (`kemo.run_files`), and a fault is
 one `InputError` naming the file and the field.
 
-Example:
+Example (`kemo.predictor.load_predictor` loads a run or an ensemble alike):
     run = load_run("runs/tiny-20261127-231500")
     probs = run.predict_probs(["I am so happy today!"])
     decisions = run.decide(probs, langs=["eng"])  # per language if the run has them
@@ -62,10 +62,11 @@ class Run:
     def model_file(self) -> Path:
         return self.path / L.MODEL
 
-    def predict_probs(self, texts, batch_size: int = 64, rows=None) -> np.ndarray:
+    def predict_probs(self, texts, batch_size: int = 64, rows=None, langs=None) -> np.ndarray:
         """Sigmoid probabilities, shape (len(texts), num_labels); a non-finite one is an
         InputError naming the model file and the first bad row (`rows`: each row's
-        description, default `text <i>`)."""
+        description, default `text <i>`). `langs` (each row's language) is taken for the
+        interface an ensemble shares (`kemo.ensemble.EnsembleRun`); one model ignores it."""
         from kemo.data.pipeline import tokenize
         from kemo.finite import check_probs
         from kemo.predict import predict_probs
@@ -114,7 +115,7 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
     path = Path(run_dir)
     if not path.is_dir():
         raise InputError(f"run directory {path}: not found")
-    from kemo.ensemble import ENSEMBLE_FILE, read_ensemble_file
+    from kemo.run.ensemble_file import ENSEMBLE_FILE, read_ensemble_file
 
     ensemble = (path / ENSEMBLE_FILE).is_file()  # its labels: ensemble.json's
     owner = ENSEMBLE_FILE if ensemble else DISTRIBUTION
@@ -174,22 +175,23 @@ def check_per_language(path, thresholds: ThresholdSearch, config: Config, report
 
 
 def load_run(run_dir) -> Run:
-    """Load a run directory written by `kemo.training.train` (Keras safe mode on), or
-    an ensemble's (`kemo.ensemble.EnsembleRun`, same predicting interface).
+    """Load a run directory written by `kemo.training.train` (Keras safe mode on). An
+    ensemble's is loaded by `kemo.predictor.load_predictor`, which takes either.
 
     Every file is validated first (`read_run_state`); the model must output one logit
     per label of the run.
     """
     import keras_hub  # noqa: F401  (registers the preprocessor classes)
 
-    from kemo.ensemble import is_ensemble_dir, load_ensemble
+    from kemo.run.ensemble_file import is_ensemble_dir
 
     path = Path(run_dir)
     if is_ensemble_dir(path):
-        return load_ensemble(path)
+        raise InputError(f"run directory {path}: an ensemble ({L.ENSEMBLE}), not one "
+                         "trained run (load it with kemo.predictor.load_predictor)")
     if path.is_dir():
         missing = [n for n in (L.CONFIG, L.MODEL, THRESHOLDS, DISTRIBUTION,
-                               "preprocessor") if not (path / n).exists()]
+                               L.PREPROCESSOR) if not (path / n).exists()]
         if missing:
             raise InputError(f"run directory {path}: missing {', '.join(missing)} "
                              "(not a finished kemo run)")
@@ -211,7 +213,7 @@ def load_run(run_dir) -> Run:
                          f"{len(state.label_names)} labels")
     check_model_file(path)  # the model file this run wrote, not one copied in
     if state.config.model.fused_attention:  # not kept by model.keras: as in training
-        from kemo.models.backbones import use_fused_attention
+        from kemo.models.backbone_layers import use_fused_attention
 
         use_fused_attention(model)
     preprocessor = _load_preprocessor(path / L.PREPROCESSOR)

@@ -137,13 +137,6 @@ def _prf(tp, fp, fn):
     return ratio(tp, tp + fp), ratio(tp, tp + fn), ratio(2 * tp, 2 * tp + fp + fn)
 
 
-def score_files(pred_path, gold_path) -> dict:
-    """Score one `pred_<lang>.csv` against one gold `<lang>.csv` (see `score_tables`)."""
-    pred_path, gold_path = Path(pred_path), Path(gold_path)
-    return score_tables(_read_label_table(str(pred_path), None, pred_path, "prediction"),
-                        _read_label_table(str(gold_path), None, gold_path, "gold"))
-
-
 def find_prediction_files(source) -> dict[str, tuple[str, bytes]]:
     """{lang: (name, bytes)} from a zip, a folder (or its track_a/), or pred_<lang>.csv files.
 

@@ -140,8 +140,7 @@ class ThresholdSearch:
         with `label_names` (the run's own labels, read from `source`), its
         `label_names` must equal them. `per_language` (optional) maps language codes
         to one threshold per label."""
-        from kemo.data.brighter import LANGUAGES
-        from kemo.errors import InputError
+        from kemo.data.brighter import check_language
 
         d = rf.read_json(path)
         names = rf.label_names(rf.field(d, "label_names", path, list), path, "label_names",
@@ -153,9 +152,7 @@ class ThresholdSearch:
             rf.numbers(val_f1, path, "val_f1", len(names), 0.0, 1.0)
         per_language = {}
         for lang, ts in (rf.field(d, "per_language", path, dict, optional=True) or {}).items():
-            if lang not in LANGUAGES:
-                raise InputError(f"{rf.where(path, 'per_language')}: unknown language code "
-                                 f"{lang!r} (known: {' '.join(LANGUAGES)})")
+            check_language(lang, rf.where(path, "per_language"))
             per_language[lang] = [float(t) for t in rf.numbers(
                 ts, path, ("per_language", lang), len(names), 0.0, 1.0)]
         return cls([float(t) for t in thresholds], names, [float(f) for f in val_f1],

@@ -3,13 +3,15 @@
 import json
 import zipfile
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
 from kemo.errors import InputError
-from kemo.scoring import find_prediction_files, score_files, score_submission
+from kemo.scoring import find_prediction_files, score_submission
 from kemo.submission import predict_files, read_input_file, split_files
 
 
@@ -43,6 +45,12 @@ def gold_dir(tmp_path):
     write(tmp_path / "gold" / "afr.csv", table(["id", "text", *afr], [
         ("a1", "x", 1, 1, 0, 0, 0), ("a2", "y", 0, 0, 0, 1, 0), ("a3", "z", 0, 1, 0, 0, 1)]))
     return tmp_path / "gold"
+
+
+def score_files(pred, gold) -> dict:
+    """One pred_<lang>.csv scored against one gold <lang>.csv, as `kemo evaluate` does."""
+    lang = Path(gold).stem
+    return score_submission([pred], Path(gold).parent, [lang])["per_language"][lang]
 
 
 def direct_macro_f1(gold, pred):

@@ -57,7 +57,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from kemo.errors import InputError
-    from kemo.runs import load_run
+    from kemo.predictor import load_predictor
     from kemo import submission
 
     if args.json and not args.text:
@@ -75,7 +75,7 @@ def run(args) -> int:
     if empty:
         raise InputError(f"--text: text {empty[0] + 1} is empty: give the text to classify")
     tokens = _tokens(args) if args.tokens else None
-    run = load_run(args.run_dir)
+    run = load_predictor(args.run_dir)
     if tokens:
         tokens.check_tokenizer(run.path / L.PREPROCESSOR)
     paths = list(args.files)
@@ -166,7 +166,7 @@ def _print_score(files, gold_dir: Path, split: str) -> None:
 def _tokens(args):
     """`predict --tokens CACHE`: the cache, checked; refused with --text or an ensemble."""
     from kemo.data.token_cache import TokenCache
-    from kemo.ensemble import is_ensemble_dir
+    from kemo.run.ensemble_file import is_ensemble_dir
     from kemo.errors import InputError
 
     if args.text:
