@@ -18,7 +18,7 @@ every member's languages), and, as a trained run, `thresholds.json`, `report.jso
 (the ensemble and each member side by side, on its own languages' rows;
 `meta.served_by`: which members served which language), `predictions_val.csv`,
 `predictions_dev.csv` and `predictions/dev/` (the official pred_<lang>.csv layout).
-`kemo.predictor.load_predictor` returns an `EnsembleRun` for it, so `predict`, `evaluate`,
+`kemo.prediction.predictor.load_predictor` returns an `EnsembleRun` for it, so `predict`, `evaluate`,
 `report`, `explain` and `export` take it like any run.
 
 Example:
@@ -40,7 +40,7 @@ import numpy as np
 from kemo.errors import InputError
 from kemo.run import layout as L
 from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, read_ensemble_file
-from kemo.thresholds import ThresholdSearch
+from kemo.evaluation.thresholds import ThresholdSearch
 
 
 
@@ -48,7 +48,7 @@ from kemo.thresholds import ThresholdSearch
 class EnsembleRun:
     """A finished ensemble: the member runs, their weights and the tuned thresholds.
 
-    A `kemo.predictor.Predictor`, as `kemo.runs.Run` is (`config`,
+    A `kemo.prediction.predictor.Predictor`, as `kemo.run.read.Run` is (`config`,
     `label_names`, `thresholds`, `decide`, `predict_probs`, `predict`).
     """
 
@@ -57,7 +57,7 @@ class EnsembleRun:
     members: list
     weights: list[float]
     thresholds: ThresholdSearch
-    language_labels: dict = field(default_factory=dict)  # as `kemo.runs.Run`'s
+    language_labels: dict = field(default_factory=dict)  # as `kemo.run.read.Run`'s
 
     @property
     def label_names(self) -> list[str]:
@@ -87,7 +87,7 @@ class EnsembleRun:
         return weights, parts
 
     def decide(self, probs, langs=None) -> np.ndarray:
-        """0/1 decisions at the ensemble's thresholds, as `kemo.runs.Run.decide`."""
+        """0/1 decisions at the ensemble's thresholds, as `kemo.run.read.Run.decide`."""
         return self.thresholds.apply(probs, langs)
 
     def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +157,7 @@ def _check_weights(weights, n: int) -> list[float]:
 
 def load_ensemble(run_dir) -> EnsembleRun:
     """Load an ensemble run directory written by `build_ensemble` (members included)."""
-    from kemo.runs import language_labels, load_run, read_run_state
+    from kemo.run.read import language_labels, load_run, read_run_state
 
     path = Path(run_dir)
     meta = read_ensemble_file(path)
@@ -299,7 +299,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
     _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin)
     log(format_members_table(report))
     log(format_served_by(report))
-    from kemo.report import format_language_table
+    from kemo.evaluation.report import format_language_table
 
     for split in ("validation", "dev"):
         if split in report:
@@ -311,8 +311,8 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
 
 def _open_members(paths, run_dir):
     """The member runs, loaded, after the arguments and the run directory are checked."""
-    from kemo.run_lock import check_unlocked
-    from kemo.runs import load_run
+    from kemo.run.lock import check_unlocked
+    from kemo.run.read import load_run
 
     if len(paths) < 2:
         raise InputError("an ensemble needs at least two member runs")
@@ -340,7 +340,7 @@ def _member_view(member, ex, part):
 def _finish_report(members, paths, weights, data, probs, parts, started):
     """Thresholds tuned as the members' config says, the ensemble's report beside each
     member's (on the rows of its own languages); returns (report, deciding search)."""
-    from kemo.report import full_report
+    from kemo.evaluation.report import full_report
     from kemo.run.finish import finish
 
     val, dev = data.val, data.dev
@@ -371,7 +371,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
     from kemo.config import dump_config
     from kemo.run.finish import write_decisions, write_report
     from kemo.run.manifest import write_manifest
-    from kemo.run_lock import RunLock
+    from kemo.run.lock import RunLock
 
     languages = list(data.served_by)
     first = members[0].config

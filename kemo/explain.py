@@ -11,7 +11,7 @@ Saved per text: `<id>.html` (LIME's own page, its JavaScript inlined: opens offl
 and `<id>.png` (a bar chart per explained label); `explanations.json` sums them up.
 
 Example:
-    run = load_predictor("runs/tiny")   # kemo.predictor: a run or an ensemble
+    run = load_predictor("runs/tiny")   # kemo.prediction.predictor: a run or an ensemble
     ex = explain_text(run, "I can't stop smiling today", num_samples=500)
     ex.predicted, ex.words["joy"][:3]      # [('smiling', 0.21), ...]
     save_explanation(ex, "runs/tiny/explanations")

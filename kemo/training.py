@@ -6,7 +6,7 @@ directory, then writes there: `config.toml` (the resolved config), `history.csv`
 `label_distribution.json`, `thresholds.json`, `report.json`, `predictions_val.csv`,
 `predictions_dev.csv`, `predictions/dev/` (the official `pred_<lang>.csv` layout plus
 `probs_<lang>.csv`: `kemo evaluate <run_dir>/predictions/dev --split dev` scores them;
-see `kemo.split_predictions`), `model.keras`, `preprocessor/` (a keras-hub preset of the
+see `kemo.prediction.split_files`), `model.keras`, `preprocessor/` (a keras-hub preset of the
 tokeniser) and `tensorboard/` (event files; see `kemo.monitor`).
 
 Example:
@@ -52,13 +52,13 @@ from kemo.models.backbones import save_preprocessor
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
 from kemo.nan_guard import StopOnNanLoss
-from kemo.predict import predict_probs
-from kemo.report import format_console_report
+from kemo.prediction.batches import predict_probs
+from kemo.evaluation.report import format_console_report
 from kemo.run import layout as L
 from kemo.run.finish import finish, write_decisions, write_report
 from kemo.run.manifest import write_manifest
-from kemo.run_lock import RunLock, check_unlocked
-from kemo.thresholds import UNTUNED_THRESHOLD
+from kemo.run.lock import RunLock, check_unlocked
+from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
 from kemo.validation import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
 
 
@@ -188,8 +188,8 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
                              monitor: str = "val_macro_f1") -> None:
     """On resume: `label_distribution.json` and `history.json` (read back by the run)
     are valid and match the data and the checkpoint."""
-    from kemo.run_files import label_names as check_labels, read_history
-    from kemo.runs import read_label_distribution
+    from kemo.run.files import label_names as check_labels, read_history
+    from kemo.run.read import read_label_distribution
 
     path = run_dir / L.LABEL_DISTRIBUTION
     if path.exists():
@@ -239,7 +239,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
 
     With `resume=True`, `run_dir` is a run that was interrupted: training continues
     from its last checkpoint (see `kemo.checkpoint`) and ends as the uninterrupted
-    run would have. One writer per run: the process holds `kemo.run_lock.RunLock`
+    run would have. One writer per run: the process holds `kemo.run.lock.RunLock`
     on `run_dir` from its creation (or, resuming, before it is read) to the end.
 
     The data root: `data_dir`, else $KEMO_DATA_DIR, else `data.data_dir`

@@ -95,12 +95,12 @@ def run_cli(argv) -> tuple[int, str, str]:
 
 def serve_saved_model(saved_model, texts, work_dir: Path) -> dict:
     """Run an exported SavedModel's `serving_default` on raw `texts` in a fresh
-    TensorFlow-only process (`kemo.tf_only.run_tf_only`): {"probs", "decisions",
+    TensorFlow-only process (`kemo.serving.tf_only.run_tf_only`): {"probs", "decisions",
     "blocked"} (the last: Keras/JAX/kemo modules that process loaded; [] expected)."""
     import json
     import textwrap
 
-    from kemo.tf_only import run_tf_only
+    from kemo.serving.tf_only import run_tf_only
 
     texts_file = Path(work_dir) / "texts.json"
     texts_file.write_text(json.dumps(list(texts)))

@@ -49,8 +49,8 @@ def splits(tiny_run, data_dir):
 
 def test_averaged_probabilities_and_decisions_by_hand(ensemble, tiny_run, second_run, splits):
     from kemo.ensemble import EnsembleRun
-    from kemo.predictor import load_predictor
-    from kemo.thresholds import best_f1_threshold
+    from kemo.prediction.predictor import load_predictor
+    from kemo.evaluation.thresholds import best_f1_threshold
 
     out, report, _ = ensemble
     run = load_predictor(out)
@@ -151,8 +151,8 @@ def test_damaged_ensemble_file_is_named(ensemble, tmp_path, capsys):
 
 def test_export_parity(ensemble, splits, tmp_path):
     from conftest import serve_saved_model
-    from kemo.export import export_run
-    from kemo.predictor import load_predictor
+    from kemo.serving.export import export_run
+    from kemo.prediction.predictor import load_predictor
 
     out = tmp_path / "export"
     info = export_run(ensemble[0], out, benchmark=False, log=lambda *_: None)

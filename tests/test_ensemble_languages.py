@@ -71,7 +71,7 @@ def mixed(tiny_run, eng_afr_run, data_dir, tmp_path_factory):
 
 def test_each_language_averages_only_its_members(mixed, tiny_run, eng_afr_run, data_dir):
     from kemo.data.brighter import load_split
-    from kemo.predictor import load_predictor
+    from kemo.prediction.predictor import load_predictor
 
     out, report, _ = mixed
     ens, eng, both = load_predictor(out), load_predictor(tiny_run), load_predictor(eng_afr_run)
@@ -98,7 +98,7 @@ def test_each_language_averages_only_its_members(mixed, tiny_run, eng_afr_run, d
 
 
 def test_thresholds_report_and_who_served_which_language(mixed, tiny_run, eng_afr_run):
-    from kemo.predictor import load_predictor
+    from kemo.prediction.predictor import load_predictor
 
     out, report, lines = mixed
     meta = report["meta"]
@@ -130,8 +130,8 @@ def test_thresholds_report_and_who_served_which_language(mixed, tiny_run, eng_af
 
 def test_predict_writes_each_language_and_export_keeps_working(mixed, data_dir, tmp_path):
     from conftest import serve_saved_model
-    from kemo.export import export_run
-    from kemo.predictor import load_predictor
+    from kemo.serving.export import export_run
+    from kemo.prediction.predictor import load_predictor
 
     out, report, _ = mixed
     preds = tmp_path / "preds"

@@ -94,7 +94,7 @@ def test_the_probe_sees_a_framework_import():
 def test_scores_equal_sklearn():
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-    from kemo.scoring import LabelTable, score_tables
+    from kemo.evaluation.scoring import LabelTable, score_tables
     import pandas as pd
 
     rng = np.random.default_rng(0)
@@ -151,7 +151,7 @@ def test_report_header_has_no_none_or_raw_dict(tiny_run, tmp_path):
     import shutil
 
     from kemo.machine import describe_cpu
-    from kemo.run_report import make_run_report
+    from kemo.evaluation.page import make_run_report
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

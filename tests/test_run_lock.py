@@ -110,7 +110,7 @@ def lone(data_dir, tmp_path_factory):
 
 def test_second_writer_is_refused_and_first_run_is_intact(lone, data_dir, tmp_path):
     from kemo.errors import InputError
-    from kemo.run_lock import RunLock
+    from kemo.run.lock import RunLock
 
     env, run_dir = _env(data_dir), tmp_path / "run"
     first = _start(_new_run(run_dir), tmp_path, env)
@@ -137,7 +137,7 @@ def test_second_writer_is_refused_and_first_run_is_intact(lone, data_dir, tmp_pa
 
 
 def test_sigkilled_holder_releases_the_lock(lone, data_dir, tmp_path):
-    from kemo.run_lock import check_unlocked
+    from kemo.run.lock import check_unlocked
 
     env, run_dir = _env(data_dir), tmp_path / "run"
     first = _start(_new_run(run_dir), tmp_path, env)

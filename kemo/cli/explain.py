@@ -34,8 +34,8 @@ def add_parser(sub):
 def run(args) -> int:
     from kemo.errors import InputError
     from kemo.explain import explain_many
-    from kemo.predictor import load_predictor
-    from kemo.submission import read_texts_csv
+    from kemo.prediction.predictor import load_predictor
+    from kemo.prediction.files import read_texts_csv
 
     if bool(args.text) == bool(args.csv):
         raise InputError("give either --text (repeatable) or --csv FILE with columns id,text")

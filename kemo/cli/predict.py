@@ -1,4 +1,4 @@
-"""`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts (kemo/submission.py).
+"""`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts (kemo/prediction/files.py).
 
 Where the outputs go (`--out` overrides): `--split X` writes `<run>/predictions/X/`
 (pred_<lang>.csv, probs_<lang>.csv, submission.zip: training already keeps its dev files
@@ -57,8 +57,8 @@ def add_parser(sub):
 
 def run(args) -> int:
     from kemo.errors import InputError
-    from kemo.predictor import load_predictor
-    from kemo import submission
+    from kemo.prediction.predictor import load_predictor
+    from kemo.prediction import files as submission
 
     if args.json and not args.text:
         raise InputError("--json goes with --text (files and splits are written as CSV)")
@@ -128,7 +128,7 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
     """Before the model runs: refuse when a file predict would write is already in `out`
     (unless --overwrite), naming it and the two ways on."""
     from kemo.errors import InputError
-    from kemo.submission import ZIP_NAME
+    from kemo.prediction.files import ZIP_NAME
 
     names = []
     for inp in inputs:
@@ -152,7 +152,7 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
 def _print_score(files, gold_dir: Path, split: str) -> None:
     """The official macro-F1 of the pred_<lang>.csv just written against their gold
     files, per language, then the mean over languages (the shared task's number)."""
-    from kemo.scoring import format_scores, score_submission
+    from kemo.evaluation.scoring import format_scores, score_submission
 
     preds = [f for f in files if Path(f).name.startswith("pred_")]
     scores = score_submission(preds, gold_dir)

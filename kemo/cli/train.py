@@ -43,7 +43,7 @@ def run(args) -> int:
     from kemo.config import load_config
     from kemo.default_config import resolve_config, result_summary
     from kemo.errors import InputError
-    from kemo.run_lock import check_unlocked
+    from kemo.run.lock import check_unlocked
 
     # Config and lock first: a bad value or a busy run fails before the heavy imports.
     if args.resume:

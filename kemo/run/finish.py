@@ -48,7 +48,7 @@ class Finish:
     search: object  # ThresholdSearch: the global thresholds (0.5 without tuning)
     per_language: object  # ThresholdSearch with per-language thresholds (for the report)
     decides_with: str
-    report: dict  # {"validation": ..., "dev": ...} as `kemo.report.full_report`
+    report: dict  # {"validation": ..., "dev": ...} as `kemo.evaluation.report.full_report`
 
     @property
     def decide(self):
@@ -64,8 +64,8 @@ class Finish:
 def finish(tcfg, val, dev, probs, warn: bool = False) -> Finish:
     """Tune on `val` (or not), and report `val` and `dev` (None: no dev) with
     `probs` = {"val": ..., "dev": ...} (probabilities, rows x labels)."""
-    from kemo.report import full_report
-    from kemo.thresholds import tune_on_validation
+    from kemo.evaluation.report import full_report
+    from kemo.evaluation.thresholds import tune_on_validation
 
     search, per_lang = tune_on_validation(probs["val"], val, tcfg.tune)
     report = {"validation": full_report(val, probs["val"], search, per_lang)}
@@ -78,7 +78,7 @@ def write_decisions(run_dir, fin: Finish, val, dev, probs) -> None:
     """`thresholds.json`, `predictions_val.csv`, and with dev `predictions_dev.csv` and
     `predictions/dev/` (the official pred_<lang>.csv files), each whole or absent."""
     from kemo.atomic import write_text
-    from kemo.split_predictions import write_split_predictions, write_split_submission
+    from kemo.prediction.split_files import write_split_predictions, write_split_submission
 
     decide = fin.decide
     write_text(run_dir / L.THRESHOLDS, json.dumps(decide.to_dict(), indent=2))

@@ -3,7 +3,7 @@
 `build_serving_module(members, weights, thresholds, label_names)` returns a `tf.Module`
 whose `serve(texts)` runs, for each member (one for a run, several for an ensemble),
 its keras-hub preprocessor as TensorFlow ops and its numeric SavedModel (stage 1 of
-`kemo.export`), then averages the members' sigmoid probabilities with `weights` and
+`kemo.serving.export`), then averages the members' sigmoid probabilities with `weights` and
 applies the thresholds. Each member keeps its own tokenizer, sequence length and
 length buckets.
 

@@ -12,10 +12,10 @@ the model was never trained on (e.g. afr's disgust for an eng-only model) is ref
 or written as 0 with `untrained="zero"` (`--untrained-labels zero`). A plain file gives
 `<name>.predictions.csv` (id, p_<label>..., <label>...) over the model's labels.
 
-Scoring: `kemo.scoring`.
+Scoring: `kemo.evaluation.scoring`.
 
 Example:
-    run = load_predictor("runs/tiny")   # kemo.predictor: a run or an ensemble
+    run = load_predictor("runs/tiny")   # kemo.prediction.predictor: a run or an ensemble
     out = predict_files(run, split_files(data_dir, "test", ["eng"]), "runs/tiny/test")
     out["zip"]                                   # runs/tiny/test/submission.zip
 """

@@ -5,7 +5,7 @@ did (`kemo.data.splits.load_data`: same config, same seed) and predicts it, chec
 that it reproduces report.json's validation rows and macro-F1. `dev_probs` needs no
 model: it reads `predictions_dev.csv` (probabilities rounded to 6 decimals) with the
 dev labels. `kemo report` draws its precision-recall curves from them and fills the
-per-language comparison of runs trained before it (`kemo.report_backfill`).
+per-language comparison of runs trained before it (`kemo.run.migrate`).
 
 Example:
     val = validation_probs("runs/tiny", data_dir="../shared/data/brighter/track_a")
@@ -57,9 +57,9 @@ def validation_probs(run_dir, data_dir=None) -> SplitProbs:
     """Reload the run, re-create its validation split as training did, predict it."""
     from kemo.config import load_config
     from kemo.data.splits import load_data
-    from kemo.report import classification_report
-    from kemo.predictor import load_predictor
-    from kemo.runs import read_report
+    from kemo.evaluation.report import classification_report
+    from kemo.prediction.predictor import load_predictor
+    from kemo.run.read import read_report
 
     from kemo.ensemble import ensemble_data
     from kemo.run.ensemble_file import is_ensemble_dir

@@ -5,7 +5,7 @@
 writes into DIR (default `<run_dir>/export`):
 
 - `model.keras`: the trained classifier (logits). `keras.models.load_model(path,
-  safe_mode=True)` loads it once `kemo.runs` (or `kemo.losses`, `kemo.metrics`,
+  safe_mode=True)` loads it once `kemo.run.read` (or `kemo.losses`, `kemo.metrics`,
   `kemo.models.classifier`) is imported, which registers the custom objects.
   `preprocessor/` beside it is the keras-hub preprocessor preset that feeds it.
 - `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature takes
@@ -37,7 +37,7 @@ is a plain TensorFlow graph and the rest is the same. The torch backend cannot w
 a SavedModel (Keras needs torch_xla for it) and is refused in one line; model.keras
 does not depend on the backend, so a run trained under torch exports under jax.
 
-Latencies are measured in a TensorFlow-only subprocess (`kemo.tf_only`).
+Latencies are measured in a TensorFlow-only subprocess (`kemo.serving.tf_only`).
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ from pathlib import Path
 from kemo.data.pipeline import length_buckets
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.serving import ServingMember, build_serving_module
-from kemo.tf_only import benchmark_saved_model
-from kemo.export_dir import (  # noqa: F401  (read_export_info: re-exported)
+from kemo.serving.graph import ServingMember, build_serving_module
+from kemo.serving.tf_only import benchmark_saved_model
+from kemo.serving.export_dir import (  # noqa: F401  (read_export_info: re-exported)
     FORMAT_VERSION, SAVED_MODEL, SIGNATURE, check_out, mark, read_export_info, replace,
     staging_dir,
 )
@@ -193,7 +193,7 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
     import keras
 
     check_export_backend(keras.backend.backend())  # before anything is read or written
-    from kemo.predictor import load_predictor
+    from kemo.prediction.predictor import load_predictor
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -275,7 +275,7 @@ def export_info(run, out: Path, stage: Path, built: _Built, export_s: float) -> 
     """export.json: what the export holds and how to use it."""
     import keras
 
-    members, files, buckets = built.members, built.files, built.buckets
+    members, files = built.members, built.files
     several = len(members) > 1
     seq_len = int(run.config.model.sequence_length) if not several else None
     return {
@@ -294,7 +294,7 @@ def export_info(run, out: Path, stage: Path, built: _Built, export_s: float) -> 
                         **({"members": files} if several else {}),
                         "preprocessor": "preprocessor beside each model.keras",
                         "outputs": "logits; probability = sigmoid(logits)",
-                        "load": "import kemo.runs; keras.models.load_model(path, "
+                        "load": "import kemo.run.read; keras.models.load_model(path, "
                                 "safe_mode=True)"},
         **({"ensemble": _ensemble_info(run)} if several else {}),
         "saved_model": _saved_model_info(out, stage, built, several),

@@ -2,7 +2,7 @@
 
 `make_run_report(run_dir)` writes `<run_dir>/report/index.html` and the PNG figures it
 shows (relative links: the folder opens offline and can be copied as a whole; the
-figures are drawn by `kemo.report_plots`):
+figures are drawn by `kemo.evaluation.plots`):
 
 - loss per epoch (train and validation), loss per label per epoch, macro-F1 per epoch
   (from `history.json`, else `history.csv`);
@@ -15,7 +15,7 @@ figures are drawn by `kemo.report_plots`):
   tuned (global) and tuned per language, overall and per language, with a table of
   macro-F1 per language and its mean over languages. A run trained before per-language
   thresholds gets them from its re-created validation split, and its report.json is
-  completed in place (`kemo.report_backfill`).
+  completed in place (`kemo.run.migrate`).
 
 Example:
     page = make_run_report("runs/tiny", data_dir="../shared/data/brighter/track_a").path
@@ -33,11 +33,11 @@ from pathlib import Path
 
 from kemo.errors import InputError
 from kemo.owned_dir import OwnedDir
-from kemo.report import SETTING_NAMES
-from kemo.report_plots import plot_curves, plot_distribution, plot_pr_curves
+from kemo.evaluation.report import SETTING_NAMES
+from kemo.evaluation.plots import plot_curves, plot_distribution, plot_pr_curves
 from kemo.run import layout as L
-from kemo.split_probs import available_probs
-from kemo.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
+from kemo.evaluation.split_probs import available_probs
+from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
 
 # The report folder: built aside, marked, never written over what kemo did not write.
 REPORT_DIR = OwnedDir("report directory", ".kemo-report", legacy=(".html", ".png"))
@@ -52,7 +52,7 @@ def read_history(run_dir) -> list[dict]:
     """Per-epoch logs (epoch numbered from 1): `history.json`, else `history.csv`."""
     run_dir = Path(run_dir)
     if (run_dir / L.HISTORY_JSON).is_file():
-        from kemo.run_files import read_history as read_history_json
+        from kemo.run.files import read_history as read_history_json
 
         return read_history_json(run_dir / L.HISTORY_JSON)
     if (run_dir / L.HISTORY_CSV).is_file():
@@ -83,7 +83,7 @@ def _e(x) -> str:
 
 
 def report_table(rep: dict, caption: str) -> str:
-    """One `kemo.report.classification_report` dict as an HTML table."""
+    """One `kemo.evaluation.report.classification_report` dict as an HTML table."""
     head = ("<tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
             "<th>support</th></tr>")
     rows = [f"<tr><td>{_e(n)}</td><td>{m['precision']:.4f}</td><td>{m['recall']:.4f}</td>"
@@ -101,9 +101,9 @@ def report_table(rep: dict, caption: str) -> str:
 
 def language_table(rep: dict, split: str, decides: str = "") -> str:
     """Macro-F1 per language (rows) for each setting (columns), the mean over languages
-    (the shared task's ranking number) and all rows pooled: `kemo.report.language_rows`,
+    (the shared task's ranking number) and all rows pooled: `kemo.evaluation.report.language_rows`,
     as the console table shows them."""
-    from kemo.report import language_rows
+    from kemo.evaluation.report import language_rows
 
     head = "".join(f"<th>macro-F1, {_e(t)}{' *' if k == decides else ''}</th>"
                    for k, t in SETTINGS)
@@ -172,9 +172,9 @@ class RunReport:
 
 def _backfill(run_dir: Path, report: dict, thresholds, data,
               data_dir=None) -> tuple[dict, list[str]]:
-    """`report` completed with its per-language comparison (`kemo.report_backfill`),
+    """`report` completed with its per-language comparison (`kemo.run.migrate`),
     saved into the run directory when anything was added; plus notes."""
-    from kemo.report_backfill import backfill_report, save_backfill
+    from kemo.run.migrate import backfill_report, save_backfill
 
     fill = backfill_report(run_dir, report, thresholds, data, data_dir)  # dev: same root
     notes = list(fill.notes)
@@ -194,7 +194,7 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
     run_dir = Path(run_dir)
     if not (run_dir / L.CONFIG).is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
-    from kemo.runs import read_run_state
+    from kemo.run.read import read_run_state
 
     # Every file the page reads is checked before anything is written.
     state = read_run_state(run_dir, finished=False)
