@@ -115,6 +115,18 @@ def serve_saved_model(saved_model, texts, work_dir: Path) -> dict:
     """))
 
 
+def assert_refused(rc, out, err, needles=(), before=None, after=None):
+    """A command refused bad input as kemo promises: exit 2, no traceback, exactly one
+    `error:` line holding every needle, and (given snapshots) nothing written."""
+    assert rc == 2, f"rc={rc}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-2000:]}"
+    assert "Traceback" not in out + err, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    assert after == before, "files were written or changed"
+
+
 def snapshot(root: Path) -> dict:
     """Every path under `root`: folders by name; files by size, mtime and content."""
     out = {}

@@ -59,6 +59,7 @@ def run(args) -> int:
     from kemo.errors import InputError
     from kemo.prediction.predictor import load_predictor
     from kemo.prediction import files as submission
+    from kemo.run.lock import writing_into
 
     if args.json and not args.text:
         raise InputError("--json goes with --text (files and splits are written as CSV)")
@@ -101,8 +102,9 @@ def run(args) -> int:
             print(submission.format_text_predictions(args.text, run.label_names, probs, dec,
                                                      run.thresholds.thresholds))
     if paths:
-        result = submission.predict_files(run, inputs, out, args.untrained_labels,
-                                          args.batch_size, tokens=tokens)
+        with writing_into(run.path, out):  # one writer of a run directory at a time
+            result = submission.predict_files(run, inputs, out, args.untrained_labels,
+                                              args.batch_size, tokens=tokens)
         for lang, labels in result["untrained"].items():
             print(f"warning: {lang}: {', '.join(labels)} not trained; written as 0",
                   file=sys.stderr)

@@ -27,7 +27,14 @@ def run(args) -> int:
     from kemo.evaluation.report import format_console_report
     from kemo.evaluation.page import make_run_report
 
-    result = make_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
+    from pathlib import Path
+
+    from kemo.run import layout as L
+    from kemo.run.lock import writing_into
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / L.REPORT_DIR
+    with writing_into(args.run_dir, out):  # one writer of a run directory at a time
+        result = make_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.report:
