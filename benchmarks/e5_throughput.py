@@ -103,7 +103,7 @@ def child(spec: dict) -> dict:
     from kemo.data.pipeline import batch_arrays
     from kemo.losses import inverse_frequency_alpha, make_loss
     from kemo.models import build_classifier, load_backbone
-    from kemo.models.backbones import freeze_lower_layers, token_embedding
+    from kemo.models.backbone_layers import freeze_lower_layers, token_embedding
     from kemo.models.vocab_prune import prune_backbone
     from kemo.training import make_metrics, make_optimizer
 

@@ -289,7 +289,7 @@ class KemoSide:
 
         from kemo.config import Config, TrainConfig
         from kemo.losses import MaskedBinaryCrossentropy
-        from kemo.models.backbones import use_fused_attention
+        from kemo.models.backbone_layers import use_fused_attention
         from kemo.models.classifier import build_classifier
         from kemo.training import make_metrics, make_optimizer
 

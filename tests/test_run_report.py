@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kemo.errors import InputError
-from kemo.evaluation.page import read_history, write_run_report
+from kemo.evaluation.page import make_run_report, read_history
 
 
 def images(page: Path) -> list[str]:
@@ -16,7 +16,7 @@ def images(page: Path) -> list[str]:
 
 
 def test_report_on_the_validation_split(tiny_run, data_dir, tmp_path):
-    page = write_run_report(tiny_run, data_dir=data_dir, out_dir=tmp_path / "report")
+    page = make_run_report(tiny_run, data_dir=data_dir, out_dir=tmp_path / "report").path
     assert page == tmp_path / "report" / "index.html"
     srcs = images(page)
     assert set(srcs) == {"loss.png", "macro_f1.png", "label_loss.png", "pr_curves.png",
@@ -42,7 +42,7 @@ def test_report_falls_back_to_dev_then_to_a_note(tiny_run, data_dir, tmp_path, m
     # Only dev/ available: the validation split cannot be re-created, dev can.
     (tmp_path / "data" / "dev").mkdir(parents=True)
     shutil.copy(data_dir / "dev" / "eng.csv", tmp_path / "data" / "dev" / "eng.csv")
-    page = write_run_report(tiny_run, data_dir=tmp_path / "data", out_dir=tmp_path / "r1")
+    page = make_run_report(tiny_run, data_dir=tmp_path / "data", out_dir=tmp_path / "r1").path
     html = page.read_text()
     assert "dev split (the validation split could not be re-created" in html
     assert "train/eng.csv: file not found" in html
@@ -53,7 +53,7 @@ def test_report_falls_back_to_dev_then_to_a_note(tiny_run, data_dir, tmp_path, m
     config = (copy / "config.toml").read_text()
     config = re.sub(r'data_dir = ".*"', f'data_dir = "{tmp_path / "moved"}"', config)
     (copy / "config.toml").write_text(config)
-    page = write_run_report(copy, out_dir=tmp_path / "r2")
+    page = make_run_report(copy, out_dir=tmp_path / "r2").path
     html = page.read_text()
     assert "Not drawn: validation split not available (data directory " in html
     assert "moved: not found" in html
@@ -65,7 +65,7 @@ def test_history_csv_fallback_and_bad_run_dirs(tmp_path):
     assert read_history(tmp_path) == [{"epoch": 1, "loss": 0.5, "val_loss": 0.6},
                                       {"epoch": 2, "loss": 0.4, "val_loss": 0.55}]
     with pytest.raises(InputError, match="no config.toml"):
-        write_run_report(tmp_path)
+        make_run_report(tmp_path)
 
 
 def test_report_cli(tiny_run, data_dir, capsys):
