@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from contextlib import ExitStack
@@ -51,6 +50,7 @@ from kemo.models.backbones import (
 )
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
+from kemo import multiprocess
 from kemo.nan_guard import StopOnNanLoss
 from kemo.predict import predict_probs
 from kemo.report import format_console_report, full_report
@@ -89,17 +89,19 @@ def make_metrics(label_names, loss) -> list:
 
 
 class JsonHistory(keras.callbacks.Callback):
-    """Writes the per-epoch logs to `history.json` after every epoch."""
+    """Writes the per-epoch logs to `history.json` after every epoch (`write=False`:
+    only keeps them in `epochs`, as a process other than a run's writer does)."""
 
-    def __init__(self, path):
+    def __init__(self, path, write: bool = True):
         super().__init__()
-        self.path = Path(path)
+        self.path, self.write = Path(path), write
         self.epochs = json.loads(self.path.read_text()) if self.path.exists() else []
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs = [e for e in self.epochs if e["epoch"] < epoch + 1]
         self.epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-        self.path.write_text(json.dumps(self.epochs, indent=1))
+        if self.write:
+            self.path.write_text(json.dumps(self.epochs, indent=1))
 
 
 def _format_distribution(names, before, after) -> str:
@@ -126,24 +128,28 @@ def _format_languages(langs, weights) -> str:
 
 
 def set_distribution(cfg: Config) -> None:
-    """Data parallelism over all local devices (and hosts, once JAX is initialised
-    for several) with `train.distribution = "data_parallel"`: weights replicated, each
-    batch sharded over a one-axis device mesh."""
-    if cfg.train.distribution == "none":
+    """Data parallelism over all local devices (and the devices of every process, when
+    this is one of several: `kemo.multiprocess`) with `train.distribution =
+    "data_parallel"`: weights replicated, each batch sharded over a one-axis device mesh."""
+    several = multiprocess.requested()
+    if cfg.train.distribution == "none" and not several:
         keras.distribution.set_distribution(None)
         return
     if keras.backend.backend() != "jax":
-        raise InputError("config key 'train.distribution': data_parallel needs the JAX backend "
-                         f"(got {keras.backend.backend()})")
-    if os.environ.get("KEMO_MULTI_HOST") == "1":
-        # One process per host: JAX finds the others from the TPU/SLURM/cluster
-        # environment (or COORDINATOR_ADDRESS, NUM_PROCESSES, PROCESS_ID).
-        keras.distribution.initialize()
+        raise InputError(f"config key 'train.distribution': {cfg.train.distribution} needs the "
+                         f"JAX backend (got {keras.backend.backend()})")
+    if several:
+        if cfg.train.distribution == "none":
+            raise InputError("config key 'train.distribution': a run of several processes needs "
+                             '"data_parallel" (--set train.distribution=\'"data_parallel"\')')
+        multiprocess.initialize()  # one line: which process, how many, how many devices
     devices = keras.distribution.list_devices()
     if cfg.train.batch_size % len(devices):
         raise InputError(f"config key 'train.batch_size': {cfg.train.batch_size} does not split "
                          f"evenly over {len(devices)} devices")
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    # Several processes: each feeds its own rows of every global batch (`batch_arrays`).
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=devices, auto_shard_dataset=not multiprocess.active()))
     print(f"data parallel over {len(devices)} devices: {devices[0]} ...")
 
 
@@ -298,17 +304,25 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=loss,
                   metrics=make_metrics(label_names, loss))
     run_dir = Path(run_dir)
-    _open_run_dir(run_dir, cfg, resume, lock)
+    writer = multiprocess.is_writer()  # several processes: only process 0 writes run_dir
+    error = None
+    try:
+        if writer:
+            _open_run_dir(run_dir, cfg, resume, lock)
+    except InputError as e:
+        error = str(e)
+    multiprocess.broadcast_error(error)  # process 0's verdict, on every process
     state = None
     if resume:  # the whole checkpoint and history are checked before anything is written
         state = load_checkpoint(run_dir, model, cfg.train.epochs,
                                 cfg.train.early_stopping_patience > 0)
         _check_resumable_history(run_dir, state, label_names, monitor)
-    else:
+    elif writer:
         (run_dir / L.CONFIG).write_text(dump_config(cfg))
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
             save_keep(run_dir, preprocessor)
-    write_manifest(run_dir, "train", resumed=resume)  # a run from before run.json gets one
+    if writer:
+        write_manifest(run_dir, "train", resumed=resume)  # a run from before run.json gets one
 
     if announce:
         print(announce)
@@ -323,7 +337,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     else:
         arrays = tokenize_splits({name: ex.texts for name, ex in named.items()}, preprocessor)
         print(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
-    if cache is None or cache.path != run_dir / L.TOKENS:  # --resume reads them back
+    if writer and (cache is None or cache.path != run_dir / L.TOKENS):  # --resume reads them
         TokenCache.write(run_dir / L.TOKENS, named, arrays, preprocessor, expect,
                          cache.manifest["tokenize_seconds"] if cache else time.time() - t0)
     tf_data = False if cache else None  # from a cache: the numpy input path, no TensorFlow
@@ -339,7 +353,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         print(f"rows per language and epoch, before and after sampling (language "
               f"temperature {cfg.data.language_temperature}):")
         print(_format_languages(train_ex.langs, weights))
-    if not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
+    if writer and not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
         (run_dir / L.LABEL_DISTRIBUTION).write_text(json.dumps(
             {"labels": list(label_names), "before": before.tolist(), "after": after.tolist(),
              "sampling_strength": cfg.data.sampling_strength}, indent=1))
@@ -350,11 +364,13 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
               else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
 
     buckets = cfg.data.length_buckets
+    part = multiprocess.part()  # several processes: each feeds its rows of every batch
     train_ds = input_batches(arrays["train"], train_ex.y, cfg.train.batch_size, tf_data=tf_data,
                              seed=cfg.train.seed, epochs=cfg.train.epochs,
-                             start_epoch=start_epoch, weights=weights, buckets=buckets)
+                             start_epoch=start_epoch, weights=weights, buckets=buckets, part=part)
+    json_history = JsonHistory(run_dir / L.HISTORY_JSON, write=writer)
     callbacks = [keras.callbacks.CSVLogger(str(run_dir / L.HISTORY_CSV), append=resume),
-                 JsonHistory(run_dir / L.HISTORY_JSON)]
+                 json_history] if writer else [json_history]
     if monitor == LANGUAGE_MEAN_KEY:  # one validation pass, before what reads its logs
         callbacks.insert(0, LanguageValidation(arrays["val"], val_ex, loss,
                                                make_metrics(label_names, loss),
@@ -362,7 +378,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         val_ds = None
     else:  # Keras' own validation pass
         val_ds = input_batches(arrays["val"], val_ex.y, cfg.train.batch_size, tf_data=tf_data,
-                               buckets=buckets, shuffle=False)
+                               buckets=buckets, shuffle=False, part=part)
     early_stopping = None
     if cfg.train.early_stopping_patience > 0:
         restore = None
@@ -373,14 +389,18 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
             restore_best_weights=True, verbose=1, restore=restore)
         callbacks.append(early_stopping)
     callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record
-    callbacks.append(RunCheckpoint(run_dir, early_stopping))
+    if writer:
+        callbacks.append(RunCheckpoint(run_dir, early_stopping))
     callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved
     notes_plan = BatchPlan(token_lengths(arrays["train"]), cfg.train.batch_size,
                            length_buckets(buckets, arrays["train"]["token_ids"].shape[1]),
                            cfg.train.seed, cfg.train.epochs, start_epoch, weights)
-    callbacks += monitor_callbacks(  # progress bar, compile notes per bucket, TensorBoard
-        run_dir, verbose, bucket_of_step=lambda epoch, batch: notes_plan[
-            (epoch - start_epoch) * notes_plan.steps + batch][1])
+    if writer:
+        callbacks += monitor_callbacks(  # progress bar, compile notes per bucket, TensorBoard
+            run_dir, verbose, bucket_of_step=lambda epoch, batch: notes_plan[
+                (epoch - start_epoch) * notes_plan.steps + batch][1])
+    else:
+        verbose = 0  # process 0 shows the progress
     stopped_early = bool(early_stopping and state
                          and state["early_stopping"]["wait"] >= cfg.train.early_stopping_patience)
     t0 = time.time()
@@ -390,13 +410,14 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
                       initial_epoch=start_epoch, steps_per_epoch=steps, callbacks=callbacks,
                       verbose=verbose, shuffle=False)
         except KeyboardInterrupt:
-            print(f"\ninterrupted: continue with --resume {run_dir}", file=sys.stderr)
+            if writer:
+                print(f"\ninterrupted: continue with --resume {run_dir}", file=sys.stderr)
             raise
     elif state and state.get("best_weights") is not None:
         # Training had ended before the kill: early stopping's best weights, as at its end.
         model.set_weights(state["best_weights"])
     fit_seconds = time.time() - t0
-    history = json.loads((run_dir / L.HISTORY_JSON).read_text())
+    history = json_history.epochs  # what history.json holds
     epochs_run = len(history)
     best_epoch = None  # the epoch whose weights early stopping restored (1-based)
     if early_stopping is not None and getattr(early_stopping, "best_weights", None) is not None:
@@ -419,12 +440,13 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         print("note: thresholds.per_language needs thresholds.tune = true: the run decides "
               "at 0.5", file=sys.stderr)
     decide = per_lang if decides == "per_language_thresholds" else search
-    decide.save(run_dir / L.THRESHOLDS)
-
     report = {"validation": full_report(val_ex, probs["val"], search, per_lang)}
-    write_split_predictions(run_dir / L.PREDICTIONS_VAL, val_ex, probs["val"], decide)
     if splits.dev is not None:
         report["dev"] = full_report(splits.dev, probs["dev"], search, per_lang)
+    if writer:
+        decide.save(run_dir / L.THRESHOLDS)
+        write_split_predictions(run_dir / L.PREDICTIONS_VAL, val_ex, probs["val"], decide)
+    if writer and splits.dev is not None:
         write_split_predictions(run_dir / L.PREDICTIONS_DEV, splits.dev, probs["dev"], decide)
         write_split_submission(run_dir / L.PREDICTIONS / "dev", splits.dev, probs["dev"], decide)
     report["meta"] = {"epochs_run": epochs_run, "best_epoch_restored": best_epoch,
@@ -434,14 +456,20 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
                       "decides_with": decides, "per_language_thresholds": per_lang.per_language,
                       "train_rows": len(train_ex), "val_rows": len(val_ex),
                       "resumed_after_epoch": start_epoch if resume else None,
-                      "data_dir": str(splits.root.resolve()), "cpu": cpu_info()}
-    save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
-    save_preprocessor(preprocessor, backbone, run_dir / L.PREPROCESSOR)
-    # report.json last: its presence marks a finished run.
-    (run_dir / L.REPORT).write_text(json.dumps(report, indent=1))
-    if not keep_checkpoints:  # for resuming only; a finished run is not resumed
-        remove_checkpoints(run_dir)
-    write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
+                      "data_dir": str(splits.root.resolve()), "cpu": cpu_info(),
+                      "processes": multiprocess.process_count()}
+    if writer:
+        save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
+        save_preprocessor(preprocessor, backbone, run_dir / L.PREPROCESSOR)
+        # report.json last: its presence marks a finished run.
+        (run_dir / L.REPORT).write_text(json.dumps(report, indent=1))
+        if not keep_checkpoints:  # for resuming only; a finished run is not resumed
+            remove_checkpoints(run_dir)
+        write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
+    multiprocess.barrier("kemo-train-written")  # the others end once the run is written
+    if not writer:
+        print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})")
+        return {"report": report, "history": history, "run_dir": run_dir}
 
     print()
     print(format_console_report(report))
