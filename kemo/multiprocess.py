@@ -233,7 +233,10 @@ def launch(argv: list[str], processes: int, grace: float = HEARTBEAT_SECONDS + 1
     env = {**os.environ, ADDRESS: f"localhost:{_free_port()}", NUM: str(processes)}
     env.pop("KEMO_MULTI_HOST", None)
     cmd = [sys.executable, "-m", "kemo.cli", *argv]
-    procs = [subprocess.Popen(cmd, env={**env, ID: str(i)}) for i in range(processes)]
+    # Each in its own process group: a terminal's Ctrl-C reaches this launcher only, which
+    # passes it on once (a second Ctrl-C would stop them at once, not at a batch end).
+    procs = [subprocess.Popen(cmd, env={**env, ID: str(i)}, process_group=0)
+             for i in range(processes)]
     interrupted = []
 
     def forward(signum, frame):
