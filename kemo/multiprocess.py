@@ -239,13 +239,13 @@ def launch(argv: list[str], processes: int, grace: float = HEARTBEAT_SECONDS + 1
              for i in range(processes)]
     interrupted = []
 
-    def forward(signum, frame):
+    def forward(signum, frame):  # Ctrl-C (SIGINT) or SIGTERM: to every process
         interrupted.append(signum)
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+                p.send_signal(signum)
 
-    previous = signal.signal(signal.SIGINT, forward)
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     first = None  # (process, code) of the first to fail
     try:
         while any(p.poll() is None for p in procs):
@@ -255,7 +255,8 @@ def launch(argv: list[str], processes: int, grace: float = HEARTBEAT_SECONDS + 1
                     _stop(procs, grace)
             time.sleep(0.1)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if first is None:
         codes = [p.returncode for p in procs]
         first = next(((i, c) for i, c in enumerate(codes) if c), None)
@@ -263,7 +264,7 @@ def launch(argv: list[str], processes: int, grace: float = HEARTBEAT_SECONDS + 1
         return 0
     i, code = first
     if interrupted:
-        return 130
+        return 130 if interrupted[0] == signal.SIGINT else 128 + interrupted[0]
     how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
     print(f"error: process {i} of {processes} stopped ({how}): the run stopped", file=sys.stderr)
     return code if code > 0 else 1
