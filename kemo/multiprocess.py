@@ -194,12 +194,16 @@ def lost_peer(error: BaseException) -> str | None:
         return None
     import jax
 
-    if isinstance(error, jax.errors.JaxRuntimeError) or "Gloo" in str(error):
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return (f"process {process_index()} of {process_count()}: another process of the run "
-                f"stopped or cannot be reached ({first[:200]}); stopping this one too (the "
-                "last checkpoint stands: --resume the run with the same number of processes)")
-    return None
+    text = str(error).strip()
+    first = text.splitlines()[0][:200] if text else type(error).__name__
+    if not isinstance(error, jax.errors.JaxRuntimeError) and "Gloo" not in text:
+        return None
+    if not any(w in text for w in ("Gloo", "gloo", "onnection", "heartbeat", "UNAVAILABLE",
+                                   "DEADLINE_EXCEEDED", "coordination")):
+        return f"process {process_index()} of {process_count()}: {first}"
+    return (f"process {process_index()} of {process_count()}: another process of the run "
+            f"stopped or cannot be reached ({first}); stopping this one too (the last "
+            "checkpoint stands: --resume continues the run)")
 
 
 def _free_port() -> int:

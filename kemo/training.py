@@ -17,7 +17,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -150,7 +152,8 @@ def set_distribution(cfg: Config) -> None:
     # Several processes: each feeds its own rows of every global batch (`batch_arrays`).
     keras.distribution.set_distribution(keras.distribution.DataParallel(
         devices=devices, auto_shard_dataset=not multiprocess.active()))
-    print(f"data parallel over {len(devices)} devices: {devices[0]} ...")
+    if multiprocess.is_writer():
+        print(f"data parallel over {len(devices)} devices: {devices[0]} ...")
 
 
 def _make_loss(cfg: Config, train_ex: Examples):
@@ -275,6 +278,9 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
     set_distribution(cfg)
+    out = sys.stdout
+    if not multiprocess.is_writer():  # process 0 tells the run; the others say when done
+        lock.enter_context(contextlib.redirect_stdout(lock.enter_context(open(os.devnull, "w"))))
 
     # Everything that can fail on user input happens before the run dir is written.
     splits = load_data(cfg, data_dir)  # config.toml keeps data.data_dir as configured
@@ -468,7 +474,8 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
         write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
     multiprocess.barrier("kemo-train-written")  # the others end once the run is written
     if not writer:
-        print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})")
+        print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})",
+              file=out)
         return {"report": report, "history": history, "run_dir": run_dir}
 
     print()
