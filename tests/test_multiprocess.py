@@ -142,3 +142,25 @@ def test_killed_process_stops_the_others_and_resume_matches(runs, data_dir):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming {run_dir} after epoch 1" in resumed.stdout
     _assert_same(_finished(run_dir), _finished(runs["two"]))
+
+
+def test_process_parts_make_up_the_global_batch():
+    """Each process's rows of a batch (padded evaluation batches included), stacked in
+    process order, are the batch one process feeds."""
+    from kemo.data.numpy_batches import TokenBatches
+
+    rng = np.random.default_rng(0)
+    arrays = {"token_ids": rng.integers(1, 9, (37, 12)),
+              "padding_mask": (np.arange(12)[None] < rng.integers(2, 12, (37, 1))).astype("int32")}
+    y = rng.integers(0, 2, (37, 3)).astype("float32")
+    for shuffle in (True, False):
+        kw = dict(seed=3, epochs=2, buckets=[6], shuffle=shuffle)
+        whole = TokenBatches(arrays, y, 8, **kw)
+        parts = [TokenBatches(arrays, y, 8, part=(i, 2), **kw) for i in range(2)]
+        assert len(whole) == len(parts[0])
+        for b in range(len(whole)):
+            (x, t), pieces = whole[b], [p[b] for p in parts]
+            assert all(len(p[1]) == 4 for p in pieces)
+            np.testing.assert_array_equal(t, np.concatenate([p[1] for p in pieces]))
+            for k in x:
+                np.testing.assert_array_equal(x[k], np.concatenate([p[0][k] for p in pieces]))
