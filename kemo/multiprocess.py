@@ -86,8 +86,9 @@ def initialize() -> None:
                                    heartbeat_timeout_seconds=heartbeat,
                                    shutdown_timeout_seconds=60)
     except (ValueError, TypeError, RuntimeError) as e:
+        found = "" if addresses else " (JAX found no TPU or SLURM setting: set them)"
         raise InputError(f"cannot join the run's processes ({ADDRESS}={addresses}, "
-                         f"{NUM}={num}, {ID}={pid}): {str(e).splitlines()[0]}") from None
+                         f"{NUM}={num}, {ID}={pid}): {str(e).splitlines()[0]}{found}") from None
     _started = True
     print(f"process {jax.process_index()} of {jax.process_count()}: "
           f"{jax.local_device_count()} of {jax.device_count()} devices "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 SETS = ["train.epochs=2", "data.max_train_examples=160", "model.sequence_length=32",
         "data.length_buckets=[]", "train.batch_size=16", 'train.distribution="data_parallel"']
@@ -164,3 +164,11 @@ def test_process_parts_make_up_the_global_batch():
             np.testing.assert_array_equal(t, np.concatenate([p[1] for p in pieces]))
             for k in x:
                 np.testing.assert_array_equal(x[k], np.concatenate([p[0][k] for p in pieces]))
+
+
+def test_local_processes_need_data_parallel(tmp_path):
+    code, _, err = run_cli(["train", "--local-processes", "2", "--config", "tiny",
+                            "--run-dir", tmp_path / "x"])
+    assert code == 2 and err.count("error:") == 1
+    assert "several processes need \"data_parallel\"" in err
+    assert not (tmp_path / "x").exists()

@@ -100,6 +100,10 @@ def run(args) -> int:
         if multiprocess.requested():
             raise InputError("--local-processes: this process is already one of several "
                              f"({multiprocess.NUM} or KEMO_MULTI_HOST is set)")
+        if cfg.train.distribution == "none":
+            raise InputError("--local-processes: config key 'train.distribution' is \"none\"; "
+                             "several processes need \"data_parallel\" "
+                             "(--set train.distribution='\"data_parallel\"')")
         return multiprocess.launch(_child_argv(args, config, run_dir), args.local_processes)
     from kemo.data.brighter import resolve_data_dir
 
