@@ -31,7 +31,7 @@ tokenised once with the HF `tokenizers` library (`--tokenizer minilm`, English
 WordPiece, or `e5`, XLM-R SentencePiece) into numpy arrays that both sides read; or
 read pre-tokenised from `--tokens` (written by `--save-tokens`). Batches are kemo's
 (`kemo.data.pipeline.epoch_indices` + `batches`: seeded permutation, length-sorted
-inside windows, shuffled; inference shortest first, as `kemo.predict.predict_probs`).
+inside windows, shuffled; inference shortest first, as `kemo.prediction.batches.predict_probs`).
 kemo pads each batch to its length bucket (`--buckets`, one compiled program per
 bucket), torch to the batch's longest sequence. `--padded-steps` also times train
 steps with every row padded to `--sequence-length`, FLOPs counted on the padded tokens
@@ -254,7 +254,7 @@ def make_plans(args, n, lengths):
         rng = np.random.default_rng([args.seed, epoch, 1])
         plan = batches(order, lengths, bs, buckets, drop_remainder=True, rng=rng)
         train_plans.append(plan[:args.steps] if args.steps else plan)
-    # Inference batches shortest text first, as kemo.predict.predict_probs cuts them.
+    # Inference batches shortest text first, as kemo.prediction.batches.predict_probs cuts them.
     infer = batches(np.argsort(lengths, kind="stable"), lengths, bs, buckets,
                     drop_remainder=False)
     infer = infer[:args.steps] if args.steps else infer

@@ -38,7 +38,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kemo import run_files as rf
+from kemo.run import files as rf
 from kemo.errors import InputError
 from kemo.run import layout as L
 

@@ -3,21 +3,27 @@
     kemo ensemble runs/minilm runs/e5 runs/mpnet --run-dir runs/ens [--weights 1 1 2]
 
 The members' sigmoid probabilities are averaged (weighted, weights normalised to sum
-to 1); per-label thresholds are tuned again on the validation split the members share
-(re-created from each member's config; members validated on different rows are
-refused, naming what differs), globally and per language; the ensemble decides per
-language when the first member's config says `thresholds.per_language = true`. The
-ensemble's run directory holds `ensemble.json`
-(members and weights), `config.toml` (the first member's: data settings), and, as a
-trained run, `thresholds.json`, `report.json` (the ensemble and each member side by
-side), `predictions_val.csv`, `predictions_dev.csv` and `predictions/dev/` (the
-official pred_<lang>.csv layout). `kemo.runs.load_run` returns an
-`EnsembleRun` for it, so `predict`, `evaluate`, `report`, `explain` and `export` take
-it like any run.
+to 1). Members may be trained on different languages and label sets (the 28-language
+e5 run with an English-only MPNet run): each row of a language is averaged over the
+members trained on it, each label over the members predicting it (`serving_weights`);
+a text of no member's language, or of none given, over all of them. Thresholds are
+tuned again on the validation rows the members share (`ensemble_data`: re-created from
+each member's config; members of the same languages validated on different rows are
+refused, naming what differs; members of different languages share, per language, the
+rows every covering member validated on), globally and per language; the ensemble
+decides per language when the first member's config says
+`thresholds.per_language = true`. The ensemble's run directory holds `ensemble.json`
+(members, weights, languages), `config.toml` (the first member's data settings, with
+every member's languages), and, as a trained run, `thresholds.json`, `report.json`
+(the ensemble and each member side by side, on its own languages' rows;
+`meta.served_by`: which members served which language), `predictions_val.csv`,
+`predictions_dev.csv` and `predictions/dev/` (the official pred_<lang>.csv layout).
+`kemo.prediction.predictor.load_predictor` returns an `EnsembleRun` for it, so `predict`, `evaluate`,
+`report`, `explain` and `export` take it like any run.
 
 Example:
     result = build_ensemble(["runs/a", "runs/b"], "runs/ab")
-    run = load_run("runs/ab")                  # an EnsembleRun
+    run = load_predictor("runs/ab")            # an EnsembleRun
     probs, decisions = run.predict(["I am so happy today!"])
 """
 
@@ -33,17 +39,16 @@ import numpy as np
 
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.thresholds import ThresholdSearch, tune_on_validation
+from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, read_ensemble_file
+from kemo.evaluation.thresholds import ThresholdSearch
 
-ENSEMBLE_FILE = L.ENSEMBLE
-FORMAT = "kemo-ensemble"
 
 
 @dataclass
 class EnsembleRun:
     """A finished ensemble: the member runs, their weights and the tuned thresholds.
 
-    Same interface as `kemo.runs.Run` for everything that only predicts (`config`,
+    A `kemo.prediction.predictor.Predictor`, as `kemo.run.read.Run` is (`config`,
     `label_names`, `thresholds`, `decide`, `predict_probs`, `predict`).
     """
 
@@ -52,36 +57,90 @@ class EnsembleRun:
     members: list
     weights: list[float]
     thresholds: ThresholdSearch
-    language_labels: dict = field(default_factory=dict)  # as `kemo.runs.Run`'s
+    language_labels: dict = field(default_factory=dict)  # as `kemo.run.read.Run`'s
 
     @property
     def label_names(self) -> list[str]:
         return list(self.thresholds.label_names)
 
-    def predict_probs(self, texts, batch_size: int = 64, rows=None) -> np.ndarray:
-        """The weighted mean of the members' sigmoid probabilities (each member's
-        checked finite, naming its model file and the first bad row: `rows`)."""
-        return average_probs([m.predict_probs(texts, batch_size, rows) for m in self.members],
-                             self.weights)
+    def predict_probs(self, texts, batch_size: int = 64, rows=None, langs=None) -> np.ndarray:
+        """The weighted mean of the members' sigmoid probabilities (each member's checked
+        finite, naming its model file and the first bad row: `rows`). With `langs` (one
+        code per row, None where unknown) a row is averaged over the members trained on
+        its language (`serving_weights`); without, over every member predicting a label."""
+        weights, parts = self.member_probs(texts, batch_size, rows, langs)
+        return combine_probs(weights, parts, self.members, self.label_names)
+
+    def member_probs(self, texts, batch_size: int = 64, rows=None, langs=None):
+        """(`serving_weights` (rows, members, labels), [(row indices, probabilities)
+        per member]): each member predicts only the rows it serves."""
+        texts = [str(t) for t in texts]
+        weights = serving_weights(self.members, self.weights, self.label_names, langs,
+                                  len(texts))
+        parts = []
+        for k, m in enumerate(self.members):
+            need = np.flatnonzero(weights[:, k, :].sum(axis=1) > 0)
+            p = m.predict_probs([texts[i] for i in need], batch_size,
+                                None if rows is None else [rows[i] for i in need]) \
+                if len(need) else np.zeros((0, len(m.label_names)), "float32")
+            parts.append((need, p))
+        return weights, parts
 
     def decide(self, probs, langs=None) -> np.ndarray:
-        """0/1 decisions at the ensemble's thresholds, as `kemo.runs.Run.decide`."""
+        """0/1 decisions at the ensemble's thresholds, as `kemo.run.read.Run.decide`."""
         return self.thresholds.apply(probs, langs)
 
     def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
-        probs = self.predict_probs(texts, batch_size)
+        probs = self.predict_probs(texts, batch_size, langs=langs)
         return probs, self.decide(probs, langs)
 
 
-def average_probs(member_probs, weights=None) -> np.ndarray:
-    """Weighted mean over members of (n, labels) probability arrays."""
-    stacked = np.stack([np.asarray(p, "float64") for p in member_probs])
-    w = np.ones(len(stacked)) if weights is None else np.asarray(weights, "float64")
-    return (np.tensordot(w / w.sum(), stacked, axes=1)).astype("float32")
+def member_languages(member) -> list[str]:
+    """The languages a member run was trained on (its config's `data.languages`)."""
+    return list(dict.fromkeys(member.config.data.languages))
 
 
-def is_ensemble_dir(path) -> bool:
-    return (Path(path) / ENSEMBLE_FILE).is_file()
+def union_labels(members) -> list[str]:
+    """Every label some member predicts, in Track A's order (`kemo.data.brighter.LABELS`)."""
+    from kemo.data.brighter import LABELS
+
+    have = {n for m in members for n in m.label_names}
+    return [n for n in LABELS if n in have] + sorted(have - set(LABELS))
+
+
+def serving_weights(members, weights, label_names, langs=None, n: int = None) -> np.ndarray:
+    """(rows, members, labels) averaging weights: member k serves label j of a row when
+    it predicts j and was trained on the row's language; its share is its weight over
+    the serving members' total. A row whose language no member (predicting j) was
+    trained on, or with no language (`langs` None or a None entry), is served by every
+    member predicting j (zero-shot for them).
+
+    Example:
+        w = serving_weights([e5_all, mpnet_eng], [0.5, 0.5], names, ["eng", "deu"])
+        w[0, :, names.index("joy")]   # eng: [0.5, 0.5]; w[1, :, ...]: deu: [1.0, 0.0]
+    """
+    n = len(langs) if langs is not None else int(n or 0)
+    has = np.array([[name in m.label_names for name in label_names] for m in members], float)
+    base = np.asarray(weights, "float64")[:, None] * has  # (members, labels)
+    w = np.broadcast_to(base, (n, *base.shape)).copy()
+    if langs is not None:
+        trained = [set(member_languages(m)) for m in members]
+        covers = np.array([[lang in t for t in trained] for lang in langs], float)  # (n, m)
+        served = w * covers[:, :, None]
+        some = served.sum(axis=1, keepdims=True) > 0
+        w = np.where(some, served, w)
+    total = w.sum(axis=1, keepdims=True)
+    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+
+def combine_probs(weights, parts, members, label_names) -> np.ndarray:
+    """The (rows, labels) weighted mean of `EnsembleRun.member_probs`' parts."""
+    out = np.zeros((weights.shape[0], len(label_names)), "float64")
+    for k, (m, (need, p)) in enumerate(zip(members, parts)):
+        if len(need):
+            cols = [list(label_names).index(n) for n in m.label_names]
+            out[np.ix_(need, cols)] += weights[need][:, k, cols] * p
+    return out.astype("float32")
 
 
 def _check_weights(weights, n: int) -> list[float]:
@@ -96,67 +155,21 @@ def _check_weights(weights, n: int) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def read_ensemble_file(path) -> dict:
-    """`ensemble.json`, validated: the ensemble's label names, member paths (resolved
-    against the ensemble directory) and weights; InputError naming the file and field."""
-    from kemo import run_files as rf
-
-    file = Path(path) / ENSEMBLE_FILE
-    d = rf.read_json(file)
-    if d.get("format") != FORMAT:
-        raise InputError(f"{rf.where(file, 'format')}: expected {FORMAT!r}")
-    names = rf.label_names(rf.field(d, "label_names", file, list), file, "label_names")
-    members = rf.field(d, "members", file, list)
-    if not members:
-        raise InputError(f"{rf.where(file, 'members')}: expected at least one member")
-    view = {"members": {str(i): m for i, m in enumerate(members)}}  # named members.<i>
-    paths, weights = [], []
-    for i in view["members"]:
-        member = rf.field(view, ("members", i, "path"), file, str)
-        paths.append(Path(member) if Path(member).is_absolute()
-                     else (Path(path) / member).resolve())
-        weights.append(rf.number(view, ("members", i, "weight"), file, lo=0.0))
-    if sum(weights) <= 0:
-        raise InputError(f"{rf.where(file, 'members')}: the weights sum to 0")
-    me = Path(path).resolve()
-    seen: dict[Path, str] = {}
-    for i, p in zip(view["members"], paths):
-        here = rf.where(file, ("members", i, "path"))
-        if p.resolve() == me:
-            raise InputError(f"{here}: {p} is this ensemble itself")
-        if is_ensemble_dir(p):
-            raise InputError(f"{here}: {p} is itself an ensemble: list its members instead")
-        if p.resolve() in seen:
-            raise InputError(f"{here}: {p} is listed twice (also members.{seen[p.resolve()]}); "
-                             "give it a larger weight instead")
-        seen[p.resolve()] = i
-    return {"label_names": names, "paths": paths, "weights": [w / sum(weights) for w in weights]}
-
-
 def load_ensemble(run_dir) -> EnsembleRun:
     """Load an ensemble run directory written by `build_ensemble` (members included)."""
-    from kemo.runs import language_labels, load_run, read_run_state
+    from kemo.run.read import language_labels, load_run, read_run_state
 
     path = Path(run_dir)
     meta = read_ensemble_file(path)
     state = read_run_state(path)  # config, thresholds.json against ensemble.json's labels
     members = [load_run(p) for p in meta["paths"]]
-    names = _shared_label_names(members, meta["paths"])
+    names = union_labels(members)
     if names != meta["label_names"]:
         raise InputError(f"{path / ENSEMBLE_FILE}, field 'label_names': "
                          f"{', '.join(meta['label_names'])}, but the members predict "
                          f"{', '.join(names)}")
     return EnsembleRun(path, state.config, members, meta["weights"], state.thresholds,
                        language_labels(state.report))
-
-
-def _shared_label_names(members, paths) -> list[str]:
-    names = members[0].label_names
-    for m, p in zip(members[1:], paths[1:]):
-        if m.label_names != names:
-            raise InputError(f"member {p}: labels {', '.join(m.label_names)} differ from "
-                             f"{paths[0]}'s ({', '.join(names)})")
-    return names
 
 
 # Config keys that decide which training rows become the validation split.
@@ -183,109 +196,229 @@ def check_same_validation(members, paths, vals) -> None:
         differs = (f"config {', '.join(f'{k}' for k in keys)} differ"
                    if keys else "the training files differ")
         only = len(set(v.ids) ^ set(first.ids))
-        fix = ("train the members on the same data.languages"
-               if list(m.config.data.languages) != list(members[0].config.data.languages)
-               else f"set {', '.join(keys)} alike" if keys else "train them on the same files")
+        fix = (f"set {', '.join(keys)} alike" if keys else "train them on the same files")
         raise InputError(
             f"member {p}: validated on other rows than {paths[0]} ({len(v)} vs {len(first)} "
             f"rows, {only} ids in only one of them; {differs}): an ensemble's thresholds are "
             f"tuned on the validation split its members share ({fix})")
 
 
+@dataclass
+class EnsembleData:
+    """The rows an ensemble is tuned and reported on, and who serves which language.
+
+    `val`: per language, the validation rows every member trained on that language
+    validated on (no member saw them in training); `dev`: every dev row of the members'
+    languages; both with the union of the members' labels. `served_by`: language ->
+    indices of the members trained on it.
+    """
+
+    val: object
+    dev: object
+    served_by: dict
+    notes: list
+
+
+def ensemble_data(members, paths, data_dir=None) -> EnsembleData:
+    """Re-create each member's splits (`kemo.data.splits.load_data`) and combine them.
+
+    Members trained on the same languages must validate on the same rows (else
+    InputError naming the config keys that differ). Members trained on different
+    languages share, per language, the rows in every covering member's validation
+    split; a language they share none of is refused.
+    """
+    from kemo.data.brighter import concat_examples
+    from kemo.data.splits import align_labels, load_data
+
+    names = union_labels(members)
+    splits = [load_data(m.config, data_dir) for m in members]
+    langs_of = [member_languages(m) for m in members]
+    languages = list(dict.fromkeys(lang for ls in langs_of for lang in ls))
+    served_by = {lang: [k for k, ls in enumerate(langs_of) if lang in ls] for lang in languages}
+    notes = []
+    if all(set(ls) == set(langs_of[0]) for ls in langs_of):
+        check_same_validation(members, paths, [s.val for s in splits])
+        val_parts = [splits[0].val]
+    else:
+        val_parts = []
+        for lang, covering in served_by.items():
+            vals = [splits[k].val for k in covering]
+            ids = [set(v.ids[v.langs == lang]) for v in vals]
+            shared = set.intersection(*ids)
+            if not shared:
+                raise InputError(
+                    f"language {lang}: members {', '.join(str(paths[k]) for k in covering)} "
+                    "share no validation row of it (their data settings split it "
+                    "differently): its thresholds would be tuned on nothing")
+            if any(len(i) != len(shared) for i in ids):
+                notes.append(f"{lang}: {len(shared)} validation rows shared by "
+                             + ", ".join(f"{paths[k].name} ({len(i)})"
+                                         for k, i in zip(covering, ids)))
+            first = vals[0]
+            val_parts.append(first.subset(np.flatnonzero(
+                (first.langs == lang) & np.isin(first.ids, list(shared)))))
+    val = concat_examples([align_labels(v, names) for v in val_parts])
+    devs = []
+    for lang, covering in served_by.items():
+        dev = splits[covering[0]].dev
+        if dev is not None and (dev.langs == lang).any():
+            devs.append(align_labels(dev.subset(np.flatnonzero(dev.langs == lang)), names))
+    return EnsembleData(val, concat_examples(devs) if devs else None, served_by, notes)
+
+
 def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size: int = 64,
                    log=print) -> dict:
-    """Average `member_dirs`, tune thresholds on their shared validation split, report
-    on dev, and write the ensemble run directory `run_dir`. Returns its report."""
-    from kemo.atomic import write_text
-    from kemo.config import dump_config
-    from kemo.data.splits import load_data
-    from kemo.report import format_language_table, full_report
-    from kemo.run.manifest import write_manifest
-    from kemo.run_lock import RunLock, check_unlocked
-    from kemo.runs import load_run
-    from kemo.split_predictions import write_split_predictions, write_split_submission
+    """Average `member_dirs`, tune thresholds on their shared validation rows, report
+    on dev, and write the ensemble run directory `run_dir`. Returns its report.
 
+    Members may be trained on different languages: each row is averaged over the
+    members trained on its language (`serving_weights`), and the report's
+    `meta.served_by` says which members served which language.
+    """
     started = time.time()
     paths = [Path(p) for p in member_dirs]
+    weights = _check_weights(weights, len(paths)) if len(paths) >= 2 else None
+    run_dir = Path(run_dir)
+    members = _open_members(paths, run_dir)
+    data = ensemble_data(members, paths, data_dir)
+    ens = EnsembleRun(run_dir, None, members, weights, ThresholdSearch.untuned(
+        union_labels(members)))
+    log(f"ensemble of {len(members)} runs on {len(data.val)} validation"
+        f"{f' and {len(data.dev)} dev' if data.dev is not None else ''} rows; weights "
+        + ", ".join(f"{w:.3f}" for w in weights))
+    for note in data.notes:
+        log(f"  {note}")
+    probs, parts = {}, {}
+    for split, ex in (("val", data.val), ("dev", data.dev)):
+        if ex is not None:
+            t0 = time.time()
+            w, parts[split] = ens.member_probs(ex.texts, batch_size, langs=ex.langs)
+            probs[split] = combine_probs(w, parts[split], members, ens.label_names)
+            log(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
+    report, fin = _finish_report(members, paths, weights, data, probs, parts, started)
+    _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin)
+    log(format_members_table(report))
+    log(format_served_by(report))
+    from kemo.evaluation.report import format_language_table
+
+    for split in ("validation", "dev"):
+        if split in report:
+            log("\n" + format_language_table(report[split], split,
+                                              report["meta"]["decides_with"]))
+    log(f"\nrun directory: {run_dir}")
+    return report
+
+
+def _open_members(paths, run_dir):
+    """The member runs, loaded, after the arguments and the run directory are checked."""
+    from kemo.run.lock import check_unlocked
+    from kemo.run.read import load_run
+
     if len(paths) < 2:
         raise InputError("an ensemble needs at least two member runs")
     if len({p.resolve() for p in paths}) < len(paths):
         raise InputError("the same member run is given twice")
-    weights = _check_weights(weights, len(paths))
-    run_dir = Path(run_dir)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         if run_dir.is_dir():
             check_unlocked(run_dir)  # another writer holds it: name its process
         raise InputError(f"run directory {run_dir}: exists and is not empty")
-    members = [load_run(p) for p in paths]
-    if any(isinstance(m, EnsembleRun) for m in members):
+    if any(is_ensemble_dir(p) for p in paths):
         raise InputError("a member is itself an ensemble: list its members instead")
-    names = _shared_label_names(members, paths)
-    splits = [load_data(m.config, data_dir) for m in members]
-    check_same_validation(members, paths, [s.val for s in splits])
-    val, dev = splits[0].val, splits[0].dev
+    return [load_run(p) for p in paths]
 
-    log(f"ensemble of {len(members)} runs on {len(val)} validation"
-        f"{f' and {len(dev)} dev' if dev is not None else ''} rows; weights "
-        + ", ".join(f"{w:.3f}" for w in weights))
-    probs = {"val": [], "dev": []}
-    for m, p in zip(members, paths):
-        t0 = time.time()
-        probs["val"].append(m.predict_probs(val.texts, batch_size))
-        if dev is not None:
-            probs["dev"].append(m.predict_probs(dev.texts, batch_size))
-        log(f"  {p}: predicted in {time.time() - t0:.1f}s")
-    ens = {k: average_probs(v, weights) for k, v in probs.items() if v}
-    tcfg = members[0].config.thresholds  # the members' shared setting, as training reads it
-    search, per_lang = tune_on_validation(ens["val"], val, tcfg.tune)
-    decides = "threshold_0.5" if not tcfg.tune else (
-        "per_language_thresholds" if tcfg.per_language else "tuned_thresholds")
-    decide = per_lang if decides == "per_language_thresholds" else search
 
-    report = {"validation": full_report(val, ens["val"], search, per_lang)}
-    if dev is not None:
-        report["dev"] = full_report(dev, ens["dev"], search, per_lang)
+def _member_view(member, ex, part):
+    """`ex` restricted to the member's languages, with its labels, and its
+    probabilities there (from its `part` of `EnsembleRun.member_probs`)."""
+    from kemo.data.splits import align_labels
+
+    rows = np.flatnonzero(np.isin(ex.langs, member_languages(member)))
+    need, p = part
+    return align_labels(ex.subset(rows), member.label_names), p[np.searchsorted(need, rows)]
+
+
+def _finish_report(members, paths, weights, data, probs, parts, started):
+    """Thresholds tuned as the members' config says, the ensemble's report beside each
+    member's (on the rows of its own languages); returns (report, deciding search)."""
+    from kemo.evaluation.report import full_report
+    from kemo.run.finish import finish
+
+    val, dev = data.val, data.dev
+    # The first member's thresholds table, as training reads it (members share it).
+    fin = finish(members[0].config.thresholds, val, dev, probs)
+    report = dict(fin.report)
     report["members"] = {}
-    for m, p, pv, pd_ in zip(members, paths, probs["val"], probs["dev"] or [None] * len(paths)):
+    for k, (m, p) in enumerate(zip(members, paths)):
         own = m.thresholds.global_only()  # each member's thresholds, as tuned on this split
-        own_per_lang = own.tuned_per_language(pv, val.labels, val.mask, val.langs)
-        report["members"][str(p)] = {
-            "validation": full_report(val, pv, own, own_per_lang),
-            **({"dev": full_report(dev, pd_, own, own_per_lang)} if dev is not None else {})}
+        val_m, pv = _member_view(m, val, parts["val"][k])
+        own_per_lang = own.tuned_per_language(pv, val_m.labels, val_m.mask, val_m.langs)
+        mine = {"validation": full_report(val_m, pv, own, own_per_lang)}
+        if dev is not None:
+            dev_m, pd_ = _member_view(m, dev, parts["dev"][k])
+            mine["dev"] = full_report(dev_m, pd_, own, own_per_lang)
+        report["members"][str(p)] = mine
     report["meta"] = {"ensemble_of": [str(p) for p in paths], "weights": weights,
                       "val_rows": len(val), "total_seconds": round(time.time() - started, 1),
-                      "decides_with": decides,
-                      "per_language_thresholds": per_lang.per_language}
+                      "served_by": {lang: [str(paths[k]) for k in ks]
+                                    for lang, ks in data.served_by.items()}, **fin.meta}
+    return report, fin
 
+
+def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin):
+    """Write the ensemble's run directory under its lock, each file whole or absent,
+    `report.json` last (the mark of a finished run)."""
+    from kemo.atomic import write_text
+    from kemo.config import dump_config
+    from kemo.run.finish import write_decisions, write_report
+    from kemo.run.manifest import write_manifest
+    from kemo.run.lock import RunLock
+
+    languages = list(data.served_by)
+    first = members[0].config
+    cfg = dataclasses.replace(first, name=run_dir.name,
+                              data=dataclasses.replace(first.data, languages=languages))
+    mixed = languages != member_languages(members[0])
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):  # one writer: a second ensemble or training is refused
         if any(p.name != L.LOCK for p in run_dir.iterdir()):  # written since the check
             raise InputError(f"run directory {run_dir}: exists and is not empty")
         write_manifest(run_dir, "ensemble")
-        cfg = dataclasses.replace(members[0].config, name=run_dir.name)
-        write_text(run_dir / L.CONFIG,  # each file whole or absent
+        write_text(run_dir / L.CONFIG,
                    f"# kemo ensemble of {len(paths)} runs ({', '.join(p.name for p in paths)}): "
                    f"{ENSEMBLE_FILE} lists them.\n# The members' shared data settings "
-                   "(languages, validation split), which predict and report read.\n"
-                   + dump_config(cfg))
+                   "(languages, validation split), which predict and report read"
+                   + (";\n# data.languages: every member's languages (each member's own "
+                      "config.toml says how it split them)" if mixed else "")
+                   + ".\n" + dump_config(cfg))
         write_text(run_dir / ENSEMBLE_FILE, json.dumps({
-            "format": FORMAT, "label_names": names,
-            "members": [{"path": str(p.resolve()), "weight": w}
-                        for p, w in zip(paths, weights)],
+            "format": FORMAT, "label_names": union_labels(members),
+            "members": [{"path": str(p.resolve()), "weight": w,
+                         "languages": member_languages(m)}
+                        for p, w, m in zip(paths, weights, members)],
         }, indent=1))
-        write_text(run_dir / L.THRESHOLDS, json.dumps(decide.to_dict(), indent=2))
-        write_split_predictions(run_dir / L.PREDICTIONS_VAL, val, ens["val"], decide)
-        if dev is not None:
-            write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, ens["dev"], decide)
-            write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, ens["dev"], decide)
-        write_text(run_dir / L.REPORT, json.dumps(report, indent=1))  # last: finished
+        write_decisions(run_dir, fin, data.val, data.dev, probs)
+        write_report(run_dir, report)  # last: its presence marks a finished run
         write_manifest(run_dir, "ensemble", finished=True)
-    log(format_members_table(report))
-    for split in ("validation", "dev"):
-        if split in report:
-            log("\n" + format_language_table(report[split], split, decides))
-    log(f"\nrun directory: {run_dir}")
-    return report
+
+
+def served_by_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): each language, its validation rows and the members that served it
+    (averaged for it), from report.json's `meta.served_by`."""
+    served = report.get("meta", {}).get("served_by") or {}
+    per_lang = report["validation"]["tuned_thresholds"].get("per_language", {})
+    return (["language", "val rows", "members"],
+            [[lang, str(per_lang.get(lang, {}).get("n", "")),
+              ", ".join(Path(p).name for p in paths)] for lang, paths in served.items()])
+
+
+def format_served_by(report: dict) -> str:
+    """`served_by_table` as plain text, languages with the same members on one line."""
+    header, rows = served_by_table(report)
+    groups: dict[str, list[str]] = {}
+    for lang, n, members in rows:
+        groups.setdefault(members, []).append(f"{lang} ({n})" if n else lang)
+    return "languages served (validation rows), by members:\n" + "\n".join(
+        f"  {members}: {', '.join(langs)}" for members, langs in groups.items())
 
 
 def members_table(report: dict) -> tuple[list[str], list[list[str]]]:

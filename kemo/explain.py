@@ -11,7 +11,7 @@ Saved per text: `<id>.html` (LIME's own page, its JavaScript inlined: opens offl
 and `<id>.png` (a bar chart per explained label); `explanations.json` sums them up.
 
 Example:
-    run = load_run("runs/tiny")
+    run = load_predictor("runs/tiny")   # kemo.prediction.predictor: a run or an ensemble
     ex = explain_text(run, "I can't stop smiling today", num_samples=500)
     ex.predicted, ex.words["joy"][:3]      # [('smiling', 0.21), ...]
     save_explanation(ex, "runs/tiny/explanations")
@@ -93,7 +93,8 @@ def explain_text(run, text: str, id: str = "text", num_samples: int = 500,
     def classifier(texts):  # LIME calls this once with all perturbations
         rows = [f"text {id!r}" + (f" (perturbation {i})" if i else "")
                 for i in range(len(texts))]
-        return run.predict_probs(list(texts), batch_size, rows)  # non-finite: InputError
+        return run.predict_probs(list(texts), batch_size, rows,  # non-finite: InputError
+                                 None if lang is None else [lang] * len(texts))
 
     probs = classifier([text])[0]
     decided = run.decide(probs[None, :], langs)[0]

@@ -1,6 +1,6 @@
 """Folders kemo writes as a whole (`kemo report --out`): never delete what kemo did not write.
 
-The same rule as `kemo export` (`kemo.export_dir`): the folder is built beside its
+The same rule as `kemo export` (`kemo.serving.export_dir`): the folder is built beside its
 final name and renamed into place once complete, with a marker file listing every
 entry kemo wrote. An existing folder is replaced only when it is empty, or marked by
 kemo and holding nothing else than what its marker lists; anything else is refused in
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,13 +96,29 @@ class OwnedDir:
         (stage / self.marker).write_text(json.dumps(
             {"kemo": self.what, "files": entries(stage) + [self.marker]}, indent=1) + "\n")
         old = self.check(out, legacy_ok)  # again: the folder may have changed meanwhile
-        if not out.exists() or not old:
-            if out.exists():
-                out.rmdir()
-            stage.rename(out)
-            return
-        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        trash.rmdir()
-        out.rename(trash)
+        swap_in(out, stage, old)
+
+
+def swap_in(out: Path, stage: Path, old: list[str], log=print) -> None:
+    """Put the complete folder `stage` in place of `out` (absent or empty, or holding
+    only the entries `old`, deepest first, which kemo wrote), then delete those
+    entries: a folder someone filled meanwhile stays, with a warning through `log`."""
+    if not out.exists() or not old:
+        if out.exists():
+            out.rmdir()
         stage.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)  # only kemo's entries were in it
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    trash.rmdir()
+    out.rename(trash)
+    stage.rename(out)
+    for rel in old:  # deepest first
+        p = trash / rel
+        try:
+            p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        except OSError:
+            pass
+    try:
+        trash.rmdir()
+    except OSError:
+        log(f"warning: {trash}: left in place (it holds files kemo did not write)")

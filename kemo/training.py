@@ -6,7 +6,7 @@ directory, then writes there: `config.toml` (the resolved config), `history.csv`
 `label_distribution.json`, `thresholds.json`, `report.json`, `predictions_val.csv`,
 `predictions_dev.csv`, `predictions/dev/` (the official `pred_<lang>.csv` layout plus
 `probs_<lang>.csv`: `kemo evaluate <run_dir>/predictions/dev --split dev` scores them;
-see `kemo.split_predictions`), `model.keras`, `preprocessor/` (a keras-hub preset of the
+see `kemo.prediction.split_files`), `model.keras`, `preprocessor/` (a keras-hub preset of the
 tokeniser) and `tensorboard/` (event files; see `kemo.monitor`).
 
 Example:
@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -47,20 +48,19 @@ from kemo.machine import cpu_info, describe_cpu
 from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
-from kemo.models.backbones import (
-    freeze_lower_layers, save_preprocessor, token_embedding, use_fused_attention,
-)
+from kemo.models.backbone_layers import freeze_lower_layers, token_embedding, use_fused_attention
+from kemo.models.backbones import save_preprocessor
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
 from kemo import multiprocess
 from kemo.nan_guard import StopOnNanLoss
-from kemo.predict import predict_probs
-from kemo.report import format_console_report, full_report
+from kemo.prediction.batches import predict_probs
+from kemo.evaluation.report import format_console_report
 from kemo.run import layout as L
+from kemo.run.finish import finish, write_decisions, write_report
 from kemo.run.manifest import write_manifest
-from kemo.run_lock import RunLock, check_unlocked
-from kemo.split_predictions import write_split_predictions, write_split_submission
-from kemo.thresholds import UNTUNED_THRESHOLD, tune_on_validation
+from kemo.run.lock import RunLock, check_unlocked
+from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
 from kemo.validation import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
 
 
@@ -197,8 +197,8 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
                              monitor: str = "val_macro_f1") -> None:
     """On resume: `label_distribution.json` and `history.json` (read back by the run)
     are valid and match the data and the checkpoint."""
-    from kemo.run_files import label_names as check_labels, read_history
-    from kemo.runs import read_label_distribution
+    from kemo.run.files import label_names as check_labels, read_history
+    from kemo.run.read import read_label_distribution
 
     path = run_dir / L.LABEL_DISTRIBUTION
     if path.exists():
@@ -248,7 +248,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
 
     With `resume=True`, `run_dir` is a run that was interrupted: training continues
     from its last checkpoint (see `kemo.checkpoint`) and ends as the uninterrupted
-    run would have. One writer per run: the process holds `kemo.run_lock.RunLock`
+    run would have. One writer per run: the process holds `kemo.run.lock.RunLock`
     on `run_dir` from its creation (or, resuming, before it is read) to the end.
 
     The data root: `data_dir`, else $KEMO_DATA_DIR, else `data.data_dir`
@@ -272,119 +272,252 @@ def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
     return None
 
 
+@dataclass
+class _Inputs:
+    """What a run trains and reports on, checked before anything is written."""
+
+    splits: object  # kemo.data.splits.Splits
+    named: dict  # "train" / "val" / "dev" -> Examples
+    loss: object
+    expect: dict  # the token cache manifest this config and data call for
+    cache: object  # TokenCache or None (tokenise)
+    arrays: dict | None  # token arrays per split (None until tokenised)
+    preprocessor: object
+
+    @property
+    def train(self) -> Examples:
+        return self.splits.train
+
+    @property
+    def val(self) -> Examples:
+        return self.splits.val
+
+    @property
+    def label_names(self):
+        return self.splits.train.label_names
+
+
 def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: ExitStack,
            tokens=None, keep_checkpoints: bool = False, announce: str = "") -> dict:
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
     set_distribution(cfg)
-    out = sys.stdout
-    if not multiprocess.is_writer():  # process 0 tells the run; the others say when done
+    out, writer = sys.stdout, multiprocess.is_writer()  # several processes: 0 writes run_dir
+    if not writer:  # process 0 tells the run; the others say when they are done
         lock.enter_context(contextlib.redirect_stdout(lock.enter_context(open(os.devnull, "w"))))
-
+    run_dir = Path(run_dir)
     # Everything that can fail on user input happens before the run dir is written.
+    inputs = _prepare_inputs(cfg, data_dir, run_dir, resume, tokens)
+    model, backbone, load_seconds = _build_model(cfg, inputs, run_dir, resume)
+    monitor = monitor_key(inputs.train.langs.tolist())  # several languages: their mean F1
+    state = _open_run(cfg, run_dir, resume, lock, model, inputs, monitor)
+    if announce:
+        print(announce)
+    _describe(cfg, inputs, backbone, load_seconds)
+    tf_data = _tokenize(cfg, inputs, run_dir)
+    weights = _sample(cfg, inputs, run_dir, resume, monitor)
+    fit = _fit(cfg, model, inputs, run_dir, verbose, resume, state, monitor, weights, tf_data)
+    probs = _predict_splits(cfg, model, inputs, tf_data)
+    report = _finish(cfg, run_dir, model, backbone, inputs, probs, fit, resume, started)
+    if writer and not keep_checkpoints:  # for resuming only; a finished run is not resumed
+        remove_checkpoints(run_dir)
+    if writer:
+        write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
+    multiprocess.barrier("kemo-train-written")  # the others end once the run is written
+    if not writer:
+        print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})",
+              file=out)
+        return {"report": report, "history": fit.history, "run_dir": run_dir}
+    print()
+    print(format_console_report(report))
+    best = f", best epoch {fit.best_epoch} restored" if fit.best_epoch else ""
+    print(f"\ntrained {fit.epochs_run} epochs{best} (fit {fit.seconds:.0f}s; "
+          f"{describe_cpu(report['meta']['cpu'])})")
+    return {"report": report, "history": fit.history, "run_dir": run_dir}
+
+
+def _prepare_inputs(cfg: Config, data_dir, run_dir: Path, resume: bool, tokens) -> _Inputs:
+    """Read and validate the splits; the loss; the token cache and preprocessor."""
     splits = load_data(cfg, data_dir)  # config.toml keeps data.data_dir as configured
-    train_ex, val_ex = splits.train, splits.val
-    label_names = train_ex.label_names
-    loss = _make_loss(cfg, train_ex)
-    named = {n: ex for n, ex in zip(RUN_SPLITS, (train_ex, val_ex, splits.dev)) if ex is not None}
+    loss = _make_loss(cfg, splits.train)
+    named = {n: ex for n, ex in zip(RUN_SPLITS, (splits.train, splits.val, splits.dev))
+             if ex is not None}
     expect = expected_manifest(cfg, splits.root)
-    cache = _open_token_cache(tokens, Path(run_dir), resume, expect)
+    cache = _open_token_cache(tokens, run_dir, resume, expect)
     arrays = {n: cache.arrays(n, ex) for n, ex in named.items()} if cache else None
     preprocessor = (cache.load_preprocessor() if cache
-                    else load_preprocessor(cfg.model, train_texts=train_ex.texts))
+                    else load_preprocessor(cfg.model, train_texts=splits.train.texts))
+    return _Inputs(splits, named, loss, expect, cache, arrays, preprocessor)
+
+
+def _build_model(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool):
+    """The backbone (pruned, frozen, fused as configured) under a sigmoid head, compiled;
+    returns (model, backbone, seconds to load the backbone)."""
     t_load = time.time()
-    backbone = load_backbone(cfg.model, preprocessor.tokenizer.vocabulary_size())
+    backbone = load_backbone(cfg.model, inputs.preprocessor.tokenizer.vocabulary_size())
     load_seconds = time.time() - t_load
     if cfg.model.prune_vocabulary:  # only the token rows the run's texts use
-        preprocessor, backbone, arrays = prune_vocabulary(
-            cfg, splits.root, preprocessor, backbone, arrays, Path(run_dir) if resume else None)
+        inputs.preprocessor, backbone, inputs.arrays = prune_vocabulary(
+            cfg, inputs.splits.root, inputs.preprocessor, backbone, inputs.arrays,
+            run_dir if resume else None)
     if cfg.model.freeze_token_embeddings:
         token_embedding(backbone).trainable = False  # nested in XLM-R's `embeddings`
     freeze_lower_layers(backbone, cfg.model.freeze_layers)
     if cfg.model.fused_attention:
         use_fused_attention(backbone)
-    model = build_classifier(backbone, len(label_names), cfg.model.pooling, cfg.model.dropout)
-    monitor = monitor_key(train_ex.langs.tolist())  # several languages: their mean F1
-    steps = steps_per_epoch(len(train_ex), cfg.train.batch_size)
-    model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=loss,
-                  metrics=make_metrics(label_names, loss))
-    run_dir = Path(run_dir)
-    writer = multiprocess.is_writer()  # several processes: only process 0 writes run_dir
-    error = None
+    names = inputs.label_names
+    model = build_classifier(backbone, len(names), cfg.model.pooling, cfg.model.dropout)
+    steps = steps_per_epoch(len(inputs.train), cfg.train.batch_size)
+    model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=inputs.loss,
+                  metrics=make_metrics(names, inputs.loss))
+    return model, backbone, load_seconds
+
+
+def _open_run(cfg: Config, run_dir: Path, resume: bool, lock: ExitStack, model,
+              inputs: _Inputs, monitor: str):
+    """Lock the run directory; resuming, read the checkpoint into `model` (everything
+    checked before anything is written), else write the config. Returns the
+    checkpoint's state (None: none). Several processes: process 0 alone locks and
+    writes; its verdict on the run directory is every process's."""
+    writer, error = multiprocess.is_writer(), None
     try:
         if writer:
             _open_run_dir(run_dir, cfg, resume, lock)
     except InputError as e:
         error = str(e)
-    multiprocess.broadcast_error(error)  # process 0's verdict, on every process
+    multiprocess.broadcast_error(error)  # raises process 0's error on every process
     state = None
-    if resume:  # the whole checkpoint and history are checked before anything is written
+    if resume:
         state = load_checkpoint(run_dir, model, cfg.train.epochs,
                                 cfg.train.early_stopping_patience > 0)
-        _check_resumable_history(run_dir, state, label_names, monitor)
+        _check_resumable_history(run_dir, state, inputs.label_names, monitor)
     elif writer:
         (run_dir / L.CONFIG).write_text(dump_config(cfg))
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
-            save_keep(run_dir, preprocessor)
+            save_keep(run_dir, inputs.preprocessor)
     if writer:
-        write_manifest(run_dir, "train", resumed=resume)  # a run from before run.json gets one
+        write_manifest(run_dir, "train", resumed=resume)  # a run from before run.json: one
+    return state
 
-    if announce:
-        print(announce)
+
+def _describe(cfg: Config, inputs: _Inputs, backbone, load_seconds: float) -> None:
+    dev = inputs.splits.dev
     print(f"backbone: {cfg.model.preset or 'random weights'} loaded in {load_seconds:.1f}s "
           f"({backbone.count_params() / 1e6:.1f}M weights)")
-    print(f"data: {len(train_ex)} train, {len(val_ex)} validation (from train), "
-          f"{len(splits.dev) if splits.dev is not None else 0} dev rows; "
-          f"languages {', '.join(cfg.data.languages)}; labels {', '.join(label_names)}")
+    print(f"data: {len(inputs.train)} train, {len(inputs.val)} validation (from train), "
+          f"{len(dev) if dev is not None else 0} dev rows; languages "
+          f"{', '.join(cfg.data.languages)}; labels {', '.join(inputs.label_names)}")
+
+
+def _tokenize(cfg: Config, inputs: _Inputs, run_dir: Path):
+    """Token arrays of every split (from the cache, else tokenised), kept in the run's
+    `tokens/`; returns the input path's `tf_data` (False: numpy, no TensorFlow)."""
     t0 = time.time()
+    cache = inputs.cache
     if cache:
         print(f"tokens from {cache.path} (sequence_length {cfg.model.sequence_length})")
     else:
-        arrays = tokenize_splits({name: ex.texts for name, ex in named.items()}, preprocessor)
+        inputs.arrays = tokenize_splits({n: ex.texts for n, ex in inputs.named.items()},
+                                        inputs.preprocessor)
         print(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
-    if writer and (cache is None or cache.path != run_dir / L.TOKENS):  # --resume reads them
-        TokenCache.write(run_dir / L.TOKENS, named, arrays, preprocessor, expect,
+    if multiprocess.is_writer() and (cache is None or cache.path != run_dir / L.TOKENS):
+        TokenCache.write(run_dir / L.TOKENS, inputs.named, inputs.arrays, inputs.preprocessor,
+                         inputs.expect,
                          cache.manifest["tokenize_seconds"] if cache else time.time() - t0)
-    tf_data = False if cache else None  # from a cache: the numpy input path, no TensorFlow
+    return False if cache else None
 
+
+def _sample(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool, monitor: str):
+    """Per-row draw weights (labels, languages), their effect printed and kept in
+    `label_distribution.json`; None: a plain permutation."""
+    train_ex, names = inputs.train, inputs.label_names
     weights = _sampling_weights(cfg, train_ex)
     before = label_distribution(train_ex.labels, train_ex.mask)
     after = label_distribution(train_ex.labels, train_ex.mask,
                                epoch_indices(len(train_ex), cfg.train.seed, 0, weights))
     print("label distribution (positive rate), before and after sampling "
           f"(strength {cfg.data.sampling_strength}):")
-    print(_format_distribution(label_names, before, after))
+    print(_format_distribution(names, before, after))
     if monitor == LANGUAGE_MEAN_KEY:  # several languages
         print(f"rows per language and epoch, before and after sampling (language "
               f"temperature {cfg.data.language_temperature}):")
         print(_format_languages(train_ex.langs, weights))
-    if writer and not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
+    if multiprocess.is_writer() and not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
         (run_dir / L.LABEL_DISTRIBUTION).write_text(json.dumps(
-            {"labels": list(label_names), "before": before.tolist(), "after": after.tolist(),
+            {"labels": list(names), "before": before.tolist(), "after": after.tolist(),
              "sampling_strength": cfg.data.sampling_strength}, indent=1))
+    return weights
 
+
+@dataclass
+class _Fit:
+    history: list
+    epochs_run: int
+    best_epoch: int | None  # the epoch whose weights early stopping restored (1-based)
+    seconds: float
+    start_epoch: int
+
+
+def _fit(cfg: Config, model, inputs: _Inputs, run_dir: Path, verbose: int, resume: bool,
+         state, monitor: str, weights, tf_data) -> _Fit:
+    """`model.fit` from the checkpoint's epoch (or the first) to the end or early stop."""
     start_epoch = state["epoch"] if state else 0
     if resume:
         print(f"resuming {run_dir} after epoch {start_epoch}" if state
               else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
+    batch, buckets, arrays = cfg.train.batch_size, cfg.data.length_buckets, inputs.arrays["train"]
+    train_ds = input_batches(arrays, inputs.train.y, batch, tf_data=tf_data,
+                             seed=cfg.train.seed, epochs=cfg.train.epochs, start_epoch=start_epoch,
+                             weights=weights, buckets=buckets, part=multiprocess.part())
+    plan = BatchPlan(token_lengths(arrays), batch,  # the same order: for the compile notes
+                     length_buckets(buckets, arrays["token_ids"].shape[1]),
+                     cfg.train.seed, cfg.train.epochs, start_epoch, weights)
+    callbacks, early_stopping, val_ds = _callbacks(cfg, inputs, run_dir, verbose, resume, state,
+                                                   monitor, tf_data, plan, start_epoch)
+    steps = steps_per_epoch(len(inputs.train), batch)
+    patience = cfg.train.early_stopping_patience
+    stopped_early = bool(early_stopping and state
+                         and state["early_stopping"]["wait"] >= patience)
+    t0 = time.time()
+    if start_epoch < cfg.train.epochs and not stopped_early:
+        try:
+            model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
+                      initial_epoch=start_epoch, steps_per_epoch=steps,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
+        except KeyboardInterrupt:
+            if multiprocess.is_writer():
+                print(f"\ninterrupted: continue with --resume {run_dir}", file=sys.stderr)
+            raise
+    elif state and state.get("best_weights") is not None:
+        # Training had ended before the kill: early stopping's best weights, as at its end.
+        model.set_weights(state["best_weights"])
+    seconds = time.time() - t0
+    history = next(c for c in callbacks if isinstance(c, JsonHistory)).epochs  # history.json
+    best_epoch = None
+    if early_stopping is not None and getattr(early_stopping, "best_weights", None) is not None:
+        best_epoch = int(early_stopping.best_epoch) + 1
+    elif early_stopping is not None and state and state.get("early_stopping"):
+        best_epoch = int(state["early_stopping"]["best_epoch"]) + 1
+    return _Fit(history, len(history), best_epoch, seconds, start_epoch)
 
-    buckets = cfg.data.length_buckets
-    part = multiprocess.part()  # several processes: each feeds its rows of every batch
-    train_ds = input_batches(arrays["train"], train_ex.y, cfg.train.batch_size, tf_data=tf_data,
-                             seed=cfg.train.seed, epochs=cfg.train.epochs,
-                             start_epoch=start_epoch, weights=weights, buckets=buckets, part=part)
-    json_history = JsonHistory(run_dir / L.HISTORY_JSON, write=writer)
-    callbacks = [keras.callbacks.CSVLogger(str(run_dir / L.HISTORY_CSV), append=resume),
-                 json_history] if writer else [json_history]
+
+def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume: bool,
+               state, monitor: str, tf_data, plan, start_epoch: int):
+    """(callbacks, early stopping or None, Keras' validation data or None), in the
+    order they must run: NaN guard first, the checkpoint after what it saves."""
+    names, loss, buckets = inputs.label_names, inputs.loss, cfg.data.length_buckets
+    writer, part = multiprocess.is_writer(), multiprocess.part()  # only process 0 writes
+    callbacks = [keras.callbacks.CSVLogger(str(run_dir / L.HISTORY_CSV), append=resume)] * writer
+    callbacks.append(JsonHistory(run_dir / L.HISTORY_JSON, write=writer))
+    val_ds = None
     if monitor == LANGUAGE_MEAN_KEY:  # one validation pass, before what reads its logs
-        callbacks.insert(0, LanguageValidation(arrays["val"], val_ex, loss,
-                                               make_metrics(label_names, loss),
+        callbacks.insert(0, LanguageValidation(inputs.arrays["val"], inputs.val, loss,
+                                               make_metrics(names, loss),
                                                cfg.train.batch_size, buckets, tf_data))
-        val_ds = None
     else:  # Keras' own validation pass
-        val_ds = input_batches(arrays["val"], val_ex.y, cfg.train.batch_size, tf_data=tf_data,
-                               buckets=buckets, shuffle=False, part=part)
+        val_ds = input_batches(inputs.arrays["val"], inputs.val.y, cfg.train.batch_size,
+                               tf_data=tf_data, buckets=buckets, shuffle=False, part=part)
     early_stopping = None
     if cfg.train.early_stopping_patience > 0:
         restore = None
@@ -395,93 +528,44 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
             restore_best_weights=True, verbose=1, restore=restore)
         callbacks.append(early_stopping)
     callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record
-    if writer:
-        callbacks.append(RunCheckpoint(run_dir, early_stopping))
+    callbacks += [RunCheckpoint(run_dir, early_stopping)] * writer
     callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved
-    notes_plan = BatchPlan(token_lengths(arrays["train"]), cfg.train.batch_size,
-                           length_buckets(buckets, arrays["train"]["token_ids"].shape[1]),
-                           cfg.train.seed, cfg.train.epochs, start_epoch, weights)
-    if writer:
-        callbacks += monitor_callbacks(  # progress bar, compile notes per bucket, TensorBoard
-            run_dir, verbose, bucket_of_step=lambda epoch, batch: notes_plan[
-                (epoch - start_epoch) * notes_plan.steps + batch][1])
-    else:
-        verbose = 0  # process 0 shows the progress
-    stopped_early = bool(early_stopping and state
-                         and state["early_stopping"]["wait"] >= cfg.train.early_stopping_patience)
-    t0 = time.time()
-    if start_epoch < cfg.train.epochs and not stopped_early:
-        try:
-            model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
-                      initial_epoch=start_epoch, steps_per_epoch=steps, callbacks=callbacks,
-                      verbose=verbose, shuffle=False)
-        except KeyboardInterrupt:
-            if writer:
-                print(f"\ninterrupted: continue with --resume {run_dir}", file=sys.stderr)
-            raise
-    elif state and state.get("best_weights") is not None:
-        # Training had ended before the kill: early stopping's best weights, as at its end.
-        model.set_weights(state["best_weights"])
-    fit_seconds = time.time() - t0
-    history = json_history.epochs  # what history.json holds
-    epochs_run = len(history)
-    best_epoch = None  # the epoch whose weights early stopping restored (1-based)
-    if early_stopping is not None and getattr(early_stopping, "best_weights", None) is not None:
-        best_epoch = int(early_stopping.best_epoch) + 1
-    elif early_stopping is not None and state and state.get("early_stopping"):
-        best_epoch = int(state["early_stopping"]["best_epoch"]) + 1
+    callbacks += monitor_callbacks(  # progress bar, compile notes per bucket, TensorBoard
+        run_dir, verbose, bucket_of_step=lambda epoch, batch: plan[
+            (epoch - start_epoch) * plan.steps + batch][1]) if writer else []
+    return callbacks, early_stopping, val_ds
 
+
+def _predict_splits(cfg: Config, model, inputs: _Inputs, tf_data) -> dict:
+    """Probabilities of validation and dev (rows x labels), each pass announced."""
     probs = {}
-    for name, arr in arrays.items():
+    for name, arr in inputs.arrays.items():
         if name != "train":  # a line before each wait: predicting compiles too
             print(f"evaluating {'validation' if name == 'val' else name} "
-                  f"({len(named[name])} rows) ...", end=" ", flush=True)
+                  f"({len(inputs.named[name])} rows) ...", end=" ", flush=True)
             t1 = time.time()
-            probs[name] = predict_probs(model, arr, cfg.train.batch_size, buckets, tf_data)
+            probs[name] = predict_probs(model, arr, cfg.train.batch_size,
+                                        cfg.data.length_buckets, tf_data)
             print(f"{time.time() - t1:.1f}s", flush=True)
-    search, per_lang = tune_on_validation(probs["val"], val_ex, cfg.thresholds.tune)
-    decides = "threshold_0.5" if not cfg.thresholds.tune else (
-        "per_language_thresholds" if cfg.thresholds.per_language else "tuned_thresholds")
-    if cfg.thresholds.per_language and not cfg.thresholds.tune:
-        print("note: thresholds.per_language needs thresholds.tune = true: the run decides "
-              "at 0.5", file=sys.stderr)
-    decide = per_lang if decides == "per_language_thresholds" else search
-    report = {"validation": full_report(val_ex, probs["val"], search, per_lang)}
-    if splits.dev is not None:
-        report["dev"] = full_report(splits.dev, probs["dev"], search, per_lang)
-    if writer:
-        decide.save(run_dir / L.THRESHOLDS)
-        write_split_predictions(run_dir / L.PREDICTIONS_VAL, val_ex, probs["val"], decide)
-    if writer and splits.dev is not None:
-        write_split_predictions(run_dir / L.PREDICTIONS_DEV, splits.dev, probs["dev"], decide)
-        write_split_submission(run_dir / L.PREDICTIONS / "dev", splits.dev, probs["dev"], decide)
-    report["meta"] = {"epochs_run": epochs_run, "best_epoch_restored": best_epoch,
-                      "fit_seconds": round(fit_seconds, 1),
-                      "total_seconds": round(time.time() - started, 1),
-                      "backend": keras.backend.backend(),
-                      "decides_with": decides, "per_language_thresholds": per_lang.per_language,
-                      "train_rows": len(train_ex), "val_rows": len(val_ex),
-                      "resumed_after_epoch": start_epoch if resume else None,
-                      "data_dir": str(splits.root.resolve()), "cpu": cpu_info(),
-                      "processes": multiprocess.process_count()}
-    if writer:
+    return probs
+
+
+def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs: dict,
+            fit: _Fit, resume: bool, started: float) -> dict:
+    """Thresholds, predictions, model and preprocessor; `report.json` last."""
+    val, dev = inputs.val, inputs.splits.dev
+    fin = finish(cfg.thresholds, val, dev, probs, warn=multiprocess.is_writer())
+    report = {**fin.report, "meta": {
+        "epochs_run": fit.epochs_run, "best_epoch_restored": fit.best_epoch,
+        "fit_seconds": round(fit.seconds, 1), "total_seconds": round(time.time() - started, 1),
+        "backend": keras.backend.backend(), **fin.meta,
+        "train_rows": len(inputs.train), "val_rows": len(val),
+        "resumed_after_epoch": fit.start_epoch if resume else None,
+        "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info(),
+        "processes": multiprocess.process_count()}}
+    if multiprocess.is_writer():  # several processes: process 0 alone writes
+        write_decisions(run_dir, fin, val, dev, probs)
         save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
-        save_preprocessor(preprocessor, backbone, run_dir / L.PREPROCESSOR)
-        # report.json last: its presence marks a finished run.
-        (run_dir / L.REPORT).write_text(json.dumps(report, indent=1))
-        if not keep_checkpoints:  # for resuming only; a finished run is not resumed
-            remove_checkpoints(run_dir)
-        write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
-    multiprocess.barrier("kemo-train-written")  # the others end once the run is written
-    if not writer:
-        print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})",
-              file=out)
-        return {"report": report, "history": history, "run_dir": run_dir}
-
-    print()
-    print(format_console_report(report))
-    best = f", best epoch {best_epoch} restored" if best_epoch else ""
-    print(f"\ntrained {epochs_run} epochs{best} (fit {fit_seconds:.0f}s; "
-          f"{describe_cpu(report['meta']['cpu'])})")
-    return {"report": report, "history": history, "run_dir": run_dir}
-
+        save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
+        write_report(run_dir, report)  # last: its presence marks a finished run
+    return report

@@ -7,7 +7,7 @@ the epoch's logs, before early stopping, the checkpoint and the history read the
 what Keras' own validation pass would log (`val_loss`, `val_macro_f1`,
 `val_loss_<label>`, computed by the run's own loss and metric objects over all rows)
 plus `val_language_mean_f1`: each language's macro-F1 at the untuned threshold, then
-the unweighted mean over languages (as `kemo.report.language_mean` scores a report).
+the unweighted mean over languages (as `kemo.evaluation.report.language_mean` scores a report).
 Such a run gives `fit` no `validation_data`, so validation is predicted once per epoch,
 not twice. A one-language run keeps Keras' validation and `val_macro_f1`, which is then
 the same number (`monitor_key`).
@@ -22,7 +22,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from kemo.thresholds import UNTUNED_THRESHOLD
+from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
 
 LANGUAGE_MEAN_KEY = "val_language_mean_f1"
 
@@ -34,7 +34,7 @@ def monitor_key(languages) -> str:
 
 def language_mean_f1(examples, probs, threshold: float = UNTUNED_THRESHOLD) -> float:
     """Mean over `examples`' languages of each language's macro-F1 (labels it annotates)."""
-    from kemo.report import language_mean, setting_report
+    from kemo.evaluation.report import language_mean, setting_report
 
     decisions = (np.asarray(probs) >= threshold).astype(int)
     return language_mean(setting_report(examples, decisions)["per_language"])["macro_f1"]
@@ -52,7 +52,7 @@ class LanguageValidation(keras.callbacks.Callback):
         self.batch_size, self.buckets, self.tf_data = batch_size, buckets, tf_data
 
     def on_epoch_end(self, epoch, logs=None):
-        from kemo.predict import predict_logits
+        from kemo.prediction.batches import predict_logits
 
         if logs is None:
             return

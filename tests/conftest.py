@@ -95,12 +95,12 @@ def run_cli(argv) -> tuple[int, str, str]:
 
 def serve_saved_model(saved_model, texts, work_dir: Path) -> dict:
     """Run an exported SavedModel's `serving_default` on raw `texts` in a fresh
-    TensorFlow-only process (`kemo.tf_only.run_tf_only`): {"probs", "decisions",
+    TensorFlow-only process (`kemo.serving.tf_only.run_tf_only`): {"probs", "decisions",
     "blocked"} (the last: Keras/JAX/kemo modules that process loaded; [] expected)."""
     import json
     import textwrap
 
-    from kemo.tf_only import run_tf_only
+    from kemo.serving.tf_only import run_tf_only
 
     texts_file = Path(work_dir) / "texts.json"
     texts_file.write_text(json.dumps(list(texts)))
@@ -113,6 +113,18 @@ def serve_saved_model(saved_model, texts, work_dir: Path) -> dict:
                           "decisions": got["decisions"].numpy().tolist(),
                           "blocked": blocked_modules_loaded()}}))
     """))
+
+
+def assert_refused(rc, out, err, needles=(), before=None, after=None):
+    """A command refused bad input as kemo promises: exit 2, no traceback, exactly one
+    `error:` line holding every needle, and (given snapshots) nothing written."""
+    assert rc == 2, f"rc={rc}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-2000:]}"
+    assert "Traceback" not in out + err, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    assert after == before, "files were written or changed"
 
 
 def snapshot(root: Path) -> dict:

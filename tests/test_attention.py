@@ -8,7 +8,7 @@ import pytest
 import keras.src.backend.jax.nn as jax_nn  # where ops.dot_product_attention lands on JAX
 
 from kemo.config import load_config
-from kemo.models.backbones import use_fused_attention
+from kemo.models.backbone_layers import use_fused_attention
 from kemo.models.classifier import build_classifier
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend")

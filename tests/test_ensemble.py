@@ -49,13 +49,13 @@ def splits(tiny_run, data_dir):
 
 def test_averaged_probabilities_and_decisions_by_hand(ensemble, tiny_run, second_run, splits):
     from kemo.ensemble import EnsembleRun
-    from kemo.runs import load_run
-    from kemo.thresholds import best_f1_threshold
+    from kemo.prediction.predictor import load_predictor
+    from kemo.evaluation.thresholds import best_f1_threshold
 
     out, report, _ = ensemble
-    run = load_run(out)
+    run = load_predictor(out)
     assert isinstance(run, EnsembleRun) and run.weights == [0.75, 0.25]
-    a, b = load_run(tiny_run), load_run(second_run)
+    a, b = load_predictor(tiny_run), load_predictor(second_run)
     texts = list(splits.dev.texts[:40]) + ["", "I am so happy today!"]
     pa, pb = a.predict_probs(texts), b.predict_probs(texts)
     assert np.abs(pa - pb).max() > 1e-3  # two different models
@@ -151,8 +151,8 @@ def test_damaged_ensemble_file_is_named(ensemble, tmp_path, capsys):
 
 def test_export_parity(ensemble, splits, tmp_path):
     from conftest import serve_saved_model
-    from kemo.export import export_run
-    from kemo.runs import load_run
+    from kemo.serving.export import export_run
+    from kemo.prediction.predictor import load_predictor
 
     out = tmp_path / "export"
     info = export_run(ensemble[0], out, benchmark=False, log=lambda *_: None)
@@ -160,7 +160,7 @@ def test_export_parity(ensemble, splits, tmp_path):
     assert (out / "members" / "0" / "model.keras").is_file()
     assert (out / "members" / "1" / "preprocessor" / "preprocessor.json").is_file()
     texts = list(splits.dev.texts[:24]) + ["", "😀🎉"]
-    run = load_run(ensemble[0])
+    run = load_predictor(ensemble[0])
     probs, decisions = run.predict(texts)
     result = serve_saved_model(out / "saved_model", texts, tmp_path)
     assert np.abs(np.asarray(result["probs"]) - probs).max() <= 1e-5

@@ -1,5 +1,5 @@
 """An ensemble's run directory (issue 21): `kemo ensemble` writes its `run.json` and holds
-the run lock (`kemo.run_lock.RunLock`) on the directory while it writes, so a second
+the run lock (`kemo.run.lock.RunLock`) on the directory while it writes, so a second
 writer (another ensemble, a training) is refused with the holder's pid.
 """
 
@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, TINY_OVERRIDES, run_cli
 from kemo.run import layout as L
 
-HOLD = ("import sys; from kemo.run_lock import RunLock; "
+HOLD = ("import sys; from kemo.run.lock import RunLock; "
         "RunLock(sys.argv[1]).acquire(); print('held', flush=True); sys.stdin.read()")
 
 
@@ -29,9 +29,9 @@ def second_run(tmp_path_factory):
 
 def test_ensemble_writes_a_manifest_and_holds_the_lock(tiny_run, second_run, tmp_path,
                                                       monkeypatch):
-    import kemo.split_predictions as sp
+    import kemo.prediction.split_files as sp
     from kemo.errors import InputError
-    from kemo.run_lock import check_unlocked
+    from kemo.run.lock import check_unlocked
 
     out = tmp_path / "ens"
     seen = []

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from kemo.cli import main
-from kemo.export import export_run
-from kemo.tf_only import run_tf_only
+from kemo.serving.export import export_run
+from kemo.serving.tf_only import run_tf_only
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = 10_000
@@ -51,7 +51,7 @@ def exported(tiny_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tiny_run, texts):
     from kemo.data.pipeline import tokenize
-    from kemo.runs import load_run
+    from kemo.run.read import load_run
 
     run = load_run(tiny_run)
     probs = run.predict_probs(texts)
@@ -145,9 +145,9 @@ def test_keras_model_reloads_in_safe_mode(exported, reference, texts, tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         import keras
         import numpy as np
-        import kemo.runs  # registers kemo's loss, metrics and pooling layer
+        import kemo.run.read  # registers kemo's loss, metrics and pooling layer
         from kemo.data.pipeline import tokenize
-        from kemo.predict import predict_probs
+        from kemo.prediction.batches import predict_probs
 
         out = {str(out)!r}
         info = json.load(open(os.path.join(out, "export.json")))

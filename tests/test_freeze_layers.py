@@ -7,7 +7,7 @@ import pytest
 
 from kemo.errors import InputError
 from kemo.models import build_classifier
-from kemo.models.backbones import freeze_lower_layers
+from kemo.models.backbone_layers import freeze_lower_layers
 
 
 def _backbone(layers=4):

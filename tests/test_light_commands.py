@@ -94,7 +94,7 @@ def test_the_probe_sees_a_framework_import():
 def test_scores_equal_sklearn():
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-    from kemo.scoring import LabelTable, score_tables
+    from kemo.evaluation.scoring import LabelTable, score_tables
     import pandas as pd
 
     rng = np.random.default_rng(0)
@@ -151,13 +151,13 @@ def test_report_header_has_no_none_or_raw_dict(tiny_run, tmp_path):
     import shutil
 
     from kemo.machine import describe_cpu
-    from kemo.run_report import write_run_report
+    from kemo.evaluation.page import make_run_report
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     meta = json.loads((run / "report.json").read_text())["meta"]
     assert meta["resumed_after_epoch"] is None and isinstance(meta["cpu"], dict)
-    page = write_run_report(run, out_dir=tmp_path / "report").read_text()
+    page = make_run_report(run, out_dir=tmp_path / "report").path.read_text()
     assert "resumed after epoch" not in page and "{&#x27;" not in page and "{'" not in page
     assert f"cpu: {describe_cpu(meta['cpu'])}".replace("'", "&#x27;") in page
     assert "mean over 1 language<" in page

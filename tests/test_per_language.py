@@ -20,10 +20,10 @@ import pytest
 from conftest import ROOT
 from kemo.data.brighter import LABELS, LANGUAGES, Examples
 from kemo.errors import InputError
-from kemo.report import (
+from kemo.evaluation.report import (
     MEAN, classification_report, format_language_table, full_report, setting_report,
 )
-from kemo.thresholds import ThresholdSearch
+from kemo.evaluation.thresholds import ThresholdSearch
 
 TINY = str(ROOT / "configs" / "tiny.toml")
 ALL = ["data.languages=all", "data.max_train_examples_per_language=12"]
@@ -180,7 +180,7 @@ def test_report_settings_and_the_mean_over_languages(searches, tmp_path):
         [report[k][MEAN]["macro_f1"] for k in SETTINGS], abs=5e-5)
 
     # report.json's reader accepts it and names a damaged mean
-    from kemo.runs import read_report
+    from kemo.run.read import read_report
 
     (tmp_path / "report.json").write_text(json.dumps({"validation": report}))
     assert read_report(tmp_path, NAMES)["validation"] == json.loads(json.dumps(report))
@@ -325,7 +325,7 @@ def test_report_fills_in_a_run_trained_before_per_language_thresholds(run28, sma
     """An old run (no per-language settings, means or predictions_val.csv; global
     thresholds) gets them from `kemo report`, in place; a second report adds nothing."""
     from kemo.config import load_config
-    from kemo.split_probs import dev_probs, validation_probs
+    from kemo.evaluation.split_probs import dev_probs, validation_probs
 
     old = tmp_path / "old"
     shutil.copytree(run28[0], old)

@@ -13,7 +13,7 @@ import zipfile
 import pytest
 
 from conftest import run_cli, snapshot
-from kemo.scoring import score_submission
+from kemo.evaluation.scoring import score_submission
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def nan_run(tiny_run, tmp_path_factory):
     """The tiny run whose output bias is NaN."""
     import keras
 
-    import kemo.runs  # noqa: F401  (registers the custom objects)
+    import kemo.run.read  # noqa: F401  (registers the custom objects)
 
     run = copy_run(tiny_run, tmp_path_factory.mktemp("nan") / "run")
     model = keras.models.load_model(run / "model.keras", compile=False)
@@ -44,16 +44,16 @@ def test_explain_and_export_refuse_a_model_with_a_nan_weight(nan_run, tmp_path):
 
 
 def _nan_at_row(monkeypatch, row: int):
-    import kemo.predict
+    import kemo.prediction.batches
 
-    real = kemo.predict.predict_probs
+    real = kemo.prediction.batches.predict_probs
 
     def fake(*args, **kwargs):
         probs = np.array(real(*args, **kwargs))
         probs[row, 0] = np.nan
         return probs
 
-    monkeypatch.setattr(kemo.predict, "predict_probs", fake)
+    monkeypatch.setattr(kemo.prediction.batches, "predict_probs", fake)
 
 
 def test_predict_refuses_nan_probabilities_naming_file_and_row(tiny_run, tmp_path,

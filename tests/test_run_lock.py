@@ -17,7 +17,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_OVERRIDES
+from conftest import ROOT, TINY_OVERRIDES, assert_refused
 
 SETS = [*TINY_OVERRIDES, "train.epochs=3"]
 EPOCHS = 3
@@ -81,15 +81,6 @@ def _assert_same_history(run_dir, lone_dir):
     assert abs(diff).max() <= 1e-6
 
 
-def _assert_refused(rc, out, err, needles):
-    assert rc == 2, f"rc={rc}\n{out[-2000:]}\n{err[-2000:]}"
-    assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1 and errors[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
-
-
 @pytest.fixture(scope="module")
 def lone(data_dir, tmp_path_factory):
     """A lone run of the same config, started at once; `lone()` waits for it."""
@@ -110,7 +101,7 @@ def lone(data_dir, tmp_path_factory):
 
 def test_second_writer_is_refused_and_first_run_is_intact(lone, data_dir, tmp_path):
     from kemo.errors import InputError
-    from kemo.run_lock import RunLock
+    from kemo.run.lock import RunLock
 
     env, run_dir = _env(data_dir), tmp_path / "run"
     first = _start(_new_run(run_dir), tmp_path, env)
@@ -123,7 +114,7 @@ def test_second_writer_is_refused_and_first_run_is_intact(lone, data_dir, tmp_pa
     with pytest.raises(InputError, match=f"pid {first.pid}"):
         RunLock(run_dir).acquire()
     for proc in (resume, again):
-        _assert_refused(*_finish(proc, timeout=300), [str(run_dir), f"pid {first.pid}"])
+        assert_refused(*_finish(proc, timeout=300), [str(run_dir), f"pid {first.pid}"])
     assert first.poll() is None, "the first run ended before the second writers were refused"
 
     rc, out, err = _finish(first)
@@ -137,7 +128,7 @@ def test_second_writer_is_refused_and_first_run_is_intact(lone, data_dir, tmp_pa
 
 
 def test_sigkilled_holder_releases_the_lock(lone, data_dir, tmp_path):
-    from kemo.run_lock import check_unlocked
+    from kemo.run.lock import check_unlocked
 
     env, run_dir = _env(data_dir), tmp_path / "run"
     first = _start(_new_run(run_dir), tmp_path, env)

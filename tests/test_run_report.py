@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kemo.errors import InputError
-from kemo.run_report import read_history, write_run_report
+from kemo.evaluation.page import read_history, write_run_report
 
 
 def images(page: Path) -> list[str]:

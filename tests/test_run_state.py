@@ -199,7 +199,7 @@ def test_intact_copy_still_predicts(run, data_dir, capsys):
 
 def _marked_export(out: Path, **info):
     """A folder as `kemo export` marks it (its real export.json has more fields)."""
-    from kemo.export_dir import mark
+    from kemo.serving.export_dir import mark
 
     out.mkdir(parents=True)
     (out / "saved_model").mkdir()
@@ -262,7 +262,7 @@ def test_export_refuses_folders_kemo_did_not_mark(case, tiny_run, tmp_path, caps
 
 
 def test_export_replaces_its_own_export_and_only_that(tiny_run, tmp_path, capsys):
-    from kemo.export import read_export_info
+    from kemo.serving.export import read_export_info
 
     out = _marked_export(tmp_path / "out")
     (tmp_path / "beside.txt").write_text("keep me")

@@ -140,7 +140,7 @@ def seed_runs(seed_presets, data_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("name", SEED_CONFIGS)
 def test_seed_config_trains_and_predicts_with_its_backbone_class(name, seed_runs, data_dir):
-    from kemo.runs import load_run
+    from kemo.run.read import load_run
 
     run_dir = seed_runs(name)
     kind = _preset_kind(name)
@@ -248,7 +248,7 @@ def test_token_embedding_found_and_frozen(kind, seed_presets):
     `embeddings`, where `get_layer("token_embedding")` does not reach."""
     from kemo.config import ModelConfig
     from kemo.models import build_classifier, load_backbone, load_preprocessor
-    from kemo.models.backbones import token_embedding
+    from kemo.models.backbone_layers import token_embedding
 
     cfg = ModelConfig(preset=str(seed_presets[kind]), sequence_length=32,
                       freeze_token_embeddings=True)

@@ -3,14 +3,16 @@
 import json
 import zipfile
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
 from kemo.errors import InputError
-from kemo.scoring import find_prediction_files, score_files, score_submission
-from kemo.submission import predict_files, read_input_file, split_files
+from kemo.evaluation.scoring import find_prediction_files, score_submission
+from kemo.prediction.files import predict_files, read_input_file, split_files
 
 
 def write(path, text):
@@ -43,6 +45,12 @@ def gold_dir(tmp_path):
     write(tmp_path / "gold" / "afr.csv", table(["id", "text", *afr], [
         ("a1", "x", 1, 1, 0, 0, 0), ("a2", "y", 0, 0, 0, 1, 0), ("a3", "z", 0, 1, 0, 0, 1)]))
     return tmp_path / "gold"
+
+
+def score_files(pred, gold) -> dict:
+    """One pred_<lang>.csv scored against one gold <lang>.csv, as `kemo evaluate` does."""
+    lang = Path(gold).stem
+    return score_submission([pred], Path(gold).parent, [lang])["per_language"][lang]
 
 
 def direct_macro_f1(gold, pred):
@@ -165,7 +173,7 @@ def test_input_files_are_checked(tmp_path):
 
 @pytest.fixture(scope="module")
 def run(tiny_run):
-    from kemo.runs import load_run
+    from kemo.run.read import load_run
 
     return load_run(tiny_run)
 
@@ -210,7 +218,7 @@ def test_submission_layout_for_test_files(run, tmp_path):
 def test_predict_and_evaluate_dev_agree_with_the_training_report(tiny_run, data_dir, tmp_path,
                                                                  capsys):
     from kemo.cli import main
-    from kemo.runs import read_report
+    from kemo.run.read import read_report
 
     out = tmp_path / "dev"
     assert main(["predict", str(tiny_run), "--split", "dev", "--data-dir", str(data_dir),
@@ -243,7 +251,7 @@ def test_predict_reads_each_input_file_once(tiny_run, tmp_path, monkeypatch, cap
     read: each file is decoded and parsed exactly once (it was four times)."""
     from kemo.cli import main
     from kemo.data import brighter
-    from kemo import submission
+    from kemo.prediction import files as submission
 
     calls = []
 

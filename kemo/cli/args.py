@@ -37,11 +37,6 @@ def int_in(low: int, high: int | None = None):
     return parse
 
 
-def int_at_least(low: int):
-    """An argparse type: an integer >= `low`. Example: `type=int_at_least(1)`."""
-    return int_in(low, None)
-
-
 def finite_at_least(low: float):
     """An argparse type: a finite number >= `low`. Example: `type=finite_at_least(0)`."""
     def parse(text: str) -> float:

@@ -15,8 +15,10 @@ def add_parser(sub):
         "re-tuned on their shared validation split (see kemo/ensemble.py)",
         description="Example: kemo ensemble runs/minilm runs/e5 --run-dir runs/ens && "
                     "kemo predict runs/ens --split test")
-    x.add_argument("members", nargs="+", help="run directories written by kemo train "
-                   "(validated on the same rows: same data settings and data.split_seed)")
+    x.add_argument("members", nargs="+", help="run directories written by kemo train: "
+                   "runs of the same languages validated on the same rows (same data "
+                   "settings and data.split_seed); runs of different languages are averaged "
+                   "per language over the members trained on it")
     x.add_argument("--run-dir", required=True, help="the ensemble's run directory (new)")
     x.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
                    help="one weight per member (default: equal); normalised to sum to 1")

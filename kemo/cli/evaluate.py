@@ -1,4 +1,4 @@
-"""`kemo evaluate`: the official Track A scorer over pred_<lang>.csv files (kemo/scoring.py).
+"""`kemo evaluate`: the official Track A scorer over pred_<lang>.csv files (kemo/evaluation/scoring.py).
 
 Example:
     kemo evaluate runs/tiny/predictions/dev --split dev
@@ -35,7 +35,7 @@ def run(args) -> int:
     from kemo.atomic import write_text
     from kemo.data.brighter import resolve_data_dir
     from kemo.errors import InputError
-    from kemo.scoring import format_scores, score_submission
+    from kemo.evaluation.scoring import format_scores, score_submission
 
     gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
     preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions

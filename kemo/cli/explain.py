@@ -34,8 +34,8 @@ def add_parser(sub):
 def run(args) -> int:
     from kemo.errors import InputError
     from kemo.explain import explain_many
-    from kemo.runs import load_run
-    from kemo.submission import read_texts_csv
+    from kemo.prediction.predictor import load_predictor
+    from kemo.prediction.files import read_texts_csv
 
     if bool(args.text) == bool(args.csv):
         raise InputError("give either --text (repeatable) or --csv FILE with columns id,text")
@@ -44,7 +44,7 @@ def run(args) -> int:
         items = list(zip(df["id"], df["text"]))
     else:
         items = [(f"text_{i + 1}", t) for i, t in enumerate(args.text)]
-    run = load_run(args.run_dir)
+    run = load_predictor(args.run_dir)
     out = Path(args.out) if args.out else run.path / L.EXPLANATIONS
     for ex in explain_many(run, items, out, source=args.csv or "--text",
                            num_samples=args.num_samples,

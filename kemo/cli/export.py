@@ -1,4 +1,4 @@
-"""`kemo export`: a run as model.keras and a raw-text TF SavedModel (kemo/export.py).
+"""`kemo export`: a run as model.keras and a raw-text TF SavedModel (kemo/serving/export.py).
 
 Example:
     kemo export runs/tiny --out /tmp/kemo-export
@@ -13,7 +13,7 @@ from kemo.cli.args import BACKENDS, BATCH_MAX, int_in
 
 def add_parser(sub):
     x = sub.add_parser("export", help="export a run for serving: model.keras and a raw-text "
-                       "TF SavedModel with thresholds baked in (see kemo/export.py)")
+                       "TF SavedModel with thresholds baked in (see kemo/serving/export.py)")
     x.add_argument("run_dir", help="a run directory written by kemo train")
     x.add_argument("--out", default=None,
                    help="output folder (default <run_dir>/export); it must be new, empty, or "
@@ -33,7 +33,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from kemo.export import check_export_backend, export_run
+    from kemo.serving.export import check_export_backend, export_run
 
     check_export_backend(os.environ["KERAS_BACKEND"])  # refused before Keras loads
     export_run(args.run_dir, args.out, benchmark=not args.no_benchmark,

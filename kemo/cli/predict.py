@@ -1,4 +1,4 @@
-"""`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts (kemo/submission.py).
+"""`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts (kemo/prediction/files.py).
 
 Where the outputs go (`--out` overrides): `--split X` writes `<run>/predictions/X/`
 (pred_<lang>.csv, probs_<lang>.csv, submission.zip: training already keeps its dev files
@@ -57,8 +57,9 @@ def add_parser(sub):
 
 def run(args) -> int:
     from kemo.errors import InputError
-    from kemo.runs import load_run
-    from kemo import submission
+    from kemo.prediction.predictor import load_predictor
+    from kemo.prediction import files as submission
+    from kemo.run.lock import writing_into
 
     if args.json and not args.text:
         raise InputError("--json goes with --text (files and splits are written as CSV)")
@@ -75,7 +76,7 @@ def run(args) -> int:
     if empty:
         raise InputError(f"--text: text {empty[0] + 1} is empty: give the text to classify")
     tokens = _tokens(args) if args.tokens else None
-    run = load_run(args.run_dir)
+    run = load_predictor(args.run_dir)
     if tokens:
         tokens.check_tokenizer(run.path / L.PREPROCESSOR)
     paths = list(args.files)
@@ -101,8 +102,9 @@ def run(args) -> int:
             print(submission.format_text_predictions(args.text, run.label_names, probs, dec,
                                                      run.thresholds.thresholds))
     if paths:
-        result = submission.predict_files(run, inputs, out, args.untrained_labels,
-                                          args.batch_size, tokens=tokens)
+        with writing_into(run.path, out):  # one writer of a run directory at a time
+            result = submission.predict_files(run, inputs, out, args.untrained_labels,
+                                              args.batch_size, tokens=tokens)
         for lang, labels in result["untrained"].items():
             print(f"warning: {lang}: {', '.join(labels)} not trained; written as 0",
                   file=sys.stderr)
@@ -128,7 +130,7 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
     """Before the model runs: refuse when a file predict would write is already in `out`
     (unless --overwrite), naming it and the two ways on."""
     from kemo.errors import InputError
-    from kemo.submission import ZIP_NAME
+    from kemo.prediction.files import ZIP_NAME
 
     names = []
     for inp in inputs:
@@ -152,7 +154,7 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
 def _print_score(files, gold_dir: Path, split: str) -> None:
     """The official macro-F1 of the pred_<lang>.csv just written against their gold
     files, per language, then the mean over languages (the shared task's number)."""
-    from kemo.scoring import format_scores, score_submission
+    from kemo.evaluation.scoring import format_scores, score_submission
 
     preds = [f for f in files if Path(f).name.startswith("pred_")]
     scores = score_submission(preds, gold_dir)
@@ -166,7 +168,7 @@ def _print_score(files, gold_dir: Path, split: str) -> None:
 def _tokens(args):
     """`predict --tokens CACHE`: the cache, checked; refused with --text or an ensemble."""
     from kemo.data.token_cache import TokenCache
-    from kemo.ensemble import is_ensemble_dir
+    from kemo.run.ensemble_file import is_ensemble_dir
     from kemo.errors import InputError
 
     if args.text:

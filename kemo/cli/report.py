@@ -1,4 +1,4 @@
-"""`kemo report`: a run's HTML report with plots (kemo/run_report.py).
+"""`kemo report`: a run's HTML report with plots (kemo/evaluation/page.py).
 
 Example:
     kemo report runs/tiny    # runs/tiny/report/index.html
@@ -24,10 +24,17 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from kemo.report import format_console_report
-    from kemo.run_report import make_run_report
+    from kemo.evaluation.report import format_console_report
+    from kemo.evaluation.page import make_run_report
 
-    result = make_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
+    from pathlib import Path
+
+    from kemo.run import layout as L
+    from kemo.run.lock import writing_into
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / L.REPORT_DIR
+    with writing_into(args.run_dir, out):  # one writer of a run directory at a time
+        result = make_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.report:

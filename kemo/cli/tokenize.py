@@ -29,7 +29,7 @@ def run(args) -> int:
     import time as clock
 
     from kemo.config import load_config
-    from kemo.data.brighter import load_split
+    from kemo.data.brighter import load_split, split_file
     from kemo.data.splits import load_data
     from kemo.data.pipeline import tokenize_splits
     from kemo.data.token_cache import TokenCache, check_cache_target, expected_manifest
@@ -40,7 +40,7 @@ def run(args) -> int:
     check_cache_target(args.out)  # before the work
     splits = load_data(cfg, args.data_dir)
     with_test = [lang for lang in dict.fromkeys(cfg.data.languages)
-                 if (splits.root / "test" / f"{lang}.csv").is_file()]
+                 if split_file(splits.root, "test", lang).is_file()]
     named = {"train": splits.train, "val": splits.val, "dev": splits.dev,
              "test": load_split(splits.root, "test", with_test) if with_test else None}
     named = {k: v for k, v in named.items() if v is not None}

@@ -74,7 +74,7 @@ def run(args) -> int:
     from kemo.config import load_config
     from kemo.default_config import resolve_config, result_summary
     from kemo.errors import InputError
-    from kemo.run_lock import check_unlocked
+    from kemo.run.lock import check_unlocked
 
     if multiprocess.requested():  # one of several: process 0 locks, once JAX has started
         def check_unlocked(run_dir):

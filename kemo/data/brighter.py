@@ -76,6 +76,17 @@ class Examples:
         return tuple(n for n, k in zip(self.label_names, known) if k > 0)
 
 
+def concat_examples(parts) -> Examples:
+    """One `Examples` of `parts` in order (the same label names; labelled if all are)."""
+    parts = list(parts)
+    names = parts[0].label_names
+    if any(p.label_names != names for p in parts):
+        raise ValueError("concat_examples: parts with different label names")
+    return Examples(*(np.concatenate([getattr(p, k) for p in parts])
+                      for k in ("ids", "texts", "langs", "labels", "mask")),
+                    names, all(p.has_labels for p in parts))
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None,
                      configured: str | os.PathLike | None = None) -> Path:
     """The Track A root, by kemo's one data-root rule: `data_dir` (the `--data-dir`
@@ -107,16 +118,29 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None,
     return path
 
 
-def check_languages(languages) -> list[str]:
+def split_file(root, split: str, lang: str) -> Path:
+    """The Track A file of one split and language: `<root>/<split>/<lang>.csv`.
+
+    Example:
+        split_file("../shared/data/brighter/track_a", "dev", "eng")  # .../dev/eng.csv
+    """
+    return Path(root) / split / f"{lang}.csv"
+
+
+def check_language(lang, where: str = "config key 'data.languages'") -> str:
+    """`lang` if it is a BRIGHTER language code, else InputError naming `where` (the
+    config key, option or file field it came from)."""
+    if lang not in LANGUAGES:
+        raise InputError(f"{where}: unknown language code {lang!r} "
+                         f"(known: {' '.join(LANGUAGES)})")
+    return lang
+
+
+def check_languages(languages, where: str = "config key 'data.languages'") -> list[str]:
+    """`languages` checked (`check_language`), duplicates dropped, order kept."""
     if not languages:
-        raise InputError("config key 'data.languages': expected at least one language code")
-    for lang in languages:
-        if lang not in LANGUAGES:
-            raise InputError(
-                f"config key 'data.languages': unknown language code {lang!r} "
-                f"(known: {' '.join(LANGUAGES)})"
-            )
-    return list(dict.fromkeys(languages))
+        raise InputError(f"{where}: expected at least one language code")
+    return list(dict.fromkeys(check_language(lang, where) for lang in languages))
 
 
 def decode_csv(path: Path, data: bytes | None = None) -> str:
@@ -290,7 +314,7 @@ def load_split(data_dir, split: str, languages) -> Examples:
     labelled = split != "test"
     frames = []
     for lang in languages:
-        df = read_track_a_csv(root / split / f"{lang}.csv", labelled=labelled)
+        df = read_track_a_csv(split_file(root, split, lang), labelled=labelled)
         frames.append((lang, df))
     present = {c for _, df in frames for c in df.columns}
     label_names = tuple(name for name in LABELS if name in present)
@@ -313,88 +337,3 @@ def load_split(data_dir, split: str, languages) -> Examples:
         np.concatenate(ids), np.concatenate(texts), np.concatenate(langs),
         np.concatenate(labels), np.concatenate(mask), label_names, has_labels=labelled,
     )
-
-
-def train_val_split(examples: Examples, val_fraction: float, seed: int):
-    """Split into (train, val), per language, by iterative stratification.
-
-    Iterative stratification (Sechidis et al., 2011) assigns rare labels first so each
-    label's positives are spread over the two parts in proportion. Seeded.
-    """
-    rng = np.random.default_rng(seed)
-    val_rows = []
-    for lang in dict.fromkeys(examples.langs):
-        rows = np.flatnonzero(examples.langs == lang)
-        y = examples.labels[rows] * examples.mask[rows]
-        chosen = _iterative_stratification(y, val_fraction, rng)
-        val_rows.append(rows[chosen])
-    val_rows = np.sort(np.concatenate(val_rows))
-    is_val = np.zeros(len(examples), bool)
-    is_val[val_rows] = True
-    return examples.subset(np.flatnonzero(~is_val)), examples.subset(val_rows)
-
-
-def split_size_error(read: Examples, used: Examples, val_fraction: float,
-                     root: Path, cut_key: str = "data.max_train_examples") -> InputError:
-    """Why `train_val_split` left a part empty, blaming the real culprit.
-
-    At val_fraction f a language needs ceil(1 / min(f, 1 - f)) train rows (10 at 0.1).
-    The culprit is the train files when each has fewer than that and under 10 rows,
-    else `cut_key` (the config key that cut the rows read) when it did, else `data.val_fraction`.
-
-    Example:
-        raise split_size_error(read, read, 0.1, root)
-        # InputError: .../train/eng.csv: 1 data row; at least 10 are needed to carve ...
-    """
-    f = val_fraction
-    if f <= 0:
-        return InputError(f"config key 'data.val_fraction': {f} leaves no validation split "
-                          "(early stopping and threshold tuning need one; e.g. 0.1)")
-    needed = max(2, int(np.ceil(round(1 / min(f, 1 - f), 6))))
-    langs = list(dict.fromkeys(read.langs))
-    have = {lang: int((read.langs == lang).sum()) for lang in langs}
-    kept = ", ".join(f"{lang} {int((used.langs == lang).sum())}" for lang in langs)
-    if all(n < min(needed, 10) for n in have.values()):
-        files = "; ".join(f"{root / 'train' / f'{lang}.csv'}: {n} data row{'s' * (n != 1)}"
-                          for lang, n in have.items())
-        each = " per language" if len(have) > 1 else ""
-        return InputError(f"{files}; at least {needed}{each} are needed to carve a "
-                          f"validation split (data.val_fraction {f})")
-    if len(used) < len(read):
-        return InputError(f"config key '{cut_key}': {len(used)} rows ({kept}) "
-                          f"leave an empty train or validation split; at data.val_fraction "
-                          f"{f} each language needs at least {needed}")
-    return InputError(f"config key 'data.val_fraction': {f} leaves an empty train or "
-                      f"validation split ({kept} training rows; at {f} each language needs "
-                      f"at least {needed})")
-
-
-def _iterative_stratification(y: np.ndarray, fraction: float, rng) -> np.ndarray:
-    """Boolean mask of the rows chosen for the `fraction` part of a 2-way split."""
-    n, c = y.shape
-    desired = np.array([1.0 - fraction, fraction]) * n  # rows wanted per part
-    desired_label = np.outer([1.0 - fraction, fraction], y.sum(axis=0))
-    part = np.full(n, -1)
-    remaining = np.ones(n, bool)
-    while remaining.any():
-        counts = y[remaining].sum(axis=0)
-        if counts.sum() == 0:
-            rows = rng.permutation(np.flatnonzero(remaining))
-            for r in rows:
-                k = int(np.argmax(desired))
-                part[r] = k
-                desired[k] -= 1
-            break
-        label = int(np.argmin(np.where(counts > 0, counts, np.inf)))
-        rows = rng.permutation(np.flatnonzero(remaining & (y[:, label] > 0)))
-        for r in rows:
-            wants = desired_label[:, label]
-            best = np.flatnonzero(wants == wants.max())
-            if len(best) > 1:
-                best = best[desired[best] == desired[best].max()]
-            k = int(rng.choice(best))
-            part[r] = k
-            desired[k] -= 1
-            desired_label[k] -= y[r]
-            remaining[r] = False
-    return part == 1

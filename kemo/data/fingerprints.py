@@ -65,7 +65,7 @@ def preset_files_sha(preset: str) -> str | None:
     """sha256 over the tokenizer files of a local preset directory (None otherwise)."""
     if not preset:
         return None
-    from kemo.models.backbones import resolve_preset  # keras-hub; no TensorFlow
+    from kemo.presets import resolve_preset  # light: kemo.weights only
 
     path = Path(resolve_preset(preset))
     if not path.is_dir():

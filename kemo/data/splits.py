@@ -3,7 +3,7 @@
 `load_data(cfg, data_dir)` reads train (and dev, for the languages that have a dev
 file), takes the seeded `data.max_train_examples` subset (then at most
 `data.max_train_examples_per_language` rows of each language), and carves the validation
-split from train by iterative stratification (`brighter.train_val_split`), seeded by
+split from train by iterative stratification (`train_val_split`), seeded by
 `split_seed(cfg)`: `data.split_seed` (default 0), or `train.seed` when it is -1 (the
 default before; a run's config.toml keeps the value it was trained with, so an older run
 reloads and resumes on its own split). Two runs with the same data settings and split
@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.data.brighter import (
-    Examples, load_split, resolve_data_dir, split_size_error, train_val_split,
-)
+from kemo.data.brighter import Examples, load_split, resolve_data_dir, split_file
+from kemo.errors import InputError
 
 
 @dataclass
@@ -67,9 +66,9 @@ def load_data(cfg, data_dir) -> Splits:
                else "data.max_train_examples")
         raise split_size_error(read, train_all, cfg.data.val_fraction, root, cut)
     langs = list(dict.fromkeys(cfg.data.languages))
-    with_dev = [lang for lang in langs if (root / "dev" / f"{lang}.csv").exists()]
+    with_dev = [lang for lang in langs if split_file(root, "dev", lang).exists()]
     if len(with_dev) < len(langs):
-        missing = [str(root / "dev" / f"{lang}.csv") for lang in langs if lang not in with_dev]
+        missing = [str(split_file(root, "dev", lang)) for lang in langs if lang not in with_dev]
         print(f"note: no dev file {', '.join(missing)}: dev is scored on "
               f"{', '.join(with_dev) or 'no language'}", file=sys.stderr)
     dev = None
@@ -87,3 +86,88 @@ def align_labels(ex: Examples, label_names) -> Examples:
     mask = np.stack([ex.mask[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
     return Examples(ex.ids, ex.texts, ex.langs, labels.astype("float32"),
                     mask.astype("float32"), tuple(label_names), ex.has_labels)
+
+
+def train_val_split(examples: Examples, val_fraction: float, seed: int):
+    """Split into (train, val), per language, by iterative stratification.
+
+    Iterative stratification (Sechidis et al., 2011) assigns rare labels first so each
+    label's positives are spread over the two parts in proportion. Seeded.
+    """
+    rng = np.random.default_rng(seed)
+    val_rows = []
+    for lang in dict.fromkeys(examples.langs):
+        rows = np.flatnonzero(examples.langs == lang)
+        y = examples.labels[rows] * examples.mask[rows]
+        chosen = _iterative_stratification(y, val_fraction, rng)
+        val_rows.append(rows[chosen])
+    val_rows = np.sort(np.concatenate(val_rows))
+    is_val = np.zeros(len(examples), bool)
+    is_val[val_rows] = True
+    return examples.subset(np.flatnonzero(~is_val)), examples.subset(val_rows)
+
+
+def split_size_error(read: Examples, used: Examples, val_fraction: float,
+                     root: Path, cut_key: str = "data.max_train_examples") -> InputError:
+    """Why `train_val_split` left a part empty, blaming the real culprit.
+
+    At val_fraction f a language needs ceil(1 / min(f, 1 - f)) train rows (10 at 0.1).
+    The culprit is the train files when each has fewer than that and under 10 rows,
+    else `cut_key` (the config key that cut the rows read) when it did, else `data.val_fraction`.
+
+    Example:
+        raise split_size_error(read, read, 0.1, root)
+        # InputError: .../train/eng.csv: 1 data row; at least 10 are needed to carve ...
+    """
+    f = val_fraction
+    if f <= 0:
+        return InputError(f"config key 'data.val_fraction': {f} leaves no validation split "
+                          "(early stopping and threshold tuning need one; e.g. 0.1)")
+    needed = max(2, int(np.ceil(round(1 / min(f, 1 - f), 6))))
+    langs = list(dict.fromkeys(read.langs))
+    have = {lang: int((read.langs == lang).sum()) for lang in langs}
+    kept = ", ".join(f"{lang} {int((used.langs == lang).sum())}" for lang in langs)
+    if all(n < min(needed, 10) for n in have.values()):
+        files = "; ".join(f"{root / 'train' / f'{lang}.csv'}: {n} data row{'s' * (n != 1)}"
+                          for lang, n in have.items())
+        each = " per language" if len(have) > 1 else ""
+        return InputError(f"{files}; at least {needed}{each} are needed to carve a "
+                          f"validation split (data.val_fraction {f})")
+    if len(used) < len(read):
+        return InputError(f"config key '{cut_key}': {len(used)} rows ({kept}) "
+                          f"leave an empty train or validation split; at data.val_fraction "
+                          f"{f} each language needs at least {needed}")
+    return InputError(f"config key 'data.val_fraction': {f} leaves an empty train or "
+                      f"validation split ({kept} training rows; at {f} each language needs "
+                      f"at least {needed})")
+
+
+def _iterative_stratification(y: np.ndarray, fraction: float, rng) -> np.ndarray:
+    """Boolean mask of the rows chosen for the `fraction` part of a 2-way split."""
+    n, c = y.shape
+    desired = np.array([1.0 - fraction, fraction]) * n  # rows wanted per part
+    desired_label = np.outer([1.0 - fraction, fraction], y.sum(axis=0))
+    part = np.full(n, -1)
+    remaining = np.ones(n, bool)
+    while remaining.any():
+        counts = y[remaining].sum(axis=0)
+        if counts.sum() == 0:
+            rows = rng.permutation(np.flatnonzero(remaining))
+            for r in rows:
+                k = int(np.argmax(desired))
+                part[r] = k
+                desired[k] -= 1
+            break
+        label = int(np.argmin(np.where(counts > 0, counts, np.inf)))
+        rows = rng.permutation(np.flatnonzero(remaining & (y[:, label] > 0)))
+        for r in rows:
+            wants = desired_label[:, label]
+            best = np.flatnonzero(wants == wants.max())
+            if len(best) > 1:
+                best = best[desired[best] == desired[best].max()]
+            k = int(rng.choice(best))
+            part[r] = k
+            desired[k] -= 1
+            desired_label[k] -= y[r]
+            remaining[r] = False
+    return part == 1

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.data.brighter import split_file
 from kemo.data.fingerprints import file_sha256, preset_files_sha, preset_fingerprint
 from kemo.data.splits import split_seed
 from kemo.errors import InputError
@@ -69,7 +70,7 @@ def expected_manifest(cfg, root, splits=RUN_SPLITS) -> dict:
     files = {}
     for source in dict.fromkeys(SOURCES[s] for s in splits):
         for lang in dict.fromkeys(cfg.data.languages):
-            path = root / source / f"{lang}.csv"
+            path = split_file(root, source, lang)
             if source == "train" or path.is_file():
                 files[f"{source}/{lang}.csv"] = file_sha256(path)
     return {"config": cache_config(cfg), "data_files": files}

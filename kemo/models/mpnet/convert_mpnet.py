@@ -26,7 +26,6 @@ from kemo.models.mpnet.mpnet_backbone import MPNetBackbone
 from kemo.models.mpnet.mpnet_text_classifier_preprocessor import MPNetTextClassifierPreprocessor
 from kemo.models.mpnet.mpnet_tokenizer import MPNetTokenizer
 
-backbone_cls = MPNetBackbone
 HF_NUM_BUCKETS = 32     # HF's compute_position_bias always buckets into 32
 HF_MAX_DISTANCE = 128
 

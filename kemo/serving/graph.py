@@ -3,7 +3,7 @@
 `build_serving_module(members, weights, thresholds, label_names)` returns a `tf.Module`
 whose `serve(texts)` runs, for each member (one for a run, several for an ensemble),
 its keras-hub preprocessor as TensorFlow ops and its numeric SavedModel (stage 1 of
-`kemo.export`), then averages the members' sigmoid probabilities with `weights` and
+`kemo.serving.export`), then averages the members' sigmoid probabilities with `weights` and
 applies the thresholds. Each member keeps its own tokenizer, sequence length and
 length buckets.
 
@@ -26,6 +26,7 @@ class ServingMember:
     preprocessor: object  # the keras-hub preprocessor that feeds it
     input_specs: dict  # name -> tf.TensorSpec of the numeric model's inputs
     buckets: list[int]  # padded lengths; the last is the preprocessor's sequence length
+    label_names: list[str] | None = None  # its outputs' labels (None: the module's)
 
 
 def _tf_trackables(layer) -> list:
@@ -86,14 +87,30 @@ def _member_logits(member: ServingMember, texts, pad_batch: bool):
     return tf.cast(member.numeric.serve(feed), tf.float32)[:n]
 
 
+def label_weights(members, weights, label_names):
+    """(members, labels) averaging weights: each label's mean is over the members that
+    predict it (a member's `label_names`; None: all), weights renormalised per label."""
+    import numpy as np
+
+    has = np.array([[m.label_names is None or n in m.label_names for n in label_names]
+                    for m in members], "float64")
+    w = np.asarray(weights, "float64")[:, None] * has
+    return w / w.sum(axis=0, keepdims=True)
+
+
 def build_serving_module(members, weights, thresholds, label_names, pad_batch: bool = True):
     """A tf.Module whose `serve(texts)` maps raw strings to `probabilities` (the
-    weighted mean of the members' sigmoids), `decisions` (probability >= threshold) and
-    `logits` (a single member's own logits; for an ensemble, the logit of the mean)."""
+    weighted mean of the members' sigmoids, per label over the members predicting it:
+    `label_weights`), `decisions` (probability >= threshold) and `logits` (a single
+    member's own logits; for an ensemble, the logit of the mean)."""
     import tensorflow as tf
 
     num_labels = len(label_names)
-    weights = [float(w) / sum(weights) for w in weights]
+    matrix = label_weights(members, weights, label_names)
+    # Each member's sigmoids placed in the module's label columns (a zero where it has none).
+    columns = [list(range(num_labels)) if m.label_names is None else
+               [list(m.label_names).index(n) if n in m.label_names else len(m.label_names)
+                for n in label_names] for m in members]
 
     class ServingModule(tf.Module):
         def __init__(self):
@@ -109,7 +126,10 @@ def build_serving_module(members, weights, thresholds, label_names, pad_batch: b
             logits = [_member_logits(m, texts, pad_batch) for m in members]
             if len(logits) == 1:
                 return logits[0], tf.sigmoid(logits[0])
-            probs = tf.add_n([w * tf.sigmoid(z) for w, z in zip(weights, logits)])
+            probs = tf.add_n([
+                tf.constant(w, tf.float32)[None, :]
+                * tf.gather(tf.pad(tf.sigmoid(z), [[0, 0], [0, 1]]), c, axis=1)
+                for w, z, c in zip(matrix, logits, columns)])
             clipped = tf.clip_by_value(probs, 1e-7, 1.0 - 1e-7)
             return tf.math.log(clipped) - tf.math.log1p(-clipped), probs
 

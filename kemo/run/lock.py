@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -75,15 +76,27 @@ def check_unlocked(run_dir) -> None:
         os.close(fd)  # also releases the probe's lock
 
 
+_HELD: set[Path] = set()  # run directories this process holds (RunLock nests)
+
+
 class RunLock:
-    """An exclusive lock on `run_dir` (which must exist), released on exit or crash."""
+    """An exclusive lock on `run_dir` (which must exist), released on exit or crash.
+
+    Re-entrant within a process: taking the lock of a run directory this process
+    already holds (`kemo report` saving a migrated report.json into the run it is
+    writing a page for) does nothing, and leaves it held."""
 
     def __init__(self, run_dir):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
         self._fd = None
+        self._nested = False
 
     def acquire(self) -> "RunLock":
+        key = self.run_dir.resolve()
+        if key in _HELD:
+            self._nested = True
+            return self
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -103,11 +116,16 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        _HELD.add(key)
         return self
 
     def release(self) -> None:
+        if self._nested:
+            self._nested = False
+            return
         if self._fd is None:
             return
+        _HELD.discard(self.run_dir.resolve())
         try:
             self.path.unlink()
         except OSError:
@@ -120,3 +138,21 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def writing_into(run_dir, out):
+    """Hold `RunLock(run_dir)` while `out` is written when `out` lies inside the run
+    directory (`kemo predict`'s `predictions/`, `kemo report`'s `report/`); an output
+    elsewhere, or a run directory that does not exist (the command names it), takes none.
+
+    Example:
+        with writing_into(run.path, out):
+            predict_files(run, inputs, out)
+    """
+    run_dir, out = Path(run_dir).resolve(), Path(out).resolve()
+    if run_dir.is_dir() and (out == run_dir or run_dir in out.parents):
+        with RunLock(run_dir):
+            yield
+    else:
+        yield

@@ -12,10 +12,10 @@ the model was never trained on (e.g. afr's disgust for an eng-only model) is ref
 or written as 0 with `untrained="zero"` (`--untrained-labels zero`). A plain file gives
 `<name>.predictions.csv` (id, p_<label>..., <label>...) over the model's labels.
 
-Scoring: `kemo.scoring`.
+Scoring: `kemo.evaluation.scoring`.
 
 Example:
-    run = load_run("runs/tiny")
+    run = load_predictor("runs/tiny")   # kemo.prediction.predictor: a run or an ensemble
     out = predict_files(run, split_files(data_dir, "test", ["eng"]), "runs/tiny/test")
     out["zip"]                                   # runs/tiny/test/submission.zip
 """
@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from kemo.data.brighter import (
-    LABELS, LANGUAGES, decode_csv, parse_csv, read_track_a_csv, resolve_data_dir,
+    LABELS, LANGUAGES, check_language, decode_csv, parse_csv, read_track_a_csv,
+    resolve_data_dir, split_file,
 )
 from kemo.atomic import atomic_path, write_csv
 from kemo.errors import InputError
@@ -119,10 +120,7 @@ def split_files(data_dir, split: str, languages, configured=None) -> list[Path]:
     root = resolve_data_dir(data_dir, configured)
     files = []
     for lang in languages:
-        if lang not in LANGUAGES:
-            raise InputError(f"--languages: unknown language code {lang!r} "
-                             f"(known: {' '.join(LANGUAGES)})")
-        path = root / split / f"{lang}.csv"
+        path = split_file(root, split, check_language(lang, "--languages"))
         if not path.is_file():
             raise InputError(f"{path}: file not found (no {split} file for {lang} "
                              f"in data directory {root})")
@@ -190,6 +188,29 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
     With `tokens` (a `kemo.data.token_cache.TokenCache` of the run's tokenizer) each
     file's rows are taken from it, found by the file's sha256, instead of tokenised.
     """
+    inputs = _read_inputs(run, paths)
+    untrained_by_lang = {}
+    for inp in inputs:  # fail on untrained labels before predicting anything
+        gaps = check_trained_labels(inp, run.label_names, untrained) if inp.is_track_a else []
+        if gaps:
+            untrained_by_lang[inp.lang] = gaps
+    token_arrays = [tokens.file_arrays(i.path, i.ids) if tokens else None for i in inputs]
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"output directory {out_dir}: cannot create ({e.strerror})") from None
+    decided = _predict_inputs(run, inputs, token_arrays, batch_size)
+    written, zip_path = _write_outputs(run.label_names, inputs, decided, out_dir, untrained,
+                                       zip_name)
+    trained = list(run.config.data.languages)
+    zero_shot = [i.lang for i in inputs if i.is_track_a and i.lang not in trained]
+    return {"files": written, "zip": zip_path, "untrained": untrained_by_lang,
+            "zero_shot": list(dict.fromkeys(zero_shot))}
+
+
+def _read_inputs(run, paths) -> list[InputFile]:
+    """Every input read and given its submission columns; two writing one output refused."""
     inputs = [p if isinstance(p, InputFile) else read_input_file(p) for p in paths]
     inputs = [run_label_columns(run, i) for i in inputs]
     seen: dict[str, Path] = {}
@@ -199,44 +220,44 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
             raise InputError(f"{inp.path}: writes the same output ({key}.csv) as {seen[key]}; "
                              "predict them in separate calls or with different --out")
         seen[key] = inp.path
-    names = run.label_names
-    untrained_by_lang = {}
-    for inp in inputs:  # fail on untrained labels before predicting anything
-        gaps = check_trained_labels(inp, names, untrained) if inp.is_track_a else []
-        if gaps:
-            untrained_by_lang[inp.lang] = gaps
-    token_arrays = [tokens.file_arrays(i.path, i.ids) if tokens else None for i in inputs]
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"output directory {out_dir}: cannot create ({e.strerror})") from None
-    # One model call for all files not in the token cache: the tokenizer is traced once,
-    # not once per file (seconds each; 28 languages for a full submission).
+    return inputs
+
+
+def _predict_inputs(run, inputs, token_arrays, batch_size: int) -> list[tuple]:
+    """(probabilities, decisions) per input, every one predicted and checked finite
+    before any is written. One model call for all files not in the token cache: the
+    tokenizer is traced once, not once per file (seconds each; 28 for a submission)."""
     plain = [k for k, arrays in enumerate(token_arrays) if arrays is None]
     texts = [t for k in plain for t in inputs[k].texts]
     rows = [row for k in plain for row in _row_names(inputs[k])]
+    langs = [inputs[k].lang if inputs[k].is_track_a else None  # an ensemble averages by it
+             for k in plain for _ in inputs[k].texts]
     cuts = np.cumsum([len(inputs[k].texts) for k in plain])[:-1]
-    plain_probs = dict(zip(plain, np.split(run.predict_probs(texts, batch_size, rows), cuts)
-                           if texts else []))
-    decided = []  # every file predicted (and checked finite) before any is written
+    plain_probs = dict(zip(plain, np.split(run.predict_probs(texts, batch_size, rows, langs),
+                                           cuts) if texts else []))
+    decided = []
     for k, (inp, arrays) in enumerate(zip(inputs, token_arrays)):
         langs = [inp.lang] * len(inp.texts) if inp.is_track_a else None  # per-language thresholds
         if arrays is None:
-            probs = plain_probs[k]
-            decided.append((probs, run.decide(probs, langs)))
+            decided.append((plain_probs[k], run.decide(plain_probs[k], langs)))
         else:
             decided.append(run.predict_tokens(arrays, batch_size, langs, _row_names(inp)))
-    written, submission = [], []
-    try:  # each file whole or not at all (kemo.atomic); an interruption says what is there
+    return decided
+
+
+def _write_outputs(names, inputs, decided, out_dir: Path, untrained: str, zip_name: str):
+    """Each input's files (pred_/probs_<lang>.csv or <name>.predictions.csv) and the
+    submission zip, each whole or not at all (`kemo.atomic`); an interruption says
+    what is there. Returns (written paths, zip path or None)."""
+    written, submission, zip_path = [], [], None
+    try:
         for inp, (probs, dec) in zip(inputs, decided):
             p = pd.DataFrame({"id": inp.ids})
             for j, n in enumerate(names):
                 p[f"p_{n}"] = _format_probs(probs[:, j])
             if inp.is_track_a:
-                pred = submission_frame(inp, names, dec, untrained)
                 path = out_dir / f"pred_{inp.lang}.csv"
-                write_csv(pred, path)
+                write_csv(submission_frame(inp, names, dec, untrained), path)
                 written.append(path)
                 write_csv(p, out_dir / f"probs_{inp.lang}.csv")
                 written.append(out_dir / f"probs_{inp.lang}.csv")
@@ -247,7 +268,6 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
                 path = out_dir / f"{inp.path.stem}.predictions.csv"
                 write_csv(p, path)
                 written.append(path)
-        zip_path = None
         if submission:
             zip_path = out_dir / zip_name
             write_submission_zip(submission, zip_path)
@@ -259,10 +279,7 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
         print(f"interrupted: {out_dir}: wrote {left} in full; no file is half-written "
               f"(the others are as they were before)", file=sys.stderr)
         raise
-    trained = list(run.config.data.languages)
-    zero_shot = [i.lang for i in inputs if i.is_track_a and i.lang not in trained]
-    return {"files": written, "zip": zip_path, "untrained": untrained_by_lang,
-            "zero_shot": list(dict.fromkeys(zero_shot))}
+    return written, zip_path
 
 
 def _row_names(inp: InputFile) -> list[str]:

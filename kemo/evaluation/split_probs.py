@@ -5,7 +5,7 @@ did (`kemo.data.splits.load_data`: same config, same seed) and predicts it, chec
 that it reproduces report.json's validation rows and macro-F1. `dev_probs` needs no
 model: it reads `predictions_dev.csv` (probabilities rounded to 6 decimals) with the
 dev labels. `kemo report` draws its precision-recall curves from them and fills the
-per-language comparison of runs trained before it (`kemo.report_backfill`).
+per-language comparison of runs trained before it (`kemo.run.migrate`).
 
 Example:
     val = validation_probs("runs/tiny", data_dir="../shared/data/brighter/track_a")
@@ -57,16 +57,24 @@ def validation_probs(run_dir, data_dir=None) -> SplitProbs:
     """Reload the run, re-create its validation split as training did, predict it."""
     from kemo.config import load_config
     from kemo.data.splits import load_data
-    from kemo.report import classification_report
-    from kemo.runs import load_run, read_report
+    from kemo.evaluation.report import classification_report
+    from kemo.prediction.predictor import load_predictor
+    from kemo.run.read import read_report
 
-    val = load_data(load_config(Path(run_dir) / L.CONFIG), data_dir).val  # fails fast
-    run = load_run(run_dir)
+    from kemo.ensemble import ensemble_data
+    from kemo.run.ensemble_file import is_ensemble_dir
+
+    if is_ensemble_dir(run_dir):  # the rows its members share, as build_ensemble took them
+        run = load_predictor(run_dir)
+        val = ensemble_data(run.members, [m.path for m in run.members], data_dir).val
+    else:
+        val = load_data(load_config(Path(run_dir) / L.CONFIG), data_dir).val  # fails fast
+        run = load_predictor(run_dir)
     names = run.label_names
     if list(val.label_names) != names:
         raise InputError(f"run directory {run_dir}: the re-created validation split has labels "
                          f"{', '.join(val.label_names)}, the run {', '.join(names)}")
-    probs = run.predict_probs(val.texts, run.config.train.batch_size)
+    probs = run.predict_probs(val.texts, run.config.train.batch_size, langs=val.langs)
     note = f"{len(val)} rows re-created from the config and seed"
     reproduced = False
     try:
@@ -130,7 +138,7 @@ def dev_probs(run_dir, data_dir=None) -> SplitProbs:
     import pandas as pd
 
     from kemo.config import load_config
-    from kemo.data.brighter import load_split, resolve_data_dir
+    from kemo.data.brighter import load_split, resolve_data_dir, split_file
     from kemo.data.splits import align_labels
 
     run_dir = Path(run_dir)
@@ -141,7 +149,7 @@ def dev_probs(run_dir, data_dir=None) -> SplitProbs:
     pred = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
     names = [c[2:] for c in pred.columns if c.startswith("p_")]
     root = resolve_data_dir(data_dir, cfg.data.data_dir)
-    langs = [lang for lang in cfg.data.languages if (root / "dev" / f"{lang}.csv").exists()]
+    langs = [lang for lang in cfg.data.languages if split_file(root, "dev", lang).exists()]
     dev = load_split(root, "dev", langs or cfg.data.languages)  # as training scored it
     if list(dev.ids) != pred["id"].tolist():
         raise InputError(f"{path}: its ids differ from the dev files' ids")

@@ -2,10 +2,10 @@
 
 Nothing is trusted: the run's label set comes from `label_distribution.json` (written
 when training starts) and `thresholds.json`, `report.json` and the model's output
-width must agree with it; every value is checked (`kemo.run_files`), and a fault is
+width must agree with it; every value is checked (`kemo.run.files`), and a fault is
 one `InputError` naming the file and the field.
 
-Example:
+Example (`kemo.prediction.predictor.load_predictor` loads a run or an ensemble alike):
     run = load_run("runs/tiny-20261127-231500")
     probs = run.predict_probs(["I am so happy today!"])
     decisions = run.decide(probs, langs=["eng"])  # per language if the run has them
@@ -20,13 +20,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kemo import run_files as rf
+from kemo.run import files as rf
 from kemo.config import Config, load_config
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.finish import REPORT_FORMAT_VERSION
 from kemo.run.manifest import check_model_file
-from kemo.run_files import where
-from kemo.thresholds import ThresholdSearch
+from kemo.run.files import where
+from kemo.evaluation.thresholds import ThresholdSearch
 
 # Importing these registers the custom objects a saved model needs.
 from kemo import losses as _losses, metrics as _metrics  # noqa: F401
@@ -55,20 +56,21 @@ class Run:
     def decide(self, probs, langs=None) -> np.ndarray:
         """0/1 decisions for `probs`: `p >= threshold` at the run's thresholds; with
         `langs` (one language code per row) at each language's own, where the run has
-        them. The one decision every kemo command makes (`kemo.thresholds.decide`)."""
+        them. The one decision every kemo command makes (`kemo.evaluation.thresholds.decide`)."""
         return self.thresholds.apply(probs, langs)
 
     @property
     def model_file(self) -> Path:
         return self.path / L.MODEL
 
-    def predict_probs(self, texts, batch_size: int = 64, rows=None) -> np.ndarray:
+    def predict_probs(self, texts, batch_size: int = 64, rows=None, langs=None) -> np.ndarray:
         """Sigmoid probabilities, shape (len(texts), num_labels); a non-finite one is an
         InputError naming the model file and the first bad row (`rows`: each row's
-        description, default `text <i>`)."""
+        description, default `text <i>`). `langs` (each row's language) is taken for the
+        interface an ensemble shares (`kemo.ensemble.EnsembleRun`); one model ignores it."""
         from kemo.data.pipeline import tokenize
         from kemo.finite import check_probs
-        from kemo.predict import predict_probs
+        from kemo.prediction.batches import predict_probs
 
         arrays = tokenize([str(t) for t in texts], self.preprocessor)
         probs = predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets)
@@ -84,7 +86,7 @@ class Run:
         """As `predict`, for texts tokenised already by this run's tokenizer (padded
         arrays from a `kemo.data.token_cache`): numpy batches, no TensorFlow."""
         from kemo.finite import check_probs
-        from kemo.predict import predict_probs
+        from kemo.prediction.batches import predict_probs
 
         probs = predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets,
                               tf_data=False)
@@ -114,7 +116,7 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
     path = Path(run_dir)
     if not path.is_dir():
         raise InputError(f"run directory {path}: not found")
-    from kemo.ensemble import ENSEMBLE_FILE, read_ensemble_file
+    from kemo.run.ensemble_file import ENSEMBLE_FILE, read_ensemble_file
 
     ensemble = (path / ENSEMBLE_FILE).is_file()  # its labels: ensemble.json's
     owner = ENSEMBLE_FILE if ensemble else DISTRIBUTION
@@ -174,22 +176,23 @@ def check_per_language(path, thresholds: ThresholdSearch, config: Config, report
 
 
 def load_run(run_dir) -> Run:
-    """Load a run directory written by `kemo.training.train` (Keras safe mode on), or
-    an ensemble's (`kemo.ensemble.EnsembleRun`, same predicting interface).
+    """Load a run directory written by `kemo.training.train` (Keras safe mode on). An
+    ensemble's is loaded by `kemo.prediction.predictor.load_predictor`, which takes either.
 
     Every file is validated first (`read_run_state`); the model must output one logit
     per label of the run.
     """
     import keras_hub  # noqa: F401  (registers the preprocessor classes)
 
-    from kemo.ensemble import is_ensemble_dir, load_ensemble
+    from kemo.run.ensemble_file import is_ensemble_dir
 
     path = Path(run_dir)
     if is_ensemble_dir(path):
-        return load_ensemble(path)
+        raise InputError(f"run directory {path}: an ensemble ({L.ENSEMBLE}), not one "
+                         "trained run (load it with kemo.prediction.predictor.load_predictor)")
     if path.is_dir():
         missing = [n for n in (L.CONFIG, L.MODEL, THRESHOLDS, DISTRIBUTION,
-                               "preprocessor") if not (path / n).exists()]
+                               L.PREPROCESSOR) if not (path / n).exists()]
         if missing:
             raise InputError(f"run directory {path}: missing {', '.join(missing)} "
                              "(not a finished kemo run)")
@@ -211,7 +214,7 @@ def load_run(run_dir) -> Run:
                          f"{len(state.label_names)} labels")
     check_model_file(path)  # the model file this run wrote, not one copied in
     if state.config.model.fused_attention:  # not kept by model.keras: as in training
-        from kemo.models.backbones import use_fused_attention
+        from kemo.models.backbone_layers import use_fused_attention
 
         use_fused_attention(model)
     preprocessor = _load_preprocessor(path / L.PREPROCESSOR)
@@ -263,12 +266,24 @@ def _load_preprocessor(preset: Path):
     return load_preset_preprocessor(preset)
 
 
+def report_format(report: dict) -> int:
+    """The format of a `report.json` (`kemo.run.finish.REPORT_FORMAT_VERSION`): runs
+    written before the field are format 1, which kemo still reads (and `kemo report`
+    completes in place: `kemo.run.migrate`)."""
+    version = report.get("format_version", 1)
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
 def read_report(run_dir, label_names=None) -> dict:
     """`report.json`, checked where kemo reads it: every classification report holds
     finite scores for labels among `label_names`; `meta.thresholds` (written by runs
     before the thresholds lived in `thresholds.json` only) one per label."""
     path = Path(run_dir) / REPORT
     d = rf.read_json(path)
+    if not 1 <= report_format(d) <= REPORT_FORMAT_VERSION:
+        raise InputError(f"{rf.where(path, 'format_version')}: {d.get('format_version')!r} is "
+                         f"not a report format this kemo reads (1..{REPORT_FORMAT_VERSION}: "
+                         "a newer kemo wrote it?)")
     for split in ("validation", "dev"):
         if split == "dev" and split not in d:
             continue
@@ -301,7 +316,7 @@ def read_report(run_dir, label_names=None) -> dict:
 
 
 def _check_report(d: dict, path, keys: tuple, label_names) -> None:
-    """One `kemo.report.classification_report` dict at `d[keys[0]][keys[1]]...`."""
+    """One `kemo.evaluation.report.classification_report` dict at `d[keys[0]][keys[1]]...`."""
     rep = rf.field(d, keys, path, dict)
     rf.number(d, keys + ("n",), path, 0, integer=True)
     for label in rf.field(d, keys + ("per_label",), path, dict):

@@ -5,7 +5,7 @@
 writes into DIR (default `<run_dir>/export`):
 
 - `model.keras`: the trained classifier (logits). `keras.models.load_model(path,
-  safe_mode=True)` loads it once `kemo.runs` (or `kemo.losses`, `kemo.metrics`,
+  safe_mode=True)` loads it once `kemo.run.read` (or `kemo.losses`, `kemo.metrics`,
   `kemo.models.classifier`) is imported, which registers the custom objects.
   `preprocessor/` beside it is the keras-hub preprocessor preset that feeds it.
 - `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature takes
@@ -37,7 +37,7 @@ is a plain TensorFlow graph and the rest is the same. The torch backend cannot w
 a SavedModel (Keras needs torch_xla for it) and is refused in one line; model.keras
 does not depend on the backend, so a run trained under torch exports under jax.
 
-Latencies are measured in a TensorFlow-only subprocess (`kemo.tf_only`).
+Latencies are measured in a TensorFlow-only subprocess (`kemo.serving.tf_only`).
 """
 
 from __future__ import annotations
@@ -45,14 +45,15 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from kemo.data.pipeline import length_buckets
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.serving import ServingMember, build_serving_module
-from kemo.tf_only import benchmark_saved_model
-from kemo.export_dir import (  # noqa: F401  (read_export_info: re-exported)
+from kemo.serving.graph import ServingMember, build_serving_module
+from kemo.serving.tf_only import benchmark_saved_model
+from kemo.serving.export_dir import (  # noqa: F401  (read_export_info: re-exported)
     FORMAT_VERSION, SAVED_MODEL, SIGNATURE, check_out, mark, read_export_info, replace,
     staging_dir,
 )
@@ -192,99 +193,17 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
     import keras
 
     check_export_backend(keras.backend.backend())  # before anything is read or written
-    import tensorflow as tf
-
-    from kemo.runs import load_run
+    from kemo.prediction.predictor import load_predictor
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / L.EXPORT_DIR
     check_out(out)
-    run = load_run(run_dir)
-    members = getattr(run, "members", None) or [run]  # an ensemble's, or the run itself
-    weights = getattr(run, "weights", None) or [1.0]
+    run = load_predictor(run_dir)
     stage = staging_dir(out)
     try:
-        serving, lowered_for, files = [], None, []
-        for i, member in enumerate(members):
-            # A run's files at the top; an ensemble's members under members/<i>/.
-            where = stage / "members" / str(i) if len(members) > 1 else stage
-            where.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(member.path / L.MODEL, where / L.MODEL)
-            shutil.copytree(member.path / L.PREPROCESSOR, where / L.PREPROCESSOR)
-            files.append(str((where / L.MODEL).relative_to(stage)))
-            seq_len = int(member.config.model.sequence_length)
-            specs, lowered = export_numeric(member.model, stage / f"_numeric{i}", seq_len,
-                                            platforms)
-            lowered_for = lowered if lowered_for is None else \
-                [p for p in lowered_for if p in (lowered or [])]
-            serving.append(ServingMember(
-                tf.saved_model.load(str(stage / f"_numeric{i}")), member.preprocessor, specs,
-                length_buckets(member.config.data.length_buckets, seq_len)))
-        thresholds = [float(t) for t in run.thresholds.thresholds]
-        module = build_serving_module(serving, weights, thresholds, run.label_names,
-                                      pad_batch)
-        tf.saved_model.save(module, str(stage / SAVED_MODEL),
-                            signatures={SIGNATURE: module.serve},
-                            options=tf.saved_model.SaveOptions(
-                                experimental_custom_gradients=False))
-        buckets = [m.buckets for m in serving]
-        del module, serving
-        for i in range(len(members)):
-            shutil.rmtree(stage / f"_numeric{i}")
-        export_s = time.perf_counter() - started
-
-        info = {
-            "format_version": FORMAT_VERSION,
-            "run_dir": str(run.path.resolve()),
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "backend": keras.backend.backend(),
-            "label_names": run.label_names,
-            "thresholds": thresholds,
-            "decision_rule": "decision = probability >= threshold (float32)",
-            # A raw-text SavedModel does not know a text's language: its `decisions` use the
-            # global `thresholds`; a per-language run's own sets are kept here for callers.
-            **({"per_language_thresholds": {k: [float(x) for x in v] for k, v in
-                                            run.thresholds.per_language.items()},
-                "per_language_rule": "the SavedModel's decisions use `thresholds`; for a "
-                "text in one of these languages decide probabilities >= "
-                "per_language_thresholds[language]"}
-               if getattr(run.thresholds, "per_language", None) else {}),
-            "preprocessing": [preprocessing_settings(
-                m.preprocessor, m.config.model.sequence_length) for m in members]
-            if len(members) > 1 else preprocessing_settings(run.preprocessor, seq_len),
-            "keras_model": {"path": "members" if len(members) > 1 else files[0],
-                            **({"members": files} if len(members) > 1 else {}),
-                            "preprocessor": "preprocessor beside each model.keras",
-                            "outputs": "logits; probability = sigmoid(logits)",
-                            "load": "import kemo.runs; keras.models.load_model(path, "
-                                    "safe_mode=True)"},
-            **({"ensemble": {"weights": weights,
-                             "rule": "probability = sum of weight * sigmoid(member logits)"}}
-               if len(members) > 1 else {}),
-            "saved_model": {
-                "path": SAVED_MODEL,
-                "signature": SIGNATURE,
-                "inputs": {"texts": "string [batch]"},
-                "outputs": {"probabilities": "float32 [batch, num_labels]",
-                            "decisions": "int32 [batch, num_labels] (0/1)",
-                            "logits": "float32 [batch, num_labels]"},
-                "max_sequence_length": max(b[-1] for b in buckets),
-                "padded_lengths": buckets if len(members) > 1 else buckets[0],
-                "batch_padding": "rows repeated up to the next power of two" if pad_batch
-                                 else None,
-                "compilation": "XLA compiles the model once per (padded batch, padded "
-                               "length) on its first use; that call is slow (the cold "
-                               "latency), later ones with the same shape are not",
-                "lowered_for": lowered_for,
-                "requires": "tensorflow and the tensorflow-text ops "
-                            "(import tensorflow_text before tf.saved_model.load)",
-                "python": use_snippet(out / SAVED_MODEL),
-                "size_bytes": dir_size(stage / SAVED_MODEL),
-            },
-            "versions": _versions(),
-            "export_seconds": round(export_s, 3),
-        }
+        built = _build_saved_model(run, stage, platforms, pad_batch)
+        info = export_info(run, out, stage, built, time.perf_counter() - started)
         (stage / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         mark(stage)
         replace(out, stage, log)
@@ -295,18 +214,153 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
                 + ("the earlier export is kept as it was" if out.exists() else "not written")
                 + "; nothing partial is left")
         raise
-
     size_mb = info["saved_model"]["size_bytes"] / 1e6
-    log(f"exported {run_dir} -> {out} in {export_s:.1f}s")
+    lowered_for = info["saved_model"]["lowered_for"]
+    log(f"exported {run_dir} -> {out} in {info['export_seconds']:.1f}s")
     log(f"SavedModel {out / SAVED_MODEL}: {size_mb:.2f} MB on disk "
         f"({'jax2tf, lowered for ' + ', '.join(lowered_for) if lowered_for else 'TensorFlow graph'})")
     if benchmark:
-        bench = benchmark_saved_model(out / SAVED_MODEL, batch_size, repeats)
-        info["latency"] = {k: bench[k] for k in ("load_s", "cold_s", "warm_median_s",
-                                                 "warm_min_s", "batch_size", "repeats")}
-        info["latency"]["process"] = "fresh subprocess: tensorflow + tensorflow-text ops only"
-        log(f"latency, batch of {bench['batch_size']} texts (fresh TensorFlow-only process): "
-            f"load {bench['load_s']:.2f}s, cold {bench['cold_s'] * 1e3:.0f} ms, "
-            f"warm median {bench['warm_median_s'] * 1e3:.1f} ms of {bench['repeats']}")
-        (out / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        _add_latency(info, out, batch_size, repeats, log)
     return info
+
+
+@dataclass
+class _Built:
+    """What stage 1 and 2 left in the staging directory."""
+
+    members: list  # the runs inside (one, or an ensemble's members)
+    files: list  # each member's model.keras, relative to the export
+    buckets: list  # each member's padded lengths
+    lowered_for: list | None  # platforms every member's numeric model was lowered for
+    pad_batch: bool  # rows repeated up to the next power of two
+
+
+def _build_saved_model(run, stage: Path, platforms, pad_batch: bool) -> _Built:
+    """Copy each member's model and preprocessor into `stage`, export its numeric model
+    (stage 1), then save the raw-text serving module (stage 2) as `saved_model/`."""
+    import tensorflow as tf
+
+    members = getattr(run, "members", None) or [run]  # an ensemble's, or the run itself
+    weights = getattr(run, "weights", None) or [1.0]
+    serving, lowered_for, files = [], None, []
+    for i, member in enumerate(members):
+        # A run's files at the top; an ensemble's members under members/<i>/.
+        where = stage / "members" / str(i) if len(members) > 1 else stage
+        where.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(member.path / L.MODEL, where / L.MODEL)
+        shutil.copytree(member.path / L.PREPROCESSOR, where / L.PREPROCESSOR)
+        files.append(str((where / L.MODEL).relative_to(stage)))
+        seq_len = int(member.config.model.sequence_length)
+        specs, lowered = export_numeric(member.model, stage / f"_numeric{i}", seq_len,
+                                        platforms)
+        lowered_for = lowered if lowered_for is None else \
+            [p for p in lowered_for if p in (lowered or [])]
+        serving.append(ServingMember(
+            tf.saved_model.load(str(stage / f"_numeric{i}")), member.preprocessor, specs,
+            length_buckets(member.config.data.length_buckets, seq_len),
+            list(member.label_names)))
+    thresholds = [float(t) for t in run.thresholds.thresholds]
+    module = build_serving_module(serving, weights, thresholds, run.label_names, pad_batch)
+    tf.saved_model.save(module, str(stage / SAVED_MODEL),
+                        signatures={SIGNATURE: module.serve},
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+    buckets = [m.buckets for m in serving]
+    del module, serving
+    for i in range(len(members)):
+        shutil.rmtree(stage / f"_numeric{i}")
+    return _Built(members, files, buckets, lowered_for, pad_batch)
+
+
+def export_info(run, out: Path, stage: Path, built: _Built, export_s: float) -> dict:
+    """export.json: what the export holds and how to use it."""
+    import keras
+
+    members, files = built.members, built.files
+    several = len(members) > 1
+    seq_len = int(run.config.model.sequence_length) if not several else None
+    return {
+        "format_version": FORMAT_VERSION,
+        "run_dir": str(run.path.resolve()),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "backend": keras.backend.backend(),
+        "label_names": run.label_names,
+        "thresholds": [float(t) for t in run.thresholds.thresholds],
+        "decision_rule": "decision = probability >= threshold (float32)",
+        **_per_language_info(run),
+        "preprocessing": [preprocessing_settings(m.preprocessor, m.config.model.sequence_length)
+                          for m in members]
+        if several else preprocessing_settings(run.preprocessor, seq_len),
+        "keras_model": {"path": "members" if several else files[0],
+                        **({"members": files} if several else {}),
+                        "preprocessor": "preprocessor beside each model.keras",
+                        "outputs": "logits; probability = sigmoid(logits)",
+                        "load": "import kemo.run.read; keras.models.load_model(path, "
+                                "safe_mode=True)"},
+        **({"ensemble": _ensemble_info(run)} if several else {}),
+        "saved_model": _saved_model_info(out, stage, built, several),
+        "versions": _versions(),
+        "export_seconds": round(export_s, 3),
+    }
+
+
+def _per_language_info(run) -> dict:
+    """A raw-text SavedModel does not know a text's language: its `decisions` use the
+    global `thresholds`; a per-language run's own sets are kept for callers."""
+    per_language = getattr(run.thresholds, "per_language", None)
+    if not per_language:
+        return {}
+    return {"per_language_thresholds": {k: [float(x) for x in v]
+                                        for k, v in per_language.items()},
+            "per_language_rule": "the SavedModel's decisions use `thresholds`; for a text in "
+                                 "one of these languages decide probabilities >= "
+                                 "per_language_thresholds[language]"}
+
+
+def _ensemble_info(run) -> dict:
+    members = run.members
+    return {
+        "weights": run.weights,
+        "member_labels": [list(m.label_names) for m in members],
+        "member_languages": [list(m.config.data.languages) for m in members],
+        "rule": "probability of a label = sum over the members predicting it of "
+                "weight * sigmoid(member logit), weights renormalised over them",
+        "language_rule": "the SavedModel does not know a text's language: it averages "
+                         "every member (as `kemo predict --text` does); kemo predict on "
+                         "Track A files averages, for a text of language L, only the "
+                         "members whose member_languages hold L (all of them if none does)"}
+
+
+def _saved_model_info(out: Path, stage: Path, built: _Built, several: bool) -> dict:
+    buckets = built.buckets
+    return {
+        "path": SAVED_MODEL,
+        "signature": SIGNATURE,
+        "inputs": {"texts": "string [batch]"},
+        "outputs": {"probabilities": "float32 [batch, num_labels]",
+                    "decisions": "int32 [batch, num_labels] (0/1)",
+                    "logits": "float32 [batch, num_labels]"},
+        "max_sequence_length": max(b[-1] for b in buckets),
+        "padded_lengths": buckets if several else buckets[0],
+        "batch_padding": "rows repeated up to the next power of two" if built.pad_batch
+                         else None,
+        "compilation": "XLA compiles the model once per (padded batch, padded length) on "
+                       "its first use; that call is slow (the cold latency), later ones "
+                       "with the same shape are not",
+        "lowered_for": built.lowered_for,
+        "requires": "tensorflow and the tensorflow-text ops "
+                    "(import tensorflow_text before tf.saved_model.load)",
+        "python": use_snippet(out / SAVED_MODEL),
+        "size_bytes": dir_size(stage / SAVED_MODEL),
+    }
+
+
+def _add_latency(info: dict, out: Path, batch_size: int, repeats: int, log) -> None:
+    """Measure the SavedModel in a fresh TensorFlow-only process; into export.json."""
+    bench = benchmark_saved_model(out / SAVED_MODEL, batch_size, repeats)
+    info["latency"] = {k: bench[k] for k in ("load_s", "cold_s", "warm_median_s",
+                                             "warm_min_s", "batch_size", "repeats")}
+    info["latency"]["process"] = "fresh subprocess: tensorflow + tensorflow-text ops only"
+    log(f"latency, batch of {bench['batch_size']} texts (fresh TensorFlow-only process): "
+        f"load {bench['load_s']:.2f}s, cold {bench['cold_s'] * 1e3:.0f} ms, "
+        f"warm median {bench['warm_median_s'] * 1e3:.1f} ms of {bench['repeats']}")
+    (out / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")

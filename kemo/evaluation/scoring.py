@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kemo.errors import InputError
-from kemo.submission import SUBMISSION_FOLDER, check_ids, read_csv_cells
+from kemo.prediction.files import SUBMISSION_FOLDER, check_ids, read_csv_cells
 
 _PRED_NAME = re.compile(r"^pred_([a-z]+)(?:_a)?\.csv$")
 
@@ -135,13 +135,6 @@ def _prf(tp, fp, fn):
         return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
     return ratio(tp, tp + fp), ratio(tp, tp + fn), ratio(2 * tp, 2 * tp + fp + fn)
-
-
-def score_files(pred_path, gold_path) -> dict:
-    """Score one `pred_<lang>.csv` against one gold `<lang>.csv` (see `score_tables`)."""
-    pred_path, gold_path = Path(pred_path), Path(gold_path)
-    return score_tables(_read_label_table(str(pred_path), None, pred_path, "prediction"),
-                        _read_label_table(str(gold_path), None, gold_path, "gold"))
 
 
 def find_prediction_files(source) -> dict[str, tuple[str, bytes]]:

@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
@@ -75,11 +77,16 @@ def _samples_average(labels, decisions, mask) -> dict:
 
 
 # report.json's settings per split: key -> what decided.
-SETTINGS = {
-    "threshold_0.5": "threshold 0.5",
-    "tuned_thresholds": "thresholds tuned on validation (global)",
-    "per_language_thresholds": "thresholds tuned on validation, per language",
+# The one table of the decision settings a report holds: report.json key -> (its name in
+# a console report's title, its console column head, its name on the HTML page).
+SETTING_NAMES = {
+    "threshold_0.5": ("threshold 0.5", "at 0.5", "threshold 0.5"),
+    "tuned_thresholds": ("thresholds tuned on validation (global)", "global",
+                         "tuned (global)"),
+    "per_language_thresholds": ("thresholds tuned on validation, per language", "per-lang",
+                                "tuned per language"),
 }
+SETTINGS = {key: names[0] for key, names in SETTING_NAMES.items()}
 MEAN = "mean_over_languages"  # the shared task's ranking number: mean of per-language macro-F1
 
 
@@ -87,7 +94,7 @@ def full_report(examples, probs, thresholds, per_language=None) -> dict:
     """Reports at 0.5, at the global tuned `thresholds` and, with `per_language` (a
     `ThresholdSearch` holding per-language thresholds), at those: each setting overall,
     per language, and the mean of the per-language macro- and micro-F1 (`MEAN`)."""
-    from kemo.thresholds import ThresholdSearch
+    from kemo.evaluation.thresholds import ThresholdSearch
 
     untuned = ThresholdSearch.untuned(examples.label_names)  # the "threshold_0.5" setting
     decisions = {"threshold_0.5": untuned.apply(probs),
@@ -146,16 +153,20 @@ def format_report(report: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def format_language_table(split_report: dict, split: str, decides: str = "") -> str:
-    """Macro-F1 per language (one row each), the mean over languages and all rows
-    pooled, for each setting of `SETTINGS`; `decides` (a setting key) is starred."""
-    heads = {"threshold_0.5": "at 0.5", "tuned_thresholds": "global",
-             "per_language_thresholds": "per-lang"}
-    keys = list(SETTINGS)
-    langs = list(split_report.get("tuned_thresholds", {}).get("per_language", {}))
+@dataclass
+class LanguageRow:
+    """One row of the per-language table: macro-F1 for each setting (None: not there)."""
 
-    def cell(value) -> str:
-        return f"{value:>11.4f}" if value is not None else f"{'-':>11}"
+    name: str  # a language code, "mean" or "all rows"
+    rows: int | None
+    f1: list
+    languages: int | None = None  # the mean's: over how many (the task's ranking number)
+
+
+def language_rows(split_report: dict) -> list[LanguageRow]:
+    """Macro-F1 per language (one row each), the mean over languages and all rows
+    pooled, for each setting of `SETTINGS`: what the text and HTML tables show."""
+    keys = list(SETTINGS)
 
     def f1(key, lang=None):
         section = split_report.get(key)
@@ -164,20 +175,35 @@ def format_language_table(split_report: dict, split: str, decides: str = "") -> 
         rep = section["overall"] if lang is None else section["per_language"].get(lang, {})
         return rep["macro"]["f1"] if "macro" in rep else None
 
-    star = {k: "*" if k == decides else "" for k in keys}
-    lines = [f"{split}: macro-F1 per language (at 0.5 | thresholds tuned on validation: "
-             "global | per language)" + ("; * the run decides with it" if decides else ""),
-             f"{'language':<10}{'rows':>7}" + "".join(f"{heads[k] + star[k]:>11}" for k in keys)]
-    for lang in langs:
-        n = split_report["tuned_thresholds"]["per_language"][lang].get("n", 0)
-        lines.append(f"{lang:<10}{n:>7d}" + "".join(cell(f1(k, lang)) for k in keys))
+    tuned = split_report["tuned_thresholds"]
+    rows = [LanguageRow(lang, r.get("n", 0), [f1(k, lang) for k in keys])
+            for lang, r in tuned.get("per_language", {}).items()]
     means = [split_report[k].get(MEAN) or language_mean(split_report[k]["per_language"])
              if k in split_report else None for k in keys]
     count = next((m["languages"] for m in means if m), 0)
-    lines.append(f"{f'mean ({count})':<10}{'':>7}" + "".join(
-        cell(m["macro_f1"] if m else None) for m in means))
-    n = split_report["tuned_thresholds"]["overall"].get("n", 0)
-    lines.append(f"{'all rows':<10}{n:>7d}" + "".join(cell(f1(k)) for k in keys))
+    rows.append(LanguageRow("mean", None, [m["macro_f1"] if m else None for m in means],
+                            languages=count))
+    rows.append(LanguageRow("all rows", tuned["overall"].get("n", 0), [f1(k) for k in keys]))
+    return rows
+
+
+def format_language_table(split_report: dict, split: str, decides: str = "") -> str:
+    """Macro-F1 per language (one row each), the mean over languages and all rows
+    pooled, for each setting of `SETTINGS`; `decides` (a setting key) is starred."""
+    keys = list(SETTINGS)
+
+    def cell(value) -> str:
+        return f"{value:>11.4f}" if value is not None else f"{'-':>11}"
+
+    star = {k: "*" if k == decides else "" for k in keys}
+    lines = [f"{split}: macro-F1 per language (at 0.5 | thresholds tuned on validation: "
+             "global | per language)" + ("; * the run decides with it" if decides else ""),
+             f"{'language':<10}{'rows':>7}" + "".join(f"{SETTING_NAMES[k][1] + star[k]:>11}"
+                                                       for k in keys)]
+    for row in language_rows(split_report):
+        n = f"{row.rows:>7d}" if row.rows is not None else f"{'':>7}"
+        name = row.name if row.languages is None else f"mean ({row.languages})"
+        lines.append(f"{name:<10}{n}" + "".join(cell(v) for v in row.f1))
     return "\n".join(lines)
 
 

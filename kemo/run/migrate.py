@@ -4,7 +4,7 @@ A run trained before per-language thresholds has a `report.json` without the
 `per_language_thresholds` settings and `mean_over_languages`, and no
 `predictions_val.csv`. `backfill_report` adds them without changing anything the run
 wrote: per-language thresholds are tuned on the validation split re-created and
-re-predicted by `kemo.split_probs.validation_probs` (only when it reproduces
+re-predicted by `kemo.evaluation.split_probs.validation_probs` (only when it reproduces
 training's rows and macro-F1; never on dev), and scored on validation and on dev
 (dev probabilities from `predictions_dev.csv`, 6 decimals, checked against the
 decisions written there). `save_backfill` writes the completed `report.json` in place
@@ -20,16 +20,14 @@ Example:
 from __future__ import annotations
 
 import copy
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kemo.errors import InputError
-from kemo.report import add_language_means, setting_report
+from kemo.evaluation.report import add_language_means, setting_report
 from kemo.run import layout as L
-from kemo.split_probs import SplitProbs, dev_probs
-from kemo.thresholds import ThresholdSearch
+from kemo.evaluation.split_probs import SplitProbs, dev_probs
+from kemo.evaluation.thresholds import ThresholdSearch
 
 PER_LANGUAGE = "per_language_thresholds"
 
@@ -108,21 +106,20 @@ def backfill_report(run_dir, report: dict, thresholds: ThresholdSearch,
 def save_backfill(run_dir, fill: Backfill) -> list[Path]:
     """Write `fill.report` over `report.json` (atomically, under the run lock) and,
     when missing, `predictions_val.csv`; returns the paths written."""
-    from kemo.run_lock import RunLock
+    from kemo.run.lock import RunLock
 
     run_dir = Path(run_dir)
     written = []
     with RunLock(run_dir):
         if fill.val is not None and not (run_dir / L.PREDICTIONS_VAL).exists():
-            from kemo.split_predictions import write_split_predictions
+            from kemo.prediction.split_files import write_split_predictions
 
             write_split_predictions(run_dir / L.PREDICTIONS_VAL, fill.val.examples,
                                     fill.val.probs, fill.thresholds)
             written.append(run_dir / L.PREDICTIONS_VAL)
-        if fill.added:
-            path = run_dir / L.REPORT
-            tmp = path.with_name(f".report.json.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(fill.report, indent=1))
-            os.replace(tmp, path)
-            written.append(path)
+        if fill.added:  # the migration of a format-1 report: it is format 2 now
+            from kemo.run.finish import write_report
+
+            write_report(run_dir, fill.report)
+            written.append(run_dir / L.REPORT)
     return written

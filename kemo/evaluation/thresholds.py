@@ -18,7 +18,7 @@ language: `apply(probs, langs)`; without `langs` every row gets the global thres
 One decision rule for the whole package: a label is predicted when its probability is
 at or above its threshold (`decide`: `p >= t`, a tie is positive). One fallback: an
 untuned run decides at `UNTUNED_THRESHOLD` (`ThresholdSearch.untuned(label_names)`).
-`kemo.runs.Run.decide`, the training metric (`kemo.metrics.MacroF1`), the reports and
+`kemo.run.read.Run.decide`, the training metric (`kemo.metrics.MacroF1`), the reports and
 the exported SavedModel all decide this way.
 
 Example:
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo import run_files as rf
+from kemo.run import files as rf
 
 UNTUNED_THRESHOLD = 0.5  # every label's threshold when none was tuned
 
@@ -140,8 +140,7 @@ class ThresholdSearch:
         with `label_names` (the run's own labels, read from `source`), its
         `label_names` must equal them. `per_language` (optional) maps language codes
         to one threshold per label."""
-        from kemo.data.brighter import LANGUAGES
-        from kemo.errors import InputError
+        from kemo.data.brighter import check_language
 
         d = rf.read_json(path)
         names = rf.label_names(rf.field(d, "label_names", path, list), path, "label_names",
@@ -153,9 +152,7 @@ class ThresholdSearch:
             rf.numbers(val_f1, path, "val_f1", len(names), 0.0, 1.0)
         per_language = {}
         for lang, ts in (rf.field(d, "per_language", path, dict, optional=True) or {}).items():
-            if lang not in LANGUAGES:
-                raise InputError(f"{rf.where(path, 'per_language')}: unknown language code "
-                                 f"{lang!r} (known: {' '.join(LANGUAGES)})")
+            check_language(lang, rf.where(path, "per_language"))
             per_language[lang] = [float(t) for t in rf.numbers(
                 ts, path, ("per_language", lang), len(names), 0.0, 1.0)]
         return cls([float(t) for t in thresholds], names, [float(f) for f in val_f1],

@@ -1,4 +1,4 @@
-"""The figures of a run's HTML report (`kemo.run_report`), as PNG files (matplotlib, Agg).
+"""The figures of a run's HTML report (`kemo.evaluation.page`), as PNG files (matplotlib, Agg).
 
 Example:
     figs = plot_curves(read_history("runs/tiny"), ["anger", "joy"], Path("runs/tiny/report"))
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.split_probs import SplitProbs
-from kemo.thresholds import UNTUNED_THRESHOLD, decide
+from kemo.evaluation.split_probs import SplitProbs
+from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, decide
 
 
 def _figure(width, height):

@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from kemo import run_files as rf
+from kemo.run import files as rf
 from kemo.errors import InputError
 from kemo.run import layout as L
 
@@ -104,26 +104,9 @@ def check_out(out: Path) -> list[str]:
 
 def replace(out: Path, stage: Path, log) -> None:
     """Put `stage` in place of `out`, deleting only the entries kemo wrote in `out`."""
-    old = check_out(out)  # again: the folder may have changed during the export
-    if not old:
-        if out.exists():
-            out.rmdir()
-        stage.rename(out)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-    trash.rmdir()
-    out.rename(trash)
-    stage.rename(out)
-    for rel in old:  # deepest first; a folder someone filled meanwhile stays
-        p = trash / rel
-        try:
-            p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
-        except OSError:
-            pass
-    try:
-        trash.rmdir()
-    except OSError:
-        log(f"warning: {trash}: left in place (it holds files kemo did not write)")
+    from kemo.owned_dir import swap_in
+
+    swap_in(out, stage, check_out(out), log)  # checked again: it may have changed meanwhile
 
 
 def staging_dir(out: Path) -> Path:

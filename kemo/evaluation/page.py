@@ -1,8 +1,8 @@
 """An HTML page per training run: curves, precision-recall, label distribution, tables.
 
-`write_run_report(run_dir)` writes `<run_dir>/report/index.html` and the PNG figures it
+`make_run_report(run_dir)` writes `<run_dir>/report/index.html` and the PNG figures it
 shows (relative links: the folder opens offline and can be copied as a whole; the
-figures are drawn by `kemo.report_plots`):
+figures are drawn by `kemo.evaluation.plots`):
 
 - loss per epoch (train and validation), loss per label per epoch, macro-F1 per epoch
   (from `history.json`, else `history.csv`);
@@ -15,10 +15,10 @@ figures are drawn by `kemo.report_plots`):
   tuned (global) and tuned per language, overall and per language, with a table of
   macro-F1 per language and its mean over languages. A run trained before per-language
   thresholds gets them from its re-created validation split, and its report.json is
-  completed in place (`kemo.report_backfill`).
+  completed in place (`kemo.run.migrate`).
 
 Example:
-    path = write_run_report("runs/tiny", data_dir="../shared/data/brighter/track_a")
+    page = make_run_report("runs/tiny", data_dir="../shared/data/brighter/track_a").path
     # open runs/tiny/report/index.html in a browser
     result = make_run_report("runs/tiny")  # .path, .report (completed), .notes
 """
@@ -33,18 +33,17 @@ from pathlib import Path
 
 from kemo.errors import InputError
 from kemo.owned_dir import OwnedDir
-from kemo.report import MEAN, language_mean
-from kemo.report_plots import plot_curves, plot_distribution, plot_pr_curves
+from kemo.evaluation.report import SETTING_NAMES
+from kemo.evaluation.plots import plot_curves, plot_distribution, plot_pr_curves
 from kemo.run import layout as L
-from kemo.split_probs import available_probs
-from kemo.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
+from kemo.evaluation.split_probs import available_probs
+from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
 
 # The report folder: built aside, marked, never written over what kemo did not write.
 REPORT_DIR = OwnedDir("report directory", ".kemo-report", legacy=(".html", ".png"))
 
 AVERAGES = ("macro", "micro", "weighted", "samples")
-SETTINGS = (("threshold_0.5", "threshold 0.5"), ("tuned_thresholds", "tuned (global)"),
-            ("per_language_thresholds", "tuned per language"))
+SETTINGS = tuple((key, names[2]) for key, names in SETTING_NAMES.items())  # HTML titles
 
 
 # ------------------------------------------------------------------------ run files
@@ -53,7 +52,7 @@ def read_history(run_dir) -> list[dict]:
     """Per-epoch logs (epoch numbered from 1): `history.json`, else `history.csv`."""
     run_dir = Path(run_dir)
     if (run_dir / L.HISTORY_JSON).is_file():
-        from kemo.run_files import read_history as read_history_json
+        from kemo.run.files import read_history as read_history_json
 
         return read_history_json(run_dir / L.HISTORY_JSON)
     if (run_dir / L.HISTORY_CSV).is_file():
@@ -84,7 +83,7 @@ def _e(x) -> str:
 
 
 def report_table(rep: dict, caption: str) -> str:
-    """One `kemo.report.classification_report` dict as an HTML table."""
+    """One `kemo.evaluation.report.classification_report` dict as an HTML table."""
     head = ("<tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
             "<th>support</th></tr>")
     rows = [f"<tr><td>{_e(n)}</td><td>{m['precision']:.4f}</td><td>{m['recall']:.4f}</td>"
@@ -102,27 +101,21 @@ def report_table(rep: dict, caption: str) -> str:
 
 def language_table(rep: dict, split: str, decides: str = "") -> str:
     """Macro-F1 per language (rows) for each setting (columns), the mean over languages
-    (the shared task's ranking number) and all rows pooled: as `kemo.report`'s console
-    table."""
-    keys = [k for k, _ in SETTINGS]
-
-    def cell(r) -> str:
-        return f"<td>{r['macro']['f1']:.4f}</td>" if r and "macro" in r else "<td>-</td>"
+    (the shared task's ranking number) and all rows pooled: `kemo.evaluation.report.language_rows`,
+    as the console table shows them."""
+    from kemo.evaluation.report import language_rows
 
     head = "".join(f"<th>macro-F1, {_e(t)}{' *' if k == decides else ''}</th>"
                    for k, t in SETTINGS)
     rows = []
-    for lang, r in rep["tuned_thresholds"]["per_language"].items():
-        cells = "".join(cell(rep.get(k, {}).get("per_language", {}).get(lang)) for k in keys)
-        rows.append(f"<tr><td>{_e(lang)}</td><td>{r.get('n', '')}</td>{cells}</tr>")
-    means = [(rep[k].get(MEAN) or language_mean(rep[k]["per_language"])) if k in rep else None
-             for k in keys]
-    count = next((m["languages"] for m in means if m), 0)
-    rows.append(f'<tr class="main"><td>mean over {count} language{"s" if count != 1 else ""}'
-                '</td><td></td>' + "".join(
-        f"<td>{m['macro_f1']:.4f}</td>" if m else "<td>-</td>" for m in means) + "</tr>")
-    rows.append(f"<tr><td>all rows</td><td>{rep['tuned_thresholds']['overall'].get('n', '')}"
-                "</td>" + "".join(cell(rep.get(k, {}).get("overall")) for k in keys) + "</tr>")
+    for row in language_rows(rep):
+        name, tr = row.name, "<tr>"
+        if row.languages is not None:  # the mean over languages, spelled out
+            n = row.languages
+            name, tr = f"mean over {n} language{'s' if n != 1 else ''}", '<tr class="main">'
+        cells = "".join(f"<td>{v:.4f}</td>" if v is not None else "<td>-</td>" for v in row.f1)
+        count = "" if row.rows is None else row.rows
+        rows.append(f"{tr}<td>{_e(name)}</td><td>{count}</td>{cells}</tr>")
     note = ("; * the run decides with it" if decides else "")
     return (f"<table><caption>{_e(split)}, macro-F1 per language (thresholds tuned on "
             f"validation{_e(note)})</caption><tr><th>language</th><th>rows</th>{head}</tr>"
@@ -177,16 +170,11 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
 
 
-def write_run_report(run_dir, data_dir=None, out_dir=None) -> Path:
-    """Write `<out_dir or run_dir/report>/index.html` and its PNGs; return the HTML path."""
-    return make_run_report(run_dir, data_dir, out_dir).path
-
-
 def _backfill(run_dir: Path, report: dict, thresholds, data,
               data_dir=None) -> tuple[dict, list[str]]:
-    """`report` completed with its per-language comparison (`kemo.report_backfill`),
+    """`report` completed with its per-language comparison (`kemo.run.migrate`),
     saved into the run directory when anything was added; plus notes."""
-    from kemo.report_backfill import backfill_report, save_backfill
+    from kemo.run.migrate import backfill_report, save_backfill
 
     fill = backfill_report(run_dir, report, thresholds, data, data_dir)  # dev: same root
     notes = list(fill.notes)
@@ -201,12 +189,12 @@ def _backfill(run_dir: Path, report: dict, thresholds, data,
 
 
 def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
-    """Write the page (see `write_run_report`); a report.json without the per-language
+    """Write `<out_dir or run_dir/report>/index.html` and its PNGs; a report.json without the per-language
     comparison (a run trained before it) is completed first, in place."""
     run_dir = Path(run_dir)
     if not (run_dir / L.CONFIG).is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
-    from kemo.runs import read_run_state
+    from kemo.run.read import read_run_state
 
     # Every file the page reads is checked before anything is written.
     state = read_run_state(run_dir, finished=False)
@@ -236,82 +224,23 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
 def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
                 thresholds) -> RunReport:
     """The page and its figures, into the folder `out`."""
-    body = [f"<h1>Run report: {_e(run_dir.name)}</h1>",
-            f'<p class="meta">{_e(run_dir.resolve())}</p>']
     meta = report.get("meta", {})
-    if meta:
-        body.append('<p class="meta">' + " &middot; ".join(
-            f"{_e(k.replace('_', ' '))}: {_e(_meta_value(k, v))}"
-            for k, v in meta.items() if v is not None and k not in (
-                "thresholds", "per_language_thresholds", "backfilled")) + "</p>")
-
-    body.append("<h2>Training curves</h2>")
-    figs = plot_curves(history, names, out)
-    if not figs:
-        body.append('<p class="note">No history.json or history.csv in the run directory.</p>')
-    small = [f for f in ("loss.png", "macro_f1.png") if f in figs]
-    body.append('<div class="row">' + "".join(f'<img src="{f}" alt="{_e(figs[f])}">'
-                                              for f in small) + "</div>")
-    body += [f'<img src="{f}" alt="{_e(t)}">' for f, t in figs.items() if f not in small]
-
+    body = [f"<h1>Run report: {_e(run_dir.name)}</h1>",
+            f'<p class="meta">{_e(run_dir.resolve())}</p>'] + _meta_line(meta)
+    body += _curves_section(history, names, out)
     body.append("<h2>Precision-recall per label</h2>")
     data, why = available_probs(run_dir, data_dir) if names else (None, "no thresholds.json")
     notes = []
     if report and state.thresholds:
         report, notes = _backfill(run_dir, report, state.thresholds, data, data_dir)
-    if data is None:
-        body.append(f'<p class="note">Not drawn: {_e(why)}. Pass --data-dir (or set '
-                    "$KEMO_DATA_DIR) to the Track A root the run was trained on.</p>")
-    else:
-        source = ("validation split (carved from train; the thresholds were tuned on it)"
-                  if data.split == "validation" else
-                  "dev split (the validation split could not be re-created; the thresholds "
-                  "were tuned on validation, not dev)")
-        body.append(f'<p class="note">Computed on the <b>{_e(source)}</b>: {_e(data.note)}.'
-                    " Red dot: the run's tuned threshold; orange square: 0.5.</p>")
-        rows = plot_pr_curves(data, [thresholds[names.index(n)] if n in names
-                                     else UNTUNED_THRESHOLD for n in data.label_names],
-                              out / "pr_curves.png")
-        body.append('<img src="pr_curves.png" alt="precision-recall curves">')
-        if rows:
-            body.append(f"<table><caption>Tuned thresholds on the {_e(data.split)} split"
-                        "</caption><tr><th>label</th><th>threshold</th><th>precision</th>"
-                        "<th>recall</th><th>F1</th><th>average precision</th><th>positives"
-                        "</th></tr>" + "".join(
-                            f"<tr><td>{_e(r['label'])}</td><td>{r['threshold']:.4f}</td>"
-                            f"<td>{r['precision']:.4f}</td><td>{r['recall']:.4f}</td>"
-                            f"<td>{r['f1']:.4f}</td><td>{r['ap']:.4f}</td>"
-                            f"<td>{r['positives']}/{r['rows']}</td></tr>" for r in rows)
-                        + "</table>")
-
+    body += _pr_section(data, why, names, thresholds, out)
     body.append("<h2>Label distribution</h2>")
     if dist:
         plot_distribution(dist, out / "label_distribution.png")
         body.append('<img src="label_distribution.png" alt="label distribution">')
     else:
         body.append('<p class="note">No label_distribution.json in the run directory.</p>')
-
-    body.append("<h2>Classification reports</h2>")
-    if not report:
-        body.append('<p class="note">No report.json in the run directory.</p>')
-    for note in notes + ([f"report.json completed by kemo report: {meta['backfilled']['how']}"]
-                         if "backfilled" in meta and not notes else []):
-        body.append(f'<p class="note">{_e(note)}</p>')
-    if "members" in report:  # an ensemble (kemo.ensemble)
-        from kemo.ensemble import members_table
-
-        header, rows = members_table(report)
-        body.append("<h3>Ensemble members</h3>")
-        body.append("<table><caption>Each member and the ensemble, macro-F1 and dev "
-                    "F1 per label (each with its own tuned thresholds)</caption><tr>"
-                    + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"
-                    + "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>"
-                              for r in rows) + "</table>")
-    for split in ("validation", "dev"):
-        if split in report:
-            body.append(_split_section(split, report[split],
-                                       meta.get("decides_with", "tuned_thresholds")))
-
+    body += _reports_section(report, meta, notes)
     body.append("<h2>Config</h2>")
     body.append(f"<pre>{_e((run_dir / L.CONFIG).read_text())}</pre>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -320,3 +249,80 @@ def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return RunReport(path, report, notes)
+
+
+def _meta_line(meta: dict) -> list[str]:
+    if not meta:
+        return []
+    return ['<p class="meta">' + " &middot; ".join(
+        f"{_e(k.replace('_', ' '))}: {_e(_meta_value(k, v))}"
+        for k, v in meta.items() if v is not None and k not in (
+            "thresholds", "per_language_thresholds", "backfilled", "served_by")) + "</p>"]
+
+
+def _curves_section(history, names, out) -> list[str]:
+    body = ["<h2>Training curves</h2>"]
+    figs = plot_curves(history, names, out)
+    if not figs:
+        body.append('<p class="note">No history.json or history.csv in the run directory.</p>')
+    small = [f for f in ("loss.png", "macro_f1.png") if f in figs]
+    body.append('<div class="row">' + "".join(f'<img src="{f}" alt="{_e(figs[f])}">'
+                                              for f in small) + "</div>")
+    return body + [f'<img src="{f}" alt="{_e(t)}">' for f, t in figs.items() if f not in small]
+
+
+def _pr_section(data, why, names, thresholds, out) -> list[str]:
+    if data is None:
+        return [f'<p class="note">Not drawn: {_e(why)}. Pass --data-dir (or set '
+                "$KEMO_DATA_DIR) to the Track A root the run was trained on.</p>"]
+    source = ("validation split (carved from train; the thresholds were tuned on it)"
+              if data.split == "validation" else
+              "dev split (the validation split could not be re-created; the thresholds "
+              "were tuned on validation, not dev)")
+    body = [f'<p class="note">Computed on the <b>{_e(source)}</b>: {_e(data.note)}.'
+            " Red dot: the run's tuned threshold; orange square: 0.5.</p>"]
+    rows = plot_pr_curves(data, [thresholds[names.index(n)] if n in names
+                                 else UNTUNED_THRESHOLD for n in data.label_names],
+                          out / "pr_curves.png")
+    body.append('<img src="pr_curves.png" alt="precision-recall curves">')
+    if rows:
+        body.append(f"<table><caption>Tuned thresholds on the {_e(data.split)} split"
+                    "</caption><tr><th>label</th><th>threshold</th><th>precision</th>"
+                    "<th>recall</th><th>F1</th><th>average precision</th><th>positives"
+                    "</th></tr>" + "".join(
+                        f"<tr><td>{_e(r['label'])}</td><td>{r['threshold']:.4f}</td>"
+                        f"<td>{r['precision']:.4f}</td><td>{r['recall']:.4f}</td>"
+                        f"<td>{r['f1']:.4f}</td><td>{r['ap']:.4f}</td>"
+                        f"<td>{r['positives']}/{r['rows']}</td></tr>" for r in rows)
+                    + "</table>")
+    return body
+
+
+def _table(caption: str, header, rows) -> str:
+    return (f"<table><caption>{_e(caption)}</caption><tr>"
+            + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>"
+                      for r in rows) + "</table>")
+
+
+def _reports_section(report: dict, meta: dict, notes) -> list[str]:
+    body = ["<h2>Classification reports</h2>"]
+    if not report:
+        body.append('<p class="note">No report.json in the run directory.</p>')
+    for note in notes + ([f"report.json completed by kemo report: {meta['backfilled']['how']}"]
+                         if "backfilled" in meta and not notes else []):
+        body.append(f'<p class="note">{_e(note)}</p>')
+    if "members" in report:  # an ensemble (kemo.ensemble)
+        from kemo.ensemble import members_table, served_by_table
+
+        body.append("<h3>Ensemble members</h3>")
+        body.append(_table("Each member and the ensemble, macro-F1 and dev F1 per label "
+                           "(each with its own tuned thresholds)", *members_table(report)))
+        if meta.get("served_by"):
+            body.append(_table("Which members served (were averaged for) each language",
+                               *served_by_table(report)))
+    for split in ("validation", "dev"):
+        if split in report:
+            body.append(_split_section(split, report[split],
+                                       meta.get("decides_with", "tuned_thresholds")))
+    return body

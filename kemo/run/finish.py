@@ -1,0 +1,97 @@
+"""Finishing a run: thresholds, the report, the prediction files, and `report.json` last.
+
+Training (`kemo.training`) and ensembles (`kemo.ensemble`) finish alike: the
+thresholds are tuned on validation or not as the config's `thresholds` table says
+(`decides_with` is the one place that reads it), the run decides with one setting,
+the report holds validation (and dev) at 0.5, at the tuned global thresholds and at
+per-language ones, and every file is written whole or not at all (`kemo.atomic`).
+`report.json` is written last by `write_report`: its presence marks a finished run.
+
+Example:
+    fin = finish(cfg.thresholds, val, dev, {"val": val_probs, "dev": dev_probs})
+    write_decisions(run_dir, fin, val, dev, probs)   # thresholds.json, predictions
+    ...                                               # the run's own files
+    write_report(run_dir, {**fin.report, "meta": {**meta, **fin.meta}})
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+from kemo.run import layout as L
+
+AT_HALF = "threshold_0.5"
+GLOBAL = "tuned_thresholds"
+PER_LANGUAGE = "per_language_thresholds"
+# report.json's format: 2 adds `format_version` and `meta.served_by` for ensembles; runs
+# written before have none and read as 1 (`kemo.run.migrate`).
+REPORT_FORMAT_VERSION = 2
+
+
+def decides_with(tcfg, warn: bool = False) -> str:
+    """The setting a run decides with, from its config's `thresholds` table: at 0.5
+    without tuning, else per language or global as `per_language` says."""
+    if tcfg.per_language and not tcfg.tune and warn:
+        print("note: thresholds.per_language needs thresholds.tune = true: the run decides "
+              "at 0.5", file=sys.stderr)
+    if not tcfg.tune:
+        return AT_HALF
+    return PER_LANGUAGE if tcfg.per_language else GLOBAL
+
+
+@dataclass
+class Finish:
+    """The thresholds tuned on validation and the report they give."""
+
+    search: object  # ThresholdSearch: the global thresholds (0.5 without tuning)
+    per_language: object  # ThresholdSearch with per-language thresholds (for the report)
+    decides_with: str
+    report: dict  # {"validation": ..., "dev": ...} as `kemo.evaluation.report.full_report`
+
+    @property
+    def decide(self):
+        """The thresholds the run decides with (written to thresholds.json)."""
+        return self.per_language if self.decides_with == PER_LANGUAGE else self.search
+
+    @property
+    def meta(self) -> dict:
+        return {"decides_with": self.decides_with,
+                "per_language_thresholds": self.per_language.per_language}
+
+
+def finish(tcfg, val, dev, probs, warn: bool = False) -> Finish:
+    """Tune on `val` (or not), and report `val` and `dev` (None: no dev) with
+    `probs` = {"val": ..., "dev": ...} (probabilities, rows x labels)."""
+    from kemo.evaluation.report import full_report
+    from kemo.evaluation.thresholds import tune_on_validation
+
+    search, per_lang = tune_on_validation(probs["val"], val, tcfg.tune)
+    report = {"validation": full_report(val, probs["val"], search, per_lang)}
+    if dev is not None:
+        report["dev"] = full_report(dev, probs["dev"], search, per_lang)
+    return Finish(search, per_lang, decides_with(tcfg, warn), report)
+
+
+def write_decisions(run_dir, fin: Finish, val, dev, probs) -> None:
+    """`thresholds.json`, `predictions_val.csv`, and with dev `predictions_dev.csv` and
+    `predictions/dev/` (the official pred_<lang>.csv files), each whole or absent."""
+    from kemo.atomic import write_text
+    from kemo.prediction.split_files import write_split_predictions, write_split_submission
+
+    decide = fin.decide
+    write_text(run_dir / L.THRESHOLDS, json.dumps(decide.to_dict(), indent=2))
+    write_split_predictions(run_dir / L.PREDICTIONS_VAL, val, probs["val"], decide)
+    if dev is not None:
+        write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, probs["dev"], decide)
+        write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, probs["dev"], decide)
+
+
+def write_report(run_dir, report: dict) -> None:
+    """`report.json`, whole or absent, with its format version: the last file a run
+    writes (its presence marks the run finished)."""
+    from kemo.atomic import write_text
+
+    write_text(run_dir / L.REPORT,
+               json.dumps({"format_version": REPORT_FORMAT_VERSION, **report}, indent=1))

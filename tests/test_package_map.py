@@ -1,0 +1,112 @@
+"""The package reads as a map (issue 21): no import cycles, short functions, layers.
+
+Scanned from the source, as `tests/test_run_layout.py` scans for run-file names:
+- no two kemo modules import each other, directly or round a loop, counting the imports
+  inside functions too (a lazy import hides a cycle from Python, not from a reader);
+- no function or method in `kemo/` is longer than `MAX_LINES` lines (commands read as
+  named phases, as big_vision's train.py does);
+- `kemo.data` imports nothing from `kemo.models` (data flows one way: config -> data ->
+  model -> fit -> thresholds -> report/export).
+"""
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "kemo"
+MAX_LINES = 80
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imported_modules(name: str, path: Path) -> set[str]:
+    """The kemo modules `path` imports anywhere (top level or inside functions)."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            subs = {f"{module}.{a.name}" for a in node.names} & set(MODULES)
+            found |= subs  # `from kemo.models import mpnet`: the submodule
+            if len(subs) < len(node.names):  # and names defined in the module itself
+                found.add(module)
+    return {m for m in found if m in MODULES and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {name: imported_modules(name, path) for name, path in MODULES.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    assert len(MODULES) > 50 and imported_modules(
+        "kemo.training", MODULES["kemo.training"]) >= {"kemo.config", "kemo.run.finish"}
+    assert cycles(import_graph()) == []
+
+
+def test_data_imports_nothing_from_models():
+    graph = import_graph()
+    bad = {name: sorted(m for m in graph[name] if m.startswith("kemo.models"))
+           for name in graph if name.startswith("kemo.data")}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def long_functions(max_lines: int = MAX_LINES) -> list[str]:
+    found = []
+    for name, path in sorted(MODULES.items()):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > max_lines:
+                    found.append(f"{name}.{node.name}: {lines} lines")
+    return found
+
+
+def test_no_function_is_longer_than_80_lines():
+    assert long_functions(10)  # the scan sees functions at all
+    assert long_functions() == []
