@@ -20,7 +20,8 @@ Subpackages:
 
 Modules at the top: `config` (TOML -> typed dataclasses), `default_config`, `training`
 (`kemo train`, as named phases) with what fit uses (`losses`, `metrics`, `validation`,
-`checkpoint`, `monitor`, `nan_guard`, `interrupt`, `native_logs`), `ensemble`, `explain`
+`checkpoint`, `monitor`, `nan_guard`, `interrupt`, `native_logs`, `multiprocess`: one run
+over several processes), `ensemble`, `explain`
 (LIME), `presets`, and small helpers (`atomic`, `owned_dir`, `finite`, `machine`,
 `errors`).
 

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -51,6 +52,7 @@ from kemo.models.backbone_layers import freeze_lower_layers, token_embedding, us
 from kemo.models.backbones import save_preprocessor
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
+from kemo import multiprocess
 from kemo.nan_guard import StopOnNanLoss
 from kemo.prediction.batches import predict_probs
 from kemo.evaluation.report import format_console_report
@@ -89,17 +91,19 @@ def make_metrics(label_names, loss) -> list:
 
 
 class JsonHistory(keras.callbacks.Callback):
-    """Writes the per-epoch logs to `history.json` after every epoch."""
+    """Writes the per-epoch logs to `history.json` after every epoch (`write=False`:
+    only keeps them in `epochs`, as a process other than a run's writer does)."""
 
-    def __init__(self, path):
+    def __init__(self, path, write: bool = True):
         super().__init__()
-        self.path = Path(path)
+        self.path, self.write = Path(path), write
         self.epochs = json.loads(self.path.read_text()) if self.path.exists() else []
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs = [e for e in self.epochs if e["epoch"] < epoch + 1]
         self.epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-        self.path.write_text(json.dumps(self.epochs, indent=1))
+        if self.write:
+            self.path.write_text(json.dumps(self.epochs, indent=1))
 
 
 def _format_distribution(names, before, after) -> str:
@@ -126,25 +130,30 @@ def _format_languages(langs, weights) -> str:
 
 
 def set_distribution(cfg: Config) -> None:
-    """Data parallelism over all local devices (and hosts, once JAX is initialised
-    for several) with `train.distribution = "data_parallel"`: weights replicated, each
-    batch sharded over a one-axis device mesh."""
-    if cfg.train.distribution == "none":
+    """Data parallelism over all local devices (and the devices of every process, when
+    this is one of several: `kemo.multiprocess`) with `train.distribution =
+    "data_parallel"`: weights replicated, each batch sharded over a one-axis device mesh."""
+    several = multiprocess.requested()
+    if cfg.train.distribution == "none" and not several:
         keras.distribution.set_distribution(None)
         return
     if keras.backend.backend() != "jax":
-        raise InputError("config key 'train.distribution': data_parallel needs the JAX backend "
-                         f"(got {keras.backend.backend()})")
-    if os.environ.get("KEMO_MULTI_HOST") == "1":
-        # One process per host: JAX finds the others from the TPU/SLURM/cluster
-        # environment (or COORDINATOR_ADDRESS, NUM_PROCESSES, PROCESS_ID).
-        keras.distribution.initialize()
+        raise InputError(f"config key 'train.distribution': {cfg.train.distribution} needs the "
+                         f"JAX backend (got {keras.backend.backend()})")
+    if several:
+        if cfg.train.distribution == "none":
+            raise InputError("config key 'train.distribution': a run of several processes needs "
+                             '"data_parallel" (--set train.distribution=\'"data_parallel"\')')
+        multiprocess.initialize()  # one line: which process, how many, how many devices
     devices = keras.distribution.list_devices()
     if cfg.train.batch_size % len(devices):
         raise InputError(f"config key 'train.batch_size': {cfg.train.batch_size} does not split "
                          f"evenly over {len(devices)} devices")
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    print(f"data parallel over {len(devices)} devices: {devices[0]} ...")
+    # Several processes: each feeds its own rows of every global batch (`batch_arrays`).
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=devices, auto_shard_dataset=not multiprocess.active()))
+    if multiprocess.is_writer():
+        print(f"data parallel over {len(devices)} devices: {devices[0]} ...")
 
 
 def _make_loss(cfg: Config, train_ex: Examples):
@@ -294,6 +303,9 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
     set_distribution(cfg)
+    out, writer = sys.stdout, multiprocess.is_writer()  # several processes: 0 writes run_dir
+    if not writer:  # process 0 tells the run; the others say when they are done
+        lock.enter_context(contextlib.redirect_stdout(lock.enter_context(open(os.devnull, "w"))))
     run_dir = Path(run_dir)
     # Everything that can fail on user input happens before the run dir is written.
     inputs = _prepare_inputs(cfg, data_dir, run_dir, resume, tokens)
@@ -308,9 +320,15 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     fit = _fit(cfg, model, inputs, run_dir, verbose, resume, state, monitor, weights, tf_data)
     probs = _predict_splits(cfg, model, inputs, tf_data)
     report = _finish(cfg, run_dir, model, backbone, inputs, probs, fit, resume, started)
-    if not keep_checkpoints:  # for resuming only; a finished run is not resumed
+    if writer and not keep_checkpoints:  # for resuming only; a finished run is not resumed
         remove_checkpoints(run_dir)
-    write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
+    if writer:
+        write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
+    multiprocess.barrier("kemo-train-written")  # the others end once the run is written
+    if not writer:
+        print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})",
+              file=out)
+        return {"report": report, "history": fit.history, "run_dir": run_dir}
     print()
     print(format_console_report(report))
     best = f", best epoch {fit.best_epoch} restored" if fit.best_epoch else ""
@@ -360,18 +378,26 @@ def _open_run(cfg: Config, run_dir: Path, resume: bool, lock: ExitStack, model,
               inputs: _Inputs, monitor: str):
     """Lock the run directory; resuming, read the checkpoint into `model` (everything
     checked before anything is written), else write the config. Returns the
-    checkpoint's state (None: none)."""
-    _open_run_dir(run_dir, cfg, resume, lock)
+    checkpoint's state (None: none). Several processes: process 0 alone locks and
+    writes; its verdict on the run directory is every process's."""
+    writer, error = multiprocess.is_writer(), None
+    try:
+        if writer:
+            _open_run_dir(run_dir, cfg, resume, lock)
+    except InputError as e:
+        error = str(e)
+    multiprocess.broadcast_error(error)  # raises process 0's error on every process
     state = None
     if resume:
         state = load_checkpoint(run_dir, model, cfg.train.epochs,
                                 cfg.train.early_stopping_patience > 0)
         _check_resumable_history(run_dir, state, inputs.label_names, monitor)
-    else:
+    elif writer:
         (run_dir / L.CONFIG).write_text(dump_config(cfg))
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
             save_keep(run_dir, inputs.preprocessor)
-    write_manifest(run_dir, "train", resumed=resume)  # a run from before run.json gets one
+    if writer:
+        write_manifest(run_dir, "train", resumed=resume)  # a run from before run.json: one
     return state
 
 
@@ -395,7 +421,7 @@ def _tokenize(cfg: Config, inputs: _Inputs, run_dir: Path):
         inputs.arrays = tokenize_splits({n: ex.texts for n, ex in inputs.named.items()},
                                         inputs.preprocessor)
         print(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
-    if cache is None or cache.path != run_dir / L.TOKENS:  # --resume reads them back
+    if multiprocess.is_writer() and (cache is None or cache.path != run_dir / L.TOKENS):
         TokenCache.write(run_dir / L.TOKENS, inputs.named, inputs.arrays, inputs.preprocessor,
                          inputs.expect,
                          cache.manifest["tokenize_seconds"] if cache else time.time() - t0)
@@ -417,7 +443,7 @@ def _sample(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool, monitor: 
         print(f"rows per language and epoch, before and after sampling (language "
               f"temperature {cfg.data.language_temperature}):")
         print(_format_languages(train_ex.langs, weights))
-    if not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
+    if multiprocess.is_writer() and not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
         (run_dir / L.LABEL_DISTRIBUTION).write_text(json.dumps(
             {"labels": list(names), "before": before.tolist(), "after": after.tolist(),
              "sampling_strength": cfg.data.sampling_strength}, indent=1))
@@ -442,8 +468,8 @@ def _fit(cfg: Config, model, inputs: _Inputs, run_dir: Path, verbose: int, resum
               else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
     batch, buckets, arrays = cfg.train.batch_size, cfg.data.length_buckets, inputs.arrays["train"]
     train_ds = input_batches(arrays, inputs.train.y, batch, tf_data=tf_data,
-                             seed=cfg.train.seed, epochs=cfg.train.epochs,
-                             start_epoch=start_epoch, weights=weights, buckets=buckets)
+                             seed=cfg.train.seed, epochs=cfg.train.epochs, start_epoch=start_epoch,
+                             weights=weights, buckets=buckets, part=multiprocess.part())
     plan = BatchPlan(token_lengths(arrays), batch,  # the same order: for the compile notes
                      length_buckets(buckets, arrays["token_ids"].shape[1]),
                      cfg.train.seed, cfg.train.epochs, start_epoch, weights)
@@ -460,13 +486,14 @@ def _fit(cfg: Config, model, inputs: _Inputs, run_dir: Path, verbose: int, resum
                       initial_epoch=start_epoch, steps_per_epoch=steps,
                       callbacks=callbacks, verbose=verbose, shuffle=False)
         except KeyboardInterrupt:
-            print(f"\ninterrupted: continue with --resume {run_dir}", file=sys.stderr)
+            if multiprocess.is_writer():
+                print(f"\ninterrupted: continue with --resume {run_dir}", file=sys.stderr)
             raise
     elif state and state.get("best_weights") is not None:
         # Training had ended before the kill: early stopping's best weights, as at its end.
         model.set_weights(state["best_weights"])
     seconds = time.time() - t0
-    history = json.loads((run_dir / L.HISTORY_JSON).read_text())
+    history = next(c for c in callbacks if isinstance(c, JsonHistory)).epochs  # history.json
     best_epoch = None
     if early_stopping is not None and getattr(early_stopping, "best_weights", None) is not None:
         best_epoch = int(early_stopping.best_epoch) + 1
@@ -480,8 +507,9 @@ def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume
     """(callbacks, early stopping or None, Keras' validation data or None), in the
     order they must run: NaN guard first, the checkpoint after what it saves."""
     names, loss, buckets = inputs.label_names, inputs.loss, cfg.data.length_buckets
-    callbacks = [keras.callbacks.CSVLogger(str(run_dir / L.HISTORY_CSV), append=resume),
-                 JsonHistory(run_dir / L.HISTORY_JSON)]
+    writer, part = multiprocess.is_writer(), multiprocess.part()  # only process 0 writes
+    callbacks = [keras.callbacks.CSVLogger(str(run_dir / L.HISTORY_CSV), append=resume)] * writer
+    callbacks.append(JsonHistory(run_dir / L.HISTORY_JSON, write=writer))
     val_ds = None
     if monitor == LANGUAGE_MEAN_KEY:  # one validation pass, before what reads its logs
         callbacks.insert(0, LanguageValidation(inputs.arrays["val"], inputs.val, loss,
@@ -489,7 +517,7 @@ def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume
                                                cfg.train.batch_size, buckets, tf_data))
     else:  # Keras' own validation pass
         val_ds = input_batches(inputs.arrays["val"], inputs.val.y, cfg.train.batch_size,
-                               tf_data=tf_data, buckets=buckets, shuffle=False)
+                               tf_data=tf_data, buckets=buckets, shuffle=False, part=part)
     early_stopping = None
     if cfg.train.early_stopping_patience > 0:
         restore = None
@@ -500,11 +528,11 @@ def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume
             restore_best_weights=True, verbose=1, restore=restore)
         callbacks.append(early_stopping)
     callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record
-    callbacks.append(RunCheckpoint(run_dir, early_stopping))
+    callbacks += [RunCheckpoint(run_dir, early_stopping)] * writer
     callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved
     callbacks += monitor_callbacks(  # progress bar, compile notes per bucket, TensorBoard
         run_dir, verbose, bucket_of_step=lambda epoch, batch: plan[
-            (epoch - start_epoch) * plan.steps + batch][1])
+            (epoch - start_epoch) * plan.steps + batch][1]) if writer else []
     return callbacks, early_stopping, val_ds
 
 
@@ -526,16 +554,18 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
             fit: _Fit, resume: bool, started: float) -> dict:
     """Thresholds, predictions, model and preprocessor; `report.json` last."""
     val, dev = inputs.val, inputs.splits.dev
-    fin = finish(cfg.thresholds, val, dev, probs, warn=True)
-    write_decisions(run_dir, fin, val, dev, probs)
+    fin = finish(cfg.thresholds, val, dev, probs, warn=multiprocess.is_writer())
     report = {**fin.report, "meta": {
         "epochs_run": fit.epochs_run, "best_epoch_restored": fit.best_epoch,
         "fit_seconds": round(fit.seconds, 1), "total_seconds": round(time.time() - started, 1),
         "backend": keras.backend.backend(), **fin.meta,
         "train_rows": len(inputs.train), "val_rows": len(val),
         "resumed_after_epoch": fit.start_epoch if resume else None,
-        "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info()}}
-    save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
-    save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
-    write_report(run_dir, report)  # last: its presence marks a finished run
+        "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info(),
+        "processes": multiprocess.process_count()}}
+    if multiprocess.is_writer():  # several processes: process 0 alone writes
+        write_decisions(run_dir, fin, val, dev, probs)
+        save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
+        save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
+        write_report(run_dir, report)  # last: its presence marks a finished run
     return report

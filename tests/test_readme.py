@@ -61,6 +61,10 @@ BLOCKS = {
     "python benchmarks/offline_results.py": ("skip", "trains the offline experiments: hours"),
     "RUN=runs/tour": ("sub", [("--config tiny --set train.seed=1",
                                f"{TINY_QUICK} --set train.seed=1")]),
+    "kemo train --local-processes 2 --config tiny": (
+        "sub", [("--config tiny --set", f"{TINY_QUICK} --set")]),
+    "gcloud compute tpus tpu-vm ssh NAME": ("skip", "a TPU pod slice (several TPU hosts)"),
+    "srun --nodes=2": ("skip", "a SLURM GPU cluster"),
     "bash benchmarks/gpu_prepare.sh": ("skip", "prepares and runs the GPU check (a GPU "
                                        "machine; KEMO_GPU_CHECK_DRY=1 rehearses it)"),
 }

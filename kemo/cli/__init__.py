@@ -25,6 +25,7 @@ import os
 import sys
 from pathlib import Path
 
+from kemo import multiprocess
 from kemo.cli import (ensemble, evaluate, explain, export, predict, report, runs, tokenize,
                       train, weights)
 from kemo.cli.args import BACKENDS, Parser
@@ -87,12 +88,23 @@ def main(argv=None) -> int:
             code = COMMANDS[args.command].run(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return multiprocess.leave(2)
     except KeyboardInterrupt:  # Ctrl-C: the last checkpoint stands; --resume continues
-        return 130
+        return multiprocess.leave(130)
+    except Exception as e:  # a process of several: one line if a peer was lost, then exit
+        lost = multiprocess.lost_peer(e)
+        if lost is None:
+            if not multiprocess.active():
+                raise
+            import traceback
+
+            traceback.print_exc()
+            return multiprocess.leave(1)
+        print(f"error: {lost}", file=sys.stderr)
+        return multiprocess.leave(1)
     if interrupt_requested():  # a Ctrl-C some library swallowed: still not a clean exit
         print("interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
+        return multiprocess.leave(130)
     return code
 
 

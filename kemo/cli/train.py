@@ -2,6 +2,7 @@
 
 Example:
     kemo train --backend jax --config configs/tiny.toml --set train.epochs=2
+    kemo train --local-processes 2 --config tiny --set train.distribution='"data_parallel"'
 """
 
 from __future__ import annotations
@@ -34,16 +35,50 @@ def add_parser(sub):
     t.add_argument("--tokens", metavar="CACHE", default=None,
                    help="train from a token cache `kemo tokenize` wrote for this config "
                    "(no tokenising, no TensorFlow needed)")
+    t.add_argument("--local-processes", metavar="N", type=_processes, default=None,
+                   help="run as N processes of one run on this machine (JAX's distributed "
+                   "runtime; needs train.distribution = \"data_parallel\"; see "
+                   "kemo/multiprocess.py); --resume a run with the same N")
     t.add_argument("--keep-checkpoints", action="store_true",
                    help="keep <run_dir>/checkpoints/ once the run has finished (default: "
                    "deleted after report.json is written; model.keras holds the weights)")
 
 
+def _processes(text: str) -> int:
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, got {text!r}")
+    return n
+
+
+def _child_argv(args, config, run_dir) -> list[str]:
+    """This command for each process `--local-processes` starts (its run directory fixed)."""
+    argv = ["train", "--resume", str(run_dir)] if args.resume else \
+        ["train", "--config", str(config), "--run-dir", str(run_dir)]
+    argv += [a for s in args.set for a in ("--set", s)]
+    for flag, value in (("--backend", args.backend), ("--data-dir", args.data_dir),
+                        ("--tokens", args.tokens)):
+        if value:
+            argv += [flag, str(value)]
+    argv += ["--quiet"] * args.quiet + ["--keep-checkpoints"] * args.keep_checkpoints
+    return argv
+
+
 def run(args) -> int:
+    from kemo import multiprocess
     from kemo.config import load_config
     from kemo.default_config import resolve_config, result_summary
     from kemo.errors import InputError
     from kemo.run.lock import check_unlocked
+
+    if multiprocess.requested():  # one of several: process 0 locks, once JAX has started
+        def check_unlocked(run_dir):
+            return None
 
     # Config and lock first: a bad value or a busy run fails before the heavy imports.
     if args.resume:
@@ -55,11 +90,21 @@ def run(args) -> int:
         check_unlocked(args.resume)
         cfg = load_config(Path(args.resume) / L.CONFIG)
         run_dir = Path(args.resume)
+        config = run_dir / L.CONFIG
     else:
         config = resolve_config(args.config)
         cfg = load_config(config, args.set)
         run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         check_unlocked(run_dir)
+    if args.local_processes:
+        if multiprocess.requested():
+            raise InputError("--local-processes: this process is already one of several "
+                             f"({multiprocess.NUM} or KEMO_MULTI_HOST is set)")
+        if cfg.train.distribution == "none":
+            raise InputError("--local-processes: config key 'train.distribution' is \"none\"; "
+                             "several processes need \"data_parallel\" "
+                             "(--set train.distribution='\"data_parallel\"')")
+        return multiprocess.launch(_child_argv(args, config, run_dir), args.local_processes)
     from kemo.data.brighter import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir, cfg.data.data_dir)
@@ -77,6 +122,7 @@ def run(args) -> int:
                    verbose=progress_verbosity(args.quiet), resume=bool(args.resume),
                    tokens=args.tokens, keep_checkpoints=args.keep_checkpoints,
                    announce=announce)
-    print(result_summary(result["report"]))
-    print(f"run directory: {result['run_dir']}")
+    if multiprocess.is_writer():  # the others said "done" and wrote nothing
+        print(result_summary(result["report"]))
+        print(f"run directory: {result['run_dir']}")
     return 0

@@ -31,9 +31,11 @@ class TokenBatches(keras.utils.PyDataset):
 
     def __init__(self, arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size: int,
                  seed: int = 0, epochs: int = 1, start_epoch: int = 0, weights=None,
-                 buckets: list[int] | None = None, shuffle: bool = True):
+                 buckets: list[int] | None = None, shuffle: bool = True,
+                 part: tuple[int, int] | None = None):
         super().__init__()  # one worker: batches are cut in the training thread, in order
         self.arrays, self.y, self.batch_size, self.shuffle = arrays, y, batch_size, shuffle
+        self.part = part  # (process, processes): its rows of each batch (kemo.multiprocess)
         width = next(iter(arrays.values())).shape[1]
         self.plan = BatchPlan(token_lengths(arrays), batch_size, length_buckets(buckets, width),
                               seed, epochs, start_epoch, weights, shuffle)
@@ -44,7 +46,7 @@ class TokenBatches(keras.utils.PyDataset):
     def __getitem__(self, i: int):
         idx, length = self.plan[i]
         return batch_arrays(self.arrays, self.y, idx, length, self.batch_size,
-                            pad=not self.shuffle)
+                            pad=not self.shuffle, part=self.part)
 
 
 def tensorflow_available() -> bool:

@@ -182,13 +182,15 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, buckets: list[int], seed
 
 
 def batch_arrays(arrays: dict[str, np.ndarray], y: np.ndarray | None, idx: np.ndarray,
-                 length: int, batch_size: int, pad: bool = False) -> tuple:
+                 length: int, batch_size: int, pad: bool = False,
+                 part: tuple[int, int] | None = None) -> tuple:
     """The model's input for one planned batch: `(x, y)`, or `(x,)` without targets.
 
     With `pad`, a short batch (the last evaluation batch) is filled up to `batch_size`
     (one shape less to compile; divisible over devices) with copies of its first row
     whose labels are all unknown (-1): losses and metrics ignore them; predictions drop
-    them.
+    them. With `part = (i, n)` (process `i` of `n`, see `kemo.multiprocess`), only the
+    `i`-th of `n` equal slices of the (padded) batch's rows.
     """
     x = {k: v[idx, :length] for k, v in arrays.items()}
     target = y[idx] if y is not None else None
@@ -197,6 +199,12 @@ def batch_arrays(arrays: dict[str, np.ndarray], y: np.ndarray | None, idx: np.nd
         x = {k: np.concatenate([v, np.repeat(v[:1], short, axis=0)]) for k, v in x.items()}
         if target is not None:
             target = np.concatenate([target, np.full((short, y.shape[1]), -1.0, y.dtype)])
+    if part is not None:
+        i, n = part
+        size = len(next(iter(x.values()))) // n
+        rows = slice(i * size, (i + 1) * size)
+        x = {k: v[rows] for k, v in x.items()}
+        target = target[rows] if target is not None else None
     return (x, target) if y is not None else (x,)
 
 
@@ -243,7 +251,8 @@ class BatchPlan:
 
 def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size: int,
                  seed: int = 0, epochs: int = 1, start_epoch: int = 0, weights=None,
-                 buckets: list[int] | None = None, shuffle: bool = True) -> tf.data.Dataset:
+                 buckets: list[int] | None = None, shuffle: bool = True,
+                 part: tuple[int, int] | None = None) -> tf.data.Dataset:
     """A prefetched tf.data dataset of (inputs, targets) batches, as `BatchPlan` orders them.
 
     Training (`shuffle=True`): epochs `start_epoch..epochs-1` back to back, each
@@ -251,7 +260,7 @@ def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size
     given. Evaluation (`shuffle=False`): the examples once, in order, all kept; the
     last batch is padded to `batch_size` with rows whose labels are all unknown
     (`batch_arrays`). `kemo.data.numpy_batches.TokenBatches` serves the same batches
-    without TensorFlow.
+    without TensorFlow. `part`: this process's rows of each batch (`batch_arrays`).
     """
     import tensorflow as tf
 
@@ -261,7 +270,7 @@ def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size
 
     def generate():
         for idx, length in plan:
-            yield batch_arrays(arrays, y, idx, length, batch_size, pad=not shuffle)
+            yield batch_arrays(arrays, y, idx, length, batch_size, pad=not shuffle, part=part)
 
     x_spec = {k: tf.TensorSpec((None, None), tf.as_dtype(v.dtype)) for k, v in arrays.items()}
     spec = (x_spec,)

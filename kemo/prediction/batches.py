@@ -28,12 +28,21 @@ def predict_logits(model, arrays, batch_size: int, buckets=None,
     Rows are batched shortest first, so each batch pads to the smallest bucket that
     holds it, and the results are put back in the input order. The batches come from
     tf.data where TensorFlow is installed, else (or with `tf_data=False`) from
-    `kemo.data.numpy_batches.TokenBatches`: the same batches.
+    `kemo.data.numpy_batches.TokenBatches`: the same batches. In a run of several
+    processes each feeds its rows of every batch and every process gets all logits
+    (`kemo.multiprocess.predict_global`).
     """
+    from kemo import multiprocess
+
     order = np.argsort(token_lengths(arrays), kind="stable")
+    part = multiprocess.part()  # several processes: each feeds its rows, all get all
     ds = input_batches({k: v[order] for k, v in arrays.items()}, None, batch_size,
-                       tf_data=tf_data, buckets=buckets, shuffle=False)
-    logits = model.predict(ds, verbose=0, callbacks=[ReraiseInterrupt()])
+                       tf_data=tf_data if part is None else False, buckets=buckets,
+                       shuffle=False, part=part)
+    if part is None:
+        logits = model.predict(ds, verbose=0, callbacks=[ReraiseInterrupt()])
+    else:
+        logits = np.concatenate(multiprocess.predict_global(model, (ds[i] for i in range(len(ds)))))
     logits = np.asarray(logits[:len(order)], dtype="float32")  # the padding dropped
     out = np.empty_like(logits)
     out[order] = logits
