@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, assert_refused
 
 
 def test_the_lock_nests_within_a_process_and_is_released_once(tmp_path):
@@ -62,10 +62,8 @@ def test_predict_into_a_run_another_process_writes_is_refused(held, data_dir, tm
 
     run, pid = held
     before = sorted(p.relative_to(run).as_posix() for p in run.rglob("*"))
-    assert main(["predict", str(run), "--split", "dev", "--overwrite",
-                 "--data-dir", str(data_dir)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"run directory {run}" in err[0] and f"pid {pid}" in err[0]
+    code = main(["predict", str(run), "--split", "dev", "--overwrite", "--data-dir", str(data_dir)])
+    assert_refused(code, "", capsys.readouterr().err, [f"run directory {run}", f"pid {pid}"])
     assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == before
     out = tmp_path / "elsewhere"
     assert main(["predict", str(run), "--split", "dev", "--out", str(out),
@@ -77,7 +75,6 @@ def test_report_into_a_run_another_process_writes_is_refused(held, data_dir, cap
     from kemo.cli import main
 
     run, pid = held
-    assert main(["report", str(run), "--data-dir", str(data_dir)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"pid {pid}" in err[0]
+    code = main(["report", str(run), "--data-dir", str(data_dir)])
+    assert_refused(code, "", capsys.readouterr().err, [f"run directory {run}", f"pid {pid}"])
     assert not (run / "report").exists()
