@@ -28,8 +28,7 @@ from kemo.evaluation.report import add_language_means, setting_report
 from kemo.run import layout as L
 from kemo.evaluation.split_probs import SplitProbs, dev_probs
 from kemo.evaluation.thresholds import ThresholdSearch
-
-PER_LANGUAGE = "per_language_thresholds"
+from kemo.run.finish import PER_LANGUAGE
 
 
 @dataclass
