@@ -175,6 +175,9 @@ def run_variant(name: str, tokens: Path, rows: int, timeout: int) -> dict:
 
 
 def main(argv=None) -> int:
+    import kemo.log
+
+    kemo.log.to_console()  # kemo's own lines (vocabulary pruned to ...) as the CLI shows them
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", choices=list(VARIANTS), help="settings to run")

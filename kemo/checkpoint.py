@@ -30,9 +30,9 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import keras
@@ -41,6 +41,8 @@ import numpy as np
 from kemo.run import files as rf
 from kemo.errors import InputError
 from kemo.run import layout as L
+
+log = logging.getLogger(__name__)
 
 
 def _checkpoints(run_dir) -> Path:
@@ -280,8 +282,8 @@ def remove_checkpoints(run_dir) -> bool:
     try:
         shutil.rmtree(root)
     except OSError as e:
-        print(f"note: could not delete {root} ({e.strerror or e}); the run is complete, "
-              "the folder can be deleted", file=sys.stderr)
+        log.warning(f"note: could not delete {root} ({e.strerror or e}); the run is complete, "
+                    "the folder can be deleted")
         return False
     return True
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from kemo.run import layout as L
 from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, read_ensemble_file
 from kemo.evaluation.thresholds import ThresholdSearch
 
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -266,10 +268,11 @@ def ensemble_data(members, paths, data_dir=None) -> EnsembleData:
     return EnsembleData(val, concat_examples(devs) if devs else None, served_by, notes)
 
 
-def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size: int = 64,
-                   log=print) -> dict:
+def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
+                   batch_size: int = 64) -> dict:
     """Average `member_dirs`, tune thresholds on their shared validation rows, report
-    on dev, and write the ensemble run directory `run_dir`. Returns its report.
+    on dev, and write the ensemble run directory `run_dir`. Returns its report
+    (`format_ensemble_report` renders it; progress goes to the `kemo.ensemble` logger).
 
     Members may be trained on different languages: each row is averaged over the
     members trained on its language (`serving_weights`), and the report's
@@ -283,30 +286,32 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None, batch_size
     data = ensemble_data(members, paths, data_dir)
     ens = EnsembleRun(run_dir, None, members, weights, ThresholdSearch.untuned(
         union_labels(members)))
-    log(f"ensemble of {len(members)} runs on {len(data.val)} validation"
-        f"{f' and {len(data.dev)} dev' if data.dev is not None else ''} rows; weights "
-        + ", ".join(f"{w:.3f}" for w in weights))
+    log.info(f"ensemble of {len(members)} runs on {len(data.val)} validation"
+             f"{f' and {len(data.dev)} dev' if data.dev is not None else ''} rows; weights "
+             + ", ".join(f"{w:.3f}" for w in weights))
     for note in data.notes:
-        log(f"  {note}")
+        log.info(f"  {note}")
     probs, parts = {}, {}
     for split, ex in (("val", data.val), ("dev", data.dev)):
         if ex is not None:
             t0 = time.time()
             w, parts[split] = ens.member_probs(ex.texts, batch_size, langs=ex.langs)
             probs[split] = combine_probs(w, parts[split], members, ens.label_names)
-            log(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
+            log.info(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
     report, fin = _finish_report(members, paths, weights, data, probs, parts, started)
     _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin)
-    log(format_members_table(report))
-    log(format_served_by(report))
+    return report
+
+
+def format_ensemble_report(report: dict) -> str:
+    """Members, which served which language, and the per-language tables of validation
+    and dev: what `kemo ensemble` prints."""
     from kemo.evaluation.report import format_language_table
 
-    for split in ("validation", "dev"):
-        if split in report:
-            log("\n" + format_language_table(report[split], split,
-                                              report["meta"]["decides_with"]))
-    log(f"\nrun directory: {run_dir}")
-    return report
+    parts = [format_members_table(report), format_served_by(report)]
+    parts += ["\n" + format_language_table(report[split], split, report["meta"]["decides_with"])
+              for split in ("validation", "dev") if split in report]
+    return "\n".join(parts)
 
 
 def _open_members(paths, run_dir):

@@ -23,9 +23,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
-import sys
 import threading
+
+log = logging.getLogger(__name__)
 
 _requested = threading.Event()
 _deferring = threading.Event()  # a fit/predict with ReraiseInterrupt is running
@@ -40,8 +42,7 @@ def _on_sigint(signum, frame):
     first = not _requested.is_set()
     _requested.set()
     if first and _deferring.is_set():
-        print("\ninterrupted: stopping at the end of this batch (Ctrl-C again: now)",
-              file=sys.stderr, flush=True)
+        log.warning("\ninterrupted: stopping at the end of this batch (Ctrl-C again: now)")
         return
     raise KeyboardInterrupt
 

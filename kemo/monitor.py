@@ -20,12 +20,15 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
 import keras
 
 from kemo.run import layout as L
+
+log = logging.getLogger(__name__)
 
 TENSORBOARD_DIR = L.TENSORBOARD
 BAR_KEYS = ("loss", "macro_f1")  # what the bar shows while an epoch runs
@@ -82,14 +85,14 @@ class RunningProgbar(keras.callbacks.ProgbarLogger):
         super().on_train_batch_end(batch, logs)
 
 
-def tensorboard_callback(run_dir, log=print):
+def tensorboard_callback(run_dir):
     """`keras.callbacks.TensorBoard` writing to `<run_dir>/tensorboard`, or None (with
-    a note through `log`) when TensorFlow or tensorboard, which write the event files,
+    a logged note) when TensorFlow or tensorboard, which write the event files,
     is missing."""
     missing = [m for m in ("tensorflow", "tensorboard") if importlib.util.find_spec(m) is None]
     if missing:  # tf.summary writes nothing without the tensorboard package
-        log(f"note: {' and '.join(missing)} not installed: no TensorBoard logs for this run "
-            "(pip install tensorboard)")
+        log.warning(f"note: {' and '.join(missing)} not installed: no TensorBoard logs for "
+                    "this run (pip install tensorboard)")
         return None
     return keras.callbacks.TensorBoard(log_dir=str(Path(run_dir) / TENSORBOARD_DIR),
                                        write_graph=False, update_freq="epoch")
@@ -110,17 +113,15 @@ class CompileNotes(keras.callbacks.Callback):
         # length bucket 32 compiled and run: 21.4s
     """
 
-    def __init__(self, min_seconds: float = 1.0, log=print, bar: bool = False,
-                 bucket_of_step=None):
+    def __init__(self, min_seconds: float = 1.0, bar: bool = False, bucket_of_step=None):
         super().__init__()
-        self.min_seconds, self.log, self.bar = min_seconds, log, bar
+        self.min_seconds, self.bar = min_seconds, bar
         self.bucket_of_step = bucket_of_step
         self._steps, self._t0, self._first = [], 0.0, True
         self._epoch, self._seen, self._new = 0, set(), None
 
     def _say(self, text):
-        self.log(("\n" if self.bar else "") + text)
-        sys.stdout.flush()
+        log.info(("\n" if self.bar else "") + text)  # after the bar's line
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -174,12 +175,12 @@ class CompileNotes(keras.callbacks.Callback):
             self._say(f"validation pass: {took:.1f}s")
 
 
-def monitor_callbacks(run_dir, verbose: int, log=print, bucket_of_step=None) -> list:
+def monitor_callbacks(run_dir, verbose: int, bucket_of_step=None) -> list:
     """The progress bar (when `verbose == 1`), compile notes (unless quiet; naming the
     length bucket with `bucket_of_step`, see `CompileNotes`) and the TensorBoard writer
     for `fit`."""
     callbacks = [RunningProgbar()] if verbose == 1 else []
     if verbose:
-        callbacks.append(CompileNotes(log=log, bar=verbose == 1, bucket_of_step=bucket_of_step))
-    board = tensorboard_callback(run_dir, log)
+        callbacks.append(CompileNotes(bar=verbose == 1, bucket_of_step=bucket_of_step))
+    board = tensorboard_callback(run_dir)
     return callbacks + ([board] if board is not None else [])

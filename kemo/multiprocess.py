@@ -30,12 +30,15 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30  # a process silent this long is dead: the others stop
 ADDRESS, NUM, ID = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
@@ -90,10 +93,9 @@ def initialize() -> None:
         raise InputError(f"cannot join the run's processes ({ADDRESS}={addresses}, "
                          f"{NUM}={num}, {ID}={pid}): {str(e).splitlines()[0]}{found}") from None
     _started = True
-    print(f"process {jax.process_index()} of {jax.process_count()}: "
-          f"{jax.local_device_count()} of {jax.device_count()} devices "
-          f"({jax.devices()[0].platform}), coordinator {coordinator or 'found by JAX'}",
-          flush=True)
+    log.info(f"process {jax.process_index()} of {jax.process_count()}: "
+             f"{jax.local_device_count()} of {jax.device_count()} devices "
+             f"({jax.devices()[0].platform}), coordinator {coordinator or 'found by JAX'}")
 
 
 def active() -> bool:
@@ -271,5 +273,5 @@ def launch(argv: list[str], processes: int, grace: float = HEARTBEAT_SECONDS + 1
     if interrupted:
         return 130 if interrupted[0] == signal.SIGINT else 128 + interrupted[0]
     how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-    print(f"error: process {i} of {processes} stopped ({how}): the run stopped", file=sys.stderr)
+    log.error(f"error: process {i} of {processes} stopped ({how}): the run stopped")
     return code if code > 0 else 1

@@ -20,12 +20,15 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from kemo.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def entries(root: Path) -> list[str]:
@@ -99,10 +102,10 @@ class OwnedDir:
         swap_in(out, stage, old)
 
 
-def swap_in(out: Path, stage: Path, old: list[str], log=print) -> None:
+def swap_in(out: Path, stage: Path, old: list[str]) -> None:
     """Put the complete folder `stage` in place of `out` (absent or empty, or holding
     only the entries `old`, deepest first, which kemo wrote), then delete those
-    entries: a folder someone filled meanwhile stays, with a warning through `log`."""
+    entries: a folder someone filled meanwhile stays, with a logged warning."""
     if not out.exists() or not old:
         if out.exists():
             out.rmdir()
@@ -121,4 +124,4 @@ def swap_in(out: Path, stage: Path, old: list[str], log=print) -> None:
     try:
         trash.rmdir()
     except OSError:
-        log(f"warning: {trash}: left in place (it holds files kemo did not write)")
+        log.warning(f"warning: {trash}: left in place (it holds files kemo did not write)")

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -44,7 +44,7 @@ from kemo.data.pipeline import (
 from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_manifest
 from kemo.errors import InputError
 from kemo.interrupt import ReraiseInterrupt
-from kemo.machine import cpu_info, describe_cpu
+from kemo.machine import cpu_info
 from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
@@ -52,16 +52,18 @@ from kemo.models.backbone_layers import freeze_lower_layers, token_embedding, us
 from kemo.models.backbones import save_preprocessor
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
+import kemo.log
 from kemo import multiprocess
 from kemo.nan_guard import StopOnNanLoss
 from kemo.prediction.batches import predict_probs
-from kemo.evaluation.report import format_console_report
 from kemo.run import layout as L
 from kemo.run.finish import finish, write_decisions, write_report
 from kemo.run.manifest import write_manifest
 from kemo.run.lock import RunLock, check_unlocked
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
 from kemo.validation import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
+
+log = logging.getLogger(__name__)
 
 
 def make_optimizer(cfg: Config, total_steps: int):
@@ -153,7 +155,7 @@ def set_distribution(cfg: Config) -> None:
     keras.distribution.set_distribution(keras.distribution.DataParallel(
         devices=devices, auto_shard_dataset=not multiprocess.active()))
     if multiprocess.is_writer():
-        print(f"data parallel over {len(devices)} devices: {devices[0]} ...")
+        log.info(f"data parallel over {len(devices)} devices: {devices[0]} ...")
 
 
 def _make_loss(cfg: Config, train_ex: Examples):
@@ -235,11 +237,13 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
 
 def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
           resume: bool = False, tokens=None, keep_checkpoints: bool = False,
-          announce: str = "") -> dict:
+          inputs_checked=None) -> dict:
     """Run one experiment end to end; returns {"report", "history", "run_dir"}.
 
-    `announce` (what the caller is doing: config, preset, data) is printed once every
-    input has been checked, so bad input prints nothing but its one error.
+    Progress goes to the `kemo.training` logger (`kemo.log`). `inputs_checked` (a
+    callable of no arguments) is called once every input has been checked and before
+    anything is written: the CLI says there what it is doing, so bad input prints
+    nothing but its one error.
 
     The tokens of its splits go to `<run_dir>/tokens/` (a `kemo.data.token_cache`).
     With `tokens` (a cache `kemo tokenize` wrote for this config), or resuming a run
@@ -259,7 +263,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     """
     with ExitStack() as lock:
         return _train(cfg, data_dir, run_dir, verbose, resume, lock, tokens, keep_checkpoints,
-                      announce)
+                      inputs_checked)
 
 
 def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
@@ -298,22 +302,22 @@ class _Inputs:
 
 
 def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: ExitStack,
-           tokens=None, keep_checkpoints: bool = False, announce: str = "") -> dict:
+           tokens=None, keep_checkpoints: bool = False, inputs_checked=None) -> dict:
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
     set_distribution(cfg)
-    out, writer = sys.stdout, multiprocess.is_writer()  # several processes: 0 writes run_dir
+    writer = multiprocess.is_writer()  # several processes: process 0 writes run_dir
     if not writer:  # process 0 tells the run; the others say when they are done
-        lock.enter_context(contextlib.redirect_stdout(lock.enter_context(open(os.devnull, "w"))))
+        lock.enter_context(_quiet_process())
     run_dir = Path(run_dir)
     # Everything that can fail on user input happens before the run dir is written.
     inputs = _prepare_inputs(cfg, data_dir, run_dir, resume, tokens)
     model, backbone, load_seconds = _build_model(cfg, inputs, run_dir, resume)
     monitor = monitor_key(inputs.train.langs.tolist())  # several languages: their mean F1
     state = _open_run(cfg, run_dir, resume, lock, model, inputs, monitor)
-    if announce:
-        print(announce)
+    if inputs_checked:
+        inputs_checked()
     _describe(cfg, inputs, backbone, load_seconds)
     tf_data = _tokenize(cfg, inputs, run_dir)
     weights = _sample(cfg, inputs, run_dir, resume, monitor)
@@ -325,16 +329,16 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     if writer:
         write_manifest(run_dir, "train", finished=True)  # the end time and the files kept
     multiprocess.barrier("kemo-train-written")  # the others end once the run is written
-    if not writer:
-        print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})",
-              file=out)
-        return {"report": report, "history": fit.history, "run_dir": run_dir}
-    print()
-    print(format_console_report(report))
-    best = f", best epoch {fit.best_epoch} restored" if fit.best_epoch else ""
-    print(f"\ntrained {fit.epochs_run} epochs{best} (fit {fit.seconds:.0f}s; "
-          f"{describe_cpu(report['meta']['cpu'])})")
     return {"report": report, "history": fit.history, "run_dir": run_dir}
+
+
+@contextlib.contextmanager
+def _quiet_process():
+    """A process other than 0 of several: Keras' progress and kemo's info lines go
+    nowhere (warnings still show)."""
+    with kemo.log.warnings_only(), open(os.devnull, "w") as null, \
+            contextlib.redirect_stdout(null):
+        yield
 
 
 def _prepare_inputs(cfg: Config, data_dir, run_dir: Path, resume: bool, tokens) -> _Inputs:
@@ -403,9 +407,9 @@ def _open_run(cfg: Config, run_dir: Path, resume: bool, lock: ExitStack, model,
 
 def _describe(cfg: Config, inputs: _Inputs, backbone, load_seconds: float) -> None:
     dev = inputs.splits.dev
-    print(f"backbone: {cfg.model.preset or 'random weights'} loaded in {load_seconds:.1f}s "
+    log.info(f"backbone: {cfg.model.preset or 'random weights'} loaded in {load_seconds:.1f}s "
           f"({backbone.count_params() / 1e6:.1f}M weights)")
-    print(f"data: {len(inputs.train)} train, {len(inputs.val)} validation (from train), "
+    log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation (from train), "
           f"{len(dev) if dev is not None else 0} dev rows; languages "
           f"{', '.join(cfg.data.languages)}; labels {', '.join(inputs.label_names)}")
 
@@ -416,11 +420,11 @@ def _tokenize(cfg: Config, inputs: _Inputs, run_dir: Path):
     t0 = time.time()
     cache = inputs.cache
     if cache:
-        print(f"tokens from {cache.path} (sequence_length {cfg.model.sequence_length})")
+        log.info(f"tokens from {cache.path} (sequence_length {cfg.model.sequence_length})")
     else:
         inputs.arrays = tokenize_splits({n: ex.texts for n, ex in inputs.named.items()},
                                         inputs.preprocessor)
-        print(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
+        log.info(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
     if multiprocess.is_writer() and (cache is None or cache.path != run_dir / L.TOKENS):
         TokenCache.write(run_dir / L.TOKENS, inputs.named, inputs.arrays, inputs.preprocessor,
                          inputs.expect,
@@ -436,13 +440,13 @@ def _sample(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool, monitor: 
     before = label_distribution(train_ex.labels, train_ex.mask)
     after = label_distribution(train_ex.labels, train_ex.mask,
                                epoch_indices(len(train_ex), cfg.train.seed, 0, weights))
-    print("label distribution (positive rate), before and after sampling "
+    log.info("label distribution (positive rate), before and after sampling "
           f"(strength {cfg.data.sampling_strength}):")
-    print(_format_distribution(names, before, after))
+    log.info(_format_distribution(names, before, after))
     if monitor == LANGUAGE_MEAN_KEY:  # several languages
-        print(f"rows per language and epoch, before and after sampling (language "
+        log.info(f"rows per language and epoch, before and after sampling (language "
               f"temperature {cfg.data.language_temperature}):")
-        print(_format_languages(train_ex.langs, weights))
+        log.info(_format_languages(train_ex.langs, weights))
     if multiprocess.is_writer() and not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
         (run_dir / L.LABEL_DISTRIBUTION).write_text(json.dumps(
             {"labels": list(names), "before": before.tolist(), "after": after.tolist(),
@@ -464,7 +468,7 @@ def _fit(cfg: Config, model, inputs: _Inputs, run_dir: Path, verbose: int, resum
     """`model.fit` from the checkpoint's epoch (or the first) to the end or early stop."""
     start_epoch = state["epoch"] if state else 0
     if resume:
-        print(f"resuming {run_dir} after epoch {start_epoch}" if state
+        log.info(f"resuming {run_dir} after epoch {start_epoch}" if state
               else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
     batch, buckets, arrays = cfg.train.batch_size, cfg.data.length_buckets, inputs.arrays["train"]
     train_ds = input_batches(arrays, inputs.train.y, batch, tf_data=tf_data,
@@ -487,7 +491,7 @@ def _fit(cfg: Config, model, inputs: _Inputs, run_dir: Path, verbose: int, resum
                       callbacks=callbacks, verbose=verbose, shuffle=False)
         except KeyboardInterrupt:
             if multiprocess.is_writer():
-                print(f"\ninterrupted: continue with --resume {run_dir}", file=sys.stderr)
+                log.warning(f"\ninterrupted: continue with --resume {run_dir}")
             raise
     elif state and state.get("best_weights") is not None:
         # Training had ended before the kill: early stopping's best weights, as at its end.
@@ -541,12 +545,12 @@ def _predict_splits(cfg: Config, model, inputs: _Inputs, tf_data) -> dict:
     probs = {}
     for name, arr in inputs.arrays.items():
         if name != "train":  # a line before each wait: predicting compiles too
-            print(f"evaluating {'validation' if name == 'val' else name} "
-                  f"({len(inputs.named[name])} rows) ...", end=" ", flush=True)
+            split = "validation" if name == "val" else name
+            log.info(f"evaluating {split} ({len(inputs.named[name])} rows) ...")
             t1 = time.time()
             probs[name] = predict_probs(model, arr, cfg.train.batch_size,
                                         cfg.data.length_buckets, tf_data)
-            print(f"{time.time() - t1:.1f}s", flush=True)
+            log.info(f"evaluated {split} in {time.time() - t1:.1f}s")
     return probs
 
 

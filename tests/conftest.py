@@ -12,7 +12,9 @@ Python then keeps it ignored. `restore_sigint()` gives a test Python's own handl
 the interrupt tests do not depend on how the suite was started.
 """
 
+import contextlib
 import hashlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -26,6 +28,12 @@ import pytest  # noqa: E402
 import signal as _signal  # noqa: E402
 
 SIGINT_AT_START = _signal.getsignal(_signal.SIGINT)  # before any test changes it
+
+import kemo.log  # noqa: E402
+
+# In-process calls of library code show kemo's messages as `kemo` commands do (info on
+# stdout, warnings on stderr), so a test reads them with capsys either way.
+kemo.log.to_console()
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
@@ -125,6 +133,27 @@ def assert_refused(rc, out, err, needles=(), before=None, after=None):
     for needle in needles:
         assert needle in errors[0], (needle, errors[0])
     assert after == before, "files were written or changed"
+
+
+@contextlib.contextmanager
+def kemo_log(name: str = "kemo"):
+    """The messages kemo's library code logs inside the block (info and up), in order:
+    what a function that logs said (`kemo.log`), without reading the console."""
+    lines = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger, handler = logging.getLogger(name), Collect()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def snapshot(root: Path) -> dict:

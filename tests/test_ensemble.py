@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from kemo.cli import main
-from conftest import ROOT, TINY_OVERRIDES
+from conftest import ROOT, TINY_OVERRIDES, kemo_log
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,13 @@ def second_run(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ensemble(tiny_run, second_run, data_dir, tmp_path_factory):
-    from kemo.ensemble import build_ensemble
+    from kemo.ensemble import build_ensemble, format_ensemble_report
 
     out = tmp_path_factory.mktemp("ens") / "ens"
-    lines = []
-    report = build_ensemble([tiny_run, second_run], out, weights=[3, 1], data_dir=data_dir,
-                            log=lines.append)
-    return out, report, lines
+    with kemo_log() as lines:
+        report = build_ensemble([tiny_run, second_run], out, weights=[3, 1], data_dir=data_dir)
+    # what `kemo ensemble` shows: the progress it logged, then the report it prints
+    return out, report, lines + format_ensemble_report(report).splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_export_parity(ensemble, splits, tmp_path):
     from kemo.prediction.predictor import load_predictor
 
     out = tmp_path / "export"
-    info = export_run(ensemble[0], out, benchmark=False, log=lambda *_: None)
+    info = export_run(ensemble[0], out, benchmark=False)
     assert info["ensemble"]["weights"] == [0.75, 0.25]
     assert (out / "members" / "0" / "model.keras").is_file()
     assert (out / "members" / "1" / "preprocessor" / "preprocessor.json").is_file()
@@ -186,7 +186,7 @@ def test_ensemble_honours_thresholds_tune_and_says_what_its_config_is(
         (copy / "config.toml").write_text(text.replace("tune = true", "tune = false"))
         members.append(copy)
     out = tmp_path / "ens-untuned"
-    report = build_ensemble(members, out, data_dir=data_dir, log=lambda *a: None)
+    report = build_ensemble(members, out, data_dir=data_dir)
     assert report["meta"]["decides_with"] == "threshold_0.5"
     assert json.loads((out / "thresholds.json").read_text())["thresholds"] == [0.5] * len(
         report["validation"]["threshold_0.5"]["overall"]["per_label"])

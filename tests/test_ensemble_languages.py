@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from kemo.cli import main
-from conftest import ROOT, TINY_OVERRIDES
+from conftest import ROOT, TINY_OVERRIDES, kemo_log
 
 BOTH = ['data.languages=["eng", "afr"]', "data.max_train_examples=0",
         "data.max_train_examples_per_language=600"]
@@ -60,13 +60,13 @@ def eng_afr_run(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mixed(tiny_run, eng_afr_run, data_dir, tmp_path_factory):
-    from kemo.ensemble import build_ensemble
+    from kemo.ensemble import build_ensemble, format_ensemble_report
 
     out = tmp_path_factory.mktemp("ens") / "mixed"
-    lines = []
-    report = build_ensemble([tiny_run, eng_afr_run], out, weights=[1, 3], data_dir=data_dir,
-                            log=lines.append)
-    return out, report, lines
+    with kemo_log() as lines:
+        report = build_ensemble([tiny_run, eng_afr_run], out, weights=[1, 3], data_dir=data_dir)
+    # what `kemo ensemble` shows: the progress it logged, then the report it prints
+    return out, report, lines + format_ensemble_report(report).splitlines()
 
 
 def test_each_language_averages_only_its_members(mixed, tiny_run, eng_afr_run, data_dir):
@@ -157,7 +157,7 @@ def test_predict_writes_each_language_and_export_keeps_working(mixed, data_dir, 
         assert scores["per_language"][lang]["macro_f1"] == pytest.approx(
             decided["per_language"][lang]["macro"]["f1"], abs=1e-6)
 
-    info = export_run(out, tmp_path / "export", benchmark=False, log=lambda *_: None)
+    info = export_run(out, tmp_path / "export", benchmark=False)
     assert info["ensemble"]["member_languages"] == [["eng"], ["eng", "afr"]]
     assert info["ensemble"]["member_labels"][0] == ["anger", "fear", "joy", "sadness", "surprise"]
     texts = ["I can't stop smiling today", "Ek is so kwaad vir hom!", "", "😀🎉"]

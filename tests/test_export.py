@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import kemo_log
 from kemo.cli import main
 from kemo.serving.export import export_run
 from kemo.serving.tf_only import run_tf_only
@@ -43,8 +44,8 @@ def texts(data_dir):
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "export"
-    lines = []
-    info = export_run(tiny_run, out, batch_size=8, repeats=3, log=lines.append)
+    with kemo_log() as lines:
+        info = export_run(tiny_run, out, batch_size=8, repeats=3)
     return out, info, lines
 
 

@@ -6,6 +6,7 @@ import time
 import keras
 import numpy as np
 
+from conftest import kemo_log
 from kemo.monitor import CompileNotes, RunningProgbar
 
 
@@ -34,9 +35,9 @@ def _model():
 
 def test_each_new_bucket_is_named_before_it_compiles_and_timed_after():
     plan = [16, 16, 32, 16, 32, 64]
-    lines = []
-    notes = CompileNotes(log=lines.append, bucket_of_step=lambda epoch, batch: plan[batch])
-    _model().fit(Buckets(plan), epochs=1, verbose=0, callbacks=[notes])
+    notes = CompileNotes(bucket_of_step=lambda epoch, batch: plan[batch])
+    with kemo_log() as lines:
+        _model().fit(Buckets(plan), epochs=1, verbose=0, callbacks=[notes])
     starts = [ln for ln in lines if ln.startswith("compiling the train step for length bucket")]
     assert [int(ln.split("bucket ")[1].split()[0]) for ln in starts] == [16, 32, 64]
     assert sum("compiled and run:" in ln for ln in lines) == 3

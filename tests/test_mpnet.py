@@ -360,7 +360,7 @@ def test_tiny_mpnet_run_reloads_and_exports(tiny_mpnet_run, tmp_path):
     texts = TEXTS + [LONG]
     probs = run.predict_probs(texts)
     out = tmp_path / "export"
-    info = export_run(tiny_mpnet_run, out, benchmark=False, log=lambda *a: None)
+    info = export_run(tiny_mpnet_run, out, benchmark=False)
     assert info["preprocessing"]["tokenizer"] == "MPNetTokenizer"
     assert info["preprocessing"]["tokenizer_kind"] == "wordpiece"
     result = serve_saved_model(out / "saved_model", texts, tmp_path)

@@ -6,7 +6,9 @@ Scanned from the source, as `tests/test_run_layout.py` scans for run-file names:
 - no function or method in `kemo/` is longer than `MAX_LINES` lines (commands read as
   named phases, as big_vision's train.py does);
 - `kemo.data` imports nothing from `kemo.models` (data flows one way: config -> data ->
-  model -> fit -> thresholds -> report/export).
+  model -> fit -> thresholds -> report/export);
+- one logging convention (`kemo.log`): library code outside `kemo.cli` never calls
+  `print` and no function takes a `log` callable; it logs on `logging.getLogger(__name__)`.
 """
 
 import ast
@@ -110,3 +112,37 @@ def long_functions(max_lines: int = MAX_LINES) -> list[str]:
 def test_no_function_is_longer_than_80_lines():
     assert long_functions(10)  # the scan sees functions at all
     assert long_functions() == []
+
+
+def console_writes(source: str) -> list[str]:
+    """`print(...)` calls, parameters named `log`, and loggers not named after their
+    module (`getLogger("...")`) in `source`: what the logging convention rules out."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "print":
+            found.append(f"line {node.lineno}: print(...)")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "getLogger" and not (
+                    node.args and isinstance(node.args[0], ast.Name)
+                    and node.args[0].id == "__name__"):
+            found.append(f"line {node.lineno}: getLogger not of __name__")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            if any(a.arg == "log" for a in args):
+                found.append(f"line {node.lineno}: {node.name}(log=...)")
+    return sorted(found, key=lambda f: int(f.split()[1].rstrip(":")))
+
+
+def test_the_console_scan_finds_prints_and_log_callables():
+    sample = ("import logging\nlog = logging.getLogger('x')\n"
+              "def f(n, log=print):\n    print(n)\n    log(n)\n"
+              "def g():\n    return 'print(1)'  # a string is not a call\n")
+    assert console_writes(sample) == ["line 2: getLogger not of __name__",
+                                      "line 3: f(log=...)", "line 4: print(...)"]
+
+
+def test_library_code_logs_and_only_the_cli_prints():
+    bad = {name: console_writes(path.read_text()) for name, path in sorted(MODULES.items())
+           if not (name == "kemo.cli" or name.startswith("kemo.cli.")) and name != "kemo.log"}
+    assert {k: v for k, v in bad.items() if v} == {}

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from _reliability import kemo, refused
+from conftest import kemo_log
 from kemo import weights
 from kemo.weights import OfflineModel
 from kemo.weights._store import MARKER
@@ -76,8 +77,8 @@ def test_first_use_in_a_process_checks_the_hash(fake, monkeypatch):
     (fake / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(weights.WeightsNotMaterialised, match="sha256"):
         weights.resolve("fake")
-    lines = []
-    assert weights.ensure("fake", log=lines.append) == fake
+    with kemo_log() as lines:
+        assert weights.ensure("fake") == fake
     assert "damaged" in lines[0]
     assert (fake / "model.safetensors").read_bytes() == PAYLOAD
 

@@ -297,7 +297,7 @@ def test_export_of_a_pruned_run(pruned_run, dev_texts, tmp_path):
     from kemo.serving.tf_only import run_tf_only
     from kemo.run.read import load_run
 
-    info = export_run(pruned_run, tmp_path / "export", benchmark=False, log=lambda *a: None)
+    info = export_run(pruned_run, tmp_path / "export", benchmark=False)
     keep = np.load(pruned_run / vp.KEEP_FILE)
     assert info["preprocessing"]["pruned_vocabulary"]["kept_ids"] == len(keep)
     assert info["preprocessing"]["tokenizer_kind"] == "wordpiece"

@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     from kemo.errors import InputError
     from kemo.interrupt import catch_interrupts, interrupt_requested
     from kemo.native_logs import filtered_native_logs
+    from kemo.log import to_console
+
+    to_console()  # library code logs (kemo.log); a command shows its info and warnings
 
     try:
         with catch_interrupts(), filtered_native_logs():

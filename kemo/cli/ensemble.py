@@ -32,7 +32,10 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from kemo.ensemble import build_ensemble
+    from kemo.ensemble import build_ensemble, format_ensemble_report
 
-    build_ensemble(args.members, args.run_dir, args.weights, args.data_dir, args.batch_size)
+    report = build_ensemble(args.members, args.run_dir, args.weights, args.data_dir,
+                            args.batch_size)
+    print(format_ensemble_report(report))
+    print(f"\nrun directory: {args.run_dir}")
     return 0

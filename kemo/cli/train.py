@@ -110,7 +110,7 @@ def run(args) -> int:
     data_dir = resolve_data_dir(args.data_dir, cfg.data.data_dir)
     inline = "none (a small random BERT, vocabulary learnt from the training texts)"
     # What it is doing, printed once the inputs are checked (bad input prints one error).
-    announce = "\n".join([
+    doing = "\n".join([
         f"resuming {run_dir} (its config.toml)" if args.resume else f"config: {config}"
         + ("" if args.config else " (the default; --config FILE for another)"),
         f"preset: {cfg.model.preset or inline}",
@@ -121,8 +121,25 @@ def run(args) -> int:
     result = train(cfg, data_dir=data_dir, run_dir=run_dir,
                    verbose=progress_verbosity(args.quiet), resume=bool(args.resume),
                    tokens=args.tokens, keep_checkpoints=args.keep_checkpoints,
-                   announce=announce)
-    if multiprocess.is_writer():  # the others said "done" and wrote nothing
-        print(result_summary(result["report"]))
-        print(f"run directory: {result['run_dir']}")
+                   inputs_checked=lambda: print(doing))
+    if not multiprocess.is_writer():  # the others wrote nothing
+        print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})")
+        return 0
+    _print_result(result["report"])
+    print(result_summary(result["report"]))
+    print(f"run directory: {result['run_dir']}")
     return 0
+
+
+def _print_result(report: dict) -> None:
+    """The report's tables, then how long it trained and on what."""
+    from kemo.evaluation.report import format_console_report
+    from kemo.machine import describe_cpu
+
+    meta = report["meta"]
+    best = meta.get("best_epoch_restored")
+    print()
+    print(format_console_report(report))
+    print(f"\ntrained {meta['epochs_run']} epochs"
+          + (f", best epoch {best} restored" if best else "")
+          + f" (fit {meta['fit_seconds']:.0f}s; {describe_cpu(meta['cpu'])})")

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,8 @@ import numpy as np
 
 from kemo.data.brighter import Examples, load_split, resolve_data_dir, split_file
 from kemo.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,8 +71,8 @@ def load_data(cfg, data_dir) -> Splits:
     with_dev = [lang for lang in langs if split_file(root, "dev", lang).exists()]
     if len(with_dev) < len(langs):
         missing = [str(split_file(root, "dev", lang)) for lang in langs if lang not in with_dev]
-        print(f"note: no dev file {', '.join(missing)}: dev is scored on "
-              f"{', '.join(with_dev) or 'no language'}", file=sys.stderr)
+        log.warning(f"note: no dev file {', '.join(missing)}: dev is scored on "
+                    f"{', '.join(with_dev) or 'no language'}")
     dev = None
     if with_dev:
         dev = load_split(root, "dev", with_dev)

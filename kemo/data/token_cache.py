@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -38,6 +39,8 @@ from kemo.data.brighter import split_file
 from kemo.data.fingerprints import file_sha256, preset_files_sha, preset_fingerprint
 from kemo.data.splits import split_seed
 from kemo.errors import InputError
+
+log = logging.getLogger(__name__)
 
 FORMAT, VERSION = "kemo token cache", 1
 MANIFEST, PREPROCESSOR = "manifest.json", "preprocessor"
@@ -171,11 +174,9 @@ class TokenCache:
         except OSError as e:
             raise InputError(f"token cache {path}: cannot write ({e.strerror or e})") from None
         except KeyboardInterrupt:
-            import sys
-
-            print(f"interrupted: token cache {path}: "
-                  + ("the earlier cache is kept as it was" if path.exists() or old.exists()
-                     else "not written") + "; nothing partial is left", file=sys.stderr)
+            log.warning(f"interrupted: token cache {path}: "
+                        + ("the earlier cache is kept as it was" if path.exists() or old.exists()
+                           else "not written") + "; nothing partial is left")
             raise
         finally:  # interrupted or failed: no partial folder left, the earlier cache kept
             shutil.rmtree(tmp, ignore_errors=True)

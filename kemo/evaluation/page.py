@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import html
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from kemo.evaluation.plots import plot_curves, plot_distribution, plot_pr_curves
 from kemo.run import layout as L
 from kemo.evaluation.split_probs import available_probs
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
+
+log = logging.getLogger(__name__)
 
 # The report folder: built aside, marked, never written over what kemo did not write.
 REPORT_DIR = OwnedDir("report directory", ".kemo-report", legacy=(".html", ".png"))
@@ -210,11 +213,9 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
                              thresholds)
         REPORT_DIR.publish(final, out, legacy)
     except KeyboardInterrupt:
-        import sys
-
-        print(f"interrupted: report directory {final}: "
-              + ("the earlier report is kept as it was" if final.exists() else "not written")
-              + "; nothing partial is left", file=sys.stderr)
+        log.warning(f"interrupted: report directory {final}: "
+                    + ("the earlier report is kept as it was" if final.exists() else "not written")
+                    + "; nothing partial is left")
         raise
     finally:
         shutil.rmtree(out, ignore_errors=True)

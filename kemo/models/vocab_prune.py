@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -37,6 +38,8 @@ from keras_hub.src.layers.preprocessing.preprocessing_layer import Preprocessing
 from kemo.errors import InputError
 from kemo.models.backbone_layers import token_embedding
 from kemo.run import layout as L
+
+log = logging.getLogger(__name__)
 
 KEEP_FILE = L.VOCABULARY_KEEP
 _SPECIAL_ATTRS = ("start", "end", "pad", "unk", "mask", "cls", "sep", "bos", "eos")
@@ -367,8 +370,8 @@ def prune_vocabulary(cfg, data_root, preprocessor, backbone, arrays=None, resume
         except ImportError:  # no TensorFlow: a token cache's ids are all there is
             if not used:
                 raise
-            print("note: model.prune_vocabulary keeps the token cache's ids only (tokenising "
-                  "the other texts, test included, needs TensorFlow)", file=sys.stderr)
+            log.warning("note: model.prune_vocabulary keeps the token cache's ids only "
+                        "(tokenising the other texts, test included, needs TensorFlow)")
         keep = used_token_ids(used, specials)
     pruned = PrunedTokenizer(tokenizer, keep)
     if arrays is not None:
@@ -382,8 +385,8 @@ def _prune(backbone, keep, tokenizer):
         pruned = prune_backbone(backbone, keep)
     except ValueError as e:
         raise InputError(f"config key 'model.prune_vocabulary': {e}") from None
-    print(f"vocabulary pruned to {len(keep)} of {tokenizer.vocabulary_size()} token ids: "
-          f"{backbone.count_params():,} -> {pruned.count_params():,} backbone parameters")
+    log.info(f"vocabulary pruned to {len(keep)} of {tokenizer.vocabulary_size()} token ids: "
+             f"{backbone.count_params():,} -> {pruned.count_params():,} backbone parameters")
     return pruned
 
 

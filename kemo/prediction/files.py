@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +36,8 @@ from kemo.data.brighter import (
 )
 from kemo.atomic import atomic_path, write_csv
 from kemo.errors import InputError
+
+log = logging.getLogger(__name__)
 
 SUBMISSION_FOLDER = "track_a"
 ZIP_NAME = "submission.zip"
@@ -273,11 +276,9 @@ def _write_outputs(names, inputs, decided, out_dir: Path, untrained: str, zip_na
             write_submission_zip(submission, zip_path)
             written.append(zip_path)
     except KeyboardInterrupt:
-        import sys
-
         left = ", ".join(f.name for f in written) or "no file"
-        print(f"interrupted: {out_dir}: wrote {left} in full; no file is half-written "
-              f"(the others are as they were before)", file=sys.stderr)
+        log.warning(f"interrupted: {out_dir}: wrote {left} in full; no file is half-written "
+                    f"(the others are as they were before)")
         raise
     return written, zip_path
 

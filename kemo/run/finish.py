@@ -17,10 +17,12 @@ Example:
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from dataclasses import dataclass
 
 from kemo.run import layout as L
+
+log = logging.getLogger(__name__)
 
 AT_HALF = "threshold_0.5"
 GLOBAL = "tuned_thresholds"
@@ -34,8 +36,8 @@ def decides_with(tcfg, warn: bool = False) -> str:
     """The setting a run decides with, from its config's `thresholds` table: at 0.5
     without tuning, else per language or global as `per_language` says."""
     if tcfg.per_language and not tcfg.tune and warn:
-        print("note: thresholds.per_language needs thresholds.tune = true: the run decides "
-              "at 0.5", file=sys.stderr)
+        log.warning("note: thresholds.per_language needs thresholds.tune = true: the run "
+                    "decides at 0.5")
     if not tcfg.tune:
         return AT_HALF
     return PER_LANGUAGE if tcfg.per_language else GLOBAL

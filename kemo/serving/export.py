@@ -43,6 +43,7 @@ Latencies are measured in a TensorFlow-only subprocess (`kemo.serving.tf_only`).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ from kemo.serving.export_dir import (  # noqa: F401  (read_export_info: re-expor
     FORMAT_VERSION, SAVED_MODEL, SIGNATURE, check_out, mark, read_export_info, replace,
     staging_dir,
 )
+
+log = logging.getLogger(__name__)
 
 
 def dir_size(path) -> int:
@@ -187,9 +190,9 @@ def use_snippet(saved_model) -> list[str]:
 
 
 def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int = 32,
-               repeats: int = 10, platforms=("cpu", "cuda"), pad_batch: bool = True,
-               log=print) -> dict:
-    """Export `run_dir` (see the module docstring); returns what export.json holds."""
+               repeats: int = 10, platforms=("cpu", "cuda"), pad_batch: bool = True) -> dict:
+    """Export `run_dir` (see the module docstring); returns what export.json holds.
+    Progress and timings go to the `kemo.serving.export` logger."""
     import keras
 
     check_export_backend(keras.backend.backend())  # before anything is read or written
@@ -206,21 +209,21 @@ def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int
         info = export_info(run, out, stage, built, time.perf_counter() - started)
         (stage / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         mark(stage)
-        replace(out, stage, log)
+        replace(out, stage)
     except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):
-            log(f"interrupted: export directory {out}: "
-                + ("the earlier export is kept as it was" if out.exists() else "not written")
-                + "; nothing partial is left")
+            log.warning(f"interrupted: export directory {out}: "
+                        + ("the earlier export is kept as it was" if out.exists()
+                           else "not written") + "; nothing partial is left")
         raise
     size_mb = info["saved_model"]["size_bytes"] / 1e6
     lowered_for = info["saved_model"]["lowered_for"]
-    log(f"exported {run_dir} -> {out} in {info['export_seconds']:.1f}s")
-    log(f"SavedModel {out / SAVED_MODEL}: {size_mb:.2f} MB on disk "
-        f"({'jax2tf, lowered for ' + ', '.join(lowered_for) if lowered_for else 'TensorFlow graph'})")
+    log.info(f"exported {run_dir} -> {out} in {info['export_seconds']:.1f}s")
+    log.info(f"SavedModel {out / SAVED_MODEL}: {size_mb:.2f} MB on disk "
+             f"({'jax2tf, lowered for ' + ', '.join(lowered_for) if lowered_for else 'TensorFlow graph'})")
     if benchmark:
-        _add_latency(info, out, batch_size, repeats, log)
+        _add_latency(info, out, batch_size, repeats)
     return info
 
 
@@ -354,13 +357,13 @@ def _saved_model_info(out: Path, stage: Path, built: _Built, several: bool) -> d
     }
 
 
-def _add_latency(info: dict, out: Path, batch_size: int, repeats: int, log) -> None:
+def _add_latency(info: dict, out: Path, batch_size: int, repeats: int) -> None:
     """Measure the SavedModel in a fresh TensorFlow-only process; into export.json."""
     bench = benchmark_saved_model(out / SAVED_MODEL, batch_size, repeats)
     info["latency"] = {k: bench[k] for k in ("load_s", "cold_s", "warm_median_s",
                                              "warm_min_s", "batch_size", "repeats")}
     info["latency"]["process"] = "fresh subprocess: tensorflow + tensorflow-text ops only"
-    log(f"latency, batch of {bench['batch_size']} texts (fresh TensorFlow-only process): "
-        f"load {bench['load_s']:.2f}s, cold {bench['cold_s'] * 1e3:.0f} ms, "
-        f"warm median {bench['warm_median_s'] * 1e3:.1f} ms of {bench['repeats']}")
+    log.info(f"latency, batch of {bench['batch_size']} texts (fresh TensorFlow-only process): "
+             f"load {bench['load_s']:.2f}s, cold {bench['cold_s'] * 1e3:.0f} ms, "
+             f"warm median {bench['warm_median_s'] * 1e3:.1f} ms of {bench['repeats']}")
     (out / "export.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")

@@ -9,7 +9,7 @@ other DIR is refused with one `InputError` line, and nothing in it is touched.
 Example:
     check_out(out)              # before any work: refuse a foreign folder early
     stage = staging_dir(out)    # ... write the export into stage ...
-    replace(out, stage, print)  # checks again, then swaps
+    replace(out, stage)  # checks again, then swaps
 """
 
 from __future__ import annotations
@@ -102,11 +102,11 @@ def check_out(out: Path) -> list[str]:
     return present
 
 
-def replace(out: Path, stage: Path, log) -> None:
+def replace(out: Path, stage: Path) -> None:
     """Put `stage` in place of `out`, deleting only the entries kemo wrote in `out`."""
     from kemo.owned_dir import swap_in
 
-    swap_in(out, stage, check_out(out), log)  # checked again: it may have changed meanwhile
+    swap_in(out, stage, check_out(out))  # checked again: it may have changed meanwhile
 
 
 def staging_dir(out: Path) -> Path:

