@@ -5,7 +5,8 @@ Data flows one way: config -> data -> model -> fit -> thresholds -> report/expor
 
 Subpackages:
 - `kemo.cli`: the `kemo` command and its subcommands (the only code that prints for the
-  user and turns an `InputError` into one `error:` line, exit 2).
+  user and turns an `InputError` into one `error:` line, exit 2). The rest logs on
+  `logging.getLogger(__name__)`; `kemo.log.to_console()` shows it as the CLI does.
 - `kemo.data`: Track A files (`brighter`: layout, languages, CSV validation), the
   train/validation split (`splits`), batches and sampling (`pipeline`,
   `numpy_batches`), token caches.
@@ -22,11 +23,13 @@ Modules at the top: `config` (TOML -> typed dataclasses), `default_config`, `tra
 (`kemo train`, as named phases) with what fit uses (`losses`, `metrics`, `validation`,
 `checkpoint`, `monitor`, `nan_guard`, `interrupt`, `native_logs`, `multiprocess`: one run
 over several processes), `ensemble`, `explain`
-(LIME), `presets`, and small helpers (`atomic`, `owned_dir`, `finite`, `machine`,
-`errors`).
+(LIME), `presets`, `log` (the logging convention), and small helpers (`atomic`,
+`owned_dir`, `finite`, `machine`, `errors`).
 
 Example:
+    import kemo.log
     from kemo.config import load_config
     from kemo.training import train
+    kemo.log.to_console()  # progress lines as `kemo train` shows them
     result = train(load_config("configs/tiny.toml"), data_dir="../shared/data/brighter/track_a")
 """
