@@ -59,6 +59,9 @@ BLOCKS = {
                 ("kemo train --config configs/offline/xlmr_eng_hin.toml",
                  f"kemo train {TINY_QUICK}")]),
     "python benchmarks/offline_results.py": ("skip", "trains the offline experiments: hours"),
+    "python benchmarks/language_table.py": (
+        "sub", [("full=~/kemo-runs/e5_all_full capped=~/kemo-runs/e5_all_fast_check",
+                 "full=runs/e5_all_full capped=runs/all/e5_all")]),
     "RUN=runs/tour": ("sub", [("--config tiny --set train.seed=1",
                                f"{TINY_QUICK} --set train.seed=1")]),
     "kemo train --local-processes 2 --config tiny": (
