@@ -10,7 +10,8 @@ raise. Library code never calls `print`, and no function takes a `log=` callable
 `kemo.cli.main` calls `to_console()` once: each message is written as it is, info to
 stdout and warnings to stderr, so a command's output reads as a plain log. A library
 user sees warnings without doing anything (Python's last-resort handler) and the
-progress lines after `to_console()`; tests read records with pytest's `caplog`.
+progress lines after `to_console()`; tests collect what a call logged with
+`tests/conftest.py`'s `kemo_log()`.
 
 Example:
 

@@ -52,8 +52,8 @@ from kemo.models.backbone_layers import freeze_lower_layers, token_embedding, us
 from kemo.models.backbones import save_preprocessor
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
-import kemo.log
 from kemo import multiprocess
+from kemo.log import warnings_only
 from kemo.nan_guard import StopOnNanLoss
 from kemo.prediction.batches import predict_probs
 from kemo.run import layout as L
@@ -336,7 +336,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
 def _quiet_process():
     """A process other than 0 of several: Keras' progress and kemo's info lines go
     nowhere (warnings still show)."""
-    with kemo.log.warnings_only(), open(os.devnull, "w") as null, \
+    with warnings_only(), open(os.devnull, "w") as null, \
             contextlib.redirect_stdout(null):
         yield
 
@@ -408,10 +408,10 @@ def _open_run(cfg: Config, run_dir: Path, resume: bool, lock: ExitStack, model,
 def _describe(cfg: Config, inputs: _Inputs, backbone, load_seconds: float) -> None:
     dev = inputs.splits.dev
     log.info(f"backbone: {cfg.model.preset or 'random weights'} loaded in {load_seconds:.1f}s "
-          f"({backbone.count_params() / 1e6:.1f}M weights)")
+             f"({backbone.count_params() / 1e6:.1f}M weights)")
     log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation (from train), "
-          f"{len(dev) if dev is not None else 0} dev rows; languages "
-          f"{', '.join(cfg.data.languages)}; labels {', '.join(inputs.label_names)}")
+             f"{len(dev) if dev is not None else 0} dev rows; languages "
+             f"{', '.join(cfg.data.languages)}; labels {', '.join(inputs.label_names)}")
 
 
 def _tokenize(cfg: Config, inputs: _Inputs, run_dir: Path):
@@ -424,7 +424,8 @@ def _tokenize(cfg: Config, inputs: _Inputs, run_dir: Path):
     else:
         inputs.arrays = tokenize_splits({n: ex.texts for n, ex in inputs.named.items()},
                                         inputs.preprocessor)
-        log.info(f"tokenised in {time.time() - t0:.1f}s (sequence_length {cfg.model.sequence_length})")
+        log.info(f"tokenised in {time.time() - t0:.1f}s "
+                 f"(sequence_length {cfg.model.sequence_length})")
     if multiprocess.is_writer() and (cache is None or cache.path != run_dir / L.TOKENS):
         TokenCache.write(run_dir / L.TOKENS, inputs.named, inputs.arrays, inputs.preprocessor,
                          inputs.expect,
@@ -441,11 +442,11 @@ def _sample(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool, monitor: 
     after = label_distribution(train_ex.labels, train_ex.mask,
                                epoch_indices(len(train_ex), cfg.train.seed, 0, weights))
     log.info("label distribution (positive rate), before and after sampling "
-          f"(strength {cfg.data.sampling_strength}):")
+             f"(strength {cfg.data.sampling_strength}):")
     log.info(_format_distribution(names, before, after))
     if monitor == LANGUAGE_MEAN_KEY:  # several languages
         log.info(f"rows per language and epoch, before and after sampling (language "
-              f"temperature {cfg.data.language_temperature}):")
+                 f"temperature {cfg.data.language_temperature}):")
         log.info(_format_languages(train_ex.langs, weights))
     if multiprocess.is_writer() and not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
         (run_dir / L.LABEL_DISTRIBUTION).write_text(json.dumps(
@@ -469,7 +470,7 @@ def _fit(cfg: Config, model, inputs: _Inputs, run_dir: Path, verbose: int, resum
     start_epoch = state["epoch"] if state else 0
     if resume:
         log.info(f"resuming {run_dir} after epoch {start_epoch}" if state
-              else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
+                 else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
     batch, buckets, arrays = cfg.train.batch_size, cfg.data.length_buckets, inputs.arrays["train"]
     train_ds = input_batches(arrays, inputs.train.y, batch, tf_data=tf_data,
                              seed=cfg.train.seed, epochs=cfg.train.epochs, start_epoch=start_epoch,
