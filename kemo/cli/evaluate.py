@@ -26,7 +26,25 @@ def add_parser(sub):
     e.add_argument("--data-dir", **data_dir)
     e.add_argument("--languages", nargs="+", default=None,
                    help="languages that must be scored (default: every one predicted)")
-    e.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    e.add_argument("--json", default=None, help="also write the scores to this JSON file "
+                   "(new, or one kemo evaluate wrote, with --overwrite)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace the --json file an earlier kemo evaluate wrote (never "
+                   "another file)")
+
+
+SCORES_FORMAT = "kemo evaluate scores"  # the --json file's `format`: kemo wrote it
+
+
+def is_scores_file(path) -> bool:
+    """Whether `path` is a scores file `kemo evaluate --json` wrote (its `format`)."""
+    import json
+
+    try:
+        d = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and d.get("format") == SCORES_FORMAT
 
 
 def run(args) -> int:
@@ -37,6 +55,11 @@ def run(args) -> int:
     from kemo.errors import InputError
     from kemo.evaluation.scoring import format_scores, score_submission
 
+    from kemo.owned_dir import check_output
+
+    if args.json:  # before anything is read: never over a file kemo did not write
+        check_output(args.json, "--json", is_scores_file(args.json), args.overwrite,
+                     instead="another --json file")
     gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
     preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions
     scores = score_submission(preds, gold, args.languages)
@@ -44,7 +67,7 @@ def run(args) -> int:
         out = Path(args.json)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            write_text(out, json.dumps(scores, indent=1))  # whole or not at all
+            write_text(out, json.dumps({"format": SCORES_FORMAT, **scores}, indent=1))  # whole or not at all
         except OSError as e:
             where = f": {e.filename}" if e.filename and str(e.filename) != str(out) else ""
             raise InputError(f"--json {out}: cannot write ({e.strerror or e}{where})") from None
