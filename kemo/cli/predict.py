@@ -174,7 +174,10 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
     from kemo.prediction.files import written_here
 
     ours = written_here(out)
-    there = [n for n in names if os.path.lexists(out / n)]
+    mine = str(Path(args.run_dir).resolve())
+    # this run's own zip is rebuilt to hold every language it predicted there: no loss
+    there = [n for n in names if os.path.lexists(out / n)
+             and not (n == ZIP_NAME and ours.get(n) == mine)]
     foreign = [n for n in there if n not in ours]
     if foreign or (there and not args.overwrite):
         name = (foreign or there)[0]

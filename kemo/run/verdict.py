@@ -69,7 +69,7 @@ def check_new_run_dir(run_dir, overwrite: bool, command: str = "train",
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"run directory {run_dir}: is a file, not a folder (give --run-dir "
                          "a new folder)")
-    if not run_dir.exists() or not any(run_dir.iterdir()):
+    if not run_dir.exists() or not any(p.name != L.LOCK for p in run_dir.iterdir()):
         return False
     if not locked:  # (by this process)
         check_unlocked(run_dir)  # a run in progress: name its process
