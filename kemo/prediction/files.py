@@ -62,8 +62,10 @@ def written_here(out_dir) -> dict[str, str]:
             return dict(files)
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    from kemo.run import layout as L
+
     run = out_dir.resolve().parents[1] if len(out_dir.resolve().parents) > 1 else None
-    if out_dir.resolve().parent.name == "predictions" and run and (run / "config.toml").is_file():
+    if out_dir.resolve().parent.name == L.PREDICTIONS and run and (run / L.CONFIG).is_file():
         return {p.name: str(run) for p in out_dir.iterdir() if not p.name.startswith(".")}
     return {}
 
