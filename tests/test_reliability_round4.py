@@ -407,3 +407,29 @@ def test_subset_prediction_zip_keeps_the_runs_other_languages(tiny_run, data_dir
     assert rc == 0, err
     with zipfile.ZipFile(tmp_path / "out" / "submission.zip") as z:
         assert z.namelist() == ["track_a/pred_eng.csv"]
+
+
+# -- misleading: a remote preset on a machine without network ---------------------------------
+
+def test_uncached_hub_preset_without_network_is_refused_in_seconds(monkeypatch, tmp_path):
+    from kemo import presets
+    from kemo.errors import InputError
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setitem(presets.HUB_HOSTS, "hf://", "192.0.2.1")  # TEST-NET: never answers
+    started = time.time()
+    with pytest.raises(InputError, match="'model.preset': 'hf://org/model' must be downloaded"):
+        presets.resolve_preset("hf://org/model")
+    assert time.time() - started < presets.PROBE_SECONDS + 2
+    (tmp_path / "hf" / "models--org--model").mkdir(parents=True)  # cached: no network needed
+    assert presets.resolve_preset("hf://org/model") == "hf://org/model"
+
+
+def test_config_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    from kemo.default_config import resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    assert resolve_config("tiny").endswith("configs/tiny.toml")
+    (tmp_path / "mine.toml").write_text("")
+    assert resolve_config("mine.toml") == "mine.toml"

@@ -54,6 +54,8 @@ def written_here(out_dir) -> dict[str, str]:
     import json
 
     out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return {}
     try:
         d = json.loads((out_dir / MARKER).read_text(encoding="utf-8"))
         files = d["files"]
