@@ -142,4 +142,4 @@ def _print_result(report: dict) -> None:
     print(format_console_report(report))
     print(f"\ntrained {meta['epochs_run']} epochs"
           + (f", best epoch {best} restored" if best else "")
-          + f" (fit {meta['fit_seconds']:.0f}s; {describe_cpu(meta['cpu'])})")
+          + f" (fit {meta['fit_seconds']:.0f}s; cpu: {describe_cpu(meta['cpu'])})")
