@@ -95,6 +95,9 @@ class TrainConfig:
     seed: int = 0
     dtype_policy: str = "float32"
     distribution: str = "none"  # "none" or "data_parallel"
+    # A checkpoint every N training steps inside an epoch too (0: at epoch ends only);
+    # `--resume` continues from the step exactly (kemo.checkpoint).
+    checkpoint_every_steps: int = 0
 
 
 @dataclass
@@ -155,6 +158,7 @@ _RANGES = {
     "train.weight_decay": (0, True, None, False),
     "train.warmup_fraction": (0, True, 1, True),
     "train.early_stopping_patience": (0, True, None, False),
+    "train.checkpoint_every_steps": (0, True, None, False),  # 0: at epoch ends only
     "train.seed": (0, True, 2**32 - 1, True),  # what NumPy, TF and JAX seeds accept
     "data.split_seed": (-1, True, 2**32 - 1, True),  # -1: train.seed (older runs)
 }
