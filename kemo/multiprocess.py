@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30  # a process silent this long is dead: the others stop
 ADDRESS, NUM, ID = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                     "KERAS_DISTRIBUTION_PROCESS_ID")
+LAUNCHED = "KEMO_LOCAL_LAUNCH"  # set by `launch` for the processes it starts
 _started = False
 
 
@@ -143,7 +144,9 @@ def initialize() -> None:
         raise InputError(f"environment variable {ADDRESS}: {len(addresses.split(','))} "
                          f"addresses, but {NUM} is {num}")
     heartbeat = _int_env("KEMO_HEARTBEAT_TIMEOUT") or HEARTBEAT_SECONDS
-    check_reachable(heartbeat)
+    # Started by `launch` on this machine: process 0 is starting beside it (a loaded
+    # machine may take a minute to import JAX); an address given by hand: the heartbeat.
+    check_reachable(300 if os.environ.get(LAUNCHED) == "1" else heartbeat)
     try:
         jax.distributed.initialize(coordinator, num, pid, initialization_timeout=300,
                                    heartbeat_timeout_seconds=heartbeat,
@@ -335,7 +338,8 @@ def launch(argv: list[str], processes: int, grace: float = HEARTBEAT_SECONDS + 1
     or the heartbeat times out), then SIGTERM and SIGKILL. Ctrl-C goes to all: the
     handler is in place before the first process starts, and a signal during start-up
     starts no more of them (none is left running)."""
-    env = {**os.environ, ADDRESS: f"localhost:{_free_port()}", NUM: str(processes)}
+    env = {**os.environ, ADDRESS: f"localhost:{_free_port()}", NUM: str(processes),
+           LAUNCHED: "1"}
     env.pop("KEMO_MULTI_HOST", None)
     procs, interrupted = [], []
 
