@@ -42,6 +42,7 @@ BLOCKS = {
     "export KEMO_DATA_DIR=../shared/data/brighter/track_a        # Track A root": (
         "sub", [("--config tiny --run-dir runs/tour", f"--run-dir runs/tour {TINY_QUICK}")]),
     "python3 -m venv .venv": ("skip", "installs the package: the suite runs in that venv"),
+    "pip install torch --index-url": ("skip", "installs the optional PyTorch extras"),
     "export KEMO_DATA_DIR=../shared/data/brighter/track_a   # Track A root": (
         "sub", [("python scripts/train.py --backend jax",
                  f"python scripts/train.py --backend jax {TINY_QUICK}")]),
