@@ -54,8 +54,9 @@ class Classifier:
 
     @property
     def languages(self) -> list[str]:
-        """The languages the run was trained on."""
-        return list(self.predictor.config.data.languages)
+        """The languages the run was trained on (an ensemble: its members', together)."""
+        members = getattr(self.predictor, "members", None) or [self.predictor]
+        return list(dict.fromkeys(lang for m in members for lang in m.config.data.languages))
 
     @property
     def thresholds(self) -> dict[str, float]:
