@@ -158,7 +158,8 @@ class Classifier:
                                  f"columns ({', '.join(self.labels)})")
             known = {n: c.notna().to_numpy().astype("float32") for n, c in cols.items()}
             cols = {n: c.fillna(0).to_numpy().astype("float32") for n, c in cols.items()}
-            langs = np.asarray(self._langs(frame, None) or ["all"] * len(frame), dtype=object)
+            langs = np.asarray(self._langs(frame, None) or ["(no lang)"] * len(frame),
+                               dtype=object)
             ids, texts = frame.index.to_numpy(dtype=object), frame["text"].to_numpy(dtype=object)
         n = len(texts)
         labels = np.stack([cols.get(name, np.zeros(n, "float32")) for name in self.labels], 1)
