@@ -87,6 +87,20 @@ def concat_examples(parts) -> Examples:
                     names, all(p.has_labels for p in parts))
 
 
+def label_order(names) -> list[str]:
+    """`names` as kemo writes them: Track A's names (all of them among `LABELS`) in
+    `LABELS` order, any other label set in its dataset's own order.
+
+    Example:
+        label_order(["joy", "anger"])        # ['anger', 'joy']
+        label_order(["joy", "neutral"])      # ['joy', 'neutral']
+    """
+    names = list(names)
+    if set(names) <= set(LABELS):
+        return [n for n in LABELS if n in names]
+    return names
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None,
                      configured: str | os.PathLike | None = None) -> Path:
     """The Track A root, by kemo's one data-root rule: `data_dir` (the `--data-dir`
