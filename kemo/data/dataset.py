@@ -157,7 +157,7 @@ class TableDataset:
     def read(self, split: str, languages=None) -> Examples:
         """`split` as Examples, grouped as configured (`languages` does not apply)."""
         from kemo.data.label_groups import group_examples
-        from kemo.data.splits import align_labels
+        from kemo.data.examples import align_labels
         from kemo.data.table import table_examples
 
         ex = table_examples(self.frame(split), self.path(split), self.spec(),

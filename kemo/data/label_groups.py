@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.data.brighter import Examples
+from kemo.data.examples import Examples
 from kemo.errors import InputError
 
 

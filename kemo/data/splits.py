@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.data.brighter import Examples, load_split, split_file
+from kemo.data.brighter import load_split, split_file
+from kemo.data.examples import Examples, align_labels  # noqa: F401 (align_labels re-exported)
 from kemo.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -104,15 +105,6 @@ def _read_dev(cfg, dataset, label_names) -> Examples | None:
         if dev.label_names != label_names:
             dev = align_labels(dev, label_names)
     return dev
-
-
-def align_labels(ex: Examples, label_names) -> Examples:
-    """Re-index `ex` to `label_names` (labels it lacks become unknown)."""
-    cols = [ex.label_names.index(n) if n in ex.label_names else None for n in label_names]
-    labels = np.stack([ex.labels[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
-    mask = np.stack([ex.mask[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
-    return Examples(ex.ids, ex.texts, ex.langs, labels.astype("float32"),
-                    mask.astype("float32"), tuple(label_names), ex.has_labels)
 
 
 def train_val_split(examples: Examples, val_fraction: float, seed: int):
