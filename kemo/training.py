@@ -109,8 +109,9 @@ class JsonHistory(keras.callbacks.Callback):
 
 
 def _format_distribution(names, before, after) -> str:
-    rows = [f"{'label':<10}{'before':>9}{'after':>9}"]
-    rows += [f"{n:<10}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
+    w = max([10] + [len(n) + 2 for n in names])
+    rows = [f"{'label':<{w}}{'before':>9}{'after':>9}"]
+    rows += [f"{n:<{w}}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
     return "\n".join(rows)
 
 

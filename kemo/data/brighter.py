@@ -47,6 +47,17 @@ def label_order(names) -> list[str]:
     return names
 
 
+def track_a_label_columns(header) -> tuple[str, ...]:
+    """The columns of `header` that are Track A labels, in file order (none: not a
+    Track A file)."""
+    return tuple(str(c) for c in header if c in LABELS)
+
+
+def is_language(code) -> bool:
+    """Whether `code` is one of the 28 BRIGHTER language codes."""
+    return code in LANGUAGES
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None,
                      configured: str | os.PathLike | None = None) -> Path:
     """The Track A root, by kemo's one data-root rule: `data_dir` (the `--data-dir`

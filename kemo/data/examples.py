@@ -2,11 +2,11 @@
 
 Every reader (Track A's `kemo.data.brighter`, any table's `kemo.data.table`) returns
 `Examples`; `labels` and `mask` are (rows, labels) float32 arrays, `mask` 0 where a
-label is unknown for a row (Track A eng's disgust; a label another dataset of the run
-has), which losses and metrics skip.
+label is unknown for a row (a label a Track A language does not annotate; a label only another
+dataset of the run has), which losses and metrics skip.
 
 Example:
-    ex = Examples(ids, texts, langs, labels, np.ones_like(labels), ("joy", "fear"))
+    ex = Examples(ids, texts, langs, labels, np.ones_like(labels), ("calm", "tense"))
     ex.subset([0, 2]).y   # labels, -1 where unknown
 """
 

@@ -8,7 +8,7 @@ dropped (rows that had only it have no label: exactly the groups' names).
 
 Example:
     groups = read_label_groups(Path("ekman_mapping.json"), emotions)
-    names = grouped_names(groups, emotions, "keep")   # (anger, ..., surprise, neutral)
+    names = grouped_names(groups, emotions, "keep")   # Ekman's six groups, then neutral
     ekman = group_examples(examples, groups, "keep")
 """
 

@@ -6,7 +6,7 @@ a blank text, a duplicated id, a 0/1 label cell holding something else, a label 
 that does not parse, an unknown label name, an index out of range. Labels come either
 as one 0/1 column per label (`encoding="columns"`) or as one column holding a list of
 label names (`"names"`) or of 0-based indices into the label names (`"indices"`): a
-string split at `separator` (`"0,15"`), a JSON list string (`'["joy", "fear"]'`) or,
+string split at `separator` (`"0,15"`), a JSON list string (`'["calm", "tense"]'`) or,
 in JSON Lines and Parquet, a real list. An empty list cell means "no label".
 
 Example:
