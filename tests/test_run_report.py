@@ -76,3 +76,38 @@ def test_report_cli(tiny_run, data_dir, capsys):
     assert "report/index.html" in capsys.readouterr().out
     assert main(["report", str(Path(tiny_run) / "nope")]) == 2
     assert capsys.readouterr().err.startswith("error: run directory")
+
+
+# The eng+deu shape of issue 31: pooled macro-F1 0.32 -> 0.39, the monitored mean over
+# languages 0.21 -> 0.28.
+TWO_LANGUAGES = [
+    {"epoch": 1, "loss": 0.30, "val_loss": 0.31, "macro_f1": 0.25, "val_macro_f1": 0.32,
+     "val_language_mean_f1": 0.21},
+    {"epoch": 2, "loss": 0.25, "val_loss": 0.29, "macro_f1": 0.35, "val_macro_f1": 0.39,
+     "val_language_mean_f1": 0.28},
+]
+
+
+def test_curves_and_table_show_the_monitored_language_mean(tmp_path):
+    """Several languages: macro_f1.png draws the mean over languages (monitored) first and
+    the pooled number beside it; the per-epoch table shows both, the kept epoch marked."""
+    from kemo.evaluation.page import history_table
+    from kemo.evaluation.plots import f1_lines, plot_curves
+
+    lines = f1_lines(TWO_LANGUAGES)
+    assert [k for k, _, _ in lines] == ["val_language_mean_f1", "macro_f1", "val_macro_f1"]
+    assert "monitored" in lines[0][1] and "pooled" in lines[2][1]
+    figs = plot_curves(TWO_LANGUAGES, [], tmp_path, best_epoch=2)
+    assert "monitored: language mean" in figs["macro_f1.png"]
+    assert (tmp_path / "macro_f1.png").stat().st_size > 10_000
+    table = history_table(TWO_LANGUAGES, best_epoch=2)
+    assert "the run monitored macro-F1, validation, mean over languages" in table
+    heads = re.findall(r"<th>([^<]+)</th>", table)
+    assert heads.index("macro-F1, validation, mean over languages (monitored)") \
+        < heads.index("macro-F1, validation, all rows pooled")
+    assert re.search(r'<tr class="main"><td>2</td>.*<td>0\.2800</td>.*<td>0\.3900</td>', table)
+    assert "<td>0.2100</td>" in table
+
+    one = [{k: v for k, v in e.items() if k != "val_language_mean_f1"} for e in TWO_LANGUAGES]
+    assert [k for k, _, _ in f1_lines(one)] == ["macro_f1", "val_macro_f1"]
+    assert "the run monitored macro-F1, validation</caption>" in history_table(one)
