@@ -35,7 +35,7 @@ from kemo.checkpoint import (
 )
 from kemo.config import Config, dump_config
 from kemo.data.brighter import Examples
-from kemo.data.splits import load_data
+from kemo.data.splits import load_data, validation_note
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
     BatchPlan, epoch_indices, label_distribution, language_shares, language_weights,
@@ -412,6 +412,9 @@ def _describe(cfg: Config, inputs: _Inputs, backbone, load_seconds: float) -> No
     log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation (from train), "
              f"{len(dev) if dev is not None else 0} dev rows; languages "
              f"{', '.join(cfg.data.languages)}; labels {', '.join(inputs.label_names)}")
+    note = validation_note(inputs.val, cfg.data) if cfg.thresholds.tune else None
+    if note:
+        log.warning(note)
 
 
 def _tokenize(cfg: Config, inputs: _Inputs, run_dir: Path):
@@ -597,6 +600,9 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
         "resumed_after_epoch": fit.start_epoch if resume else None,
         "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info(),
         "processes": multiprocess.process_count()}}
+    note = validation_note(val, cfg.data) if cfg.thresholds.tune else None
+    if note:
+        report["meta"]["notes"] = [note]  # the report page shows them
     if multiprocess.is_writer():  # several processes: process 0 alone writes
         write_decisions(run_dir, fin, val, dev, probs)
         save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments

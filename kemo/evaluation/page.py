@@ -160,6 +160,7 @@ h1 { margin-bottom: 4px; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 32px; }
 .meta { color: #555; }
 .note { background: #f6f6f0; border-left: 4px solid #bba; padding: 6px 10px; }
+.warn { background: #fff6e5; border-left-color: #e0a030; }
 table { border-collapse: collapse; margin: 8px 16px 16px 0; font-size: 14px; }
 caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
 th, td { border: 1px solid #ddd; padding: 3px 9px; text-align: right; }
@@ -237,6 +238,7 @@ def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
     meta = report.get("meta", {})
     body = [f"<h1>Run report: {_e(run_dir.name)}</h1>",
             f'<p class="meta">{_e(run_dir.resolve())}</p>'] + _meta_line(meta)
+    body += [f'<p class="note warn">{_e(n)}</p>' for n in run_notes(report, state.config)]
     body += _curves_section(history, names, out, meta.get("best_epoch_restored"))
     body.append("<h2>Precision-recall per label</h2>")
     data, why = available_probs(run_dir, data_dir) if names else (None, "no thresholds.json")
@@ -267,7 +269,24 @@ def _meta_line(meta: dict) -> list[str]:
     return ['<p class="meta">' + " &middot; ".join(
         f"{_e(k.replace('_', ' '))}: {_e(_meta_value(k, v))}"
         for k, v in meta.items() if v is not None and k not in (
-            "thresholds", "per_language_thresholds", "backfilled", "served_by")) + "</p>"]
+            "thresholds", "per_language_thresholds", "backfilled", "served_by", "notes"))
+        + "</p>"]
+
+
+def run_notes(report: dict, cfg) -> list[str]:
+    """What the run warned of (report.json's `meta.notes`); for a run written before
+    them, the small-validation warning worked out from its report and config."""
+    from kemo.data.splits import small_validation_note
+
+    meta = report.get("meta", {})
+    if isinstance(meta.get("notes"), list) or meta.get("decides_with") == "threshold_0.5":
+        return [str(n) for n in meta.get("notes") or []]
+    overall = report.get("validation", {}).get("tuned_thresholds", {}).get("overall", {})
+    if "n" not in overall or "members" in report:
+        return []
+    note = small_validation_note(overall["n"], {name: m["support"] for name, m in
+                                                overall.get("per_label", {}).items()}, cfg.data)
+    return [note] if note else []
 
 
 def _curves_section(history, names, out, best_epoch=None) -> list[str]:
