@@ -251,6 +251,19 @@ def _validate_value(key: str, value):
                          "directory runs/<name>-<time>)")
 
 
+def override_keys() -> dict[str, list[str]]:
+    """Section -> its `--set` keys as `key=DEFAULT` (TOML values), read from the
+    dataclasses: what `kemo train --help` lists.
+
+    Example:
+        override_keys()["train"][0]   # 'epochs=10'
+    """
+    defaults = Config()
+    return {name: [f"{f.name}={_toml_value(getattr(getattr(defaults, name), f.name))}"
+                   for f in dataclasses.fields(getattr(defaults, name))]
+            for name in _SECTIONS}
+
+
 def _section_fields(section_cls) -> dict[str, str]:
     return {f.name: str(f.type) for f in dataclasses.fields(section_cls)}
 
