@@ -128,6 +128,9 @@ class TrainConfig:
     seed: int = 0
     dtype_policy: str = "float32"
     distribution: str = "none"  # "none" or "data_parallel"
+    # A checkpoint every N training steps inside an epoch too (0: at epoch ends only);
+    # `--resume` continues from the step exactly (kemo.checkpoint).
+    checkpoint_every_steps: int = 0
 
 
 @dataclass
@@ -193,6 +196,7 @@ _RANGES = {
     "train.weight_decay": (0, True, None, False),
     "train.warmup_fraction": (0, True, 1, True),
     "train.early_stopping_patience": (0, True, None, False),
+    "train.checkpoint_every_steps": (0, True, None, False),  # 0: at epoch ends only
     "train.seed": (0, True, 2**32 - 1, True),  # what NumPy, TF and JAX seeds accept
     "data.split_seed": (-1, True, 2**32 - 1, True),  # -1: train.seed (older runs)
 }
@@ -290,6 +294,19 @@ def _validate_value(key: str, value):
     if key == "name" and "/" in value:
         raise InputError(f"config key 'name': {value!r} contains '/' (it names the run "
                          "directory runs/<name>-<time>)")
+
+
+def override_keys() -> dict[str, list[str]]:
+    """Section -> its `--set` keys as `key=DEFAULT` (TOML values), read from the
+    dataclasses: what `kemo train --help` lists.
+
+    Example:
+        override_keys()["train"][0]   # 'epochs=10'
+    """
+    defaults = Config()
+    return {name: [f"{f.name}={_toml_value(getattr(getattr(defaults, name), f.name))}"
+                   for f in dataclasses.fields(getattr(defaults, name))]
+            for name in _SECTIONS}
 
 
 def _section_fields(section_cls) -> dict[str, str]:

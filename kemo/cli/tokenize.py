@@ -12,7 +12,7 @@ from kemo.cli.args import BACKENDS, DATA_DIR_HELP
 def add_parser(sub):
     x = sub.add_parser("tokenize", help="tokenise the splits a config trains, validates and "
                        "reports on (and test) once, into a token cache for train/predict "
-                       "--tokens (see kemo/data/token_cache.py)")
+                       "--tokens (training from it needs no TensorFlow)")
     x.add_argument("--config", help="a TOML file, or a name in configs/ such as tiny "
                    "(default: configs/default.toml)")
     x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -25,7 +25,8 @@ def add_parser(sub):
     t.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+                   help="override a config key, e.g. --set train.epochs=3 (repeatable; "
+                   "the keys and their defaults are listed below)")
     t.add_argument("--data-dir", default=None,
                    help=DATA_DIR_HELP)
     t.add_argument("--run-dir", default=None,
@@ -37,8 +38,11 @@ def add_parser(sub):
                    "(no tokenising, no TensorFlow needed)")
     t.add_argument("--local-processes", metavar="N", type=_processes, default=None,
                    help="run as N processes of one run on this machine (JAX's distributed "
-                   "runtime; needs train.distribution = \"data_parallel\"; see "
-                   "kemo/multiprocess.py); --resume a run with the same N")
+                   "runtime; needs train.distribution = \"data_parallel\"). --resume takes "
+                   "any N, or none: batches and dropout are drawn for the global batch, so "
+                   "the same total device count continues to the same result (another "
+                   "count differs by float summation order); train.batch_size must "
+                   "divide by the device count")
     t.add_argument("--keep-checkpoints", action="store_true",
                    help="keep <run_dir>/checkpoints/ once the run has finished (default: "
                    "deleted after report.json is written; model.keras holds the weights)")
@@ -143,4 +147,4 @@ def _print_result(report: dict) -> None:
     print(format_console_report(report))
     print(f"\ntrained {meta['epochs_run']} epochs"
           + (f", best epoch {best} restored" if best else "")
-          + f" (fit {meta['fit_seconds']:.0f}s; {describe_cpu(meta['cpu'])})")
+          + f" (fit {meta['fit_seconds']:.0f}s; cpu: {describe_cpu(meta['cpu'])})")

@@ -107,6 +107,47 @@ def _read_dev(cfg, dataset, label_names) -> Examples | None:
     return dev
 
 
+# Below these a validation split tunes thresholds on a handful of examples (each label's
+# threshold on its positives there) and early stopping follows noise.
+MIN_VALIDATION_ROWS = 100
+MIN_VALIDATION_POSITIVES = 5  # per label
+
+
+def small_validation_note(rows: int, positives: dict, data_cfg) -> str | None:
+    """A warning when a validation split of `rows` rows, with `positives` (label ->
+    positive rows among those annotating it), is too small to tune thresholds on: what
+    is small and which config keys (`data_cfg`: the run's `data` table) would enlarge
+    it; None when it is large enough.
+
+    Example:
+        small_validation_note(10, {"calm": 1, "tense": 4}, cfg.data)
+        # 'warning: the validation split is small to tune thresholds on: 10 rows ...'
+    """
+    few = {name: n for name, n in positives.items() if n < MIN_VALIDATION_POSITIVES}
+    if rows >= MIN_VALIDATION_ROWS and not few:
+        return None
+    what = f"{rows} rows" + (f" (fewer than {MIN_VALIDATION_ROWS})"
+                             if rows < MIN_VALIDATION_ROWS else "")
+    if few:
+        what += (f"; fewer than {MIN_VALIDATION_POSITIVES} positive rows for "
+                 + ", ".join(f"{name} ({n})" for name, n in few.items()))
+    keys = [f"data.val_fraction (now {data_cfg.val_fraction:g})"]
+    for key in ("max_train_examples_per_language", "max_train_examples"):
+        if getattr(data_cfg, key):
+            keys.append(f"data.{key} (now {getattr(data_cfg, key)})")
+    return (f"warning: the validation split is small to tune thresholds on: {what}; the "
+            f"thresholds and early stopping follow a few examples. Raise "
+            + " or ".join(keys) + ", or set thresholds.tune = false to decide at 0.5")
+
+
+def validation_note(val: Examples, data_cfg) -> str | None:
+    """`small_validation_note` for the validation split `val` (labels it annotates)."""
+    known = val.mask.any(axis=0) if len(val) else np.zeros(len(val.label_names), bool)
+    positives = (val.labels * val.mask).sum(axis=0)
+    return small_validation_note(len(val), {name: int(positives[j]) for j, name in
+                                            enumerate(val.label_names) if known[j]}, data_cfg)
+
+
 def train_val_split(examples: Examples, val_fraction: float, seed: int):
     """Split into (train, val), per language, by iterative stratification.
 

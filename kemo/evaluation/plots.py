@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.evaluation.report import LANGUAGE_MEAN_KEY
 from kemo.evaluation.split_probs import SplitProbs
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, decide
 
@@ -38,8 +39,32 @@ def _integer_epochs(ax):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def plot_curves(history, label_names, out_dir: Path) -> dict[str, str]:
-    """loss.png, label_loss.png, macro_f1.png from the per-epoch history."""
+def monitored_key(history) -> str:
+    """The history key the run validated on (early stopping's, when on): the mean over
+    languages of macro-F1 when it was logged (a run of several languages), else the
+    macro-F1 of all validation rows."""
+    return LANGUAGE_MEAN_KEY if history and LANGUAGE_MEAN_KEY in history[0] else "val_macro_f1"
+
+
+def f1_lines(history) -> list[tuple[str, str, str]]:
+    """The macro-F1 figure's lines, (history key, legend, style): the monitored
+    validation number first; for several languages the pooled one beside it."""
+    if not history:
+        return []
+    several = monitored_key(history) == LANGUAGE_MEAN_KEY
+    lines = [("macro_f1", "train, all rows" if several else "train", "-o"),
+             ("val_macro_f1", "validation, all rows pooled" if several
+              else "validation (monitored)", "--s")]
+    if several:
+        lines.insert(0, (LANGUAGE_MEAN_KEY, "validation, mean over languages (monitored)",
+                         "-D"))
+    return [line for line in lines if line[0] in history[0]]
+
+
+def plot_curves(history, label_names, out_dir: Path, best_epoch=None) -> dict[str, str]:
+    """loss.png, label_loss.png, macro_f1.png from the per-epoch history; macro_f1.png
+    shows the validation number the run monitored (`f1_lines`) and, with `best_epoch`,
+    marks the epoch whose weights the run kept."""
     files = {}
     if not history:
         return files
@@ -48,22 +73,29 @@ def plot_curves(history, label_names, out_dir: Path) -> dict[str, str]:
     def series(key):
         return [h.get(key, np.nan) for h in history]
 
-    for name, keys, title, ylabel in (
-        ("loss.png", ("loss", "val_loss"), "Loss per epoch", "loss"),
-        ("macro_f1.png", ("macro_f1", "val_macro_f1"), "Macro-F1 per epoch (threshold 0.5)",
-         "macro-F1"),
+    several = monitored_key(history) == LANGUAGE_MEAN_KEY
+    loss_lines = [(k, label, style) for k, label, style in (
+        ("loss", "train", "-o"), ("val_loss", "validation", "--s")) if k in history[0]]
+    for name, lines, title, ylabel in (
+        ("loss.png", loss_lines, "Loss per epoch", "loss"),
+        ("macro_f1.png", f1_lines(history),
+         "Macro-F1 per epoch at 0.5 (monitored: language mean)" if several
+         else "Macro-F1 per epoch (threshold 0.5)", "macro-F1"),
     ):
-        if not any(k in history[0] for k in keys):
+        if not lines:
             continue
         fig = _figure(6.4, 3.8)
         ax = fig.subplots()
-        for key, style, label in ((keys[0], "-o", "train"), (keys[1], "--s", "validation")):
-            if key in history[0]:
-                ax.plot(epochs, series(key), style, label=label)
+        for key, label, style in lines:
+            ax.plot(epochs, series(key), style, label=label,
+                    lw=2.5 if "monitored" in label else 1.5)
+        if best_epoch and name == "macro_f1.png":
+            ax.axvline(best_epoch, color="grey", ls=":", lw=1,
+                       label=f"weights kept: epoch {best_epoch}")
         ax.set(title=title, xlabel="epoch", ylabel=ylabel)
         _integer_epochs(ax)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
         fig.savefig(out_dir / name)
         files[name] = title
     if len(label_names) > MANY_LABELS and any(f"loss_{n}" in history[0] for n in label_names):
