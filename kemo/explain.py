@@ -13,7 +13,7 @@ and `<id>.png` (a bar chart per explained label); `explanations.json` sums them 
 Example:
     run = load_predictor("runs/tiny")   # kemo.prediction.predictor: a run or an ensemble
     ex = explain_text(run, "I can't stop smiling today", num_samples=500)
-    ex.predicted, ex.words["joy"][:3]      # [('smiling', 0.21), ...]
+    ex.predicted, ex.words[ex.predicted[0]][:3]      # [('smiling', 0.21), ...]
     save_explanation(ex, "runs/tiny/explanations")
 """
 
@@ -166,8 +166,8 @@ def save_explanation(ex: Explanation, out_dir, stem: str | None = None) -> dict[
     label_idx = [ex.label_names.index(n) for n in ex.explained]
     html_path, png_path = out_dir / f"{stem}.html", out_dir / f"{stem}.png"
     names = ex.lime.class_names
-    if len(names) == 2:  # LIME's page would draw a 2-label model as binary (joy vs sadness);
-        ex.lime.class_names = list(names) + [""]  # a third name gives "NOT joy" vs "joy"
+    if len(names) == 2:  # LIME's page would draw a 2-label model as binary (one label vs the other);
+        ex.lime.class_names = list(names) + [""]  # a third name gives "NOT <label>" vs "<label>"
     try:
         with atomic_path(html_path) as tmp:
             ex.lime.save_to_file(str(tmp), labels=label_idx)

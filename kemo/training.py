@@ -35,7 +35,7 @@ from kemo.checkpoint import (
 )
 from kemo.config import Config, dump_config
 from kemo.data.brighter import Examples
-from kemo.data.splits import load_data
+from kemo.data.splits import load_data, validation_note
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
     BatchPlan, epoch_indices, label_distribution, language_shares, language_weights,
@@ -110,8 +110,9 @@ class JsonHistory(keras.callbacks.Callback):
 
 
 def _format_distribution(names, before, after) -> str:
-    rows = [f"{'label':<10}{'before':>9}{'after':>9}"]
-    rows += [f"{n:<10}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
+    w = max([10] + [len(n) + 2 for n in names])
+    rows = [f"{'label':<{w}}{'before':>9}{'after':>9}"]
+    rows += [f"{n:<{w}}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
     return "\n".join(rows)
 
 
@@ -410,9 +411,14 @@ def _describe(cfg: Config, inputs: _Inputs, backbone, load_seconds: float) -> No
     dev = inputs.splits.dev
     log.info(f"backbone: {cfg.model.preset or 'random weights'} loaded in {load_seconds:.1f}s "
              f"({backbone.count_params() / 1e6:.1f}M weights)")
-    log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation (from train), "
+    source = "dev, NOT held out" if inputs.splits.val_is_dev else "from train"
+    log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation ({source}), "
              f"{len(dev) if dev is not None else 0} dev rows; languages "
-             f"{', '.join(cfg.data.languages)}; labels {', '.join(inputs.label_names)}")
+             f"{', '.join(dict.fromkeys(inputs.train.langs))}; "
+             f"labels {', '.join(inputs.label_names)}")
+    note = validation_note(inputs.val, cfg.data) if cfg.thresholds.tune else None
+    if note:
+        log.warning(note)
 
 
 def _tokenize(cfg: Config, inputs: _Inputs, run_dir: Path):
@@ -585,6 +591,15 @@ def _predict_splits(cfg: Config, model, inputs: _Inputs, tf_data) -> dict:
     return probs
 
 
+def _validation_meta(splits) -> dict:
+    """report.json's `meta.validation` where validation is the dataset's dev (the report
+    then says dev is not held out); nothing for a split carved from train."""
+    if not splits.val_is_dev:
+        return {}
+    return {"validation": "dev: thresholds and early stopping were fitted on dev, so dev "
+                          "is NOT held out (data.validation = \"dev\")"}
+
+
 def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs: dict,
             fit: _Fit, resume: bool, started: float) -> dict:
     """Thresholds, predictions, model and preprocessor; `report.json` last."""
@@ -597,9 +612,12 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
         "train_rows": len(inputs.train), "val_rows": len(val),
         "resumed_after_epoch": fit.start_epoch if resume else None,
         "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info(),
-        "processes": multiprocess.process_count()}}
+        "processes": multiprocess.process_count(), **_validation_meta(inputs.splits)}}
+    note = validation_note(val, cfg.data) if cfg.thresholds.tune else None
+    if note:
+        report["meta"]["notes"] = [note]  # the report page shows them
     if multiprocess.is_writer():  # several processes: process 0 alone writes
-        write_decisions(run_dir, fin, val, dev, probs)
+        write_decisions(run_dir, fin, val, dev, probs, inputs.splits.dataset)
         save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
         save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
         write_report(run_dir, report)  # last: its presence marks a finished run

@@ -42,6 +42,7 @@ BLOCKS = {
     "export KEMO_DATA_DIR=../shared/data/brighter/track_a        # Track A root": (
         "sub", [("--config tiny --run-dir runs/tour", f"--run-dir runs/tour {TINY_QUICK}")]),
     "python3 -m venv .venv": ("skip", "installs the package: the suite runs in that venv"),
+    "pip install torch --index-url": ("skip", "installs the optional PyTorch extras"),
     "export KEMO_DATA_DIR=../shared/data/brighter/track_a   # Track A root": (
         "sub", [("python scripts/train.py --backend jax",
                  f"python scripts/train.py --backend jax {TINY_QUICK}")]),
@@ -60,6 +61,9 @@ BLOCKS = {
                  f"kemo tokenize {TINY_QUICK}"),
                 ("kemo train --config configs/offline/xlmr_eng_hin.toml",
                  f"kemo train {TINY_QUICK}")]),
+    "mkdir -p my_data && cat > my_data/train.csv": (
+        "sub", [('preset = "minilm-l6-en"', 'preset = ""\nsequence_length = 32'),
+                ("epochs = 3", "epochs = 1")]),
     "python benchmarks/offline_results.py": ("skip", "trains the offline experiments: hours"),
     "python benchmarks/language_table.py": (
         "sub", [("full=~/kemo-runs/e5_all_full capped=~/kemo-runs/e5_all_fast_check",

@@ -31,6 +31,10 @@ def add_parser(sub):
     e.add_argument("--overwrite", action="store_true",
                    help="replace the --json file an earlier kemo evaluate wrote (never "
                    "another file)")
+    e.add_argument("--config", default=None, metavar="CONFIG_OR_RUN",
+                   help="a dataset other than Track A: the config (or run directory) whose "
+                   "[data] describes it; PREDICTIONS is then one file in the dataset's own "
+                   "shape (what kemo predict writes) or a CSV of id + one 0/1 column per label")
 
 
 SCORES_FORMAT = "kemo evaluate scores"  # the --json file's `format`: kemo wrote it
@@ -54,25 +58,56 @@ def run(args) -> int:
     from kemo.data.brighter import resolve_data_dir
     from kemo.errors import InputError
     from kemo.evaluation.scoring import format_scores, score_submission
-
     from kemo.owned_dir import check_output
 
     if args.json:  # before anything is read: never over a file kemo did not write
         check_output(args.json, "--json", is_scores_file(args.json), args.overwrite,
                      instead="another --json file")
-    gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
-    preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions
-    scores = score_submission(preds, gold, args.languages)
+    if args.config:
+        gold, scores = _score_dataset(args)
+    else:
+        gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
+        preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions
+        scores = score_submission(preds, gold, args.languages)
     if args.json:  # written before anything is printed: an error here is the only output
         out = Path(args.json)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            write_text(out, json.dumps({"format": SCORES_FORMAT, **scores}, indent=1))  # whole or not at all
+            # whole or not at all; `format` marks it as kemo's (--overwrite replaces it)
+            write_text(out, json.dumps({"format": SCORES_FORMAT, **scores}, indent=1))
         except OSError as e:
             where = f": {e.filename}" if e.filename and str(e.filename) != str(out) else ""
             raise InputError(f"--json {out}: cannot write ({e.strerror or e}{where})") from None
     print(f"gold: {gold}")
     print(format_scores(scores))
+    if "all_rows" in scores["overall"]:
+        print(f"macro-F1 over all rows: {scores['overall']['all_rows']:.4f}")
     if args.json:
         print(f"wrote {args.json}")
     return 0
+
+
+def _score_dataset(args):
+    """(gold file, scores) of one prediction file against the split of the dataset that
+    `--config` (a config file or a run directory) describes."""
+    from kemo.config import load_config
+    from kemo.data.dataset import open_dataset
+    from kemo.errors import InputError
+    from kemo.evaluation.dataset_scoring import score_dataset_predictions
+    from kemo.evaluation.scoring import score_submission
+    from kemo.run import layout as L
+
+    if len(args.predictions) != 1 or args.gold or args.languages:
+        raise InputError("--config: give one prediction file (no --gold, no --languages)")
+    config = Path(args.config)
+    cfg = load_config(config / L.CONFIG if config.is_dir() else config)
+    dataset = open_dataset(cfg.data, args.data_dir)
+    if not dataset.has(args.split):
+        raise InputError(f"{config}: config key 'data.{args.split}_file' is empty (the "
+                         f"dataset has no {args.split} split)")
+    if dataset.layout == "track_a":
+        scores = score_submission(args.predictions[0], dataset.root / args.split,
+                                  dataset.languages)
+        return dataset.root / args.split, scores
+    return dataset.path(args.split), score_dataset_predictions(args.predictions[0], dataset,
+                                                               args.split)

@@ -37,16 +37,15 @@ def run(args) -> int:
     from kemo.data.token_cache import check_cache_target
 
     check_cache_target(args.out)  # before the work
-    from kemo.data.brighter import load_split, split_file
+    from kemo.data.dataset import read_available
     from kemo.data.pipeline import tokenize_splits
     from kemo.data.splits import load_data
     from kemo.data.token_cache import TokenCache, expected_manifest
     from kemo.models import load_preprocessor
+
     splits = load_data(cfg, args.data_dir)
-    with_test = [lang for lang in dict.fromkeys(cfg.data.languages)
-                 if split_file(splits.root, "test", lang).is_file()]
     named = {"train": splits.train, "val": splits.val, "dev": splits.dev,
-             "test": load_split(splits.root, "test", with_test) if with_test else None}
+             "test": read_available(splits.dataset, "test")}
     named = {k: v for k, v in named.items() if v is not None}
     expect = expected_manifest(cfg, splits.root, list(named))
     t0 = clock.time()
