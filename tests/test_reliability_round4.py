@@ -140,16 +140,19 @@ def _run_dir_cases(tiny_run, tmp_path):
     foreign = copy_run(tiny_run, tmp_path / "foreign")
     (foreign / L.REPORT).unlink()
     (foreign / "notes.txt").write_text("mine")
-    return user, finished, unfinished, foreign
+    nested = copy_run(tiny_run, tmp_path / "nested")  # a user's file inside kemo's folder
+    (nested / L.PREDICTIONS / "dev" / "mine.csv").write_text("mine")
+    return user, finished, unfinished, foreign, nested
 
 
 def test_run_dir_and_resume_refusals_match_the_folder(tiny_run, tmp_path):
-    user, finished, unfinished, foreign = _run_dir_cases(tiny_run, tmp_path)
+    user, finished, unfinished, foreign, nested = _run_dir_cases(tiny_run, tmp_path)
     new = ["train", "--config", TINY, "--run-dir"]
     cases = [  # (argv, needles, words that must not appear)
         (new + [user], ["kemo did not write it"], ["--resume"]),
         (new + [user, "--overwrite"], ["kemo did not write it"], ["--resume"]),
         (new + [foreign, "--overwrite"], ["notes.txt"], ["--resume"]),
+        (new + [nested, "--overwrite"], ["predictions/dev/mine.csv"], ["--resume"]),
         (new + [finished], ["a finished training run", "--overwrite"], ["--resume"]),
         (new + [unfinished], ["unfinished", f"--resume {unfinished}", "--overwrite"], []),
         (["train", "--resume", user], ["not a run kemo's training wrote"], []),

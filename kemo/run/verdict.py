@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -29,10 +30,32 @@ from kemo.run.manifest import read_manifest
 log = logging.getLogger(__name__)
 
 
+# Folders of a run whose marker lists what kemo wrote in them (`kemo.owned_dir`).
+_MARKED = {L.REPORT_DIR: ".kemo-report", L.EXPORT_DIR: ".kemo-export",
+           L.EXPLANATIONS: ".kemo-explanations"}
+
+
 def foreign_entries(run_dir: Path) -> list[str]:
-    """Names in `run_dir` that kemo never writes into a run directory."""
-    return sorted(p.name for p in run_dir.iterdir()
-                  if not p.name.startswith(".") and p.name not in L.FILES)
+    """Entries in `run_dir` kemo did not write: names a run directory never holds, and
+    files in `predictions/<x>/`, `report/`, `export/`, `explanations/` their marker
+    does not list (folders of an older kemo, unmarked, are not looked into)."""
+    from kemo.owned_dir import entries
+    from kemo.prediction.files import MARKER, written_here
+
+    out = [p.name for p in run_dir.iterdir()
+           if not p.name.startswith(".") and p.name not in L.FILES]
+    for folder in sorted((run_dir / L.PREDICTIONS).glob("*/")):
+        if (folder / MARKER).is_file():
+            ours = written_here(folder)
+            out += [f"{L.PREDICTIONS}/{folder.name}/{p.name}" for p in folder.iterdir()
+                    if not p.name.startswith(".") and p.name not in ours]
+    for name, marker in _MARKED.items():
+        try:
+            listed = json.loads((run_dir / name / marker).read_text())["files"]
+            out += [f"{name}/{e}" for e in entries(run_dir / name) if e not in listed]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return sorted(out)
 
 
 def describe(run_dir: Path) -> tuple[str | None, str]:
