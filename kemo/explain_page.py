@@ -125,7 +125,7 @@ def _words_view(words: list[TokenWord], weights: dict[str, float], scale: float)
         spans.append(f'<span{cls}{_color(weight, scale)} title="{_e(title)}">'
                      f"{_e(w.text)}{pieces}</span>")
     if len(cut) > MAX_CUT_WORDS:
-        spans.append(f'<span class="cut">... {len(cut) - MAX_CUT_WORDS} more words</span>')
+        spans.append(f'<span class="more">... {len(cut) - MAX_CUT_WORDS} more words cut</span>')
     return '<p class="words">' + " ".join(spans) + "</p>"
 
 
@@ -166,7 +166,7 @@ td.bar div{height:14px;margin:4px 0}
 .words{line-height:2.6;font-size:17px}
 .w{display:inline-block;padding:0 3px;border-radius:3px;line-height:1.3;text-align:center}
 .w small{display:block;font-size:10px;color:#555}
-.cut{color:#999;text-decoration:line-through}
+.cut{color:#999;text-decoration:line-through}.more{color:#999}
 .note{background:#f6f6f0;border-left:4px solid #bba;padding:6px 10px}
 """
 
