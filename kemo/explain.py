@@ -15,7 +15,7 @@ chart per explained label); `explanations.json` sums them up.
 Example:
     run = load_predictor("runs/tiny")   # kemo.prediction.predictor: a run or an ensemble
     ex = explain_text(run, "I can't stop smiling today", num_samples=500)
-    ex.predicted, ex.words["joy"][:3]      # [('smiling', 0.21), ...]
+    ex.predicted, ex.words[ex.predicted[0]][:3]      # [('smiling', 0.21), ...]
     save_explanation(ex, "runs/tiny/explanations")
 """
 

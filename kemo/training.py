@@ -109,8 +109,9 @@ class JsonHistory(keras.callbacks.Callback):
 
 
 def _format_distribution(names, before, after) -> str:
-    rows = [f"{'label':<10}{'before':>9}{'after':>9}"]
-    rows += [f"{n:<10}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
+    w = max([10] + [len(n) + 2 for n in names])
+    rows = [f"{'label':<{w}}{'before':>9}{'after':>9}"]
+    rows += [f"{n:<{w}}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
     return "\n".join(rows)
 
 
@@ -409,9 +410,11 @@ def _describe(cfg: Config, inputs: _Inputs, backbone, load_seconds: float) -> No
     dev = inputs.splits.dev
     log.info(f"backbone: {cfg.model.preset or 'random weights'} loaded in {load_seconds:.1f}s "
              f"({backbone.count_params() / 1e6:.1f}M weights)")
-    log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation (from train), "
+    source = "dev, NOT held out" if inputs.splits.val_is_dev else "from train"
+    log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation ({source}), "
              f"{len(dev) if dev is not None else 0} dev rows; languages "
-             f"{', '.join(cfg.data.languages)}; labels {', '.join(inputs.label_names)}")
+             f"{', '.join(dict.fromkeys(inputs.train.langs))}; "
+             f"labels {', '.join(inputs.label_names)}")
     note = validation_note(inputs.val, cfg.data) if cfg.thresholds.tune else None
     if note:
         log.warning(note)
@@ -587,6 +590,15 @@ def _predict_splits(cfg: Config, model, inputs: _Inputs, tf_data) -> dict:
     return probs
 
 
+def _validation_meta(splits) -> dict:
+    """report.json's `meta.validation` where validation is the dataset's dev (the report
+    then says dev is not held out); nothing for a split carved from train."""
+    if not splits.val_is_dev:
+        return {}
+    return {"validation": "dev: thresholds and early stopping were fitted on dev, so dev "
+                          "is NOT held out (data.validation = \"dev\")"}
+
+
 def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs: dict,
             fit: _Fit, resume: bool, started: float) -> dict:
     """Thresholds, predictions, model and preprocessor; `report.json` last."""
@@ -599,12 +611,12 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
         "train_rows": len(inputs.train), "val_rows": len(val),
         "resumed_after_epoch": fit.start_epoch if resume else None,
         "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info(),
-        "processes": multiprocess.process_count()}}
+        "processes": multiprocess.process_count(), **_validation_meta(inputs.splits)}}
     note = validation_note(val, cfg.data) if cfg.thresholds.tune else None
     if note:
         report["meta"]["notes"] = [note]  # the report page shows them
     if multiprocess.is_writer():  # several processes: process 0 alone writes
-        write_decisions(run_dir, fin, val, dev, probs)
+        write_decisions(run_dir, fin, val, dev, probs, inputs.splits.dataset)
         save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
         save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
         write_report(run_dir, report)  # last: its presence marks a finished run

@@ -140,7 +140,7 @@ def test_version_and_config_by_name(tmp_path, monkeypatch):
     assert resolve_config("offline/xlmr_eng") == str(ROOT / "configs" / "offline" / "xlmr_eng.toml")
     (tmp_path / "tiny").write_text("name = 'mine'\n")
     assert resolve_config("tiny") == "tiny"  # a file given by name wins
-    with pytest.raises(InputError, match=r"--config nope: .*known: default, offline/e5_all"):
+    with pytest.raises(InputError, match=r"--config nope: .*known: default, goemotions, offline/e5_all"):
         resolve_config("nope")
 
 

@@ -61,6 +61,9 @@ BLOCKS = {
                  f"kemo tokenize {TINY_QUICK}"),
                 ("kemo train --config configs/offline/xlmr_eng_hin.toml",
                  f"kemo train {TINY_QUICK}")]),
+    "mkdir -p my_data && cat > my_data/train.csv": (
+        "sub", [('preset = "minilm-l6-en"', 'preset = ""\nsequence_length = 32'),
+                ("epochs = 3", "epochs = 1")]),
     "python benchmarks/offline_results.py": ("skip", "trains the offline experiments: hours"),
     "python benchmarks/language_table.py": (
         "sub", [("full=~/kemo-runs/e5_all_full capped=~/kemo-runs/e5_all_fast_check",

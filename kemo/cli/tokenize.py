@@ -29,7 +29,7 @@ def run(args) -> int:
     import time as clock
 
     from kemo.config import load_config
-    from kemo.data.brighter import load_split, split_file
+    from kemo.data.dataset import read_available
     from kemo.data.splits import load_data
     from kemo.data.pipeline import tokenize_splits
     from kemo.data.token_cache import TokenCache, check_cache_target, expected_manifest
@@ -39,10 +39,8 @@ def run(args) -> int:
     cfg = load_config(resolve_config(args.config), args.set)  # a file, or a name: tiny
     check_cache_target(args.out)  # before the work
     splits = load_data(cfg, args.data_dir)
-    with_test = [lang for lang in dict.fromkeys(cfg.data.languages)
-                 if split_file(splits.root, "test", lang).is_file()]
     named = {"train": splits.train, "val": splits.val, "dev": splits.dev,
-             "test": load_split(splits.root, "test", with_test) if with_test else None}
+             "test": read_available(splits.dataset, "test")}
     named = {k: v for k, v in named.items() if v is not None}
     expect = expected_manifest(cfg, splits.root, list(named))
     t0 = clock.time()

@@ -109,16 +109,17 @@ def run(args) -> int:
                              "several processes need \"data_parallel\" "
                              "(--set train.distribution='\"data_parallel\"')")
         return multiprocess.launch(_child_argv(args, config, run_dir), args.local_processes)
-    from kemo.data.brighter import resolve_data_dir
+    from kemo.data.dataset import describe_dataset, open_dataset
 
-    data_dir = resolve_data_dir(args.data_dir, cfg.data.data_dir)
+    dataset = open_dataset(cfg.data, args.data_dir)
+    data_dir = dataset.root
     inline = "none (a small random BERT, vocabulary learnt from the training texts)"
     # What it is doing, printed once the inputs are checked (bad input prints one error).
     doing = "\n".join([
         f"resuming {run_dir} (its config.toml)" if args.resume else f"config: {config}"
         + ("" if args.config else " (the default; --config FILE for another)"),
         f"preset: {cfg.model.preset or inline}",
-        f"data: {data_dir} (languages: {', '.join(cfg.data.languages)})"])
+        f"data: {describe_dataset(dataset)}"])
     from kemo.monitor import progress_verbosity
     from kemo.training import train
 

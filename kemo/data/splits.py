@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.data.brighter import Examples, load_split, resolve_data_dir, split_file
+from kemo.data.brighter import load_split, split_file
+from kemo.data.examples import Examples, align_labels  # noqa: F401 (align_labels re-exported)
 from kemo.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,10 @@ class Splits:
     train: Examples
     val: Examples
     dev: Examples | None
-    root: Path  # the Track A data root they were read from
+    root: Path  # the data root they were read from
+    dataset: object = None  # kemo.data.dataset.TrackADataset or TableDataset
+    # True: `val` is the dataset's dev split (data.validation = "dev"), not held out
+    val_is_dev: bool = False
 
 
 def split_seed(cfg) -> int:
@@ -44,11 +48,15 @@ def split_seed(cfg) -> int:
 
 
 def load_data(cfg, data_dir) -> Splits:
-    """Read and validate train (+ dev when present); carve the validation split.
-    The data root: `data_dir` (--data-dir), else $KEMO_DATA_DIR, else `data.data_dir`."""
-    root = resolve_data_dir(data_dir, cfg.data.data_dir)
+    """Read and validate train (+ dev when present); carve the validation split (or,
+    with data.validation = "dev", validate on dev). The data root: see
+    `kemo.data.dataset.open_dataset`."""
+    from kemo.data.dataset import open_dataset
+
+    dataset = open_dataset(cfg.data, data_dir)
+    root = dataset.root
     seed = split_seed(cfg)
-    train_all = read = load_split(root, "train", cfg.data.languages)
+    train_all = read = dataset.read("train")
     if cfg.data.max_train_examples and cfg.data.max_train_examples < len(train_all):
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(train_all), cfg.data.max_train_examples, replace=False))
@@ -61,12 +69,30 @@ def load_data(cfg, data_dir) -> Splits:
             rows = np.flatnonzero(train_all.langs == lang)
             keep.append(rows if len(rows) <= cap else rng.choice(rows, cap, replace=False))
         train_all = train_all.subset(np.sort(np.concatenate(keep)))
+    if cfg.data.validation == "dev":
+        dev = _read_dev(cfg, dataset, train_all.label_names)
+        if dev is None:
+            raise InputError("config key 'data.validation': \"dev\" but the dataset has "
+                             "no labelled dev split")
+        return Splits(train_all, dev, dev, root, dataset, val_is_dev=True)
     train, val = train_val_split(train_all, cfg.data.val_fraction, seed)
     if len(val) == 0 or len(train) == 0:
         cut = ("data.max_train_examples_per_language" if cfg.data.max_train_examples_per_language
                and len(train_all) < min(len(read), cfg.data.max_train_examples or len(read))
                else "data.max_train_examples")
         raise split_size_error(read, train_all, cfg.data.val_fraction, root, cut)
+    return Splits(train, val, _read_dev(cfg, dataset, train.label_names), root, dataset)
+
+
+def _read_dev(cfg, dataset, label_names) -> Examples | None:
+    """The dev split aligned to the training labels (Track A: the languages with a dev
+    file, a note naming the others); None without one."""
+    if dataset.layout != "track_a":
+        if not dataset.has("dev"):
+            return None
+        dev = dataset.read("dev")
+        return dev if dev.has_labels else None
+    root = dataset.root
     langs = list(dict.fromkeys(cfg.data.languages))
     with_dev = [lang for lang in langs if split_file(root, "dev", lang).exists()]
     if len(with_dev) < len(langs):
@@ -76,18 +102,9 @@ def load_data(cfg, data_dir) -> Splits:
     dev = None
     if with_dev:
         dev = load_split(root, "dev", with_dev)
-        if dev.label_names != train.label_names:
-            dev = align_labels(dev, train.label_names)
-    return Splits(train, val, dev, root)
-
-
-def align_labels(ex: Examples, label_names) -> Examples:
-    """Re-index `ex` to `label_names` (labels it lacks become unknown)."""
-    cols = [ex.label_names.index(n) if n in ex.label_names else None for n in label_names]
-    labels = np.stack([ex.labels[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
-    mask = np.stack([ex.mask[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
-    return Examples(ex.ids, ex.texts, ex.langs, labels.astype("float32"),
-                    mask.astype("float32"), tuple(label_names), ex.has_labels)
+        if dev.label_names != label_names:
+            dev = align_labels(dev, label_names)
+    return dev
 
 
 # Below these a validation split tunes thresholds on a handful of examples (each label's
@@ -103,7 +120,7 @@ def small_validation_note(rows: int, positives: dict, data_cfg) -> str | None:
     it; None when it is large enough.
 
     Example:
-        small_validation_note(10, {"anger": 1, "joy": 4}, cfg.data)
+        small_validation_note(10, {"calm": 1, "tense": 4}, cfg.data)
         # 'warning: the validation split is small to tune thresholds on: 10 rows ...'
     """
     few = {name: n for name, n in positives.items() if n < MIN_VALIDATION_POSITIVES}

@@ -367,6 +367,8 @@ def _reports_section(report: dict, meta: dict, notes) -> list[str]:
     for note in notes + ([f"report.json completed by kemo report: {meta['backfilled']['how']}"]
                          if "backfilled" in meta and not notes else []):
         body.append(f'<p class="note">{_e(note)}</p>')
+    if meta.get("validation"):  # data.validation = "dev": dev scores are not held out
+        body.append(f'<p class="note"><b>Validation: {_e(meta["validation"])}.</b></p>')
     if "members" in report:  # an ensemble (kemo.ensemble)
         from kemo.ensemble import members_table, served_by_table
 

@@ -1,7 +1,7 @@
 """The figures of a run's HTML report (`kemo.evaluation.page`), as PNG files (matplotlib, Agg).
 
 Example:
-    figs = plot_curves(read_history("runs/tiny"), ["anger", "joy"], Path("runs/tiny/report"))
+    figs = plot_curves(read_history("runs/tiny"), run.label_names, Path("runs/tiny/report"))
     plot_distribution(json.loads(Path("runs/tiny/label_distribution.json").read_text()),
                       Path("runs/tiny/report/label_distribution.png"))
 """
@@ -15,6 +15,9 @@ import numpy as np
 from kemo.evaluation.report import LANGUAGE_MEAN_KEY
 from kemo.evaluation.split_probs import SplitProbs
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, decide
+
+
+MANY_LABELS = 10  # more labels than this: grids and rows instead of lines and bars
 
 
 def _figure(width, height):
@@ -95,7 +98,10 @@ def plot_curves(history, label_names, out_dir: Path, best_epoch=None) -> dict[st
         ax.legend(fontsize="small")
         fig.savefig(out_dir / name)
         files[name] = title
-    if any(f"loss_{n}" in history[0] for n in label_names):
+    if len(label_names) > MANY_LABELS and any(f"loss_{n}" in history[0] for n in label_names):
+        _plot_label_loss_grid(history, label_names, out_dir / "label_loss.png")
+        files["label_loss.png"] = "Loss per label per epoch"
+    elif any(f"loss_{n}" in history[0] for n in label_names):
         colors = _label_colors(label_names)
         fig = _figure(9, 4.6)
         ax = fig.subplots()
@@ -115,6 +121,22 @@ def plot_curves(history, label_names, out_dir: Path, best_epoch=None) -> dict[st
     return files
 
 
+def _plot_label_loss_grid(history, label_names, out_path: Path) -> None:
+    """Many labels (GoEmotions' 28): the loss per label and epoch as two heat maps, train
+    and validation, one row per label (a line per label would be unreadable)."""
+    epochs = [h["epoch"] for h in history]
+    fig = _figure(9, 1.2 + 0.22 * len(label_names))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, prefix, what in ((axes[0], "loss_", "train"), (axes[1], "val_loss_", "validation")):
+        grid = np.array([[h.get(f"{prefix}{n}", np.nan) for h in history] for n in label_names])
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_xticks(range(len(epochs)), epochs)
+        ax.set(title=f"{what} loss per label", xlabel="epoch")
+        fig.colorbar(image, ax=ax, shrink=0.6)
+    axes[0].set_yticks(range(len(label_names)), label_names, fontsize="small")
+    fig.savefig(out_path)
+
+
 def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
     """One precision-recall panel per label; tuned threshold (and 0.5) marked.
 
@@ -123,9 +145,10 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     names = data.label_names
-    ncols = min(3, len(names))
+    many = len(names) > MANY_LABELS  # small panels, seven a row, legends in small type
+    ncols = min(7 if many else 3, len(names))
     nrows = int(np.ceil(len(names) / ncols))
-    fig = _figure(4.2 * ncols, 3.7 * nrows)
+    fig = _figure((2.6 if many else 4.2) * ncols, (2.5 if many else 3.7) * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     rows = []
     for j, n in enumerate(names):
@@ -159,7 +182,12 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
         ax.set(title=f"{n} ({int(y.sum())}/{len(y)} positive)", xlabel="recall",
                ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.05))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small", loc="best")
+        ax.legend(fontsize=5 if many else "x-small", loc="best")
+        if many:
+            ax.title.set_fontsize("small")
+            ax.tick_params(labelsize="x-small")
+            ax.xaxis.label.set_fontsize("x-small")
+            ax.yaxis.label.set_fontsize("x-small")
     for ax in axes[len(names):]:
         ax.set_axis_off()
     fig.suptitle(f"Precision-recall per label, {data.split} split")
@@ -170,6 +198,8 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
 def plot_distribution(dist: dict, out_path: Path):
     """Grouped bars: positive rate per label before and after sampling."""
     names = dist["labels"]
+    if len(names) > MANY_LABELS:
+        return _plot_distribution_rows(dist, out_path)
     x = np.arange(len(names))
     fig = _figure(max(6.0, 1.1 * len(names) + 2), 3.8)
     ax = fig.subplots()
@@ -183,4 +213,22 @@ def plot_distribution(dist: dict, out_path: Path):
            title=f"Label distribution (sampling strength {dist.get('sampling_strength', '?')})",
            ylim=(0, min(1.0, max(max(dist["before"]), max(dist["after"])) * 1.25 + 0.02)))
     ax.legend()
+    fig.savefig(out_path)
+
+
+def _plot_distribution_rows(dist: dict, out_path: Path):
+    """Many labels: horizontal bars, one row per label, in the run's label order."""
+    names = dist["labels"]
+    y = np.arange(len(names))
+    fig = _figure(8, 1.4 + 0.3 * len(names))
+    ax = fig.subplots()
+    h = 0.4
+    ax.barh(y - h / 2, dist["before"], h, label="before sampling (train)")
+    ax.barh(y + h / 2, dist["after"], h, label="after sampling (epoch 1 draw)")
+    ax.set_yticks(y, names, fontsize="small")
+    ax.invert_yaxis()
+    ax.set(xlabel="positive rate",
+           title=f"Label distribution (sampling strength {dist.get('sampling_strength', '?')})")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize="small")
     fig.savefig(out_path)
