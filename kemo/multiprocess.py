@@ -94,6 +94,24 @@ def coordinator_address() -> tuple[str, int] | None:
     return parsed[0]
 
 
+def check_settings() -> None:
+    """Every setting of a run of several processes, checked before anything heavy
+    loads: the addresses (`coordinator_address`), the process count (>= 1), this
+    process's id (0 .. count-1) and `KEMO_HEARTBEAT_TIMEOUT` (>= 1 second)."""
+    from kemo.errors import InputError
+
+    coordinator_address()
+    num, pid, beat = _int_env(NUM), _int_env(ID), _int_env("KEMO_HEARTBEAT_TIMEOUT")
+    if num is not None and num < 1:
+        raise InputError(f"environment variable {NUM}: {num}, expected a count >= 1")
+    if pid is not None and (pid < 0 or (num is not None and pid >= num)):
+        raise InputError(f"environment variable {ID}: {pid}, expected 0 .. "
+                         f"{'count-1' if num is None else num - 1} ({NUM}={num})")
+    if beat is not None and beat < 1:
+        raise InputError(f"environment variable KEMO_HEARTBEAT_TIMEOUT: {beat}, expected "
+                         "whole seconds >= 1")
+
+
 def check_reachable(timeout: float) -> None:
     """Before joining: process 0 must be able to serve the coordinator's address (an
     address of this machine, port free); another process must reach it within

@@ -263,15 +263,20 @@ def test_sigterm_during_start_up_leaves_no_child(tmp_path):
             os.kill(pid, 0)
 
 
-@pytest.mark.parametrize("address", ["nonsense", "host:port", "localhost:0",
-                                     "localhost:99999", ":7777", "a.invalid:7777"])
-def test_malformed_coordinator_address_is_refused_at_once(address, monkeypatch):
-    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", address)
+@pytest.mark.parametrize("setting", [
+    "nonsense", "host:port", "localhost:0", "localhost:99999", ":7777", "a.invalid:7777",
+    "localhost:7777,localhost", ("NUM_PROCESSES", "0"), ("NUM_PROCESSES", "two"),
+    ("PROCESS_ID", "2"), ("PROCESS_ID", "-1"), ("KEMO_HEARTBEAT_TIMEOUT", "0")])
+def test_malformed_multi_process_setting_is_refused_at_once(setting, monkeypatch):
+    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "localhost:7777")
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
     monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "1")
+    name, value = setting if isinstance(setting, tuple) else ("JOB_ADDRESSES", setting)
+    name = name if name.startswith("KEMO") else f"KERAS_DISTRIBUTION_{name}"
+    monkeypatch.setenv(name, value)
     started = time.time()
     rc, _, err = kemo("train", "--config", TINY, "--set", "train.distribution=\"data_parallel\"")
-    refused(rc, err, "KERAS_DISTRIBUTION_JOB_ADDRESSES")
+    refused(rc, err, name)
     assert time.time() - started < 5
 
 

@@ -89,7 +89,7 @@ def run(args) -> int:
     from kemo.run.verdict import check_new_run_dir, check_resumable
 
     if multiprocess.requested():
-        multiprocess.coordinator_address()  # a malformed address: refused at once
+        multiprocess.check_settings()  # a malformed address or count: refused at once
     if args.local_processes:
         multiprocess.check_local_processes(args.local_processes)  # what the machine holds
     if multiprocess.requested():  # one of several: process 0 checks and locks, once JAX
