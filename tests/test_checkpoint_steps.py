@@ -73,7 +73,7 @@ def test_fit_resumed_from_a_step_checkpoint_logs_the_uninterrupted_history(tmp_p
     state = load_checkpoint(tmp_path, resumed, EPOCHS)
     assert (state["epoch"], state["step"]) == (1, 3)
     rest = _fit(resumed, _batches(1, 3), [
-        ResumeInsideEpoch(1, 3, STEPS, state.pop("metrics"), tmp_path),
+        ResumeInsideEpoch(1, 3, STEPS, state.pop("metrics"), tmp_path, next(_batches(1, 3))),
         RunCheckpoint(tmp_path, every_steps=3, steps=STEPS, start=(1, 3))], initial_epoch=1)
     assert list(rest) == list(full)
     for key in full:
@@ -101,6 +101,6 @@ def test_damaged_step_checkpoint_is_one_input_error(tmp_path):
 
     # Metrics of another model (another metric count) fail when the epoch begins.
     fresh = _model()
-    bad = ResumeInsideEpoch(0, 2, STEPS, [np.zeros(()), np.zeros(())], ck)
-    with pytest.raises(InputError, match="metrics.npz: checkpoint holds 2 metric variables"):
+    bad = ResumeInsideEpoch(0, 2, STEPS, [np.zeros((), "float32")], ck)
+    with pytest.raises(InputError, match="metrics.npz: checkpoint holds 1 metric variables"):
         _fit(fresh, _batches(0, 2), [bad])
