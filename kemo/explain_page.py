@@ -162,7 +162,8 @@ tr.on td{font-weight:700;background:#f2fbf3}
 td.bar{width:300px;position:relative;padding:0 0 0 1px;background:#f3f3f3}
 td.bar div{height:14px;margin:4px 0}
 .p{background:#4a7fd4}.up{background:#2ea043}.down{background:#dc322f}
-.t{position:absolute;top:0;bottom:0;width:2px;background:#111;margin:0!important;height:auto!important}
+.t{position:absolute;top:0;bottom:0;width:2px;background:#111;
+margin:0!important;height:auto!important}
 .words{line-height:2.6;font-size:17px}
 .w{display:inline-block;padding:0 3px;border-radius:3px;line-height:1.3;text-align:center}
 .w small{display:block;font-size:10px;color:#555}

@@ -38,7 +38,7 @@ from kemo.data.brighter import Examples
 from kemo.data.splits import load_data, validation_note
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
-    BatchPlan, epoch_indices, label_distribution, language_shares, language_weights,
+    BatchPlan, batch_arrays, epoch_indices, label_distribution, language_shares, language_weights,
     length_buckets, sampling_weights, steps_per_epoch, token_lengths, tokenize_splits,
 )
 from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_manifest
@@ -564,9 +564,13 @@ def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume
     callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record
     start_step = state.get("step", 0) if state else 0
     if start_step:  # first: the shortened epoch's stop is cleared before early stopping's
+        idx, length = plan[0]
+        first = batch_arrays(inputs.arrays["train"], inputs.train.y, idx, length,
+                             cfg.train.batch_size, part=part)
         callbacks.insert(0, ResumeInsideEpoch(start_epoch, start_step, plan.steps,
                                               state.pop("metrics"),
-                                              run_dir / L.CHECKPOINTS / state["checkpoint"]))
+                                              run_dir / L.CHECKPOINTS / state["checkpoint"],
+                                              first))
     callbacks += [RunCheckpoint(run_dir, early_stopping, cfg.train.checkpoint_every_steps,
                                 plan.steps, (start_epoch, start_step))] * writer
     callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved
