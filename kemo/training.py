@@ -345,12 +345,12 @@ def _quiet_process():
 
 def _prepare_inputs(cfg: Config, data_dir, run_dir: Path, resume: bool, tokens) -> _Inputs:
     """Read and validate the splits; the loss; the token cache and preprocessor."""
+    source = _init_source(cfg)  # checked before its config is read for the split
     splits = load_data(cfg, data_dir)  # config.toml keeps data.data_dir as configured
     loss = _make_loss(cfg, splits.train)
     named = {n: ex for n, ex in zip(RUN_SPLITS, (splits.train, splits.val, splits.dev))
              if ex is not None}
     expect = expected_manifest(cfg, splits.root)
-    source = _init_source(cfg)
     cache = _open_token_cache(tokens, run_dir, resume, expect)
     arrays = {n: cache.arrays(n, ex) for n, ex in named.items()} if cache else None
     if cache:

@@ -105,3 +105,30 @@ def test_killed_continued_run_resumes_to_the_same_history(tiny_run, data_dir, tm
     for ea, eb in zip(a, b):
         for key in ea:
             assert abs(ea[key] - eb[key]) <= 1e-6, (ea["epoch"], key)
+
+
+def test_validates_on_the_rows_its_source_validated_on(tiny_run, data_dir):
+    """eng, from the eng run, with another cap: the source's validation rows it reads
+    validate here and none trains; deu (the source never read it) keeps its own split."""
+    from kemo.config import load_config
+    from kemo.data.splits import load_data
+
+    src = load_data(load_config(tiny_run / "config.toml"), data_dir)
+    cfg = load_config(ROOT / "configs" / "tiny.toml", [
+        *TINY_OVERRIDES, "data.languages=[\"eng\", \"deu\"]", "data.max_train_examples=900",
+        f"model.init_from=\"{tiny_run}\""])
+    got = load_data(cfg, data_dir)
+    plain = load_data(load_config(ROOT / "configs" / "tiny.toml", [
+        *TINY_OVERRIDES, "data.languages=[\"eng\", \"deu\"]", "data.max_train_examples=900"]),
+        data_dir)
+    src_val = set(src.val.ids.tolist())
+    eng_val = set(got.val.ids[got.val.langs == "eng"].tolist())
+    eng_train = set(got.train.ids[got.train.langs == "eng"].tolist())
+    assert eng_val and eng_val <= src_val and not eng_train & src_val
+    # every source validation row this run read is in its validation split
+    read = eng_val | eng_train
+    assert src_val & read == eng_val
+    # without init_from the split would differ (the test can fail)
+    assert set(plain.val.ids[plain.val.langs == "eng"].tolist()) != eng_val
+    assert (sorted(got.val.ids[got.val.langs == "deu"].tolist())
+            == sorted(plain.val.ids[plain.val.langs == "deu"].tolist()))
