@@ -22,6 +22,11 @@ def add_parser(sub):
     x.add_argument("--run-dir", required=True, help="the ensemble's run directory (new)")
     x.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
                    help="one weight per member (default: equal); normalised to sum to 1")
+    x.add_argument("--serve", choices=("average", "specialist"), default="average",
+                   help="which members serve a text of language L: every member trained on "
+                   "L, averaged (default), or only those trained on the fewest languages "
+                   "(specialist: runs fine-tuned on L alone, e.g. by kemo finetune, serve L "
+                   "instead of the multilingual run they started from)")
     x.add_argument("--data-dir", default=None,
                    help=DATA_DIR_HELP)
     x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64,
@@ -35,7 +40,7 @@ def run(args) -> int:
     from kemo.ensemble import build_ensemble, format_ensemble_report
 
     report = build_ensemble(args.members, args.run_dir, args.weights, args.data_dir,
-                            args.batch_size)
+                            args.batch_size, args.serve)
     print(format_ensemble_report(report))
     print(f"\nrun directory: {args.run_dir}")
     return 0
