@@ -98,8 +98,9 @@ def inherit_split(cfg, data_dir, train: Examples, val: Examples):
     if not source:
         return train, val
     from kemo.config import load_config
+    from kemo.run import layout as L
 
-    src_cfg = load_config(Path(source).expanduser() / "config.toml")
+    src_cfg = load_config(Path(source).expanduser() / L.CONFIG)
     src = load_data(src_cfg, data_dir)  # its own source's rows, if it has one
     shared = set(src_cfg.data.languages)
     held = set(zip(src.val.langs.tolist(), src.val.ids.tolist()))

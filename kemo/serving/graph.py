@@ -113,6 +113,21 @@ def label_weights(members, weights, label_names):
     return w / w.sum(axis=0, keepdims=True)
 
 
+def _hold_routing(module, routing: LanguageRouting) -> None:
+    """The language lookup table and the per-language weights and thresholds that
+    `serve_languages` reads, held (and saved) by `module`."""
+    import tensorflow as tf
+
+    module.languages = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(routing.languages), tf.string),
+                                            tf.range(len(routing.languages), dtype=tf.int64)),
+        default_value=len(routing.languages))
+    module.route_weights = tf.Variable(tf.constant(routing.weights, tf.float32),
+                                       trainable=False, name="route_weights")
+    module.route_thresholds = tf.Variable(tf.constant(routing.thresholds, tf.float32),
+                                          trainable=False, name="route_thresholds")
+
+
 def build_serving_module(members, weights, thresholds, label_names, pad_batch: bool = True,
                          routing: LanguageRouting | None = None):
     """A tf.Module whose `serve(texts)` maps raw strings to `probabilities` (the
@@ -140,16 +155,7 @@ def build_serving_module(members, weights, thresholds, label_names, pad_batch: b
             self.thresholds = tf.Variable(tf.constant(thresholds, tf.float32),
                                           trainable=False, name="thresholds")
             if routing is not None:
-                self.languages = tf.lookup.StaticHashTable(
-                    tf.lookup.KeyValueTensorInitializer(
-                        tf.constant(list(routing.languages), tf.string),
-                        tf.range(len(routing.languages), dtype=tf.int64)),
-                    default_value=len(routing.languages))
-                self.route_weights = tf.Variable(tf.constant(routing.weights, tf.float32),
-                                                 trainable=False, name="route_weights")
-                self.route_thresholds = tf.Variable(
-                    tf.constant(routing.thresholds, tf.float32), trainable=False,
-                    name="route_thresholds")
+                _hold_routing(self, routing)
 
         def _sigmoids(self, texts):
             """Each member's sigmoids in the module's label columns (0 where it has none)."""
@@ -178,18 +184,21 @@ def build_serving_module(members, weights, thresholds, label_names, pad_batch: b
             decisions = tf.cast(probs >= self.thresholds[None, :], tf.int32)
             return {"probabilities": probs, "decisions": decisions, "logits": logits}
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
-                                      tf.TensorSpec([None], tf.string, name="languages")])
-        def serve_languages(self, texts, languages):
-            index = self.languages.lookup(languages)
-            weights = tf.gather(self.route_weights, index)  # (rows, members, labels)
-            probs = tf.cond(
-                tf.size(texts) > 0,
-                lambda: tf.add_n([weights[:, k, :] * p
-                                  for k, p in enumerate(self._sigmoids(texts))]),
-                lambda: tf.zeros([0, num_labels], tf.float32))
-            probs = tf.ensure_shape(probs, [None, num_labels])
-            decisions = tf.cast(probs >= tf.gather(self.route_thresholds, index), tf.int32)
-            return {"probabilities": probs, "decisions": decisions}
+        if routing is None:  # saving traces every tf.function the module holds
+            serve_languages = None
+        else:
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
+                                          tf.TensorSpec([None], tf.string, name="languages")])
+            def serve_languages(self, texts, languages):
+                index = self.languages.lookup(languages)
+                weights = tf.gather(self.route_weights, index)  # (rows, members, labels)
+                probs = tf.cond(
+                    tf.size(texts) > 0,
+                    lambda: tf.add_n([weights[:, k, :] * p
+                                      for k, p in enumerate(self._sigmoids(texts))]),
+                    lambda: tf.zeros([0, num_labels], tf.float32))
+                probs = tf.ensure_shape(probs, [None, num_labels])
+                decisions = tf.cast(probs >= tf.gather(self.route_thresholds, index), tf.int32)
+                return {"probabilities": probs, "decisions": decisions}
 
     return ServingModule()
