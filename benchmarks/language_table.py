@@ -56,7 +56,7 @@ def table(runs) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     ref = compare_with_reference(dev)
     for lang in sorted(dev):
-        cells = [lang, str(rows[lang]["n"]), *(f"{c.get(lang, float('nan')):.4f}" for _, c in columns),
+        cells = [lang, str(rows[lang]["n"]), *(_cell(c.get(lang)) for _, c in columns),
                  "-" if ref[lang]["reference"] is None else f"{ref[lang]['reference']:.4f}",
                  {None: "", True: "yes", False: "no"}[ref[lang]["above"]]]
         lines.append("| " + " | ".join(cells) + " |")
@@ -69,6 +69,11 @@ def table(runs) -> str:
     lines.append(f"| **above RemBERT (of {n24})** | | "
                  + " | ".join(str(s["above"]) for s in sums) + " | | |")
     return "\n".join(lines)
+
+
+def _cell(f1) -> str:
+    """A score with 4 decimals; a dash where a run has none (a language it did not score)."""
+    return "-" if f1 is None or f1 != f1 else f"{f1:.4f}"
 
 
 def main(argv=None) -> int:

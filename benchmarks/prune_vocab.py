@@ -105,7 +105,7 @@ def main(argv=None) -> int:
 
     root = resolve_data_dir(args.data_dir)
     cpu = cpu_info()
-    print(f"e5-small-multi vocabulary pruning; {describe_cpu(cpu)}", flush=True)
+    print(f"e5-small-multi vocabulary pruning; cpu: {describe_cpu(cpu)}", flush=True)
     cfg = load_config(ROOT / "configs" / "tiny.toml", ["model.preset=e5-small-multi"])
     t0 = time.perf_counter()
     keras.utils.set_random_seed(0)  # before any tokenising (it clears TF's kernel cache)

@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     data_dir = Path(args.data_dir or os.environ.get("KEMO_DATA_DIR")
                     or ROOT.parent / "shared" / "data" / "brighter" / "track_a")
     env = {**os.environ, "KEMO_DATA_DIR": str(data_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    print(describe_cpu(cpu_info()))
+    print(f"cpu: {describe_cpu(cpu_info())}")
     print(f"python: {sys.version.split()[0]}; median of {args.repeats} runs after a warm-up")
     tmp = Path(tempfile.mkdtemp(prefix="kemo-startup-"))
     try:

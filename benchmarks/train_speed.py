@@ -623,7 +623,7 @@ def main(argv=None) -> dict:
 
     omp = f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}" if args.device == "cpu" else ""
     cpu = cpu_info()
-    print(describe_cpu(cpu))
+    print(f"cpu: {describe_cpu(cpu)}")
     print(f"device: {args.device} ({jax.devices()[0].device_kind}; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads{omp}; jax {jax.__version__}, "
           f"keras {keras.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}); "

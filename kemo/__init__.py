@@ -26,10 +26,29 @@ over several processes), `ensemble`, `explain`
 (LIME), `presets`, `log` (the logging convention), and small helpers (`atomic`,
 `owned_dir`, `finite`, `machine`, `errors`).
 
+The Python API (`kemo.api`): `kemo.load(RUN)` gives a `Classifier` that predicts texts
+or a DataFrame and evaluates, in one call each.
+
 Example:
+    import kemo
+    clf = kemo.load("runs/tour")                     # a run or an ensemble
+    clf.predict(["I can't stop smiling today"])      # DataFrame: labels, p_<label>, <label>
+
     import kemo.log
     from kemo.config import load_config
     from kemo.training import train
     kemo.log.to_console()  # progress lines as `kemo train` shows them
     result = train(load_config("configs/tiny.toml"), data_dir="../shared/data/brighter/track_a")
 """
+
+
+def load(path):
+    """A run or ensemble directory as a `kemo.api.Classifier` (see `kemo.api`); Keras and
+    the model load on this call, not on `import kemo`.
+
+    Example:
+        clf = kemo.load("runs/tour"); clf.predict(["so happy"])
+    """
+    from kemo.api import load as _load
+
+    return _load(path)

@@ -6,7 +6,15 @@ learning-rate schedule position follows from the step) and `state.json` (epoch,
 early-stopping state). Only when that directory is complete is `checkpoints/LATEST`
 replaced (write then rename), so a kill at any moment leaves the previous checkpoint
 in force. The data order needs no saving: each epoch's order depends only on
-(seed, epoch). Loading reads and checks every file of the checkpoint (LATEST,
+(seed, epoch).
+
+With `train.checkpoint_every_steps = N` a checkpoint is also written every N steps
+inside an epoch: `checkpoints/epoch-<E>-step-<K>/` (E epochs complete, K steps of the
+next) holds the same files plus `metrics.npz`, the training metrics accumulated over
+the epoch's first K steps (its mean loss, macro-F1 counts). Resuming, `fit` serves the
+epoch's batches from step K on (`BatchPlan(start_step=K)`), `ResumeInsideEpoch` puts
+the metrics back when the epoch begins and ends it after its remaining steps, so the
+history is the uninterrupted run's. Loading reads and checks every file of the checkpoint (LATEST,
 `state.json`, each array's count and shape against the model) before it assigns
 anything, so a damaged checkpoint is one `InputError` naming the file.
 
@@ -32,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -67,9 +76,22 @@ def _save_arrays(path: Path, variables) -> None:
         os.fsync(f.fileno())
 
 
+def checkpoint_name(epoch: int, step: int = 0) -> str:
+    """`epoch-0003` after epoch 3; `epoch-0003-step-000050`: 50 steps into epoch 4."""
+    return f"epoch-{epoch:04d}" + (f"-step-{step:06d}" if step else "")
+
+
+_NAME = re.compile(r"epoch-(\d{4,})(?:-step-(\d{6,}))?")
+
+
 def _load_arrays(path: Path, variables, what: str) -> list[np.ndarray]:
     """Every array of `path`, read in full (so a damaged file fails here) and checked
     against `variables`: count, shapes, dtypes, finite values. Nothing is assigned."""
+    return check_arrays(path, _read_arrays(path, what), variables, what)
+
+
+def _read_arrays(path: Path, what: str) -> list[np.ndarray]:
+    """Every array of `path` (v00000, v00001, ...), read in full; InputError if not."""
     if not path.is_file():
         raise InputError(f"{path}: missing (checkpoint incomplete)")
     try:
@@ -82,6 +104,11 @@ def _load_arrays(path: Path, variables, what: str) -> list[np.ndarray]:
                          f"({type(e).__name__}: {detail})") from None
     if names != [f"v{i:05d}" for i in range(len(names))]:
         raise InputError(f"{path}: unexpected array names (expected v00000, v00001, ...)")
+    return values
+
+
+def check_arrays(path: Path, values, variables, what: str) -> list[np.ndarray]:
+    """`values` (read from `path`) against `variables`: count, shapes, dtypes, finite."""
     if len(values) != len(variables):
         raise InputError(f"{path}: checkpoint holds {len(values)} {what} variables, "
                          f"the model has {len(variables)} (config changed since?)")
@@ -100,6 +127,7 @@ def _load_arrays(path: Path, variables, what: str) -> list[np.ndarray]:
 
 
 TORCH_RNG = "torch_rng.npy"
+METRICS = "metrics.npz"  # a checkpoint inside an epoch: the epoch's metrics so far
 
 
 def _torch_rng_state() -> np.ndarray | None:
@@ -129,15 +157,19 @@ def _read_torch_rng(path: Path) -> np.ndarray:
 
 
 def save_checkpoint(run_dir, model, state: dict) -> Path:
-    """Write a complete checkpoint for `state["epoch"]`, then point LATEST at it."""
+    """Write a complete checkpoint for `state["epoch"]` (and `state["step"]` of the next
+    epoch, if given: the training metrics are saved too), then point LATEST at it."""
     root = _checkpoints(run_dir)
     root.mkdir(exist_ok=True)
-    final = root / f"epoch-{state['epoch']:04d}"
-    tmp = root / f".partial-{state['epoch']:04d}-{os.getpid()}"
+    name = checkpoint_name(state["epoch"], state.get("step", 0))
+    final = root / name
+    tmp = root / f".partial-{name[6:]}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     _save_arrays(tmp / "model.npz", model.variables)
     _save_arrays(tmp / "optimizer.npz", model.optimizer.variables)
+    if state.get("step"):
+        _save_arrays(tmp / METRICS, model.metrics_variables)
     best = state.pop("best_weights", None)
     if best is not None:
         with open(tmp / "best.npz", "wb") as f:
@@ -162,8 +194,10 @@ def read_checkpoint(run_dir, model, epochs: int | None = None,
                     early_stopping: bool | None = None) -> dict | None:
     """Read and validate the LATEST checkpoint in full, assigning nothing.
 
-    Returns None when the run has no checkpoint yet, else its state with the arrays
-    under "model", "optimizer" and "best_weights". Any fault (LATEST naming no
+    Returns None when the run has no checkpoint yet, else its state ("epoch", "step"
+    for one inside an epoch, "early_stopping") with the arrays under "model",
+    "optimizer", "best_weights" and "metrics" (inside an epoch; checked against the
+    model's metrics when fit has built them, `ResumeInsideEpoch`). Any fault (LATEST naming no
     checkpoint, a bad `state.json`, a truncated `.npz`, a variable count or shape that
     is not the model's) is one `InputError` naming the file. The optimizer is built if
     needed. `epochs`: the run's epoch count; `early_stopping`: whether the config uses
@@ -177,12 +211,13 @@ def read_checkpoint(run_dir, model, epochs: int | None = None,
         name = latest.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{latest}: cannot read ({e})") from None
-    ckpt = root / name
-    if not name.startswith("epoch-") or not name[6:].isdigit() or "/" in name \
-            or not ckpt.is_dir():
+    ckpt, match = root / name, _NAME.fullmatch(name)
+    if not match or not ckpt.is_dir():
         raise InputError(f"{latest}: names {name[:40]!r}, which is not a checkpoint "
                          f"directory in {root}")
-    state = _read_state(ckpt / "state.json", int(name[6:]), epochs, early_stopping)
+    state = _read_state(ckpt / "state.json", int(match[1]), int(match[2] or 0), epochs,
+                        early_stopping)
+    state["checkpoint"] = name
     state["model"] = _load_arrays(ckpt / "model.npz", model.variables, "model")
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
@@ -191,23 +226,28 @@ def read_checkpoint(run_dir, model, epochs: int | None = None,
     if (ckpt / "best.npz").exists() or "early_stopping" in state:  # saved after every
         # epoch with early stopping: its best weights (model.get_weights)
         state["best_weights"] = _load_arrays(ckpt / "best.npz", model.weights, "best-weights")
+    if state.get("step"):
+        state["metrics"] = _read_arrays(ckpt / METRICS, "metric")
     if (ckpt / TORCH_RNG).exists():  # written under torch; other backends ignore it
         state["torch_rng"] = _read_torch_rng(ckpt / TORCH_RNG)
     return state
 
 
-def _read_state(path: Path, epoch: int, epochs, early_stopping) -> dict:
-    """`state.json`: its epoch is the directory's; early stopping's counters are sane."""
+def _read_state(path: Path, epoch: int, step: int, epochs, early_stopping) -> dict:
+    """`state.json`: its epoch (and step) are the directory's; early stopping's counters
+    are sane (absent inside the first epoch: nothing to restore yet)."""
     if not path.is_file():
         raise InputError(f"{path}: missing (checkpoint incomplete)")
     state = rf.read_json(path)
-    got = rf.number(state, "epoch", path, lo=1, integer=True)
-    if got != epoch:
-        raise InputError(f"{rf.where(path, 'epoch')}: {got}, but the directory is "
-                         f"{path.parent.name}")
-    if epochs is not None and got > epochs:
+    got = rf.number(state, "epoch", path, lo=0 if step else 1, integer=True)
+    got_step = rf.number(state, "step", path, lo=1, integer=True) if step else 0
+    if (got, got_step) != (epoch, step):
+        raise InputError(f"{rf.where(path, 'epoch')}: {got}, step {got_step}, but the "
+                         f"directory is {path.parent.name}")
+    if epochs is not None and (got > epochs or step and got >= epochs):
         raise InputError(f"{rf.where(path, 'epoch')}: {got}, but the run has {epochs} epochs")
-    es = rf.field(state, "early_stopping", path, dict, optional=not early_stopping)
+    es = rf.field(state, "early_stopping", path, dict,
+                  optional=not early_stopping or got == 0)
     if es is not None:
         for key in ("wait", "best_epoch"):
             rf.number(state, ("early_stopping", key), path, 0, integer=True)
@@ -222,7 +262,7 @@ def _read_state(path: Path, epoch: int, epochs, early_stopping) -> dict:
             raise InputError(f"{rf.where(path, ('early_stopping', 'wait'))}: {es['wait']}, "
                              f"but {got - 1 - es['best_epoch']} epochs followed the best "
                              f"(epoch {es['best_epoch'] + 1} of {got})")
-    return {k: v for k, v in state.items() if k in ("epoch", "early_stopping")}
+    return {k: v for k, v in state.items() if k in ("epoch", "step", "early_stopping")}
 
 
 def load_checkpoint(run_dir, model, epochs: int | None = None,
@@ -311,14 +351,20 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Saves a checkpoint at the end of every epoch (after early stopping updated); in a
-    resumed run under torch, restores the checkpoint's dropout generator when training
-    begins."""
+    """Saves a checkpoint at the end of every epoch (after early stopping updated) and,
+    with `every_steps`, every that many steps inside an epoch; in a resumed run under
+    torch, restores the checkpoint's dropout generator when training begins.
 
-    def __init__(self, run_dir, early_stopping: ResumableEarlyStopping | None = None):
+    `steps`: steps per epoch; `start`: (epoch, step) the fit resumes at, so the first
+    epoch's batch numbers (which Keras counts from 0) count from `step`."""
+
+    def __init__(self, run_dir, early_stopping: ResumableEarlyStopping | None = None,
+                 every_steps: int = 0, steps: int = 0, start: tuple[int, int] = (0, 0)):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.early_stopping = early_stopping
+        self.every_steps, self.steps, self.start = every_steps, steps, start
+        self._epoch, self._offset = start[0], start[1]
 
     def on_train_begin(self, logs=None):
         # Resuming under torch: fit's first-call tracing drew from the global generator
@@ -328,9 +374,57 @@ class RunCheckpoint(keras.callbacks.Callback):
             _set_torch_rng(rng)
             del self.model._kemo_torch_rng
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._offset = self.start[1] if epoch == self.start[0] else 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = self._offset + batch + 1  # steps of this epoch done
+        if self.every_steps and done % self.every_steps == 0 and done < self.steps:
+            state = {"epoch": self._epoch, "step": done}
+            if self.early_stopping is not None and self._epoch > 0:
+                state["early_stopping"] = self.early_stopping.state()
+                state["best_weights"] = state["early_stopping"].pop("best_weights")
+            save_checkpoint(self.run_dir, self.model, state)  # self.model: JAX state synced
+
     def on_epoch_end(self, epoch, logs=None):
         state = {"epoch": epoch + 1}
         if self.early_stopping is not None:
             state["early_stopping"] = self.early_stopping.state()
             state["best_weights"] = state["early_stopping"].pop("best_weights")
         save_checkpoint(self.run_dir, self.model, state)
+
+
+class ResumeInsideEpoch(keras.callbacks.Callback):
+    """A fit resumed from a checkpoint `step` steps into epoch `epoch` + 1: when that
+    epoch begins, put back its training metrics (`metrics`, from the checkpoint) and end
+    it after its remaining `steps - step` batches, so its logs, validation and
+    checkpoint are the uninterrupted run's. Must come first among the callbacks: it
+    clears the stop it requested before early stopping may request one.
+
+    Example:
+        callbacks.insert(0, ResumeInsideEpoch(state["epoch"], state["step"], steps,
+                                              state["metrics"], run_dir))
+    """
+
+    def __init__(self, epoch: int, step: int, steps: int, metrics: list, path=""):
+        super().__init__()
+        self.epoch, self.step, self.steps, self.metrics = epoch, step, steps, metrics
+        self.path = Path(path) / METRICS
+        self._current, self._stopped = None, False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current = epoch
+        if epoch == self.epoch:
+            variables = self.model.metrics_variables  # built by now (fit's first build)
+            for v, value in zip(variables, check_arrays(self.path, self.metrics, variables,
+                                                        "metric")):
+                v.assign(value)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._current == self.epoch and batch + 1 == self.steps - self.step:
+            self.model.stop_training, self._stopped = True, True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._stopped:  # the shortened epoch ended; training goes on
+            self.model.stop_training, self._stopped = False, False

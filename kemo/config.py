@@ -47,6 +47,39 @@ class DataConfig:
     # `kemo ensemble` takes a seed ensemble as is. -1 (the default of runs trained before
     # this one; their config.toml says so): train.seed.
     split_seed: int = 0
+    # Which rows validate (early stopping, thresholds): "train" carves `val_fraction` of
+    # train (held out); "dev" uses the dataset's own dev split, which is then no longer
+    # held out (the report says so).
+    validation: str = "train"
+    # The dataset's description (`kemo.data.dataset`): "track_a" (BRIGHTER Track A,
+    # `<data_dir>/{train,dev,test}/<lang>.csv`, the default) or "table" (one file per
+    # split, described by the keys below; `data.languages` does not apply).
+    layout: str = "track_a"
+    train_file: str = ""  # table: paths relative to data_dir; empty: no such split
+    dev_file: str = ""
+    test_file: str = ""
+    unlabelled_splits: list[str] = field(default_factory=lambda: ["test"])  # never gold
+    format: str = ""  # "csv", "tsv", "jsonl", "parquet"; empty: from the file extension
+    header: bool = True  # csv/tsv: the first line names the columns
+    columns: list[str] = field(default_factory=list)  # header = false: names, in file order
+    text_column: str = "text"
+    id_column: str = ""  # empty: the 1-based row number
+    language_column: str = ""  # empty: every row has the code `language`
+    language: str = "und"
+    # "columns": one 0/1 column per label (`label_columns`; empty: every column that is not
+    # text, id or language); "names" / "indices": `labels_column` holds a list of label
+    # names / of 0-based indices into the label names, split at `label_separator`.
+    label_encoding: str = "columns"
+    label_columns: list[str] = field(default_factory=list)
+    labels_column: str = "labels"
+    label_separator: str = ","
+    label_names: list[str] = field(default_factory=list)  # or label_names_file
+    label_names_file: str = ""  # one name a line (e.g. emotions.txt), relative to data_dir
+    # JSON {group: [label, ...]} relative to data_dir (e.g. ekman_mapping.json): train on
+    # the groups (a row has a group when it has any of its labels).
+    label_groups_file: str = ""
+    # A label no group names: "keep" (a label of its own, after the groups) or "drop".
+    ungrouped_labels: str = "keep"
 
 
 @dataclass
@@ -100,6 +133,9 @@ class TrainConfig:
     seed: int = 0
     dtype_policy: str = "float32"
     distribution: str = "none"  # "none" or "data_parallel"
+    # A checkpoint every N training steps inside an epoch too (0: at epoch ends only);
+    # `--resume` continues from the step exactly (kemo.checkpoint).
+    checkpoint_every_steps: int = 0
 
 
 @dataclass
@@ -124,6 +160,11 @@ class Config:
 
 
 _CHOICES = {
+    "data.validation": ("train", "dev"),
+    "data.layout": ("track_a", "table"),
+    "data.format": ("", "csv", "tsv", "jsonl", "parquet"),
+    "data.label_encoding": ("columns", "names", "indices"),
+    "data.ungrouped_labels": ("keep", "drop"),
     "model.pooling": ("cls", "mean"),
     "loss.name": ("bce", "focal"),
     "loss.alpha": ("inverse_frequency", "none"),  # or a list of numbers, one per label
@@ -160,6 +201,7 @@ _RANGES = {
     "train.weight_decay": (0, True, None, False),
     "train.warmup_fraction": (0, True, 1, True),
     "train.early_stopping_patience": (0, True, None, False),
+    "train.checkpoint_every_steps": (0, True, None, False),  # 0: at epoch ends only
     "train.seed": (0, True, 2**32 - 1, True),  # what NumPy, TF and JAX seeds accept
     "data.split_seed": (-1, True, 2**32 - 1, True),  # -1: train.seed (older runs)
 }
@@ -247,9 +289,29 @@ def _validate_value(key: str, value):
         twice = sorted({v for v in value if value.count(v) > 1})
         if twice:
             raise InputError(f"config key 'data.languages': {twice[0]!r} given twice")
+    if key == "data.unlabelled_splits":
+        bad = [v for v in value if v not in ("train", "dev", "test")]
+        if bad:
+            raise InputError(f"config key '{key}': unknown split {bad[0]!r} (expected some of "
+                             "train, dev, test)")
+    if key == "data.label_separator" and not value:
+        raise InputError(f"config key '{key}': empty (e.g. \",\")")
     if key == "name" and "/" in value:
         raise InputError(f"config key 'name': {value!r} contains '/' (it names the run "
                          "directory runs/<name>-<time>)")
+
+
+def override_keys() -> dict[str, list[str]]:
+    """Section -> its `--set` keys as `key=DEFAULT` (TOML values), read from the
+    dataclasses: what `kemo train --help` lists.
+
+    Example:
+        override_keys()["train"][0]   # 'epochs=10'
+    """
+    defaults = Config()
+    return {name: [f"{f.name}={_toml_value(getattr(getattr(defaults, name), f.name))}"
+                   for f in dataclasses.fields(getattr(defaults, name))]
+            for name in _SECTIONS}
 
 
 def _section_fields(section_cls) -> dict[str, str]:
@@ -286,7 +348,30 @@ def config_from_dict(raw: dict, source: str = "config") -> Config:
             value = _check_type(full, value, fields[key])
             _validate_value(full, value)
             setattr(target, key, value)
+    _check_dataset(cfg.data, source)
     return cfg
+
+
+def _check_dataset(data: DataConfig, source: str) -> None:
+    """The keys of a table dataset (`data.layout = "table"`) that only make sense together."""
+    if data.layout != "table":
+        return
+    if not data.train_file:
+        raise InputError(f"{source}: config key 'data.train_file': empty (data.layout is "
+                         "\"table\": the training file, relative to data.data_dir)")
+    if not data.header and not data.columns:
+        raise InputError(f"{source}: config key 'data.columns': empty while data.header is "
+                         "false (name the file's columns in order)")
+    if data.label_encoding == "indices" and not (data.label_names or data.label_names_file):
+        raise InputError(f"{source}: config key 'data.label_names_file': empty while "
+                         "data.label_encoding is \"indices\" (give the names, in index "
+                         "order, there or in data.label_names)")
+    if data.label_names and data.label_names_file:
+        raise InputError(f"{source}: config keys 'data.label_names' and "
+                         "'data.label_names_file' both set (give one)")
+    if data.validation == "dev" and not data.dev_file:
+        raise InputError(f"{source}: config key 'data.validation': \"dev\" but "
+                         "data.dev_file is empty")
 
 
 def _check_override_key(text: str, keys: list[str]) -> None:

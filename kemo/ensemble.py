@@ -99,16 +99,20 @@ class EnsembleRun:
 
 
 def member_languages(member) -> list[str]:
-    """The languages a member run was trained on (its config's `data.languages`)."""
-    return list(dict.fromkeys(member.config.data.languages))
+    """The languages a member run was trained on (its config's `data.languages`; a table
+    dataset's `data.language`, `kemo.data.dataset.trained_languages`)."""
+    from kemo.data.dataset import trained_languages
+
+    langs = trained_languages(member.config)
+    return langs if langs is not None else list(dict.fromkeys(member.config.data.languages))
 
 
 def union_labels(members) -> list[str]:
-    """Every label some member predicts, in Track A's order (`kemo.data.brighter.LABELS`)."""
-    from kemo.data.brighter import LABELS
+    """Every label some member predicts, in kemo's order (`kemo.data.brighter.label_order`:
+    Track A's names in Track A's order, others in the members' order)."""
+    from kemo.data.brighter import label_order
 
-    have = {n for m in members for n in m.label_names}
-    return [n for n in LABELS if n in have] + sorted(have - set(LABELS))
+    return label_order(dict.fromkeys(n for m in members for n in m.label_names))
 
 
 SERVE_MODES = ("average", "specialist")
@@ -141,7 +145,7 @@ def serving_weights(members, weights, label_names, langs=None, n: int = None,
 
     Example:
         w = serving_weights([e5_all, mpnet_eng], [0.5, 0.5], names, ["eng", "deu"])
-        w[0, :, names.index("joy")]   # eng: [0.5, 0.5]; w[1, :, ...]: deu: [1.0, 0.0]
+        w[0, :, names.index("gratitude")]   # eng: [0.5, 0.5]; w[1, :, ...]: deu: [1.0, 0.0]
     """
     n = len(langs) if langs is not None else int(n or 0)
     has = np.array([[name in m.label_names for name in label_names] for m in members], float)
@@ -243,6 +247,7 @@ class EnsembleData:
     dev: object
     served_by: dict
     notes: list
+    dataset: object = None  # a table dataset the members share (its dev files' shape)
 
 
 def ensemble_data(members, paths, data_dir=None, serve: str = "average") -> EnsembleData:
@@ -253,8 +258,8 @@ def ensemble_data(members, paths, data_dir=None, serve: str = "average") -> Ense
     languages share, per language, the rows in every covering member's validation
     split; a language they share none of is refused.
     """
-    from kemo.data.brighter import concat_examples
-    from kemo.data.splits import align_labels, load_data
+    from kemo.data.examples import align_labels, concat_examples
+    from kemo.data.splits import load_data
 
     names = union_labels(members)
     splits = [load_data(m.config, data_dir) for m in members]
@@ -289,7 +294,8 @@ def ensemble_data(members, paths, data_dir=None, serve: str = "average") -> Ense
         dev = splits[covering[0]].dev
         if dev is not None and (dev.langs == lang).any():
             devs.append(align_labels(dev.subset(np.flatnonzero(dev.langs == lang)), names))
-    return EnsembleData(val, concat_examples(devs) if devs else None, served_by, notes)
+    dataset = splits[0].dataset if splits[0].dataset.layout != "track_a" else None
+    return EnsembleData(val, concat_examples(devs) if devs else None, served_by, notes, dataset)
 
 
 def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
@@ -371,7 +377,7 @@ def _member_view(member, ex, part):
     """`ex` restricted to the rows of the member's languages that it served (all of them
     unless a specialist served some instead), with its labels, and its probabilities
     there (from its `part` of `EnsembleRun.member_probs`)."""
-    from kemo.data.splits import align_labels
+    from kemo.data.examples import align_labels
 
     need, p = part
     rows = np.intersect1d(np.flatnonzero(np.isin(ex.langs, member_languages(member))), need)
@@ -439,7 +445,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
                         for p, w, m in zip(paths, weights, members)],
             **({"serve": serve} if serve != "average" else {}),
         }, indent=1))
-        write_decisions(run_dir, fin, data.val, data.dev, probs)
+        write_decisions(run_dir, fin, data.val, data.dev, probs, data.dataset)
         write_report(run_dir, report)  # last: its presence marks a finished run
         write_manifest(run_dir, "ensemble", finished=True)
 

@@ -5,7 +5,7 @@ Every check on user input (config files, CSVs, presets, run directories) raises
 what was expected. The command line prints it on one line and exits with code 2.
 
 Example:
-    raise InputError("data/train/eng.csv, row 7 (id eng_1), column 'joy': "
+    raise InputError("data/train/eng.csv, row 7 (id eng_1), column 'gratitude': "
                      "expected 0 or 1, got '2'")
 """
 

@@ -8,7 +8,12 @@ raise. Library code never calls `print`, and no function takes a `log=` callable
 (`tests/test_package_map.py` checks both). The text of a message is what the user reads.
 
 `kemo.cli.main` calls `to_console()` once: each message is written as it is, info to
-stdout and warnings to stderr, so a command's output reads as a plain log. A library
+stdout and warnings to stderr, so a command's output reads as a plain log, each line
+once: the `kemo` logger then stops its records there (`propagate = False`). Without
+that, a handler on the root logger shows every line a second time as
+`INFO:kemo...:text` on stderr, and one appears unasked: absl's first log call (TensorFlow
+saving a SavedModel logs through absl) runs `logging.basicConfig()` when the root logger
+has no handler. A library
 user sees warnings without doing anything (Python's last-resort handler) and the
 progress lines after `to_console()`; tests collect what a call logged with
 `tests/conftest.py`'s `kemo_log()`.
@@ -42,12 +47,14 @@ class ConsoleHandler(logging.Handler):
 
 
 def to_console(level: int = logging.INFO) -> logging.Logger:
-    """Show kemo's messages from `level` up on the console (idempotent); returns the
-    `kemo` logger. Records still propagate to the root logger's handlers, if any."""
+    """Show kemo's messages from `level` up on the console (idempotent), and only there:
+    they no longer reach the root logger's handlers, which would show each line twice
+    (see the module docstring). Returns the `kemo` logger."""
     logger = logging.getLogger(ROOT)
     if not any(isinstance(h, ConsoleHandler) for h in logger.handlers):
         logger.addHandler(ConsoleHandler())
     logger.setLevel(level)
+    logger.propagate = False
     return logger
 
 

@@ -40,6 +40,7 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
 
 
 def describe_cpu(info: dict) -> str:
-    """One line: `cpu: AMD EPYC (x86_64, 2 cores; avx2 fma avx512f ...)`."""
-    return (f"cpu: {info['model']} ({info['machine']}, {info['cores']} cores; "
+    """One phrase: `AMD EPYC (x86_64, 2 cores; avx2 fma avx512f ...)` (callers label it
+    `cpu: `; the report page's header has its own `cpu:` key)."""
+    return (f"{info['model']} ({info['machine']}, {info['cores']} cores; "
             f"{' '.join(info['flags']) or 'none of ' + '/'.join(FLAGS[:3])})")

@@ -30,12 +30,12 @@ import keras
 import numpy as np
 
 from kemo.checkpoint import (
-    ResumableEarlyStopping, RunCheckpoint, load_checkpoint, remove_checkpoints,
-    save_model_without_optimizer,
+    ResumableEarlyStopping, ResumeInsideEpoch, RunCheckpoint, load_checkpoint,
+    remove_checkpoints, save_model_without_optimizer,
 )
 from kemo.config import Config, dump_config
 from kemo.data.brighter import Examples
-from kemo.data.splits import load_data
+from kemo.data.splits import load_data, validation_note
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
     BatchPlan, epoch_indices, label_distribution, language_shares, language_weights,
@@ -110,8 +110,9 @@ class JsonHistory(keras.callbacks.Callback):
 
 
 def _format_distribution(names, before, after) -> str:
-    rows = [f"{'label':<10}{'before':>9}{'after':>9}"]
-    rows += [f"{n:<10}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
+    w = max([10] + [len(n) + 2 for n in names])
+    rows = [f"{'label':<{w}}{'before':>9}{'after':>9}"]
+    rows += [f"{n:<{w}}{b:>9.3f}{a:>9.3f}" for n, b, a in zip(names, before, after)]
     return "\n".join(rows)
 
 
@@ -221,7 +222,7 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
             except (TypeError, ValueError, OverflowError):
                 same = False
             if logged is None or not same:
-                state_json = run_dir / L.CHECKPOINTS / f"epoch-{done:04d}" / "state.json"
+                state_json = run_dir / L.CHECKPOINTS / state["checkpoint"] / "state.json"
                 raise InputError(
                     f"{state_json}, field 'early_stopping.best': {es['best']}, but "
                     f"{run_dir / L.HISTORY_JSON} logs {monitor} {logged} for epoch "
@@ -446,9 +447,14 @@ def _describe(cfg: Config, inputs: _Inputs, backbone, load_seconds: float) -> No
     dev = inputs.splits.dev
     log.info(f"backbone: {cfg.model.preset or 'random weights'} loaded in {load_seconds:.1f}s "
              f"({backbone.count_params() / 1e6:.1f}M weights)")
-    log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation (from train), "
+    source = "dev, NOT held out" if inputs.splits.val_is_dev else "from train"
+    log.info(f"data: {len(inputs.train)} train, {len(inputs.val)} validation ({source}), "
              f"{len(dev) if dev is not None else 0} dev rows; languages "
-             f"{', '.join(cfg.data.languages)}; labels {', '.join(inputs.label_names)}")
+             f"{', '.join(dict.fromkeys(inputs.train.langs))}; "
+             f"labels {', '.join(inputs.label_names)}")
+    note = validation_note(inputs.val, cfg.data) if cfg.thresholds.tune else None
+    if note:
+        log.warning(note)
 
 
 def _tokenize(cfg: Config, inputs: _Inputs, run_dir: Path):
@@ -503,23 +509,25 @@ class _Fit:
 
 def _fit(cfg: Config, model, inputs: _Inputs, run_dir: Path, verbose: int, resume: bool,
          state, monitor: str, weights, tf_data) -> _Fit:
-    """`model.fit` from the checkpoint's epoch (or the first) to the end or early stop."""
-    start_epoch = state["epoch"] if state else 0
-    if resume:
-        log.info(f"resuming {run_dir} after epoch {start_epoch}" if state
-                 else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
+    """`model.fit` from the checkpoint's epoch and step (or the first) to the end or
+    early stop."""
     batch, buckets, arrays = cfg.train.batch_size, cfg.data.length_buckets, inputs.arrays["train"]
+    steps = steps_per_epoch(len(inputs.train), batch)
+    start_epoch, start_step = _resume_point(run_dir, resume, state, steps)
     train_ds = input_batches(arrays, inputs.train.y, batch, tf_data=tf_data,
                              seed=cfg.train.seed, epochs=cfg.train.epochs, start_epoch=start_epoch,
-                             weights=weights, buckets=buckets, part=multiprocess.part())
+                             weights=weights, buckets=buckets, part=multiprocess.part(),
+                             start_step=start_step)
+    if start_step and not hasattr(train_ds, "element_spec"):  # numpy batches, not tf.data:
+        # as a generator, as Keras' PyDataset adapter refuses an epoch ended early
+        train_ds = _as_generator(train_ds)
     plan = BatchPlan(token_lengths(arrays), batch,  # the same order: for the compile notes
                      length_buckets(buckets, arrays["token_ids"].shape[1]),
-                     cfg.train.seed, cfg.train.epochs, start_epoch, weights)
+                     cfg.train.seed, cfg.train.epochs, start_epoch, weights, start_step=start_step)
     callbacks, early_stopping, val_ds = _callbacks(cfg, inputs, run_dir, verbose, resume, state,
                                                    monitor, tf_data, plan, start_epoch)
-    steps = steps_per_epoch(len(inputs.train), batch)
     patience = cfg.train.early_stopping_patience
-    stopped_early = bool(early_stopping and state
+    stopped_early = bool(early_stopping and state and state.get("early_stopping")
                          and state["early_stopping"]["wait"] >= patience)
     t0 = time.time()
     if start_epoch < cfg.train.epochs and not stopped_early:
@@ -542,6 +550,26 @@ def _fit(cfg: Config, model, inputs: _Inputs, run_dir: Path, verbose: int, resum
     elif early_stopping is not None and state and state.get("early_stopping"):
         best_epoch = int(state["early_stopping"]["best_epoch"]) + 1
     return _Fit(history, len(history), best_epoch, seconds, start_epoch)
+
+
+def _as_generator(batches):
+    """`batches` (a `TokenBatches`) one after the other, as a generator."""
+    return (batches[i] for i in range(len(batches)))
+
+
+def _resume_point(run_dir: Path, resume: bool, state, steps: int) -> tuple[int, int]:
+    """(epochs complete, steps of the next one done) at the checkpoint, said when resuming."""
+    start_epoch, start_step = (state["epoch"], state.get("step", 0)) if state else (0, 0)
+    if start_step >= steps:
+        raise InputError(f"{run_dir / L.CHECKPOINTS / state['checkpoint']}: step {start_step}, "
+                         f"but an epoch has {steps} steps (data or batch size changed since?)")
+    if resume and start_step:
+        log.info(f"resuming {run_dir} after epoch {start_epoch}, at step {start_step} of "
+                 f"{steps} in epoch {start_epoch + 1}")
+    elif resume:
+        log.info(f"resuming {run_dir} after epoch {start_epoch}" if state
+                 else f"resuming {run_dir}: no checkpoint yet, starting from epoch 1")
+    return start_epoch, start_step
 
 
 def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume: bool,
@@ -570,11 +598,18 @@ def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume
             restore_best_weights=True, verbose=1, restore=restore)
         callbacks.append(early_stopping)
     callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record
-    callbacks += [RunCheckpoint(run_dir, early_stopping)] * writer
+    start_step = state.get("step", 0) if state else 0
+    if start_step:  # first: the shortened epoch's stop is cleared before early stopping's
+        callbacks.insert(0, ResumeInsideEpoch(start_epoch, start_step, plan.steps,
+                                              state.pop("metrics"),
+                                              run_dir / L.CHECKPOINTS / state["checkpoint"]))
+    callbacks += [RunCheckpoint(run_dir, early_stopping, cfg.train.checkpoint_every_steps,
+                                plan.steps, (start_epoch, start_step))] * writer
     callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved
     callbacks += monitor_callbacks(  # progress bar, compile notes per bucket, TensorBoard
         run_dir, verbose, bucket_of_step=lambda epoch, batch: plan[
-            (epoch - start_epoch) * plan.steps + batch][1]) if writer else []
+            (epoch - start_epoch) * plan.steps + batch
+            - (start_step if epoch > start_epoch else 0)][1]) if writer else []
     return callbacks, early_stopping, val_ds
 
 
@@ -603,6 +638,15 @@ def _init_meta(source) -> dict:
                           "labels": list(source.label_names)}}
 
 
+def _validation_meta(splits) -> dict:
+    """report.json's `meta.validation` where validation is the dataset's dev (the report
+    then says dev is not held out); nothing for a split carved from train."""
+    if not splits.val_is_dev:
+        return {}
+    return {"validation": "dev: thresholds and early stopping were fitted on dev, so dev "
+                          "is NOT held out (data.validation = \"dev\")"}
+
+
 def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs: dict,
             fit: _Fit, resume: bool, started: float) -> dict:
     """Thresholds, predictions, model and preprocessor; `report.json` last."""
@@ -615,9 +659,13 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
         "train_rows": len(inputs.train), "val_rows": len(val),
         "resumed_after_epoch": fit.start_epoch if resume else None,
         "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info(),
-        "processes": multiprocess.process_count(), **_init_meta(inputs.source)}}
+        "processes": multiprocess.process_count(), **_validation_meta(inputs.splits),
+        **_init_meta(inputs.source)}}
+    note = validation_note(val, cfg.data) if cfg.thresholds.tune else None
+    if note:
+        report["meta"]["notes"] = [note]  # the report page shows them
     if multiprocess.is_writer():  # several processes: process 0 alone writes
-        write_decisions(run_dir, fin, val, dev, probs)
+        write_decisions(run_dir, fin, val, dev, probs, inputs.splits.dataset)
         save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
         save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
         write_report(run_dir, report)  # last: its presence marks a finished run

@@ -22,9 +22,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kemo.evaluation.report import LANGUAGE_MEAN_KEY
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
 
-LANGUAGE_MEAN_KEY = "val_language_mean_f1"
+__all__ = ["LANGUAGE_MEAN_KEY", "LanguageValidation", "language_mean_f1", "monitor_key"]
 
 
 def monitor_key(languages) -> str:

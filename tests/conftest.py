@@ -39,6 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brighter" / "track_a"
 DATA_DIR = Path(os.environ.setdefault("KEMO_DATA_DIR", str(DEFAULT_DATA)))
 
+# Why a test of the torch backend or of Hugging Face's reference is skipped: torch and
+# transformers are optional extras (README, Install); CI (.ci/run) installs them.
+NO_TORCH = ("torch/transformers not installed (optional: pip install torch --index-url "
+            "https://download.pytorch.org/whl/cpu && pip install -e '.[bench]'; CI installs "
+            "them)")
+
 # A quick variant of configs/tiny.toml for tests (~20 s on 2 CPU cores).
 # Fused attention on, so that every test of a trained run (reload, export, explain,
 # resume) covers it.

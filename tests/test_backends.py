@@ -25,13 +25,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import NO_TORCH, ROOT
 from kemo.cli import BACKENDS, main
 
-# jax: the rest of the suite. torch is not among kemo's dependencies (pip install torch
-# for CPU); without it its cases are skipped, saying so.
+# jax: the rest of the suite. torch is an optional extra (README: PyTorch's CPU build,
+# then `.[torch]`); without it its cases are skipped, saying so (CI installs it).
 OTHER_BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(
-    importlib.util.find_spec(b) is None, reason=f"{b} is not installed"))
+    importlib.util.find_spec(b) is None,
+    reason=NO_TORCH if b == "torch" else f"{b} is not installed"))
     for b in BACKENDS if b != "jax"]
 OVERRIDES = ["train.epochs=1", "data.max_train_examples=160", "model.sequence_length=32",
              "data.length_buckets=[16]", "model.fused_attention=true",

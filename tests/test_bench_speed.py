@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import NO_TORCH
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "train_speed.py"
 TOKENIZER = Path("~/.cache/kemo/weights/minilm-l6-en/tokenizer.json").expanduser()
@@ -54,8 +56,8 @@ def tokens_file(data_dir, tmp_path_factory):
 def test_train_speed_smoke(tokens_file, tmp_path, loop):
     """Both sides train, infer and run the padded step from pre-tokenised arrays, with
     TensorFlow blocked (as on a GPU machine); every figure of the table is positive."""
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
+    pytest.importorskip("torch", reason=NO_TORCH)
+    pytest.importorskip("transformers", reason=NO_TORCH)
     out = tmp_path / "speed.json"
     cmd = [sys.executable, str(SCRIPT), "--model", "tiny", "--steps", "2", "--repeats", "1",
            "--epochs", "2", "--batch-size", "8", "--max-examples", "64",

@@ -67,9 +67,11 @@ def test_default_command_says_what_it_does_and_ends_with_f1_and_run_dir(default_
 
 def test_progress_is_one_line_per_epoch_when_stdout_is_not_a_terminal(default_run):
     out, _ = default_run
-    epoch_lines = [ln for ln in out.splitlines() if re.match(r"\d+/\d+ - \d+s - ", ln)]
+    epoch_lines = [ln for ln in out.splitlines() if re.match(r"epoch \d+/2 \d+/\d+ ", ln)]
     assert len(epoch_lines) == 2, out  # train.epochs=2: keras verbose=2
-    assert all("val_macro_f1" in ln and "loss_joy" in ln for ln in epoch_lines)
+    # short names; the per-label losses are in history.csv and TensorBoard only
+    assert all("| loss " in ln and "| val loss " in ln and " f1 " in ln
+               and "loss_joy" not in ln for ln in epoch_lines), epoch_lines
     assert "\r" not in out and "\b" not in out and "━" not in out  # no live bar in a log
 
 
@@ -174,21 +176,20 @@ def test_progress_mode_follows_isatty():
     assert progress_verbosity(True, _Stream(True)) == 0    # --quiet
 
 
-def test_progress_bar_shows_running_loss_and_keeps_label_losses_for_the_epoch_line(capsys):
-    from kemo.monitor import RunningProgbar
+def test_progress_bar_shows_running_loss_and_the_epoch_line_short_values(capsys):
+    from kemo.monitor import EpochProgress
 
-    bar = RunningProgbar()
+    bar = EpochProgress(columns=120, interval=0)
     bar.set_params({"verbose": 1, "epochs": 2, "steps": 4})
     bar.on_epoch_begin(0)
     logs = {"loss": 0.5, "loss_joy": 0.25, "macro_f1": 0.125}
-    bar.progbar.interval = 0  # draw every step
     bar.on_train_batch_end(0, logs)
     during = capsys.readouterr().out
-    assert "1/4" in during and "loss: 0.5000" in during and "macro_f1: 0.1250" in during
+    assert "1/4" in during and "loss 0.5000" in during and "f1 0.1250" in during
     assert "loss_joy" not in during
     bar.on_epoch_end(0, {**logs, "val_macro_f1": 0.0625})
     end = capsys.readouterr().out
-    assert "4/4" in end and "loss_joy: 0.2500" in end and "val_macro_f1: 0.0625" in end
+    assert "1/4" in end and "val f1 0.0625" in end and "loss_joy" not in end  # TensorBoard's
 
 
 # ---------------------------------------------------------------- weights on first use

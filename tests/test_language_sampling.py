@@ -143,6 +143,24 @@ def test_two_language_run_monitors_and_reports_the_language_mean(two_language_ru
     assert best == pytest.approx(val_mean, abs=1e-6)
 
 
+def test_two_language_report_page_shows_the_monitored_mean(two_language_run, tmp_path):
+    """Issue 31: the page's per-epoch table holds each epoch's monitored mean over
+    languages (and the pooled number beside it), the dev mean before the pooled tables."""
+    from kemo.evaluation.page import make_run_report
+
+    run, _ = two_language_run
+    page = make_run_report(run, out_dir=tmp_path / "report").path.read_text()
+    history = json.loads((run / "history.json").read_text())
+    table = page[page.index("<caption>Per epoch"):]
+    table = table[:table.index("</table>")]
+    assert "the run monitored macro-F1, validation, mean over languages" in table
+    for e in history:
+        assert f"<td>{e['val_language_mean_f1']:.4f}</td>" in table
+        assert f"<td>{e['val_macro_f1']:.4f}</td>" in table
+    dev = page[page.index("<h3>dev</h3>"):]
+    assert dev.index("mean over 2 languages") < dev.index("dev, threshold 0.5, all rows")
+
+
 def test_killed_run_with_the_new_keys_resumes_to_the_same_result(two_language_run, tmp_path):
     full, _ = two_language_run
     killed = tmp_path / "killed"

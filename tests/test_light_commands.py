@@ -140,7 +140,7 @@ def test_version_and_config_by_name(tmp_path, monkeypatch):
     assert resolve_config("offline/xlmr_eng") == str(ROOT / "configs" / "offline" / "xlmr_eng.toml")
     (tmp_path / "tiny").write_text("name = 'mine'\n")
     assert resolve_config("tiny") == "tiny"  # a file given by name wins
-    with pytest.raises(InputError, match=r"--config nope: .*known: default, offline/e5_all"):
+    with pytest.raises(InputError, match=r"--config nope: .*known: default, goemotions, offline/e5_all"):
         resolve_config("nope")
 
 
@@ -160,6 +160,7 @@ def test_report_header_has_no_none_or_raw_dict(tiny_run, tmp_path):
     page = make_run_report(run, out_dir=tmp_path / "report").path.read_text()
     assert "resumed after epoch" not in page and "{&#x27;" not in page and "{'" not in page
     assert f"cpu: {describe_cpu(meta['cpu'])}".replace("'", "&#x27;") in page
+    assert "cpu: cpu:" not in page  # the header's key once
     assert "mean over 1 language<" in page
     # the epoch whose weights early stopping restored is marked (tiny: patience 3)
     best = meta["best_epoch_restored"]

@@ -30,6 +30,7 @@ from kemo.models.mpnet import (MPNetBackbone, MPNetEncoderLayer, MPNetPositionEm
                                MPNetRelativePositionBias, MPNetTextClassifierPreprocessor,
                                MPNetTokenizer, is_mpnet_preset, load_mpnet_backbone,
                                load_mpnet_preprocessor, load_mpnet_tokenizer)
+from conftest import NO_TORCH
 from kemo.weights.errors import SourceUnavailable
 
 FORWARD_ATOL = 1e-4
@@ -140,8 +141,8 @@ def test_mixed_precision_runs():
 
 
 def test_relative_position_buckets_match_transformers():
-    torch = pytest.importorskip("torch")
-    modeling = pytest.importorskip("transformers.models.mpnet.modeling_mpnet")
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
+    modeling = pytest.importorskip("transformers.models.mpnet.modeling_mpnet", reason=NO_TORCH)
     n = 601
     ours = np.asarray(MPNetRelativePositionBias(num_heads=1).buckets(n))
     i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
@@ -264,8 +265,8 @@ def test_hf_handle_routes_to_the_mpnet_converter(mpnet_dir, monkeypatch):
 
 
 def _hf_model(path):
-    pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers", reason=NO_TORCH)
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
     from transformers import MPNetModel
 
     model = MPNetModel.from_pretrained(str(path), local_files_only=True).eval().float()
@@ -309,8 +310,8 @@ def test_real_classifier_keras_file_round_trip(real_backbone, mpnet_dir, tmp_pat
 @pytest.fixture(scope="module")
 def tiny_hf_dir(mpnet_dir, tmp_path_factory):
     """A random 2-layer, 32-wide MPNet saved by transformers, with the real vocabulary."""
-    pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch", reason=NO_TORCH)
+    transformers = pytest.importorskip("transformers", reason=NO_TORCH)
     out = tmp_path_factory.mktemp("tiny-mpnet")
     config = transformers.MPNetConfig(
         vocab_size=30527, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -177,6 +177,25 @@ def test_make_dataset_training(buckets):
     assert any(not np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(other, full))
 
 
+def test_resumed_inside_an_epoch_serves_the_rest_of_the_run():
+    """`start_step=k`: the full run's batches from step k of `start_epoch` on, the same
+    through tf.data and TokenBatches (a run resumed from a checkpoint inside an epoch)."""
+    from kemo.data.numpy_batches import TokenBatches
+
+    arrays, y = synthetic_arrays()
+    full = collect(make_dataset(arrays, y, 8, seed=5, epochs=3, buckets=[16, 32]))
+    steps = steps_per_epoch(len(y), 8)
+    rest = make_dataset(arrays, y, 8, seed=5, epochs=3, start_epoch=1, start_step=5,
+                        buckets=[16, 32])
+    assert int(rest.cardinality()) == 2 * steps - 5
+    got = collect(rest)
+    assert len(got) == 2 * steps - 5
+    for (_, _, a), (_, _, b) in zip(full[steps + 5:], got):
+        np.testing.assert_array_equal(a, b)
+    assert_same_batches(as_list(rest), as_list(TokenBatches(
+        arrays, y, 8, seed=5, epochs=3, start_epoch=1, start_step=5, buckets=[16, 32])))
+
+
 def test_make_dataset_training_weighted():
     arrays, y = synthetic_arrays()
     w = np.linspace(1, 5, len(y))

@@ -6,9 +6,11 @@ line: run as is, run with substitutions (a block that trains for long trains the
 config on 600 rows for 1 epoch instead; the data root becomes this machine's), or
 skipped with the reason (installing, the whole test suite, hours of benchmarks, a GPU
 machine). A block the table does not know fails the test, so a new or changed block is
-looked at; a block that breaks fails with its output. The ```python block that serves
-the tour's export runs too, with TensorFlow and no kemo, Keras-hub or JAX module
-(`test_export_snippet_runs_tensorflow_only` runs it alone, in the default suite).
+looked at; a block that breaks fails with its output. The two ```python blocks run
+too: the one that serves the tour's export, with TensorFlow and no kemo, Keras-hub or
+JAX module (`test_export_snippet_runs_tensorflow_only` runs it alone, in the default
+suite), and the Python API example on the tour's run (`test_api_example_runs`, also
+in the default suite).
 
 Why `slow`: the README trains six runs (tour, first run, train, e5_all, token cache,
 a second ensemble member) and predicts, reports, explains and exports; each `kemo`
@@ -40,6 +42,7 @@ BLOCKS = {
     "export KEMO_DATA_DIR=../shared/data/brighter/track_a        # Track A root": (
         "sub", [("--config tiny --run-dir runs/tour", f"--run-dir runs/tour {TINY_QUICK}")]),
     "python3 -m venv .venv": ("skip", "installs the package: the suite runs in that venv"),
+    "pip install torch --index-url": ("skip", "installs the optional PyTorch extras"),
     "export KEMO_DATA_DIR=../shared/data/brighter/track_a   # Track A root": (
         "sub", [("python scripts/train.py --backend jax",
                  f"python scripts/train.py --backend jax {TINY_QUICK}")]),
@@ -58,6 +61,9 @@ BLOCKS = {
                  f"kemo tokenize {TINY_QUICK}"),
                 ("kemo train --config configs/offline/xlmr_eng_hin.toml",
                  f"kemo train {TINY_QUICK}")]),
+    "mkdir -p my_data && cat > my_data/train.csv": (
+        "sub", [('preset = "minilm-l6-en"', 'preset = ""\nsequence_length = 32'),
+                ("epochs = 3", "epochs = 1")]),
     "python benchmarks/offline_results.py": ("skip", "trains the offline experiments: hours"),
     "python benchmarks/language_table.py": (
         "sub", [("full=~/kemo-runs/e5_all_full capped=~/kemo-runs/e5_all_fast_check",
@@ -111,9 +117,10 @@ def test_every_block_is_classified():
     """Cheap, in the default suite: each bash block is known and its substitutions
     still match, so a README edit that needs a new rule fails here first."""
     steps = plan(README.read_text())
-    assert [k for k, _, _ in steps].count("python") == 1
+    assert [k for k, _, _ in steps].count("python") == 2
     assert steps[0][1].startswith("export KEMO_DATA_DIR")  # the tour comes first
     assert "runs/tour" in steps[1][2]  # then its export is served
+    assert steps[2][:2] == ("python", "import kemo")  # and its run used from Python
 
 
 def _workdir(tmp: Path, data_dir: Path) -> tuple[Path, dict]:
@@ -155,8 +162,9 @@ def test_export_snippet_runs_tensorflow_only(tiny_run, data_dir, tmp_path):
     (cwd / "runs").mkdir(parents=True)
     assert main(["export", str(tiny_run), "--out", str(cwd / "runs" / "tour" / "export"),
                  "--no-benchmark"]) == 0
-    snippet = [body for lang, body in readme_blocks(README.read_text()) if lang == "python"]
-    assert len(snippet) == 1 and "import tensorflow_text" in snippet[0]
+    snippet = [body for lang, body in readme_blocks(README.read_text())
+               if lang == "python" and "import tensorflow_text" in body]
+    assert len(snippet) == 1
     info = json.loads((cwd / "runs" / "tour" / "export" / "export.json").read_text())
     written = info["saved_model"]["python"]
     assert written[2] == f"model = tf.saved_model.load({str(cwd / 'runs/tour/export/saved_model')!r})"
@@ -172,5 +180,28 @@ def test_export_snippet_runs_tensorflow_only(tiny_run, data_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-c", block + snippet[0]], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    numbers = re.findall(r"\d\.\d+|\b[01]\b", proc.stdout)
-    assert len(numbers) >= 2 * len(info["label_names"]), proc.stdout
+    rows = [ln.split() for ln in proc.stdout.splitlines()]
+    assert [r[0] for r in rows] == info["label_names"], proc.stdout  # named, in order
+    assert all(re.fullmatch(r"\d\.\d{3}", r[1]) and r[2] in ("0", "1") for r in rows), rows
+
+
+def test_api_example_runs(tiny_run, data_dir, tmp_path):
+    """The README's Python API block, as written, on a trained run at runs/tour: it
+    prints each text's predicted labels and probabilities by the run's label names, and
+    the dev scores per language."""
+    import json
+
+    block = [body for lang, body in readme_blocks(README.read_text())
+             if lang == "python" and body.startswith("import kemo")]
+    assert len(block) == 1
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tour").symlink_to(tiny_run)
+    env = {**os.environ, "KEMO_DATA_DIR": str(data_dir),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", block[0]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    labels = json.loads((tiny_run / "thresholds.json").read_text())["label_names"]
+    out = proc.stdout
+    assert all(f"p_{n}" in out for n in labels) and "I can't stop smiling today" in out
+    assert "macro_f1" in out and "\neng " in out and "\nmean " in out and "\nall " in out

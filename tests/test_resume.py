@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -65,6 +66,60 @@ def test_killed_run_resumes_to_same_metrics(sig, full_run, data_dir, tmp_path):
     fa = ra["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
     fb = rb["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
     assert abs(fa - fb) <= 1e-6
+
+
+def _stop_at_checkpoint(cmd, run_dir, prefix: str, env, timeout: float = 300) -> str:
+    """Start `cmd`, SIGKILL it once LATEST names a checkpoint starting with `prefix` (it
+    is stopped first, so the checkpoint read is the one it leaves); that name."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    latest, deadline = run_dir / "checkpoints" / "LATEST", time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            name = latest.read_text() if latest.exists() else ""
+            if name.startswith(prefix):
+                proc.send_signal(signal.SIGSTOP)
+                name = latest.read_text()
+                if name.startswith(prefix):
+                    return name
+                proc.send_signal(signal.SIGCONT)  # moved on meanwhile: wait for the next
+            time.sleep(0.02)
+        pytest.fail(f"no checkpoint {prefix}* in {run_dir}")
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("inside", [
+    pytest.param("epoch-0000-step-000003", marks=pytest.mark.slow),  # 70 s on 2 cores
+    "epoch-0002-step-000006"])
+def test_run_killed_inside_an_epoch_resumes_at_the_step(inside, full_run, data_dir, tmp_path):
+    """`train.checkpoint_every_steps=3`, SIGKILL 3 steps into epoch 1 (no early-stopping
+    state yet) or 6 into epoch 3: the resumed run's history and thresholds are the
+    uninterrupted run's (which saved no step checkpoints)."""
+    env = {**os.environ, "KEMO_DATA_DIR": str(data_dir)}
+    killed = tmp_path / "killed"
+    cmd = _train_cmd(killed, "--set", "train.checkpoint_every_steps=3")
+    assert _stop_at_checkpoint(cmd, killed, inside, env) == inside
+    saved = killed / "checkpoints" / inside
+    assert (saved / "metrics.npz").is_file()
+    assert ("early_stopping" in json.loads((saved / "state.json").read_text())) == (
+        inside != "epoch-0000-step-000003")
+
+    resumed = subprocess.run([sys.executable, "scripts/train.py", "--resume", str(killed),
+                              "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    epoch, step = int(inside[6:10]), int(inside[-6:])
+    assert (f"resuming {killed} after epoch {epoch}, at step {step} of 10 in epoch "
+            f"{epoch + 1}") in resumed.stdout
+    a, b = _history(full_run), _history(killed)
+    assert [e["epoch"] for e in a] == [e["epoch"] for e in b] == [1, 2, 3, 4]
+    for ea, eb in zip(a, b):
+        for key in ea:
+            assert abs(ea[key] - eb[key]) <= 1e-6, (ea["epoch"], key, ea[key], eb[key])
+    ta = json.loads((full_run / "thresholds.json").read_text())["thresholds"]
+    tb = json.loads((killed / "thresholds.json").read_text())["thresholds"]
+    np.testing.assert_allclose(ta, tb, atol=1e-6)
 
 
 def test_same_seed_same_metrics_twice(data_dir, tmp_path):

@@ -12,7 +12,7 @@ from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, finite_at_least, i
 def add_parser(sub):
     x = sub.add_parser(
         "ensemble", help="average finished runs' probabilities into one run, thresholds "
-        "re-tuned on their shared validation split (see kemo/ensemble.py)",
+        "re-tuned on their shared validation split; members may cover different languages",
         description="Example: kemo ensemble runs/minilm runs/e5 --run-dir runs/ens && "
                     "kemo predict runs/ens --split test")
     x.add_argument("members", nargs="+", help="run directories written by kemo train: "

@@ -27,6 +27,10 @@ def add_parser(sub):
     e.add_argument("--languages", nargs="+", default=None,
                    help="languages that must be scored (default: every one predicted)")
     e.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    e.add_argument("--config", default=None, metavar="CONFIG_OR_RUN",
+                   help="a dataset other than Track A: the config (or run directory) whose "
+                   "[data] describes it; PREDICTIONS is then one file in the dataset's own "
+                   "shape (what kemo predict writes) or a CSV of id + one 0/1 column per label")
 
 
 def run(args) -> int:
@@ -37,9 +41,12 @@ def run(args) -> int:
     from kemo.errors import InputError
     from kemo.evaluation.scoring import format_scores, score_submission
 
-    gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
-    preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions
-    scores = score_submission(preds, gold, args.languages)
+    if args.config:
+        gold, scores = _score_dataset(args)
+    else:
+        gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
+        preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions
+        scores = score_submission(preds, gold, args.languages)
     if args.json:  # written before anything is printed: an error here is the only output
         out = Path(args.json)
         try:
@@ -50,6 +57,34 @@ def run(args) -> int:
             raise InputError(f"--json {out}: cannot write ({e.strerror or e}{where})") from None
     print(f"gold: {gold}")
     print(format_scores(scores))
+    if "all_rows" in scores["overall"]:
+        print(f"macro-F1 over all rows: {scores['overall']['all_rows']:.4f}")
     if args.json:
         print(f"wrote {args.json}")
     return 0
+
+
+def _score_dataset(args):
+    """(gold file, scores) of one prediction file against the split of the dataset that
+    `--config` (a config file or a run directory) describes."""
+    from kemo.config import load_config
+    from kemo.data.dataset import open_dataset
+    from kemo.errors import InputError
+    from kemo.evaluation.dataset_scoring import score_dataset_predictions
+    from kemo.evaluation.scoring import score_submission
+    from kemo.run import layout as L
+
+    if len(args.predictions) != 1 or args.gold or args.languages:
+        raise InputError("--config: give one prediction file (no --gold, no --languages)")
+    config = Path(args.config)
+    cfg = load_config(config / L.CONFIG if config.is_dir() else config)
+    dataset = open_dataset(cfg.data, args.data_dir)
+    if not dataset.has(args.split):
+        raise InputError(f"{config}: config key 'data.{args.split}_file' is empty (the "
+                         f"dataset has no {args.split} split)")
+    if dataset.layout == "track_a":
+        scores = score_submission(args.predictions[0], dataset.root / args.split,
+                                  dataset.languages)
+        return dataset.root / args.split, scores
+    return dataset.path(args.split), score_dataset_predictions(args.predictions[0], dataset,
+                                                               args.split)

@@ -70,10 +70,31 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
+def train_reference() -> str:
+    """What `kemo train --help` lists before its examples: the configs `--config NAME`
+    finds, and every `--set` key with its default (from `kemo.config`'s dataclasses)."""
+    import textwrap
+
+    from kemo.config import override_keys
+    from kemo.default_config import CONFIGS_DIR
+
+    names = sorted(p.relative_to(CONFIGS_DIR).with_suffix("").as_posix()
+                   for p in CONFIGS_DIR.rglob("*.toml"))
+    lines = ["configs (--config NAME: configs/NAME.toml; each file opens with what it costs):"]
+    lines += textwrap.wrap(", ".join(names), 78, initial_indent="  ", subsequent_indent="  ")
+    lines.append("--set keys (section.key=VALUE, a TOML value; the default after =):")
+    for section, keys in override_keys().items():
+        lines += textwrap.wrap(" ".join(keys), 78, initial_indent=f"  {section}: ",
+                               subsequent_indent=" " * (len(section) + 4),
+                               break_on_hyphens=False)
+    return "\n".join(lines) + "\n\n"
+
+
 def add_examples(parser: argparse.ArgumentParser, path: str = "") -> None:
-    """Give `parser` and its subcommands (recursively) their `EXAMPLES` epilog."""
+    """Give `parser` and its subcommands (recursively) their `EXAMPLES` epilog (`train`'s
+    after its `train_reference`)."""
     if path in EXAMPLES:
-        parser.epilog = EXAMPLES[path]
+        parser.epilog = (train_reference() if path == "train" else "") + EXAMPLES[path]
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
     for name, sub in _subparsers(parser).items():
         add_examples(sub, f"{path} {name}".strip())

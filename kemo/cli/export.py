@@ -13,7 +13,8 @@ from kemo.cli.args import BACKENDS, BATCH_MAX, int_in
 
 def add_parser(sub):
     x = sub.add_parser("export", help="export a run for serving: model.keras and a raw-text "
-                       "TF SavedModel with thresholds baked in (see kemo/serving/export.py)")
+                       "TF SavedModel (raw text in, probabilities and decisions out, thresholds "
+                       "baked in; served by TensorFlow alone)")
     x.add_argument("run_dir", help="a run directory written by kemo train")
     x.add_argument("--out", default=None,
                    help="output folder (default <run_dir>/export); it must be new, empty, or "

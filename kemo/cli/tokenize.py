@@ -12,7 +12,7 @@ from kemo.cli.args import BACKENDS, DATA_DIR_HELP
 def add_parser(sub):
     x = sub.add_parser("tokenize", help="tokenise the splits a config trains, validates and "
                        "reports on (and test) once, into a token cache for train/predict "
-                       "--tokens (see kemo/data/token_cache.py)")
+                       "--tokens (training from it needs no TensorFlow)")
     x.add_argument("--config", help="a TOML file, or a name in configs/ such as tiny "
                    "(default: configs/default.toml)")
     x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -29,7 +29,7 @@ def run(args) -> int:
     import time as clock
 
     from kemo.config import load_config
-    from kemo.data.brighter import load_split, split_file
+    from kemo.data.dataset import read_available
     from kemo.data.splits import load_data
     from kemo.data.pipeline import tokenize_splits
     from kemo.data.token_cache import TokenCache, check_cache_target, expected_manifest
@@ -39,10 +39,8 @@ def run(args) -> int:
     cfg = load_config(resolve_config(args.config), args.set)  # a file, or a name: tiny
     check_cache_target(args.out)  # before the work
     splits = load_data(cfg, args.data_dir)
-    with_test = [lang for lang in dict.fromkeys(cfg.data.languages)
-                 if split_file(splits.root, "test", lang).is_file()]
     named = {"train": splits.train, "val": splits.val, "dev": splits.dev,
-             "test": load_split(splits.root, "test", with_test) if with_test else None}
+             "test": read_available(splits.dataset, "test")}
     named = {k: v for k, v in named.items() if v is not None}
     expect = expected_manifest(cfg, splits.root, list(named))
     t0 = clock.time()

@@ -25,7 +25,8 @@ def add_parser(sub):
     t.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+                   help="override a config key, e.g. --set train.epochs=3 (repeatable; "
+                   "the keys and their defaults are listed below)")
     t.add_argument("--data-dir", default=None,
                    help=DATA_DIR_HELP)
     t.add_argument("--run-dir", default=None,
@@ -37,8 +38,11 @@ def add_parser(sub):
                    "(no tokenising, no TensorFlow needed)")
     t.add_argument("--local-processes", metavar="N", type=_processes, default=None,
                    help="run as N processes of one run on this machine (JAX's distributed "
-                   "runtime; needs train.distribution = \"data_parallel\"; see "
-                   "kemo/multiprocess.py); --resume a run with the same N")
+                   "runtime; needs train.distribution = \"data_parallel\"). --resume takes "
+                   "any N, or none: batches and dropout are drawn for the global batch, so "
+                   "the same total device count continues to the same result (another "
+                   "count differs by float summation order); train.batch_size must "
+                   "divide by the device count")
     t.add_argument("--keep-checkpoints", action="store_true",
                    help="keep <run_dir>/checkpoints/ once the run has finished (default: "
                    "deleted after report.json is written; model.keras holds the weights)")
@@ -105,16 +109,17 @@ def run(args) -> int:
                              "several processes need \"data_parallel\" "
                              "(--set train.distribution='\"data_parallel\"')")
         return multiprocess.launch(_child_argv(args, config, run_dir), args.local_processes)
-    from kemo.data.brighter import resolve_data_dir
+    from kemo.data.dataset import describe_dataset, open_dataset
 
-    data_dir = resolve_data_dir(args.data_dir, cfg.data.data_dir)
+    dataset = open_dataset(cfg.data, args.data_dir)
+    data_dir = dataset.root
     inline = "none (a small random BERT, vocabulary learnt from the training texts)"
     # What it is doing, printed once the inputs are checked (bad input prints one error).
     doing = "\n".join([
         f"resuming {run_dir} (its config.toml)" if args.resume else f"config: {config}"
         + ("" if args.config else " (the default; --config FILE for another)"),
         f"preset: {cfg.model.preset or inline}",
-        f"data: {data_dir} (languages: {', '.join(cfg.data.languages)})"])
+        f"data: {describe_dataset(dataset)}"])
     from kemo.monitor import progress_verbosity
     from kemo.training import train
 
@@ -142,4 +147,4 @@ def _print_result(report: dict) -> None:
     print(format_console_report(report))
     print(f"\ntrained {meta['epochs_run']} epochs"
           + (f", best epoch {best} restored" if best else "")
-          + f" (fit {meta['fit_seconds']:.0f}s; {describe_cpu(meta['cpu'])})")
+          + f" (fit {meta['fit_seconds']:.0f}s; cpu: {describe_cpu(meta['cpu'])})")

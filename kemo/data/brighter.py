@@ -17,12 +17,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from kemo.data.examples import UNKNOWN, Examples, concat_examples  # noqa: F401 (re-exported)
 from kemo.errors import InputError
 
 LABELS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
@@ -33,58 +33,29 @@ LANGUAGES = (
 )
 SPLITS = ("train", "dev", "test")
 DATA_DIR_ENV = "KEMO_DATA_DIR"
-# y value for a label the example's language does not annotate (see `Examples.y`).
-UNKNOWN = -1.0
+def label_order(names) -> list[str]:
+    """`names` as kemo writes them: Track A's names (all of them among `LABELS`) in
+    `LABELS` order, any other label set in its dataset's own order.
 
-
-@dataclass
-class Examples:
-    """A labelled (or unlabelled) set of texts from one or more languages.
-
-    `labels` and `mask` are float32 arrays of shape (n, len(label_names)); `mask` is 1
-    where the label is annotated for that row's language. Unlabelled splits (test)
-    have `has_labels=False` and all-zero labels.
+    Example:
+        label_order(["joy", "anger"])        # ['anger', 'joy']
+        label_order(["joy", "neutral"])      # ['joy', 'neutral']
     """
-
-    ids: np.ndarray
-    texts: np.ndarray
-    langs: np.ndarray
-    labels: np.ndarray
-    mask: np.ndarray
-    label_names: tuple[str, ...]
-    has_labels: bool = True
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def y(self) -> np.ndarray:
-        """Labels with unknown entries set to `UNKNOWN` (-1): the model's target."""
-        return np.where(self.mask > 0, self.labels, UNKNOWN).astype("float32")
-
-    def subset(self, index) -> "Examples":
-        index = np.asarray(index)
-        return Examples(
-            self.ids[index], self.texts[index], self.langs[index], self.labels[index],
-            self.mask[index], self.label_names, self.has_labels,
-        )
-
-    def language_labels(self, lang: str) -> tuple[str, ...]:
-        """The label columns annotated for `lang` (its own columns, in file order)."""
-        rows = self.mask[self.langs == lang]
-        known = rows.max(axis=0) if len(rows) else np.zeros(len(self.label_names))
-        return tuple(n for n, k in zip(self.label_names, known) if k > 0)
+    names = list(names)
+    if set(names) <= set(LABELS):
+        return [n for n in LABELS if n in names]
+    return names
 
 
-def concat_examples(parts) -> Examples:
-    """One `Examples` of `parts` in order (the same label names; labelled if all are)."""
-    parts = list(parts)
-    names = parts[0].label_names
-    if any(p.label_names != names for p in parts):
-        raise ValueError("concat_examples: parts with different label names")
-    return Examples(*(np.concatenate([getattr(p, k) for p in parts])
-                      for k in ("ids", "texts", "langs", "labels", "mask")),
-                    names, all(p.has_labels for p in parts))
+def track_a_label_columns(header) -> tuple[str, ...]:
+    """The columns of `header` that are Track A labels, in file order (none: not a
+    Track A file)."""
+    return tuple(str(c) for c in header if c in LABELS)
+
+
+def is_language(code) -> bool:
+    """Whether `code` is one of the 28 BRIGHTER language codes."""
+    return code in LANGUAGES
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None,

@@ -32,13 +32,13 @@ class TokenBatches(keras.utils.PyDataset):
     def __init__(self, arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size: int,
                  seed: int = 0, epochs: int = 1, start_epoch: int = 0, weights=None,
                  buckets: list[int] | None = None, shuffle: bool = True,
-                 part: tuple[int, int] | None = None):
+                 part: tuple[int, int] | None = None, start_step: int = 0):
         super().__init__()  # one worker: batches are cut in the training thread, in order
         self.arrays, self.y, self.batch_size, self.shuffle = arrays, y, batch_size, shuffle
         self.part = part  # (process, processes): its rows of each batch (kemo.multiprocess)
         width = next(iter(arrays.values())).shape[1]
         self.plan = BatchPlan(token_lengths(arrays), batch_size, length_buckets(buckets, width),
-                              seed, epochs, start_epoch, weights, shuffle)
+                              seed, epochs, start_epoch, weights, shuffle, start_step)
 
     def __len__(self) -> int:
         return len(self.plan)

@@ -214,7 +214,9 @@ class BatchPlan:
 
     Training (`shuffle=True`): epochs `start_epoch..epochs-1` back to back, each
     `steps_per_epoch(n, batch_size)` batches of `epoch_batches` (computed one epoch at
-    a time). Evaluation: `batches` over the rows in order, all kept.
+    a time), the first `start_step` batches of `start_epoch` left out (a run resumed
+    from a checkpoint inside that epoch). Evaluation: `batches` over the rows in order,
+    all kept.
 
     Example:
         plan = BatchPlan(token_lengths(arrays), 32, [32, 64, 128], seed=0, epochs=3)
@@ -222,12 +224,15 @@ class BatchPlan:
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, buckets: list[int], seed: int = 0,
-                 epochs: int = 1, start_epoch: int = 0, weights=None, shuffle: bool = True):
+                 epochs: int = 1, start_epoch: int = 0, weights=None, shuffle: bool = True,
+                 start_step: int = 0):
         self.lengths, self.batch_size, self.buckets = np.asarray(lengths), batch_size, buckets
         self.seed, self.start_epoch, self.weights, self.shuffle = seed, start_epoch, weights, shuffle
         n = len(self.lengths)
         self.steps = steps_per_epoch(n, batch_size) if shuffle else math.ceil(n / batch_size)
-        self.count = (epochs - start_epoch) * self.steps if shuffle else self.steps
+        self.start_step = start_step if shuffle else 0
+        self.count = ((epochs - start_epoch) * self.steps - self.start_step if shuffle
+                      else self.steps)
         self._epoch, self._batches = None, None
 
     def __len__(self) -> int:
@@ -236,6 +241,7 @@ class BatchPlan:
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         if not 0 <= i < self.count:
             raise IndexError(f"batch {i} of {self.count}")
+        i += self.start_step
         epoch = self.start_epoch + i // self.steps if self.shuffle else 0
         if epoch != self._epoch:
             self._batches = (epoch_batches(self.lengths, self.batch_size, self.buckets, self.seed,
@@ -252,7 +258,7 @@ class BatchPlan:
 def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size: int,
                  seed: int = 0, epochs: int = 1, start_epoch: int = 0, weights=None,
                  buckets: list[int] | None = None, shuffle: bool = True,
-                 part: tuple[int, int] | None = None) -> tf.data.Dataset:
+                 part: tuple[int, int] | None = None, start_step: int = 0) -> tf.data.Dataset:
     """A prefetched tf.data dataset of (inputs, targets) batches, as `BatchPlan` orders them.
 
     Training (`shuffle=True`): epochs `start_epoch..epochs-1` back to back, each
@@ -266,7 +272,7 @@ def make_dataset(arrays: dict[str, np.ndarray], y: np.ndarray | None, batch_size
 
     plan = BatchPlan(token_lengths(arrays), batch_size,
                      length_buckets(buckets, next(iter(arrays.values())).shape[1]), seed, epochs,
-                     start_epoch, weights, shuffle)
+                     start_epoch, weights, shuffle, start_step)
 
     def generate():
         for idx, length in plan:

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.data.brighter import (
-    Examples, concat_examples, load_split, resolve_data_dir, split_file,
+from kemo.data.brighter import load_split, split_file
+from kemo.data.examples import (  # noqa: F401 (align_labels re-exported)
+    Examples, align_labels, concat_examples,
 )
 from kemo.errors import InputError
 
@@ -36,7 +37,10 @@ class Splits:
     train: Examples
     val: Examples
     dev: Examples | None
-    root: Path  # the Track A data root they were read from
+    root: Path  # the data root they were read from
+    dataset: object = None  # kemo.data.dataset.TrackADataset or TableDataset
+    # True: `val` is the dataset's dev split (data.validation = "dev"), not held out
+    val_is_dev: bool = False
 
 
 def split_seed(cfg) -> int:
@@ -46,11 +50,15 @@ def split_seed(cfg) -> int:
 
 
 def load_data(cfg, data_dir) -> Splits:
-    """Read and validate train (+ dev when present); carve the validation split.
-    The data root: `data_dir` (--data-dir), else $KEMO_DATA_DIR, else `data.data_dir`."""
-    root = resolve_data_dir(data_dir, cfg.data.data_dir)
+    """Read and validate train (+ dev when present); carve the validation split (or,
+    with data.validation = "dev", validate on dev). The data root: see
+    `kemo.data.dataset.open_dataset`."""
+    from kemo.data.dataset import open_dataset
+
+    dataset = open_dataset(cfg.data, data_dir)
+    root = dataset.root
     seed = split_seed(cfg)
-    train_all = read = load_split(root, "train", cfg.data.languages)
+    train_all = read = dataset.read("train")
     if cfg.data.max_train_examples and cfg.data.max_train_examples < len(train_all):
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(train_all), cfg.data.max_train_examples, replace=False))
@@ -63,6 +71,12 @@ def load_data(cfg, data_dir) -> Splits:
             rows = np.flatnonzero(train_all.langs == lang)
             keep.append(rows if len(rows) <= cap else rng.choice(rows, cap, replace=False))
         train_all = train_all.subset(np.sort(np.concatenate(keep)))
+    if cfg.data.validation == "dev":
+        dev = _read_dev(cfg, dataset, train_all.label_names)
+        if dev is None:
+            raise InputError("config key 'data.validation': \"dev\" but the dataset has "
+                             "no labelled dev split")
+        return Splits(train_all, dev, dev, root, dataset, val_is_dev=True)
     train, val = train_val_split(train_all, cfg.data.val_fraction, seed)
     train, val = inherit_split(cfg, data_dir, train, val)
     if len(val) == 0 or len(train) == 0:
@@ -70,6 +84,18 @@ def load_data(cfg, data_dir) -> Splits:
                and len(train_all) < min(len(read), cfg.data.max_train_examples or len(read))
                else "data.max_train_examples")
         raise split_size_error(read, train_all, cfg.data.val_fraction, root, cut)
+    return Splits(train, val, _read_dev(cfg, dataset, train.label_names), root, dataset)
+
+
+def _read_dev(cfg, dataset, label_names) -> Examples | None:
+    """The dev split aligned to the training labels (Track A: the languages with a dev
+    file, a note naming the others); None without one."""
+    if dataset.layout != "track_a":
+        if not dataset.has("dev"):
+            return None
+        dev = dataset.read("dev")
+        return dev if dev.has_labels else None
+    root = dataset.root
     langs = list(dict.fromkeys(cfg.data.languages))
     with_dev = [lang for lang in langs if split_file(root, "dev", lang).exists()]
     if len(with_dev) < len(langs):
@@ -79,9 +105,9 @@ def load_data(cfg, data_dir) -> Splits:
     dev = None
     if with_dev:
         dev = load_split(root, "dev", with_dev)
-        if dev.label_names != train.label_names:
-            dev = align_labels(dev, train.label_names)
-    return Splits(train, val, dev, root)
+        if dev.label_names != label_names:
+            dev = align_labels(dev, label_names)
+    return dev
 
 
 def inherit_split(cfg, data_dir, train: Examples, val: Examples):
@@ -121,13 +147,49 @@ def inherit_split(cfg, data_dir, train: Examples, val: Examples):
     return new_train, new_val
 
 
-def align_labels(ex: Examples, label_names) -> Examples:
-    """Re-index `ex` to `label_names` (labels it lacks become unknown)."""
-    cols = [ex.label_names.index(n) if n in ex.label_names else None for n in label_names]
-    labels = np.stack([ex.labels[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
-    mask = np.stack([ex.mask[:, c] if c is not None else np.zeros(len(ex)) for c in cols], 1)
-    return Examples(ex.ids, ex.texts, ex.langs, labels.astype("float32"),
-                    mask.astype("float32"), tuple(label_names), ex.has_labels)
+# Below these a validation split tunes thresholds on a handful of examples (each label's
+# threshold on its positives there) and early stopping follows noise.
+MIN_VALIDATION_ROWS = 100
+MIN_VALIDATION_POSITIVES = 5  # per label
+
+
+def small_validation_note(rows: int, positives: dict, data_cfg) -> str | None:
+    """A warning when a validation split of `rows` rows, with `positives` (label ->
+    positive rows among those annotating it), is too small to tune thresholds on: what
+    is small and which config keys (`data_cfg`: the run's `data` table) would enlarge
+    it; None when it is large enough.
+
+    Example:
+        small_validation_note(10, {"calm": 1, "tense": 4}, cfg.data)
+        # 'warning: the validation split is small to tune thresholds on: 10 rows ...'
+    """
+    few = {name: n for name, n in positives.items() if n < MIN_VALIDATION_POSITIVES}
+    if rows >= MIN_VALIDATION_ROWS and not few:
+        return None
+    what = f"{rows} rows" + (f" (fewer than {MIN_VALIDATION_ROWS})"
+                             if rows < MIN_VALIDATION_ROWS else "")
+    if few:
+        what += (f"; fewer than {MIN_VALIDATION_POSITIVES} positive rows for "
+                 + ", ".join(f"{name} ({n})" for name, n in few.items()))
+    if getattr(data_cfg, "validation", "train") == "dev":  # validates on the dev file
+        advice = 'Use a larger dev file or validate on train (data.validation = "train")'
+    else:
+        keys = [f"data.val_fraction (now {data_cfg.val_fraction:g})"]
+        for key in ("max_train_examples_per_language", "max_train_examples"):
+            if getattr(data_cfg, key):
+                keys.append(f"data.{key} (now {getattr(data_cfg, key)})")
+        advice = "Raise " + " or ".join(keys)
+    return (f"warning: the validation split is small to tune thresholds on: {what}; the "
+            f"thresholds and early stopping follow a few examples. {advice}, or set "
+            "thresholds.tune = false to decide at 0.5")
+
+
+def validation_note(val: Examples, data_cfg) -> str | None:
+    """`small_validation_note` for the validation split `val` (labels it annotates)."""
+    known = val.mask.any(axis=0) if len(val) else np.zeros(len(val.label_names), bool)
+    positives = (val.labels * val.mask).sum(axis=0)
+    return small_validation_note(len(val), {name: int(positives[j]) for j, name in
+                                            enumerate(val.label_names) if known[j]}, data_cfg)
 
 
 def train_val_split(examples: Examples, val_fraction: float, seed: int):

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.data.brighter import split_file
 from kemo.data.fingerprints import file_sha256, preset_files_sha, preset_fingerprint
 from kemo.data.splits import split_seed
 from kemo.errors import InputError
@@ -63,19 +62,33 @@ def cache_config(cfg) -> dict:
         "data.max_train_examples_per_language": d.max_train_examples_per_language,
         "data.val_fraction": d.val_fraction,
         "data.split_seed (train.seed when -1)": split_seed(cfg),
+        **_dataset_config(d),
     }
+
+
+def _dataset_config(data) -> dict:
+    """A table dataset's description (every [data] key that decides its rows and
+    labels); nothing for Track A, so its manifests stay as they were."""
+    if data.layout == "track_a" and data.validation == "train":
+        return {}
+    keys = ("layout", "validation", "train_file", "dev_file", "test_file",
+            "unlabelled_splits", "format", "header", "columns", "text_column", "id_column",
+            "language_column", "language", "label_encoding", "label_columns",
+            "labels_column", "label_separator", "label_names", "label_names_file",
+            "label_groups_file", "ungrouped_labels")
+    return {f"data.{k}": getattr(data, k) for k in keys}
 
 
 def expected_manifest(cfg, root, splits=RUN_SPLITS) -> dict:
     """What a cache for `cfg` over the data root `root` must hold: `cache_config(cfg)`
     and the sha256 of each data file `splits` read (dev and test where they exist)."""
-    root = Path(root)
+    from kemo.data.dataset import open_dataset
+
+    dataset = open_dataset(cfg.data, root)
     files = {}
     for source in dict.fromkeys(SOURCES[s] for s in splits):
-        for lang in dict.fromkeys(cfg.data.languages):
-            path = split_file(root, source, lang)
-            if source == "train" or path.is_file():
-                files[f"{source}/{lang}.csv"] = file_sha256(path)
+        for name, path in dataset.files(source).items():
+            files[name] = file_sha256(path)
     return {"config": cache_config(cfg), "data_files": files}
 
 

@@ -5,7 +5,10 @@ shows (relative links: the folder opens offline and can be copied as a whole; th
 figures are drawn by `kemo.evaluation.plots`):
 
 - loss per epoch (train and validation), loss per label per epoch, macro-F1 per epoch
-  (from `history.json`, else `history.csv`);
+  (from `history.json`, else `history.csv`) and a table of the validation numbers per
+  epoch: the number the run monitored first (for several languages the mean over
+  languages of macro-F1, all rows pooled beside it), the epoch whose weights it kept
+  marked;
 - per-label precision-recall curves with the tuned threshold (and 0.5) marked, on the
   validation split: the model is reloaded and the split re-created exactly as training
   did (`kemo.data.splits.load_data`: same config, same seed). Without the training data it
@@ -35,7 +38,9 @@ from pathlib import Path
 from kemo.errors import InputError
 from kemo.owned_dir import OwnedDir
 from kemo.evaluation.report import SETTING_NAMES
-from kemo.evaluation.plots import plot_curves, plot_distribution, plot_pr_curves
+from kemo.evaluation.plots import (
+    f1_lines, monitored_key, plot_curves, plot_distribution, plot_pr_curves,
+)
 from kemo.run import layout as L
 from kemo.evaluation.split_probs import available_probs
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
@@ -126,14 +131,18 @@ def language_table(rep: dict, split: str, decides: str = "") -> str:
 
 
 def _split_section(split: str, rep: dict, decides: str = "") -> str:
-    parts = [f"<h3>{_e(split)}</h3>", '<div class="row">']
+    parts = [f"<h3>{_e(split)}</h3>"]
+    langs = list(rep.get("tuned_thresholds", {}).get("per_language", {}))
+    if len(langs) > 1:  # the mean over languages (the run's number) before the pooled rows
+        parts.append(language_table(rep, split, decides))
+    parts.append('<div class="row">')
     for key, title in SETTINGS:
         if key in rep:
             parts.append(report_table(rep[key]["overall"], f"{split}, {title}, all rows"))
     parts.append("</div>")
-    langs = list(rep.get("tuned_thresholds", {}).get("per_language", {}))
     if langs:
-        parts.append(language_table(rep, split, decides))
+        if len(langs) == 1:
+            parts.append(language_table(rep, split, decides))
         parts.append(f"<details><summary>{_e(split)}: full table per language</summary>"
                      '<div class="row">')
         for lang in langs:
@@ -151,6 +160,7 @@ h1 { margin-bottom: 4px; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 32px; }
 .meta { color: #555; }
 .note { background: #f6f6f0; border-left: 4px solid #bba; padding: 6px 10px; }
+.warn { background: #fff6e5; border-left-color: #e0a030; }
 table { border-collapse: collapse; margin: 8px 16px 16px 0; font-size: 14px; }
 caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
 th, td { border: 1px solid #ddd; padding: 3px 9px; text-align: right; }
@@ -228,7 +238,8 @@ def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
     meta = report.get("meta", {})
     body = [f"<h1>Run report: {_e(run_dir.name)}</h1>",
             f'<p class="meta">{_e(run_dir.resolve())}</p>'] + _meta_line(meta)
-    body += _curves_section(history, names, out)
+    body += [f'<p class="note warn">{_e(n)}</p>' for n in run_notes(report, state.config)]
+    body += _curves_section(history, names, out, meta.get("best_epoch_restored"))
     body.append("<h2>Precision-recall per label</h2>")
     data, why = available_probs(run_dir, data_dir) if names else (None, "no thresholds.json")
     notes = []
@@ -258,18 +269,61 @@ def _meta_line(meta: dict) -> list[str]:
     return ['<p class="meta">' + " &middot; ".join(
         f"{_e(k.replace('_', ' '))}: {_e(_meta_value(k, v))}"
         for k, v in meta.items() if v is not None and k not in (
-            "thresholds", "per_language_thresholds", "backfilled", "served_by")) + "</p>"]
+            "thresholds", "per_language_thresholds", "backfilled", "served_by", "notes"))
+        + "</p>"]
 
 
-def _curves_section(history, names, out) -> list[str]:
+def run_notes(report: dict, cfg) -> list[str]:
+    """What the run warned of (report.json's `meta.notes`); for a run written before
+    them, the small-validation warning worked out from its report and config."""
+    from kemo.data.splits import small_validation_note
+
+    meta = report.get("meta", {})
+    if isinstance(meta.get("notes"), list) or meta.get("decides_with") == "threshold_0.5":
+        return [str(n) for n in meta.get("notes") or []]
+    overall = report.get("validation", {}).get("tuned_thresholds", {}).get("overall", {})
+    if "n" not in overall or "members" in report:
+        return []
+    note = small_validation_note(overall["n"], {name: m["support"] for name, m in
+                                                overall.get("per_label", {}).items()}, cfg.data)
+    return [note] if note else []
+
+
+def _curves_section(history, names, out, best_epoch=None) -> list[str]:
     body = ["<h2>Training curves</h2>"]
-    figs = plot_curves(history, names, out)
+    figs = plot_curves(history, names, out, best_epoch)
     if not figs:
         body.append('<p class="note">No history.json or history.csv in the run directory.</p>')
     small = [f for f in ("loss.png", "macro_f1.png") if f in figs]
     body.append('<div class="row">' + "".join(f'<img src="{f}" alt="{_e(figs[f])}">'
                                               for f in small) + "</div>")
-    return body + [f'<img src="{f}" alt="{_e(t)}">' for f, t in figs.items() if f not in small]
+    body += [f'<img src="{f}" alt="{_e(t)}">' for f, t in figs.items() if f not in small]
+    return body + [history_table(history, best_epoch)] if history else body
+
+
+def history_table(history, best_epoch=None) -> str:
+    """Per epoch: train and validation loss, then the macro-F1 lines of the figure
+    (`f1_lines`: the monitored validation number first, marked); the row of
+    `best_epoch` (the weights the run kept) highlighted."""
+    lines = f1_lines(history)
+    keys = [k for k in ("loss", "val_loss") if k in history[0]] + [k for k, _, _ in lines]
+    heads = {"loss": "train loss", "val_loss": "validation loss",
+             **{k: f"macro-F1, {label}" for k, label, _ in lines}}
+    rows = []
+    for h in history:
+        tr = '<tr class="main">' if h["epoch"] == best_epoch else "<tr>"
+        rows.append(f"{tr}<td>{h['epoch']}</td>" + "".join(
+            f"<td>{h[k]:.4f}</td>" if isinstance(h.get(k), (int, float)) else "<td>-</td>"
+            for k in keys) + "</tr>")
+    monitored = heads.get(monitored_key(history), "").removeprefix("macro-F1, ").removesuffix(
+        " (monitored)")
+    caption = ("Per epoch (threshold 0.5)"
+               + (f"; the run monitored macro-F1, {monitored}" if monitored else "")
+               + (f"; highlighted: epoch {best_epoch}, whose weights it kept"
+                  if best_epoch else ""))
+    return (f"<table><caption>{_e(caption)}</caption><tr><th>epoch</th>"
+            + "".join(f"<th>{_e(heads[k])}</th>" for k in keys) + "</tr>"
+            + "".join(rows) + "</table>")
 
 
 def _pr_section(data, why, names, thresholds, out) -> list[str]:
@@ -313,6 +367,8 @@ def _reports_section(report: dict, meta: dict, notes) -> list[str]:
     for note in notes + ([f"report.json completed by kemo report: {meta['backfilled']['how']}"]
                          if "backfilled" in meta and not notes else []):
         body.append(f'<p class="note">{_e(note)}</p>')
+    if meta.get("validation"):  # data.validation = "dev": dev scores are not held out
+        body.append(f'<p class="note"><b>Validation: {_e(meta["validation"])}.</b></p>')
     if "members" in report:  # an ensemble (kemo.ensemble)
         from kemo.ensemble import members_table, served_by_table
 

@@ -1,7 +1,7 @@
 """The figures of a run's HTML report (`kemo.evaluation.page`), as PNG files (matplotlib, Agg).
 
 Example:
-    figs = plot_curves(read_history("runs/tiny"), ["anger", "joy"], Path("runs/tiny/report"))
+    figs = plot_curves(read_history("runs/tiny"), run.label_names, Path("runs/tiny/report"))
     plot_distribution(json.loads(Path("runs/tiny/label_distribution.json").read_text()),
                       Path("runs/tiny/report/label_distribution.png"))
 """
@@ -12,8 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.evaluation.report import LANGUAGE_MEAN_KEY
 from kemo.evaluation.split_probs import SplitProbs
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, decide
+
+
+MANY_LABELS = 10  # more labels than this: grids and rows instead of lines and bars
 
 
 def _figure(width, height):
@@ -35,8 +39,32 @@ def _integer_epochs(ax):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def plot_curves(history, label_names, out_dir: Path) -> dict[str, str]:
-    """loss.png, label_loss.png, macro_f1.png from the per-epoch history."""
+def monitored_key(history) -> str:
+    """The history key the run validated on (early stopping's, when on): the mean over
+    languages of macro-F1 when it was logged (a run of several languages), else the
+    macro-F1 of all validation rows."""
+    return LANGUAGE_MEAN_KEY if history and LANGUAGE_MEAN_KEY in history[0] else "val_macro_f1"
+
+
+def f1_lines(history) -> list[tuple[str, str, str]]:
+    """The macro-F1 figure's lines, (history key, legend, style): the monitored
+    validation number first; for several languages the pooled one beside it."""
+    if not history:
+        return []
+    several = monitored_key(history) == LANGUAGE_MEAN_KEY
+    lines = [("macro_f1", "train, all rows" if several else "train", "-o"),
+             ("val_macro_f1", "validation, all rows pooled" if several
+              else "validation (monitored)", "--s")]
+    if several:
+        lines.insert(0, (LANGUAGE_MEAN_KEY, "validation, mean over languages (monitored)",
+                         "-D"))
+    return [line for line in lines if line[0] in history[0]]
+
+
+def plot_curves(history, label_names, out_dir: Path, best_epoch=None) -> dict[str, str]:
+    """loss.png, label_loss.png, macro_f1.png from the per-epoch history; macro_f1.png
+    shows the validation number the run monitored (`f1_lines`) and, with `best_epoch`,
+    marks the epoch whose weights the run kept."""
     files = {}
     if not history:
         return files
@@ -45,25 +73,35 @@ def plot_curves(history, label_names, out_dir: Path) -> dict[str, str]:
     def series(key):
         return [h.get(key, np.nan) for h in history]
 
-    for name, keys, title, ylabel in (
-        ("loss.png", ("loss", "val_loss"), "Loss per epoch", "loss"),
-        ("macro_f1.png", ("macro_f1", "val_macro_f1"), "Macro-F1 per epoch (threshold 0.5)",
-         "macro-F1"),
+    several = monitored_key(history) == LANGUAGE_MEAN_KEY
+    loss_lines = [(k, label, style) for k, label, style in (
+        ("loss", "train", "-o"), ("val_loss", "validation", "--s")) if k in history[0]]
+    for name, lines, title, ylabel in (
+        ("loss.png", loss_lines, "Loss per epoch", "loss"),
+        ("macro_f1.png", f1_lines(history),
+         "Macro-F1 per epoch at 0.5 (monitored: language mean)" if several
+         else "Macro-F1 per epoch (threshold 0.5)", "macro-F1"),
     ):
-        if not any(k in history[0] for k in keys):
+        if not lines:
             continue
         fig = _figure(6.4, 3.8)
         ax = fig.subplots()
-        for key, style, label in ((keys[0], "-o", "train"), (keys[1], "--s", "validation")):
-            if key in history[0]:
-                ax.plot(epochs, series(key), style, label=label)
+        for key, label, style in lines:
+            ax.plot(epochs, series(key), style, label=label,
+                    lw=2.5 if "monitored" in label else 1.5)
+        if best_epoch and name == "macro_f1.png":
+            ax.axvline(best_epoch, color="grey", ls=":", lw=1,
+                       label=f"weights kept: epoch {best_epoch}")
         ax.set(title=title, xlabel="epoch", ylabel=ylabel)
         _integer_epochs(ax)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
         fig.savefig(out_dir / name)
         files[name] = title
-    if any(f"loss_{n}" in history[0] for n in label_names):
+    if len(label_names) > MANY_LABELS and any(f"loss_{n}" in history[0] for n in label_names):
+        _plot_label_loss_grid(history, label_names, out_dir / "label_loss.png")
+        files["label_loss.png"] = "Loss per label per epoch"
+    elif any(f"loss_{n}" in history[0] for n in label_names):
         colors = _label_colors(label_names)
         fig = _figure(9, 4.6)
         ax = fig.subplots()
@@ -83,6 +121,22 @@ def plot_curves(history, label_names, out_dir: Path) -> dict[str, str]:
     return files
 
 
+def _plot_label_loss_grid(history, label_names, out_path: Path) -> None:
+    """Many labels (GoEmotions' 28): the loss per label and epoch as two heat maps, train
+    and validation, one row per label (a line per label would be unreadable)."""
+    epochs = [h["epoch"] for h in history]
+    fig = _figure(9, 1.2 + 0.22 * len(label_names))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, prefix, what in ((axes[0], "loss_", "train"), (axes[1], "val_loss_", "validation")):
+        grid = np.array([[h.get(f"{prefix}{n}", np.nan) for h in history] for n in label_names])
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_xticks(range(len(epochs)), epochs)
+        ax.set(title=f"{what} loss per label", xlabel="epoch")
+        fig.colorbar(image, ax=ax, shrink=0.6)
+    axes[0].set_yticks(range(len(label_names)), label_names, fontsize="small")
+    fig.savefig(out_path)
+
+
 def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
     """One precision-recall panel per label; tuned threshold (and 0.5) marked.
 
@@ -91,9 +145,10 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     names = data.label_names
-    ncols = min(3, len(names))
+    many = len(names) > MANY_LABELS  # small panels, seven a row, legends in small type
+    ncols = min(7 if many else 3, len(names))
     nrows = int(np.ceil(len(names) / ncols))
-    fig = _figure(4.2 * ncols, 3.7 * nrows)
+    fig = _figure((2.6 if many else 4.2) * ncols, (2.5 if many else 3.7) * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     rows = []
     for j, n in enumerate(names):
@@ -127,7 +182,12 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
         ax.set(title=f"{n} ({int(y.sum())}/{len(y)} positive)", xlabel="recall",
                ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.05))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small", loc="best")
+        ax.legend(fontsize=5 if many else "x-small", loc="best")
+        if many:
+            ax.title.set_fontsize("small")
+            ax.tick_params(labelsize="x-small")
+            ax.xaxis.label.set_fontsize("x-small")
+            ax.yaxis.label.set_fontsize("x-small")
     for ax in axes[len(names):]:
         ax.set_axis_off()
     fig.suptitle(f"Precision-recall per label, {data.split} split")
@@ -138,6 +198,8 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
 def plot_distribution(dist: dict, out_path: Path):
     """Grouped bars: positive rate per label before and after sampling."""
     names = dist["labels"]
+    if len(names) > MANY_LABELS:
+        return _plot_distribution_rows(dist, out_path)
     x = np.arange(len(names))
     fig = _figure(max(6.0, 1.1 * len(names) + 2), 3.8)
     ax = fig.subplots()
@@ -151,4 +213,22 @@ def plot_distribution(dist: dict, out_path: Path):
            title=f"Label distribution (sampling strength {dist.get('sampling_strength', '?')})",
            ylim=(0, min(1.0, max(max(dist["before"]), max(dist["after"])) * 1.25 + 0.02)))
     ax.legend()
+    fig.savefig(out_path)
+
+
+def _plot_distribution_rows(dist: dict, out_path: Path):
+    """Many labels: horizontal bars, one row per label, in the run's label order."""
+    names = dist["labels"]
+    y = np.arange(len(names))
+    fig = _figure(8, 1.4 + 0.3 * len(names))
+    ax = fig.subplots()
+    h = 0.4
+    ax.barh(y - h / 2, dist["before"], h, label="before sampling (train)")
+    ax.barh(y + h / 2, dist["after"], h, label="after sampling (epoch 1 draw)")
+    ax.set_yticks(y, names, fontsize="small")
+    ax.invert_yaxis()
+    ax.set(xlabel="positive rate",
+           title=f"Label distribution (sampling strength {dist.get('sampling_strength', '?')})")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize="small")
     fig.savefig(out_path)

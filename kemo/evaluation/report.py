@@ -88,6 +88,9 @@ SETTING_NAMES = {
 }
 SETTINGS = {key: names[0] for key, names in SETTING_NAMES.items()}
 MEAN = "mean_over_languages"  # the shared task's ranking number: mean of per-language macro-F1
+# history.json's key for it on validation during training (runs of several languages:
+# what early stopping monitors, `kemo.validation`); one language: "val_macro_f1".
+LANGUAGE_MEAN_KEY = "val_language_mean_f1"
 
 
 def full_report(examples, probs, thresholds, per_language=None) -> dict:
@@ -141,14 +144,15 @@ def add_language_means(split_report: dict) -> bool:
 
 def format_report(report: dict, title: str) -> str:
     """A plain-text table of one `classification_report` dict."""
-    lines = [title, f"{'label':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
+    w = max([12] + [len(n) + 2 for n in report["per_label"]])  # a long name widens it
+    lines = [title, f"{'label':<{w}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
     for name, m in report["per_label"].items():
-        lines.append(f"{name:<12}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}"
+        lines.append(f"{name:<{w}}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}"
                      f"{m['support']:>9d}")
     for avg in ("macro", "micro", "weighted", "samples"):
         if avg in report:
             m = report[avg]
-            lines.append(f"{avg + ' avg':<12}{m['precision']:>10.4f}{m['recall']:>10.4f}"
+            lines.append(f"{avg + ' avg':<{w}}{m['precision']:>10.4f}{m['recall']:>10.4f}"
                          f"{m['f1']:>10.4f}{report['n']:>9d}")
     return "\n".join(lines)
 
@@ -223,4 +227,7 @@ def format_console_report(report: dict) -> str:
                 blocks.append(format_report(report[split][key]["overall"],
                                             f"{split}, {SETTINGS[key]}:"))
         blocks.append(format_language_table(report[split], split, decides))
+    validation = report.get("meta", {}).get("validation")
+    if validation:  # data.validation = "dev"
+        blocks.append(f"note: validation is {validation}")
     return "\n\n".join(blocks)

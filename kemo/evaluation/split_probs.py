@@ -138,8 +138,8 @@ def dev_probs(run_dir, data_dir=None) -> SplitProbs:
     import pandas as pd
 
     from kemo.config import load_config
-    from kemo.data.brighter import load_split, resolve_data_dir, split_file
-    from kemo.data.splits import align_labels
+    from kemo.data.dataset import open_dataset, read_available
+    from kemo.data.examples import align_labels
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / L.CONFIG)
@@ -148,9 +148,9 @@ def dev_probs(run_dir, data_dir=None) -> SplitProbs:
         raise InputError(f"{path}: not found (the run had no dev split)")
     pred = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
     names = [c[2:] for c in pred.columns if c.startswith("p_")]
-    root = resolve_data_dir(data_dir, cfg.data.data_dir)
-    langs = [lang for lang in cfg.data.languages if split_file(root, "dev", lang).exists()]
-    dev = load_split(root, "dev", langs or cfg.data.languages)  # as training scored it
+    dev = read_available(open_dataset(cfg.data, data_dir), "dev")  # as training scored it
+    if dev is None:
+        raise InputError(f"{path}: the run's data has no dev split to score it against")
     if list(dev.ids) != pred["id"].tolist():
         raise InputError(f"{path}: its ids differ from the dev files' ids")
     try:

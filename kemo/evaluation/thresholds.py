@@ -27,7 +27,7 @@ Example:
     per_lang = search.tuned_per_language(val_probs, val.labels, val.mask, val.langs)
     decisions = per_lang.apply(dev_probs, dev.langs)
     per_lang.save(run_dir / "thresholds.json")
-    ThresholdSearch.untuned(["anger", "joy"]).apply(np.array([[0.5, 0.49]]))  # [[1, 0]]
+    ThresholdSearch.untuned(["calm", "tense"]).apply(np.array([[0.5, 0.49]]))  # [[1, 0]]
 """
 
 from __future__ import annotations

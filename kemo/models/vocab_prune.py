@@ -302,17 +302,19 @@ def _token_embedding(backbone):
     return layer
 
 
-def run_texts(root, languages):
-    """Every text of the Track A files a run of `languages` reads: train, dev and test
-    (dev and test where the language has them)."""
-    from kemo.data.brighter import load_split, split_file
+def run_texts(root, languages, data=None):
+    """Every text of the files a run reads: train, dev and test (where the dataset has
+    them); the Track A files of `languages`, or the dataset `data` (a config's [data])
+    describes."""
+    from kemo.data.dataset import TrackADataset, open_dataset, read_available
 
-    root = Path(root)
+    dataset = (open_dataset(data, root) if data is not None
+               else TrackADataset(Path(root), languages))
     texts = []
     for split in ("train", "dev", "test"):
-        langs = [lang for lang in languages if split_file(root, split, lang).exists()]
-        if langs:
-            texts.extend(load_split(root, split, langs).texts)
+        ex = read_available(dataset, split)
+        if ex is not None:
+            texts.extend(ex.texts)
     return texts
 
 
@@ -366,7 +368,7 @@ def prune_vocabulary(cfg, data_root, preprocessor, backbone, arrays=None, resume
     else:
         used = [a["token_ids"] for a in (arrays or {}).values()]
         try:
-            used.append(text_token_ids(run_texts(data_root, cfg.data.languages), tokenizer))
+            used.append(text_token_ids(run_texts(data_root, cfg.data.languages, cfg.data), tokenizer))
         except ImportError:  # no TensorFlow: a token cache's ids are all there is
             if not used:
                 raise

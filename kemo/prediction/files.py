@@ -8,7 +8,7 @@ in its file order, capitalised>` (eng: `id,Anger,Fear,Joy,Sadness,Surprise`), in
 0/1 at the run's tuned thresholds, every input id once, in input order; the
 probabilities go to `probs_<lang>.csv` (id, p_<label> for every label of the model);
 `submission.zip` holds `track_a/pred_<lang>.csv` for every language. A language label
-the model was never trained on (e.g. afr's disgust for an eng-only model) is refused,
+the model was never trained on (e.g. a label afr has that an eng-only model lacks) is refused,
 or written as 0 with `untrained="zero"` (`--untrained-labels zero`). A plain file gives
 `<name>.predictions.csv` (id, p_<label>..., <label>...) over the model's labels.
 
@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from kemo.data.brighter import (
-    LABELS, LANGUAGES, check_language, decode_csv, parse_csv, read_track_a_csv,
-    resolve_data_dir, split_file,
+    LANGUAGES, check_language, decode_csv, is_language, label_order, parse_csv,
+    read_track_a_csv, resolve_data_dir, split_file, track_a_label_columns,
 )
 from kemo.atomic import atomic_path, write_csv
 from kemo.errors import InputError
@@ -103,17 +103,17 @@ def read_input_file(path) -> InputFile:
     path = Path(path)
     frame = read_csv_cells(path)
     header = [str(c) for c in frame.columns]
-    if not any(c in LABELS for c in header):
+    if not track_a_label_columns(header):
         df = read_texts_csv(path, frame)
         return InputFile(path, df["id"].tolist(), df["text"].tolist())
-    if path.stem not in LANGUAGES:
+    if not is_language(path.stem):
         raise InputError(
-            f"{path}: a Track A file (label columns {', '.join(c for c in header if c in LABELS)})"
+            f"{path}: a Track A file (label columns {', '.join(track_a_label_columns(header))})"
             f" must be named <lang>.csv with a BRIGHTER language code (one of "
             f"{' '.join(LANGUAGES)}), to know its submission file; drop the label columns to "
             "predict it as a plain id,text file")
     df = read_track_a_csv(path, labelled=False, frame=frame)
-    labels = tuple(c for c in df.columns if c in LABELS)
+    labels = track_a_label_columns(df.columns)
     return InputFile(path, df["id"].tolist(), df["text"].tolist(), path.stem, labels)
 
 
@@ -145,7 +145,7 @@ def run_label_columns(run, inp: InputFile) -> InputFile:
     if not inp.is_track_a:
         return inp
     own = (getattr(run, "language_labels", None) or {}).get(inp.lang)
-    columns = tuple(own) if own else tuple(c for c in LABELS if c in inp.label_columns)
+    columns = tuple(own) if own else tuple(label_order(inp.label_columns))
     return replace(inp, label_columns=columns)
 
 
@@ -299,8 +299,8 @@ def write_submission_zip(pred_files, zip_path) -> Path:
 
 def text_predictions_json(texts, label_names, probs, decisions, thresholds) -> str:
     """`kemo predict --text ... --json`: one JSON object per text and line, e.g.
-    {"text": "...", "labels": ["joy"], "probabilities": {"joy": 0.91, ...},
-    "thresholds": {"joy": 0.42, ...}} (a row's language is unknown: global thresholds)."""
+    {"text": "...", "labels": ["gratitude"], "probabilities": {"gratitude": 0.91, ...},
+    "thresholds": {"gratitude": 0.42, ...}} (a row's language is unknown: global thresholds)."""
     import json
 
     rows = []

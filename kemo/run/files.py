@@ -17,7 +17,6 @@ import json
 import math
 from pathlib import Path
 
-from kemo.data.brighter import LABELS
 from kemo.errors import InputError
 
 _KINDS = {dict: "a JSON object", list: "a JSON array", str: "a string", int: "an integer",
@@ -138,8 +137,8 @@ def number(d: dict, name, path, lo=None, hi=None, integer: bool = False,
 
 
 def label_names(values, path, name: str, expected=None, source: str = "") -> list[str]:
-    """Label names as kemo writes them: distinct names of `LABELS` in `LABELS` order;
-    equal to `expected` (the run's own labels, in its order, read from `source`) when
+    """Label names as kemo writes them: distinct non-blank names (the run's dataset's, in
+    its order); equal to `expected` (the run's own labels, in its order, read from `source`) when
     given."""
     if not isinstance(values, list):
         raise InputError(f"{where(path, name)}: expected a JSON array, got {_kind(values)}")
@@ -149,9 +148,9 @@ def label_names(values, path, name: str, expected=None, source: str = "") -> lis
         if not isinstance(v, str):
             raise InputError(f"{where(path, name)}[{i}]: expected a label name, got "
                              f"{_kind(v)} {_short(v)}")
-        if v not in LABELS:
-            raise InputError(f"{where(path, name)}[{i}]: unknown label {v!r} (expected one of "
-                             f"{', '.join(LABELS)})")
+        if not v.strip() or v != v.strip():
+            raise InputError(f"{where(path, name)}[{i}]: expected a label name, got "
+                             f"{_short(v)}")
     dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
     if dup is not None:
         raise InputError(f"{where(path, name)}: label {dup!r} appears twice")
@@ -161,6 +160,10 @@ def label_names(values, path, name: str, expected=None, source: str = "") -> lis
         extra = [v for v in values if v not in expected]
         run = f"the run's labels{' in ' + str(source) if source else ''} are " \
               f"{', '.join(expected)}"
+        if missing and extra:  # a name in place of another: not one of the run's
+            i = values.index(extra[0])
+            raise InputError(f"{where(path, name)}[{i}]: unknown label {extra[0]!r}, missing "
+                             f"label {missing[0]!r} ({run})")
         if missing:
             raise InputError(f"{where(path, name)}: missing label "
                              f"{', '.join(map(repr, missing))} ({run})")
@@ -170,9 +173,12 @@ def label_names(values, path, name: str, expected=None, source: str = "") -> lis
         if values != expected:
             raise InputError(f"{where(path, name)}: labels in the order {', '.join(values)}; "
                              f"{run.replace('labels', 'order', 1).replace(' are ', ' is ')}")
-    elif values != [n for n in LABELS if n in values]:
-        raise InputError(f"{where(path, name)}: labels in the order {', '.join(values)}; kemo "
-                         f"writes them in the order {', '.join(n for n in LABELS if n in values)}")
+    else:
+        from kemo.data.brighter import label_order
+
+        if values != label_order(values):
+            raise InputError(f"{where(path, name)}: labels in the order {', '.join(values)}; "
+                             f"kemo writes them in the order {', '.join(label_order(values))}")
     return list(values)
 
 

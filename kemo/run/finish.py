@@ -76,9 +76,10 @@ def finish(tcfg, val, dev, probs, warn: bool = False) -> Finish:
     return Finish(search, per_lang, decides_with(tcfg, warn), report)
 
 
-def write_decisions(run_dir, fin: Finish, val, dev, probs) -> None:
+def write_decisions(run_dir, fin: Finish, val, dev, probs, dataset=None) -> None:
     """`thresholds.json`, `predictions_val.csv`, and with dev `predictions_dev.csv` and
-    `predictions/dev/` (the official pred_<lang>.csv files), each whole or absent."""
+    `predictions/dev/` (the official pred_<lang>.csv files of Track A; a table dataset's
+    dev file in its own shape, `kemo.prediction.dataset_files`), each whole or absent."""
     from kemo.atomic import write_text
     from kemo.prediction.split_files import write_split_predictions, write_split_submission
 
@@ -87,7 +88,13 @@ def write_decisions(run_dir, fin: Finish, val, dev, probs) -> None:
     write_split_predictions(run_dir / L.PREDICTIONS_VAL, val, probs["val"], decide)
     if dev is not None:
         write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, probs["dev"], decide)
-        write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, probs["dev"], decide)
+        if dataset is not None and dataset.layout != "track_a":
+            from kemo.prediction.dataset_files import write_dataset_predictions
+
+            write_dataset_predictions(run_dir / L.PREDICTIONS / "dev", dataset, "dev", dev,
+                                      probs["dev"], decide.apply(probs["dev"], dev.langs))
+        else:
+            write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, probs["dev"], decide)
 
 
 def write_report(run_dir, report: dict) -> None:

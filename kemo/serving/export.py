@@ -178,15 +178,19 @@ def preprocessing_settings(preprocessor, sequence_length: int) -> dict:
 
 
 def use_snippet(saved_model) -> list[str]:
-    """The five lines that serve the export with TensorFlow alone (README, export.json);
-    `import tensorflow_text` registers the tokenizer's ops, without it the load fails
-    with "Op type not registered 'RegexSplitWithOffsets'"."""
+    """The lines that serve the export with TensorFlow alone (README, export.json) and
+    print each label's name, probability and 0/1 decision (the names are the SavedModel's
+    own `label_names`); `import tensorflow_text` registers the tokenizer's ops, without
+    it the load fails with "Op type not registered 'RegexSplitWithOffsets'"."""
     return ["import tensorflow as tf",
             "import tensorflow_text  # registers the tokenizer's ops: import before loading",
             f"model = tf.saved_model.load({str(saved_model)!r})",
             "out = model.signatures[\"serving_default\"](texts=tf.constant([\"I can't stop "
             "smiling today\"]))",
-            "print(out[\"probabilities\"].numpy(), out[\"decisions\"].numpy())"]
+            "labels = [name.decode() for name in model.label_names.numpy()]  # the run's",
+            "for name, p, d in zip(labels, out[\"probabilities\"].numpy()[0], "
+            "out[\"decisions\"].numpy()[0]):",
+            "    print(f\"{name:10} {p:.3f} {d}\")  # label, probability, 0/1 decision"]
 
 
 def export_run(run_dir, out_dir=None, *, benchmark: bool = True, batch_size: int = 32,
