@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,12 @@ import numpy as np
 
 from kemo.atomic import atomic_path, write_text
 from kemo.errors import InputError
+from kemo.owned_dir import OwnedDir
+
+# `kemo explain --out`: built aside, marked, never written over what kemo did not write
+# (an unmarked <run>/explanations of an older kemo holds only these suffixes).
+EXPLANATIONS_DIR = OwnedDir("explanations folder", ".kemo-explanations",
+                            legacy=(".html", ".png", "explanations.json"))
 
 
 @dataclass
@@ -193,11 +200,14 @@ def save_explanation(ex: Explanation, out_dir, stem: str | None = None) -> dict[
     return ex.files
 
 
-def explain_many(run, items, out_dir, source: str = "--text", **kwargs) -> list[Explanation]:
+def explain_many(run, items, out_dir, source: str = "--text", legacy_ok: bool = False,
+                 **kwargs) -> list[Explanation]:
     """Explain and save every (id, text) of `items`; also writes `explanations.json`.
 
     Every text is checked first (`source` names them in errors, e.g. the CSV path).
     Keyword arguments go to `explain_text` (num_samples, num_features, batch_size, seed).
+    `out_dir` follows `EXPLANATIONS_DIR`'s rule (new, empty, or kemo's, replaced whole);
+    `legacy_ok`: an unmarked folder of an older kemo's explanations counts as kemo's.
     """
     items = [(str(i), str(t)) for i, t in items]
     for r, (id_, text) in enumerate(items):
@@ -206,16 +216,19 @@ def explain_many(run, items, out_dir, source: str = "--text", **kwargs) -> list[
                      else f"{source}, row {r + 1} (id {id_!r}), column 'text'")
             raise InputError(f"{where}: no words to explain ({text!r})")
     out_dir = Path(out_dir)
+    EXPLANATIONS_DIR.check(out_dir, legacy_ok)  # before the work: never over a user's files
+    stage = EXPLANATIONS_DIR.stage(out_dir)  # renamed into place when every text is done
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"output directory {out_dir}: cannot create ({e.strerror})") from None
-    taken: set = set()
-    done = []
-    for id_, text in items:
-        ex = explain_text(run, text, id=str(id_), **kwargs)
-        save_explanation(ex, out_dir, _file_stem(ex.id, taken))
-        done.append(ex)
-    write_text(out_dir / "explanations.json",
-        json.dumps([ex.to_dict() for ex in done], indent=1, ensure_ascii=False))
+        taken: set = set()
+        done = []
+        for id_, text in items:
+            ex = explain_text(run, text, id=str(id_), **kwargs)
+            files = save_explanation(ex, stage, _file_stem(ex.id, taken))
+            ex.files = {k: out_dir / Path(v).name for k, v in files.items()}  # once published
+            done.append(ex)
+        write_text(stage / "explanations.json",
+                   json.dumps([ex.to_dict() for ex in done], indent=1, ensure_ascii=False))
+        EXPLANATIONS_DIR.publish(out_dir, stage, legacy_ok)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return done

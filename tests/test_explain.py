@@ -103,8 +103,9 @@ def test_explain_cli_batch(planted_run, tmp_path, capsys):
     assert main(["explain", str(planted_run.path), "--csv", str(csv), "--out", str(out),
                  "--num-samples", "100"]) == 0
     assert "[x/1] grumbo the sky is big" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == [
-        "explanations.json", "x_1.html", "x_1.png", "x_2.html", "x_2.png"]
+    assert sorted(p.name for p in out.iterdir()) == [  # the marker: kemo wrote the folder
+        ".kemo-explanations", "explanations.json", "x_1.html", "x_1.png", "x_2.html",
+        "x_2.png"]
     summary = json.loads((out / "explanations.json").read_text())
     assert summary[0]["predicted"] == ["sadness"]
     assert summary[0]["words"]["sadness"][0][0] == "grumbo"

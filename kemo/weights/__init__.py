@@ -150,6 +150,8 @@ def damage(name: str, cache_dir: str | os.PathLike | None = None,
     marker = read_marker(path)
     if marker is None:
         return None
+    if "malformed" in marker:
+        return f"{marker['malformed']} (a malformed marker)"
     if not isinstance(marker.get("files"), dict):
         marker = record_files(path) or marker
     problem = check_files(path, marker, hashes and path.resolve() not in _HASHED)
