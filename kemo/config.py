@@ -80,6 +80,11 @@ class DataConfig:
     label_groups_file: str = ""
     # A label no group names: "keep" (a label of its own, after the groups) or "drop".
     ungrouped_labels: str = "keep"
+    # "binary": each label cell is 0/1 (Track A); "intensity": an ordinal 0..max_intensity
+    # (Track B: 0 none, 1 low, 2 moderate, 3 high; `kemo.data.intensity`). Track A layout
+    # only: point data_dir at `brighter/track_b`.
+    label_kind: str = "binary"
+    max_intensity: int = 3
 
 
 @dataclass
@@ -112,6 +117,10 @@ class ModelConfig:
     # run records it in report.json's meta; the source must stay in place until the
     # new run finishes (a resume reads it again).
     init_from: str = ""
+    # data.label_kind = "intensity" only: "regression" (one K*sigmoid output per label,
+    # MSE) or "ordinal" (K cumulative logits per label, P(y > k), CORAL-style);
+    # `kemo.models.intensity_heads`.
+    head: str = "regression"
 
 
 @dataclass
@@ -162,6 +171,8 @@ class Config:
 _CHOICES = {
     "data.validation": ("train", "dev"),
     "data.layout": ("track_a", "table"),
+    "data.label_kind": ("binary", "intensity"),
+    "model.head": ("regression", "ordinal"),
     "data.format": ("", "csv", "tsv", "jsonl", "parquet"),
     "data.label_encoding": ("columns", "names", "indices"),
     "data.ungrouped_labels": ("keep", "drop"),
@@ -183,6 +194,7 @@ _RANGES = {
     "data.sampling_strength": (0, True, 10, True),  # (1/freq)^strength stays finite
     "data.language_temperature": (0, False, 1000, True),
     "data.length_buckets": (0, False, MAX_SEQUENCE, True),  # each entry
+    "data.max_intensity": (1, True, 100, True),
     # Upper bounds on what sizes memory, checked before the run directory exists
     # (the largest real backbones: 48 layers, 64 heads, 8192 wide, 250k vocabulary).
     "model.num_layers": (0, False, 256, True),
@@ -353,7 +365,12 @@ def config_from_dict(raw: dict, source: str = "config") -> Config:
 
 
 def _check_dataset(data: DataConfig, source: str) -> None:
-    """The keys of a table dataset (`data.layout = "table"`) that only make sense together."""
+    """The keys of a table dataset (`data.layout = "table"`) that only make sense together;
+    intensity labels (Track B) in the Track A layout only."""
+    if data.label_kind == "intensity" and data.layout != "track_a":
+        raise InputError(f"{source}: config key 'data.label_kind': \"intensity\" needs "
+                         "data.layout = \"track_a\" (Track B's folders, <data_dir>/"
+                         "{train,dev,test}/<lang>.csv)")
     if data.layout != "table":
         return
     if not data.train_file:

@@ -98,3 +98,50 @@ class LabelLoss(keras.metrics.Metric):
     def get_config(self):
         return {**super().get_config(), "label_index": self.label_index,
                 "loss": keras.saving.serialize_keras_object(self.loss)}
+
+
+@keras.saving.register_keras_serializable(package="kemo")
+class PearsonR(keras.metrics.Metric):
+    """Intensity runs: Pearson's r per label between the predicted intensity
+    (`kemo.models.intensity_heads.intensity_scores` of the output) and the gold, over
+    the rows seen where the label is known, averaged over labels seen; r = 0 where
+    undefined (a constant side), as `kemo.evaluation.intensity.pearson_r`. Rows of all
+    languages are pooled (several languages: `LanguageValidation` adds the official
+    mean over languages)."""
+
+    def __init__(self, num_labels, name="pearson_r", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_labels = int(num_labels)
+        self.sums = [self.add_variable(shape=(self.num_labels,), initializer="zeros",
+                                       name=n) for n in ("n", "x", "y", "xx", "yy", "xy")]
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        from kemo.models.intensity_heads import intensity_scores
+
+        y_true = ops.cast(y_true, "float32")
+        mask = known_mask(y_true)
+        x = ops.maximum(y_true, 0.0) * mask
+        y = intensity_scores(y_pred) * mask
+        for var, part in zip(self.sums, (mask, x, y, x * x, y * y, x * y)):
+            var.assign_add(ops.sum(part, axis=0))
+
+    def per_label(self):
+        n, sx, sy, sxx, syy, sxy = self.sums
+        n1 = ops.maximum(n, 1.0)
+        cov = sxy - sx * sy / n1
+        vx = ops.maximum(sxx - sx * sx / n1, 0.0)
+        vy = ops.maximum(syy - sy * sy / n1, 0.0)
+        denom = ops.sqrt(vx * vy)
+        ok = ops.cast(denom > 1e-6, "float32")
+        return ok * cov / ops.maximum(denom, 1e-6)
+
+    def result(self):
+        seen = ops.cast(self.sums[0] > 0, "float32")
+        return ops.sum(self.per_label() * seen) / ops.maximum(ops.sum(seen), 1.0)
+
+    def reset_state(self):
+        for v in self.sums:
+            v.assign(ops.zeros(v.shape, dtype=v.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "num_labels": self.num_labels}

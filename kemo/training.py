@@ -46,8 +46,10 @@ from kemo.errors import InputError
 from kemo.interrupt import ReraiseInterrupt
 from kemo.machine import cpu_info
 from kemo.losses import inverse_frequency_alpha, make_loss
-from kemo.metrics import LabelLoss, MacroF1
+from kemo.intensity_losses import make_intensity_loss
+from kemo.metrics import LabelLoss, MacroF1, PearsonR
 from kemo.models import build_classifier, load_backbone, load_preprocessor
+from kemo.models.intensity_heads import build_intensity_model, intensity_scores
 from kemo.models.backbone_layers import freeze_lower_layers, token_embedding, use_fused_attention
 from kemo.models.backbones import check_sequence_length, save_preprocessor
 from kemo.models.transfer import copy_head, find_backbone
@@ -56,14 +58,17 @@ from kemo.monitor import monitor_callbacks
 from kemo import multiprocess
 from kemo.log import warnings_only
 from kemo.nan_guard import StopOnNanLoss
-from kemo.prediction.batches import predict_probs
+from kemo.prediction.batches import predict_logits, predict_probs
 from kemo.run import layout as L
 from kemo.run.finish import finish, write_decisions, write_report
+from kemo.run.intensity_finish import (DECIDES_WITH as INTENSITY_DECIDES_WITH,
+                                       finish_intensity, write_intensity_decisions)
 from kemo.run.manifest import write_manifest
 from kemo.run.lock import RunLock
 from kemo.run.verdict import check_new_run_dir, check_resumable, clear_run_dir
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
 from kemo.validation import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
+from kemo.evaluation.intensity import LANGUAGE_MEAN_R_KEY
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +91,13 @@ def make_optimizer(cfg: Config, total_steps: int):
     return opt
 
 
-def make_metrics(label_names, loss) -> list:
+def make_metrics(label_names, loss, intensity: bool = False) -> list:
     """What `fit` logs each epoch: macro-F1 at the untuned threshold (`p >= 0.5`, the
-    run's decision rule; early stopping reads its `val_macro_f1`) and each label's loss
-    (`loss_<label>`)."""
-    return [MacroF1(len(label_names), threshold=UNTUNED_THRESHOLD)] + [
+    run's decision rule; early stopping reads its `val_macro_f1`), or for an intensity
+    run Pearson's r (`val_pearson_r`), and each label's loss (`loss_<label>`)."""
+    first = (PearsonR(len(label_names)) if intensity
+             else MacroF1(len(label_names), threshold=UNTUNED_THRESHOLD))
+    return [first] + [
         LabelLoss(j, loss=loss, name=f"loss_{n}") for j, n in enumerate(label_names)]
 
 
@@ -121,8 +128,9 @@ def _sampling_weights(cfg: Config, train_ex: Examples):
     """Per-row draw probabilities: label weighting (`data.sampling_strength`) times
     language tempering (`data.language_temperature`); None: a plain permutation."""
     weights = None
-    if cfg.data.sampling_strength > 0:
-        weights = sampling_weights(train_ex.labels, train_ex.mask, cfg.data.sampling_strength)
+    if cfg.data.sampling_strength > 0:  # intensities: an emotion is present when > 0
+        weights = sampling_weights((train_ex.labels > 0).astype("float32"), train_ex.mask,
+                                   cfg.data.sampling_strength)
     return language_weights(train_ex.langs, cfg.data.language_temperature, weights)
 
 
@@ -161,7 +169,22 @@ def set_distribution(cfg: Config) -> None:
         log.info(f"data parallel over {len(devices)} devices: {devices[0]} ...")
 
 
+def is_intensity(cfg: Config) -> bool:
+    """Whether the run's labels are intensities 0..K (Track B), not 0/1."""
+    return cfg.data.label_kind == "intensity"
+
+
+def run_monitor(cfg: Config, languages) -> str:
+    """What early stopping reads: val macro-F1 or, for intensities, val Pearson r; with
+    several languages the mean over languages (the shared task's number)."""
+    if not is_intensity(cfg):
+        return monitor_key(languages)
+    return LANGUAGE_MEAN_R_KEY if len(set(languages)) > 1 else "val_pearson_r"
+
+
 def _make_loss(cfg: Config, train_ex: Examples):
+    if is_intensity(cfg):
+        return make_intensity_loss(cfg.model.head, cfg.data.max_intensity)
     alpha = None
     if cfg.loss.name == "focal":
         if cfg.loss.alpha == "inverse_frequency":
@@ -318,7 +341,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     # Everything that can fail on user input happens before the run dir is written.
     inputs = _prepare_inputs(cfg, data_dir, run_dir, resume, tokens)
     model, backbone, load_seconds = _build_model(cfg, inputs, run_dir, resume)
-    monitor = monitor_key(inputs.train.langs.tolist())  # several languages: their mean F1
+    monitor = run_monitor(cfg, inputs.train.langs.tolist())  # several: the language mean
     state = _open_run(cfg, run_dir, resume, lock, model, inputs, monitor, overwrite)
     if inputs_checked:
         inputs_checked()
@@ -371,6 +394,9 @@ def _init_source(cfg: Config):
     from kemo.run.read import load_run
 
     key = "config key 'model.init_from'"
+    if is_intensity(cfg):
+        raise InputError(f"{key}: not supported with data.label_kind = \"intensity\" (the "
+                         "intensity heads do not take a classifier's head)")
     if cfg.model.prune_vocabulary:
         raise InputError(f"{key}: cannot be combined with 'model.prune_vocabulary' (the "
                          "source run's tokenizer and embedding are used as they are)")
@@ -406,14 +432,18 @@ def _build_model(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool):
     if cfg.model.fused_attention:
         use_fused_attention(backbone)
     names = inputs.label_names
-    model = build_classifier(backbone, len(names), cfg.model.pooling, cfg.model.dropout)
+    if is_intensity(cfg):
+        model = build_intensity_model(backbone, len(names), cfg.data.max_intensity,
+                                      cfg.model.head, cfg.model.pooling, cfg.model.dropout)
+    else:
+        model = build_classifier(backbone, len(names), cfg.model.pooling, cfg.model.dropout)
     if inputs.source:
         shared = copy_head(inputs.source.model, inputs.source.label_names, model, names)
         log.info(f"init_from {cfg.model.init_from}: backbone and the head of "
                  f"{len(shared)} of {len(names)} labels ({', '.join(shared) or 'none'})")
     steps = steps_per_epoch(len(inputs.train), cfg.train.batch_size)
     model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=inputs.loss,
-                  metrics=make_metrics(names, inputs.loss))
+                  metrics=make_metrics(names, inputs.loss, is_intensity(cfg)))
     return model, backbone, load_seconds
 
 
@@ -482,13 +512,14 @@ def _sample(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool, monitor: 
     `label_distribution.json`; None: a plain permutation."""
     train_ex, names = inputs.train, inputs.label_names
     weights = _sampling_weights(cfg, train_ex)
-    before = label_distribution(train_ex.labels, train_ex.mask)
-    after = label_distribution(train_ex.labels, train_ex.mask,
+    present = (train_ex.labels > 0).astype("float32")  # intensities: the rate of > 0
+    before = label_distribution(present, train_ex.mask)
+    after = label_distribution(present, train_ex.mask,
                                epoch_indices(len(train_ex), cfg.train.seed, 0, weights))
     log.info("label distribution (positive rate), before and after sampling "
              f"(strength {cfg.data.sampling_strength}):")
     log.info(_format_distribution(names, before, after))
-    if monitor == LANGUAGE_MEAN_KEY:  # several languages
+    if monitor in (LANGUAGE_MEAN_KEY, LANGUAGE_MEAN_R_KEY):  # several languages
         log.info(f"rows per language and epoch, before and after sampling (language "
                  f"temperature {cfg.data.language_temperature}):")
         log.info(_format_languages(train_ex.langs, weights))
@@ -582,10 +613,11 @@ def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume
     callbacks = [keras.callbacks.CSVLogger(str(run_dir / L.HISTORY_CSV), append=resume)] * writer
     callbacks.append(JsonHistory(run_dir / L.HISTORY_JSON, write=writer))
     val_ds = None
-    if monitor == LANGUAGE_MEAN_KEY:  # one validation pass, before what reads its logs
+    if monitor in (LANGUAGE_MEAN_KEY, LANGUAGE_MEAN_R_KEY):  # one validation pass, first
         callbacks.insert(0, LanguageValidation(inputs.arrays["val"], inputs.val, loss,
-                                               make_metrics(names, loss),
-                                               cfg.train.batch_size, buckets, tf_data))
+                                               make_metrics(names, loss, is_intensity(cfg)),
+                                               cfg.train.batch_size, buckets, tf_data,
+                                               intensity=is_intensity(cfg)))
     else:  # Keras' own validation pass
         val_ds = input_batches(inputs.arrays["val"], inputs.val.y, cfg.train.batch_size,
                                tf_data=tf_data, buckets=buckets, shuffle=False, part=part)
@@ -626,8 +658,13 @@ def _predict_splits(cfg: Config, model, inputs: _Inputs, tf_data) -> dict:
             split = "validation" if name == "val" else name
             log.info(f"evaluating {split} ({len(inputs.named[name])} rows) ...")
             t1 = time.time()
-            probs[name] = predict_probs(model, arr, cfg.train.batch_size,
-                                        cfg.data.length_buckets, tf_data)
+            if is_intensity(cfg):  # the continuous intensity, 0..K
+                probs[name] = np.asarray(intensity_scores(predict_logits(
+                    model, arr, cfg.train.batch_size, cfg.data.length_buckets, tf_data)),
+                    dtype="float32")
+            else:
+                probs[name] = predict_probs(model, arr, cfg.train.batch_size,
+                                            cfg.data.length_buckets, tf_data)
             log.info(f"evaluated {split} in {time.time() - t1:.1f}s")
     return probs
 
@@ -643,6 +680,23 @@ def _init_meta(source) -> dict:
                           "labels": list(source.label_names)}}
 
 
+@dataclass
+class _IntensityFinish:
+    """An intensity run's report and meta, read as `kemo.run.finish.Finish`'s."""
+
+    report: dict
+    meta: dict
+
+
+def _zero_shot(inputs: _Inputs) -> list[str]:
+    """The languages scored on dev without a train file (Track B's `ron`)."""
+    zero = getattr(inputs.splits.dataset, "zero_shot_languages", lambda: [])()
+    if zero:
+        log.info(f"zero-shot (no train file): {', '.join(zero)}; their dev is predicted "
+                 "by the model trained on the other languages")
+    return zero
+
+
 def _validation_meta(splits) -> dict:
     """report.json's `meta.validation` where validation is the dataset's dev (the report
     then says dev is not held out); nothing for a split carved from train."""
@@ -654,9 +708,16 @@ def _validation_meta(splits) -> dict:
 
 def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs: dict,
             fit: _Fit, resume: bool, started: float) -> dict:
-    """Thresholds, predictions, model and preprocessor; `report.json` last."""
+    """Thresholds (intensities: cut points), predictions, model and preprocessor;
+    `report.json` last."""
     val, dev = inputs.val, inputs.splits.dev
-    fin = finish(cfg.thresholds, val, dev, probs, warn=multiprocess.is_writer())
+    if is_intensity(cfg):
+        cuts, split_reports = finish_intensity(cfg, val, dev, probs)
+        fin = _IntensityFinish(split_reports, {"decides_with": INTENSITY_DECIDES_WITH,
+                                               "head": cfg.model.head,
+                                               "zero_shot_languages": _zero_shot(inputs)})
+    else:
+        fin = finish(cfg.thresholds, val, dev, probs, warn=multiprocess.is_writer())
     report = {**fin.report, "meta": {
         "epochs_run": fit.epochs_run, "best_epoch_restored": fit.best_epoch,
         "fit_seconds": round(fit.seconds, 1), "total_seconds": round(time.time() - started, 1),
@@ -669,7 +730,9 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
     note = validation_note(val, cfg.data) if cfg.thresholds.tune else None
     if note:
         report["meta"]["notes"] = [note]  # the report page shows them
-    if multiprocess.is_writer():  # several processes: process 0 alone writes
+    if multiprocess.is_writer() and is_intensity(cfg):
+        write_intensity_decisions(run_dir, cuts, val, dev, probs)
+    elif multiprocess.is_writer():  # several processes: process 0 alone writes
         write_decisions(run_dir, fin, val, dev, probs, inputs.splits.dataset)
         save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
         save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)

@@ -47,8 +47,9 @@ class LanguageValidation(keras.callbacks.Callback):
     (`kemo.training.make_metrics`), fresh objects: their state is reset here."""
 
     def __init__(self, arrays, examples, loss, metrics, batch_size: int, buckets=None,
-                 tf_data=None):
+                 tf_data=None, intensity: bool = False):
         super().__init__()
+        self.intensity = intensity  # Track B: adds `val_language_mean_r` instead
         self.arrays, self.examples, self.loss, self.metrics = arrays, examples, loss, metrics
         self.batch_size, self.buckets, self.tf_data = batch_size, buckets, tf_data
 
@@ -65,5 +66,12 @@ class LanguageValidation(keras.callbacks.Callback):
             metric.reset_state()
             metric.update_state(y, logits)
             logs[f"val_{metric.name}"] = float(keras.ops.convert_to_numpy(metric.result()))
+        if self.intensity:
+            from kemo.evaluation.intensity import LANGUAGE_MEAN_R_KEY, language_mean_r
+            from kemo.models.intensity_heads import intensity_scores
+
+            scores = np.asarray(intensity_scores(logits), dtype="float32")
+            logs[LANGUAGE_MEAN_R_KEY] = language_mean_r(self.examples, scores)
+            return
         probs = np.asarray(keras.ops.sigmoid(logits), dtype="float32")
         logs[LANGUAGE_MEAN_KEY] = language_mean_f1(self.examples, probs)

@@ -146,9 +146,21 @@ def run(args) -> int:
         print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})")
         return 0
     _print_result(result["report"])
-    print(result_summary(result["report"]))
+    print(_summary(result["report"]))
     print(f"run directory: {result['run_dir']}")
     return 0
+
+
+def _summary(report: dict) -> str:
+    """The one-line result: macro-F1 (`result_summary`), or an intensity run's mean r."""
+    if report.get("label_kind") != "intensity":
+        return result_summary(report)
+    split = "dev" if "dev" in report else "validation"
+    part = report[split]
+    n = len(part["integer"]["per_language"])
+    return (f"{split} mean over {n} language(s) of Pearson r: "
+            f"{part['integer']['mean_r']:.4f} (integers, cut points tuned on validation; "
+            f"{part['continuous']['mean_r']:.4f} continuous)")
 
 
 def _print_result(report: dict) -> None:
@@ -159,7 +171,14 @@ def _print_result(report: dict) -> None:
     meta = report["meta"]
     best = meta.get("best_epoch_restored")
     print()
-    print(format_console_report(report))
+    if report.get("label_kind") == "intensity":
+        from kemo.run.intensity_finish import format_intensity_table
+
+        print("Pearson r per language (official Track B measure; r(int): the integers "
+              "the cut points give)")
+        print(format_intensity_table(report))
+    else:
+        print(format_console_report(report))
     print(f"\ntrained {meta['epochs_run']} epochs"
           + (f", best epoch {best} restored" if best else "")
           + f" (fit {meta['fit_seconds']:.0f}s; cpu: {describe_cpu(meta['cpu'])})")

@@ -216,14 +216,15 @@ def _open_quote_line(lines, first: int) -> int:
 
 
 def read_track_a_csv(path: str | os.PathLike, labelled: bool = True,
-                     frame: pd.DataFrame | None = None) -> pd.DataFrame:
+                     frame: pd.DataFrame | None = None, max_value: int = 1) -> pd.DataFrame:
     """Read one Track A CSV, checking every cell; returns id, text and label columns.
 
     Raises `InputError` naming the file, row (1-based data row) and column for a
     missing or unexpected column, a label not in {0, 1}, a blank text or id,
     duplicated ids, and for an empty, unreadable or non-UTF-8 file. With
     `labelled=False` (test files) label cells may be blank. `frame`: the file already
-    parsed by `parse_csv` (it is then checked, not read again).
+    parsed by `parse_csv` (it is then checked, not read again). `max_value` > 1: the
+    cells are intensities, integers 0..max_value (Track B), anything else refused.
     """
     path = Path(path)
     df = parse_csv(path, decode_csv(path)) if frame is None else frame
@@ -265,19 +266,22 @@ def read_track_a_csv(path: str | os.PathLike, labelled: bool = True,
     blank = df["text"].str.strip() == ""
     if labelled and blank.any():
         fail(int(np.flatnonzero(blank)[0]), "text", "blank text")
+    allowed = [str(v) for v in range(max_value + 1)]
+    expected = "0 or 1" if max_value == 1 else f"an intensity 0..{max_value} (an integer)"
     for c in label_cols:
         cells = df[c].str.strip()
-        ok = cells.isin(["0", "1"]) | (~labelled & (cells == ""))
+        ok = cells.isin(allowed) | (~labelled & (cells == ""))
         if not ok.all():
             row = int(np.flatnonzero(~ok)[0])
-            fail(row, c, f"expected 0 or 1, got {df[c].iat[row]!r}")
+            fail(row, c, f"expected {expected}, got {df[c].iat[row]!r}")
         df[c] = cells
     df["id"] = ids
     return df
 
 
-def load_split(data_dir, split: str, languages) -> Examples:
-    """Load `split` ("train", "dev" or "test") for `languages` from the Track A root."""
+def load_split(data_dir, split: str, languages, max_value: int = 1) -> Examples:
+    """Load `split` ("train", "dev" or "test") for `languages` from the Track A root
+    (`max_value` > 1: Track B's intensities 0..max_value, see `read_track_a_csv`)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     root = resolve_data_dir(data_dir)
@@ -285,7 +289,8 @@ def load_split(data_dir, split: str, languages) -> Examples:
     labelled = split != "test"
     frames = []
     for lang in languages:
-        df = read_track_a_csv(split_file(root, split, lang), labelled=labelled)
+        df = read_track_a_csv(split_file(root, split, lang), labelled=labelled,
+                              max_value=max_value)
         frames.append((lang, df))
     present = {c for _, df in frames for c in df.columns}
     label_names = tuple(name for name in LABELS if name in present)

@@ -35,12 +35,28 @@ SPLITS = ("train", "dev", "test")
 
 
 class TrackADataset:
-    """BRIGHTER Track A files of `languages` under `root` (see `kemo.data.brighter`)."""
+    """BRIGHTER Track A files of `languages` under `root` (see `kemo.data.brighter`).
+
+    `max_intensity` > 0 (config `data.label_kind = "intensity"`): Track B, cells are
+    intensities 0..max_intensity, and a language without a train file (Track B's `ron`)
+    is zero-shot: trained on none of its rows, its dev and test predicted and scored."""
 
     layout = "track_a"
 
-    def __init__(self, root: Path, languages):
+    def __init__(self, root: Path, languages, max_intensity: int = 0):
         self.root, self.languages = Path(root), list(dict.fromkeys(languages))
+        self.max_intensity = max_intensity  # 0: binary labels (Track A)
+
+    @property
+    def intensity(self) -> bool:
+        return self.max_intensity > 0
+
+    def zero_shot_languages(self) -> list[str]:
+        """Intensity datasets: the languages without a train file (none for Track A,
+        where a missing train file is an error)."""
+        if not self.intensity:
+            return []
+        return [lg for lg in self.languages if not split_file(self.root, "train", lg).exists()]
 
     def has(self, split: str, lang: str | None = None) -> bool:
         langs = [lang] if lang else self.languages
@@ -50,17 +66,25 @@ class TrackADataset:
         return split != "test"
 
     def files(self, split: str) -> dict[str, Path]:
-        """`{"<split>/<lang>.csv": path}` of the files `read(split)` reads (train: all)."""
-        return {f"{split}/{lang}.csv": split_file(self.root, split, lang)
-                for lang in self.languages
-                if split == "train" or split_file(self.root, split, lang).is_file()}
+        """`{"<split>/<lang>.csv": path}` of the files `read(split)` reads (train: all
+        the trained languages')."""
+        langs = (self.trained_languages() if split == "train" else
+                 [lg for lg in self.languages if split_file(self.root, split, lg).is_file()])
+        return {f"{split}/{lang}.csv": split_file(self.root, split, lang) for lang in langs}
 
     def read(self, split: str, languages=None) -> Examples:
-        """`split` for `languages` (default: the dataset's; all must have the file)."""
-        return load_split(self.root, split, languages or self.languages)
+        """`split` for `languages` (default: the dataset's; all must have the file;
+        train: the languages that are not zero-shot)."""
+        if languages is None:
+            languages = self.trained_languages() if split == "train" else self.languages
+        if not languages:
+            raise InputError(f"{self.root / split}: no train file of any of the languages "
+                             f"{', '.join(self.languages)} (config key 'data.languages')")
+        return load_split(self.root, split, languages, self.max_intensity or 1)
 
     def trained_languages(self):
-        return list(self.languages)
+        zero = self.zero_shot_languages()
+        return [lg for lg in self.languages if lg not in zero]
 
 
 class TableDataset:
@@ -202,7 +226,9 @@ def open_dataset(data, data_dir=None):
     """The dataset the config's [data] section describes, under its data root."""
     if data.layout == "table":
         return TableDataset(table_root(data_dir, data.data_dir), data)
-    return TrackADataset(resolve_data_dir(data_dir, data.data_dir), data.languages)
+    kind = getattr(data, "label_kind", "binary")
+    return TrackADataset(resolve_data_dir(data_dir, data.data_dir), data.languages,
+                         data.max_intensity if kind == "intensity" else 0)
 
 
 def trained_languages(cfg) -> list[str] | None:

@@ -104,7 +104,7 @@ def _read_dev(cfg, dataset, label_names) -> Examples | None:
                     f"{', '.join(with_dev) or 'no language'}")
     dev = None
     if with_dev:
-        dev = load_split(root, "dev", with_dev)
+        dev = dataset.read("dev", with_dev)
         if dev.label_names != label_names:
             dev = align_labels(dev, label_names)
     return dev
@@ -202,7 +202,7 @@ def train_val_split(examples: Examples, val_fraction: float, seed: int):
     val_rows = []
     for lang in dict.fromkeys(examples.langs):
         rows = np.flatnonzero(examples.langs == lang)
-        y = examples.labels[rows] * examples.mask[rows]
+        y = ((examples.labels[rows] * examples.mask[rows]) > 0).astype("float32")  # intensities
         chosen = _iterative_stratification(y, val_fraction, rng)
         val_rows.append(rows[chosen])
     val_rows = np.sort(np.concatenate(val_rows))

@@ -17,6 +17,7 @@ HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 LABEL_DISTRIBUTION = "label_distribution.json"
 THRESHOLDS = "thresholds.json"
+CUT_POINTS = "cut_points.json"  # intensity runs (Track B) instead of thresholds.json
 REPORT = "report.json"
 PREDICTIONS_VAL = "predictions_val.csv"
 PREDICTIONS_DEV = "predictions_dev.csv"
@@ -48,6 +49,7 @@ FILES = {
     TENSORBOARD: "TensorBoard event files",
     ENSEMBLE: "the member runs and weights of an ensemble",
     THRESHOLDS: "decision thresholds (tuned on validation, or 0.5)",
+    CUT_POINTS: "intensity runs: per-label cut points score -> 0..K (tuned on validation)",
     PREDICTIONS_VAL: "validation rows: gold, probabilities and decisions",
     PREDICTIONS_DEV: "dev rows: gold, probabilities and decisions",
     PREDICTIONS: "submission files per split (pred_<lang>.csv, probs_<lang>.csv, zip)",

@@ -1,0 +1,178 @@
+"""Scoring emotion intensities (Track B): the official Pearson measure, cut points, confusion.
+
+The official Track B number of a language is Pearson's r between predicted and gold
+intensity, per emotion, averaged over the emotions the language annotates; a run with
+several languages reports the unweighted mean over languages. r is undefined when the
+predictions or the gold of an emotion are constant (zero variance): kemo counts it as
+0.0 (no linear association can be shown), so a model that predicts one value everywhere
+scores 0, never NaN. Rows where an emotion is unknown (mask 0) are skipped.
+
+The continuous score of a row is turned into an integer 0..K by per-emotion cut points
+`c_1 <= ... <= c_K` (intensity = how many cut points the score reaches), tuned on the
+validation rows to maximise that emotion's r of the integers (`tune_cut_points`), the
+analogue of the binary runs' threshold search; untuned, they sit at k - 0.5 (rounding).
+
+Example:
+    pearson_r([0, 1, 2, 3], [0.1, 0.9, 2.2, 2.8])          # ~0.99
+    cuts = tune_cut_points(val_scores, val.labels, val.mask, max_intensity=3)
+    ints = apply_cut_points(dev_scores, cuts)              # (rows, labels) in 0..3
+    intensity_report(dev, dev_scores, cuts, 3)["integer"]["mean_r"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LANGUAGE_MEAN_R_KEY = "val_language_mean_r"  # early stopping's key with several languages
+
+
+def pearson_r(gold, pred) -> float:
+    """Pearson's r of two equal-length vectors; 0.0 where undefined (fewer than two
+    rows, or either vector constant)."""
+    x = np.asarray(gold, "float64").ravel()
+    y = np.asarray(pred, "float64").ravel()
+    if len(x) != len(y):
+        raise ValueError(f"pearson_r: {len(x)} gold values, {len(y)} predictions")
+    if len(x) < 2:
+        return 0.0
+    dx, dy = x - x.mean(), y - y.mean()
+    denom = np.sqrt((dx * dx).sum() * (dy * dy).sum())
+    if not np.isfinite(denom) or denom <= 1e-12 * max(1.0, len(x)):
+        return 0.0
+    return float(np.clip((dx * dy).sum() / denom, -1.0, 1.0))
+
+
+def label_pearson(labels, pred, mask, label_names) -> dict:
+    """{label: r} over the rows where each label is known (labels known nowhere left out)."""
+    out = {}
+    for j, name in enumerate(label_names):
+        known = np.asarray(mask)[:, j] > 0
+        if known.any():
+            out[name] = pearson_r(np.asarray(labels)[known, j], np.asarray(pred)[known, j])
+    return out
+
+
+def language_pearson(examples, pred) -> dict:
+    """The official measure of `pred` (rows x labels, continuous or integer) on
+    `examples`: {"per_language": {lang: {"r", "per_label"}}, "mean_r"} (mean over
+    languages of the mean over each language's labels)."""
+    pred = np.asarray(pred, "float64")
+    per = {}
+    for lang in dict.fromkeys(examples.langs):
+        rows = examples.langs == lang
+        labels = label_pearson(examples.labels[rows], pred[rows], examples.mask[rows],
+                               examples.label_names)
+        per[str(lang)] = {"r": float(np.mean(list(labels.values()))) if labels else 0.0,
+                          "per_label": labels, "rows": int(rows.sum())}
+    mean = float(np.mean([v["r"] for v in per.values()])) if per else 0.0
+    return {"per_language": per, "mean_r": mean}
+
+
+def language_mean_r(examples, pred) -> float:
+    """The one number early stopping reads: `language_pearson(...)["mean_r"]`."""
+    return language_pearson(examples, pred)["mean_r"]
+
+
+def untuned_cut_points(num_labels: int, max_intensity: int) -> np.ndarray:
+    """(labels, K) cut points at k - 0.5: rounding to the nearest intensity."""
+    return np.tile(np.arange(1, max_intensity + 1) - 0.5, (num_labels, 1))
+
+
+def apply_cut_points(scores, cuts) -> np.ndarray:
+    """Integers 0..K (rows x labels): how many of each label's cut points the score reaches."""
+    scores, cuts = np.asarray(scores, "float64"), np.asarray(cuts, "float64")
+    return (scores[:, :, None] >= cuts[None, :, :]).sum(axis=-1).astype("int64")
+
+
+def tune_cut_points(scores, labels, mask, max_intensity: int, passes: int = 3,
+                    grid: int = 40) -> np.ndarray:
+    """(labels, K) cut points maximising each label's r of the integer intensities on
+    these (validation) rows: coordinate ascent from rounding over `grid` quantiles of
+    the label's scores, keeping cut points ordered; a label without variation in its
+    gold keeps the rounding cut points."""
+    scores, labels, mask = (np.asarray(a, "float64") for a in (scores, labels, mask))
+    cuts = untuned_cut_points(scores.shape[1], max_intensity)
+    for j in range(scores.shape[1]):
+        known = mask[:, j] > 0
+        s, g = scores[known, j], labels[known, j]
+        if len(s) < 2 or g.std() == 0:
+            continue
+        cuts[j] = _tune_one(s, g, cuts[j].copy(), passes, grid)
+    return cuts
+
+
+def _tune_one(s, g, cuts, passes: int, grid: int) -> np.ndarray:
+    candidates = np.unique(np.concatenate([np.quantile(s, np.linspace(0, 1, grid + 1)),
+                                           cuts]))
+    best = pearson_r(g, (s[:, None] >= cuts[None, :]).sum(1))
+    for _ in range(passes):
+        improved = False
+        for k in range(len(cuts)):
+            low = cuts[k - 1] if k else -np.inf
+            high = cuts[k + 1] if k + 1 < len(cuts) else np.inf
+            for c in candidates[(candidates >= low) & (candidates <= high)]:
+                trial = cuts.copy()
+                trial[k] = c
+                r = pearson_r(g, (s[:, None] >= trial[None, :]).sum(1))
+                if r > best + 1e-12:
+                    best, cuts, improved = r, trial, True
+        if not improved:
+            break
+    return cuts
+
+
+def confusion(gold, pred, max_intensity: int) -> list[list[int]]:
+    """(K+1) x (K+1) counts: row = gold intensity, column = predicted."""
+    table = np.zeros((max_intensity + 1, max_intensity + 1), "int64")
+    np.add.at(table, (np.asarray(gold, "int64"), np.asarray(pred, "int64")), 1)
+    return table.tolist()
+
+
+def intensity_report(examples, scores, cuts, max_intensity: int) -> dict:
+    """One split's report: the official measure of the continuous scores and of the
+    integers the cut points give, and per label a confusion table of intensities."""
+    ints = apply_cut_points(scores, cuts)
+    tables = {}
+    for j, name in enumerate(examples.label_names):
+        known = examples.mask[:, j] > 0
+        if known.any():
+            tables[name] = confusion(examples.labels[known, j], ints[known, j], max_intensity)
+    return {"continuous": language_pearson(examples, scores),
+            "integer": language_pearson(examples, ints), "confusion": tables,
+            "rows": len(examples)}
+
+
+@dataclass
+class CutPoints:
+    """A run's cut points (labels x K), applied as thresholds are (`apply`)."""
+
+    label_names: tuple[str, ...]
+    cuts: np.ndarray
+    max_intensity: int
+    tuned: bool = True
+
+    def apply(self, scores, langs=None) -> np.ndarray:
+        """Integers 0..K (rows x labels); `langs` is accepted as `ThresholdSearch.apply`'s."""
+        return apply_cut_points(scores, self.cuts)
+
+    def to_dict(self) -> dict:
+        return {"max_intensity": self.max_intensity, "tuned_on": "validation" if self.tuned
+                else "untuned (k - 0.5)", "cut_points": {
+                    n: [round(float(c), 6) for c in row]
+                    for n, row in zip(self.label_names, self.cuts)}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CutPoints":
+        names = tuple(d["cut_points"])
+        return cls(names, np.array([d["cut_points"][n] for n in names], "float64"),
+                   int(d["max_intensity"]), d.get("tuned_on") == "validation")
+
+
+def fit_cut_points(scores, examples, max_intensity: int, tune: bool = True) -> CutPoints:
+    """Cut points tuned on `examples` (the validation rows; never dev), or rounding."""
+    names = tuple(examples.label_names)
+    cuts = (tune_cut_points(scores, examples.labels, examples.mask, max_intensity) if tune
+            else untuned_cut_points(len(names), max_intensity))
+    return CutPoints(names, cuts, max_intensity, tune)

@@ -1,0 +1,70 @@
+"""Finishing an intensity run (Track B): cut points, report, prediction files.
+
+The analogue of `kemo.run.finish` for `data.label_kind = "intensity"`: cut points are
+tuned on validation (never dev; `thresholds.tune = false`: rounding), the report holds
+validation and dev scored by the official measure, of the continuous scores and of the
+integers, with a confusion table per label; `cut_points.json` replaces
+`thresholds.json`; the prediction files hold the continuous score (`p_<label>`
+columns) beside the integer intensity, and `predictions/dev/pred_<lang>.csv` is the
+official Track B layout (id + capitalised emotion columns, integers 0..K, zipped).
+
+Example:
+    cuts, report = finish_intensity(cfg, val, dev, {"val": s_val, "dev": s_dev})
+    write_intensity_decisions(run_dir, cuts, val, dev, scores)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from kemo.evaluation.intensity import fit_cut_points, intensity_report
+from kemo.run import layout as L
+
+log = logging.getLogger(__name__)
+
+DECIDES_WITH = "cut_points"
+
+
+def finish_intensity(cfg, val, dev, scores: dict):
+    """(CutPoints, {"validation": ..., "dev": ...}) for the continuous `scores`."""
+    k = cfg.data.max_intensity
+    cuts = fit_cut_points(scores["val"], val, k, cfg.thresholds.tune)
+    report = {"label_kind": "intensity", "max_intensity": k,
+              "validation": intensity_report(val, scores["val"], cuts.cuts, k)}
+    if dev is not None:
+        report["dev"] = intensity_report(dev, scores["dev"], cuts.cuts, k)
+    return cuts, report
+
+
+def write_intensity_decisions(run_dir, cuts, val, dev, scores) -> None:
+    """`cut_points.json`, `predictions_val.csv`, with dev `predictions_dev.csv` and
+    `predictions/dev/` (pred_<lang>.csv, probs_<lang>.csv, a zip), each whole or absent."""
+    from kemo.atomic import write_text
+    from kemo.prediction.split_files import write_split_predictions, write_split_submission
+
+    write_text(run_dir / L.CUT_POINTS, json.dumps(cuts.to_dict(), indent=2))
+    write_split_predictions(run_dir / L.PREDICTIONS_VAL, val, scores["val"], cuts)
+    if dev is not None:
+        write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, scores["dev"], cuts)
+        write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, scores["dev"], cuts)
+
+
+def format_intensity_table(report: dict) -> str:
+    """The language table: Pearson r per language (continuous, integer) on validation
+    and dev, then the mean over languages (the official Track B number)."""
+    splits = [s for s in ("validation", "dev") if s in report]
+    head = "lang    " + "".join(f"{s[:3]} r   {s[:3]} r(int)  " for s in splits)
+    langs = list(dict.fromkeys(lg for s in splits
+                               for lg in report[s]["continuous"]["per_language"]))
+    lines = [head.rstrip()]
+    for lang in langs + ["mean"]:
+        cells = []
+        for s in splits:
+            for kind in ("continuous", "integer"):
+                part = report[s][kind]
+                v = (part["mean_r"] if lang == "mean" else
+                     part["per_language"].get(lang, {}).get("r"))
+                cells.append(f"{v:8.3f}" if v is not None else f"{'-':>8}")
+        lines.append(f"{lang:<6}" + "  ".join(cells))
+    return "\n".join(lines)
