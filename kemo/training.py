@@ -730,10 +730,11 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
     note = validation_note(val, cfg.data) if cfg.thresholds.tune else None
     if note:
         report["meta"]["notes"] = [note]  # the report page shows them
-    if multiprocess.is_writer() and is_intensity(cfg):
-        write_intensity_decisions(run_dir, cuts, val, dev, probs)
-    elif multiprocess.is_writer():  # several processes: process 0 alone writes
-        write_decisions(run_dir, fin, val, dev, probs, inputs.splits.dataset)
+    if multiprocess.is_writer():  # several processes: process 0 alone writes
+        if is_intensity(cfg):
+            write_intensity_decisions(run_dir, cuts, val, dev, probs)
+        else:
+            write_decisions(run_dir, fin, val, dev, probs, inputs.splits.dataset)
         save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
         save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
         write_report(run_dir, report)  # last: its presence marks a finished run
