@@ -26,6 +26,10 @@ def add_parser(sub):
     e.add_argument("--data-dir", **data_dir)
     e.add_argument("--languages", nargs="+", default=None,
                    help="languages that must be scored (default: every one predicted)")
+    e.add_argument("--max-intensity", type=int, default=0, metavar="K",
+                   help="Track B: the cells are intensities 0..K (3 for Track B), scored "
+                   "by Pearson r per emotion, averaged over emotions then languages "
+                   "(default 0: Track A's 0/1 labels and macro-F1)")
     e.add_argument("--json", default=None, help="also write the scores to this JSON file "
                    "(new, or one kemo evaluate wrote, with --overwrite)")
     e.add_argument("--overwrite", action="store_true",
@@ -68,7 +72,7 @@ def run(args) -> int:
     else:
         gold = Path(args.gold) if args.gold else resolve_data_dir(args.data_dir) / args.split
         preds = args.predictions[0] if len(args.predictions) == 1 else args.predictions
-        scores = score_submission(preds, gold, args.languages)
+        scores = score_submission(preds, gold, args.languages, _max_intensity(args))
     if args.json:  # written before anything is printed: an error here is the only output
         out = Path(args.json)
         try:
@@ -80,11 +84,22 @@ def run(args) -> int:
             raise InputError(f"--json {out}: cannot write ({e.strerror or e}{where})") from None
     print(f"gold: {gold}")
     print(format_scores(scores))
+    if "pearson_r" in scores["overall"]:
+        print(f"Track B: mean over languages of Pearson r: {scores['overall']['pearson_r']:.4f}")
     if "all_rows" in scores["overall"]:
         print(f"macro-F1 over all rows: {scores['overall']['all_rows']:.4f}")
     if args.json:
         print(f"wrote {args.json}")
     return 0
+
+
+def _max_intensity(args) -> int:
+    """`--max-intensity`, checked (0: Track A)."""
+    from kemo.errors import InputError
+
+    if not 0 <= args.max_intensity <= 100:
+        raise InputError(f"--max-intensity: expected 0 (Track A) to 100, got {args.max_intensity}")
+    return args.max_intensity
 
 
 def _score_dataset(args):
@@ -106,8 +121,9 @@ def _score_dataset(args):
         raise InputError(f"{config}: config key 'data.{args.split}_file' is empty (the "
                          f"dataset has no {args.split} split)")
     if dataset.layout == "track_a":
+        k = cfg.data.max_intensity if cfg.data.label_kind == "intensity" else 0
         scores = score_submission(args.predictions[0], dataset.root / args.split,
-                                  dataset.languages)
+                                  dataset.languages, k)
         return dataset.root / args.split, scores
     return dataset.path(args.split), score_dataset_predictions(args.predictions[0], dataset,
                                                                args.split)

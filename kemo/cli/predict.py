@@ -91,7 +91,8 @@ def run(args) -> int:
         paths += submission.split_files(args.data_dir, args.split,
                                         args.languages or config.data.languages,
                                         configured=config.data.data_dir)
-    inputs = [submission.read_input_file(p) for p in paths]  # all checked before the model runs
+    k = config.data.max_intensity if config.data.label_kind == "intensity" else 1
+    inputs = [submission.read_input_file(p, k) for p in paths]  # all checked before the model runs
     out = _out_dir(args, Path(args.run_dir))
     if inputs:  # before the model loads: an answer in a second
         _refuse_overwrite(inputs, out, args)
@@ -105,7 +106,10 @@ def run(args) -> int:
                   f"{', ...' if len(blank) > 3 else ''}): predicted as given", file=sys.stderr)
     if args.text:
         probs, dec = run.predict(args.text, args.batch_size)
-        if args.json:
+        if getattr(run, "intensity", False):
+            print(submission.format_text_intensities(args.text, run.label_names, probs, dec,
+                                                     as_json=args.json))
+        elif args.json:
             print(submission.text_predictions_json(args.text, run.label_names, probs, dec,
                                                    run.thresholds.thresholds))
         else:
@@ -126,7 +130,9 @@ def run(args) -> int:
             print(f"wrote {f}")
         _say_what_zip_holds(result, inputs)
         if args.split in ("dev", "train") and not args.files:
-            _print_score(result["files"], paths[0].parent, args.split)
+            _print_score(result["files"], paths[0].parent, args.split,
+                         run.config.data.max_intensity if getattr(run, "intensity", False)
+                         else 0)
     return 0
 
 
@@ -196,16 +202,22 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
                      detail=more, instead=f"another folder with --out{hint}")
 
 
-def _print_score(files, gold_dir: Path, split: str) -> None:
-    """The official macro-F1 of the pred_<lang>.csv just written against their gold
-    files, per language, then the mean over languages (the shared task's number)."""
+def _print_score(files, gold_dir: Path, split: str, max_intensity: int = 0) -> None:
+    """The official macro-F1 (Track B: Pearson r) of the pred_<lang>.csv just written
+    against their gold files, per language, then the mean over languages (the shared
+    task's number)."""
     from kemo.evaluation.scoring import format_scores, score_submission
 
     preds = [f for f in files if Path(f).name.startswith("pred_")]
-    scores = score_submission(preds, gold_dir)
+    scores = score_submission(preds, gold_dir, max_intensity=max_intensity)
     print(format_scores(scores))
     o = scores["overall"]
     n = o["languages"]
+    if max_intensity:
+        print(f"{split} Pearson r{'' if n == 1 else f', mean over {n} languages'}: "
+              f"{o['pearson_r']:.4f} (kemo evaluate --max-intensity {max_intensity} "
+              "scores the same files)")
+        return
     what = "macro-F1" if n == 1 else f"macro-F1, mean over {n} languages"
     print(f"{split} {what}: {o['macro_f1']:.4f} (kemo evaluate scores the same files)")
 

@@ -39,28 +39,33 @@ class LabelTable:
     labels: list[str]
     cells: pd.DataFrame  # "id" + the label columns, all strings
     role: str  # "gold" or "prediction"
+    max_value: int = 1  # Track B: intensities 0..max_value
 
     def ids(self) -> list[str]:
         return check_ids(self.name, self.cells).tolist()
 
     def values(self) -> np.ndarray:
-        """The label cells as int 0/1; InputError naming row and column otherwise."""
+        """The label cells as int 0/1 (intensities: 0..max_value); InputError naming
+        row and column otherwise."""
         out = np.zeros((len(self.cells), len(self.labels)), int)
+        allowed = [str(v) for v in range(self.max_value + 1)]
+        expected = "0 or 1" if self.max_value == 1 else f"an intensity 0..{self.max_value}"
         for j, c in enumerate(self.labels):
             cells = self.cells[c].str.strip()
-            bad = ~cells.isin(["0", "1"])
+            bad = ~cells.isin(allowed)
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 hint = (" (gold labels are blank: a test split has no labels)"
                         if self.role == "gold" and cells.iat[row] == "" else "")
                 raise InputError(f"{self.name}, row {row + 1} (id {self.cells['id'].iat[row]!r}), "
-                                 f"column '{c}': expected 0 or 1, got "
+                                 f"column '{c}': expected {expected}, got "
                                  f"{self.cells[c].iat[row]!r}{hint}")
             out[:, j] = cells.astype(int).to_numpy()
         return out
 
 
-def _read_label_table(name: str, data: bytes | None, path: Path | None, role: str) -> LabelTable:
+def _read_label_table(name: str, data: bytes | None, path: Path | None, role: str,
+                      max_value: int = 1) -> LabelTable:
     """Read a gold (id[,text],labels) or prediction (id,labels) file."""
     df = read_csv_cells(Path(name) if path is None else path, data)
     columns = [str(c) for c in df.columns]
@@ -73,7 +78,7 @@ def _read_label_table(name: str, data: bytes | None, path: Path | None, role: st
     if len(df) == 0:
         raise InputError(f"{name}: header only, no data rows")
     df = df.rename(columns={columns[0]: "id"})
-    return LabelTable(name, label_cols, df[["id", *label_cols]], role)
+    return LabelTable(name, label_cols, df[["id", *label_cols]], role, max_value)
 
 
 def align(pred: LabelTable, gold: LabelTable) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +129,18 @@ def score_tables(pred: LabelTable, gold: LabelTable) -> dict:
                             "support": int(d)}
                         for n, a, b, c, d in zip(out["labels"], p, r, f, tp + fn)}
     return out
+
+
+def score_intensity_tables(pred: LabelTable, gold: LabelTable) -> dict:
+    """Track B's official measure for one language: Pearson r per label between the
+    predicted and gold intensities (0 where undefined), averaged over the labels."""
+    from kemo.evaluation.intensity import pearson_r
+
+    y_true, y_pred = align(pred, gold)
+    labels = [c.lower() for c in gold.labels]
+    per = {n: pearson_r(y_true[:, j], y_pred[:, j]) for j, n in enumerate(labels)}
+    return {"rows": int(len(y_true)), "labels": labels, "per_label": per,
+            "pearson_r": float(np.mean(list(per.values()))) if per else 0.0}
 
 
 def _prf(tp, fp, fn):
@@ -195,12 +212,14 @@ def _zip_members(src: Path) -> list[tuple[str, str, bytes]]:
     return members
 
 
-def score_submission(predictions, gold_dir, languages=None) -> dict:
+def score_submission(predictions, gold_dir, languages=None, max_intensity: int = 0) -> dict:
     """Score prediction files against `<gold_dir>/<lang>.csv`, per language and overall.
 
     `predictions`: a zip, a folder, or a list of pred files. `languages`: those that must
     be scored (each needs a prediction file); default every language predicted.
     Returns {"per_language": {lang: score_tables(...)}, "overall": {"macro_f1", ...}}.
+    `max_intensity` K > 0: Track B, cells are intensities 0..K scored by Pearson r
+    (`score_intensity_tables`; overall {"pearson_r": mean over languages, "languages"}).
     """
     found = find_prediction_files(predictions)
     gold_dir = Path(gold_dir)
@@ -223,22 +242,37 @@ def score_submission(predictions, gold_dir, languages=None) -> dict:
             raise InputError(f"{gold_path}: gold file not found for {lang} "
                              f"(predicted in {found[lang][0]})")
         name, data = found[lang]
-        per_language[lang] = score_tables(
-            _read_label_table(name, data, None, "prediction"),
-            _read_label_table(str(gold_path), None, gold_path, "gold"))
-    overall = {key: float(np.mean([s[key] for s in per_language.values()]))
-               for key in ("macro_f1", "micro_f1")}
+        score = score_intensity_tables if max_intensity else score_tables
+        k = max_intensity or 1
+        per_language[lang] = score(
+            _read_label_table(name, data, None, "prediction", k),
+            _read_label_table(str(gold_path), None, gold_path, "gold", k))
+    keys = ("pearson_r",) if max_intensity else ("macro_f1", "micro_f1")
+    overall = {key: float(np.mean([s[key] for s in per_language.values()])) for key in keys}
     overall["languages"] = len(per_language)
     return {"per_language": per_language, "overall": overall}
 
 
 def format_scores(scores: dict) -> str:
     """A plain-text table: one row per language, then the mean."""
+    if "pearson_r" in scores["overall"]:
+        return _format_intensity_scores(scores)
     lines = [f"{'language':<10}{'rows':>7}{'macro-F1':>10}{'micro-F1':>10}  per-label F1"]
     for lang, s in scores["per_language"].items():
         per = " ".join(f"{n} {m['f1']:.4f}" for n, m in s["per_label"].items())
         lines.append(f"{lang:<10}{s['rows']:>7}{s['macro_f1']:>10.4f}{s['micro_f1']:>10.4f}  {per}")
     o = scores["overall"]
     lines.append(f"{'mean':<10}{'':>7}{o['macro_f1']:>10.4f}{o['micro_f1']:>10.4f}  "
+                 f"({o['languages']} language{'s' if o['languages'] != 1 else ''})")
+    return "\n".join(lines)
+
+
+def _format_intensity_scores(scores: dict) -> str:
+    lines = [f"{'language':<10}{'rows':>7}{'pearson_r':>11}  per-label r"]
+    for lang, s in scores["per_language"].items():
+        per = " ".join(f"{n} {r:.4f}" for n, r in s["per_label"].items())
+        lines.append(f"{lang:<10}{s['rows']:>7}{s['pearson_r']:>11.4f}  {per}")
+    o = scores["overall"]
+    lines.append(f"{'mean':<10}{'':>7}{o['pearson_r']:>11.4f}  "
                  f"({o['languages']} language{'s' if o['languages'] != 1 else ''})")
     return "\n".join(lines)

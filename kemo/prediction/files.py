@@ -148,9 +148,9 @@ class InputFile:
         return self.lang is not None
 
 
-def read_input_file(path) -> InputFile:
-    """Read a Track A `<lang>.csv` (labels may be blank) or a plain id,text CSV; the file
-    is read and parsed once."""
+def read_input_file(path, max_value: int = 1) -> InputFile:
+    """Read a Track A `<lang>.csv` (labels may be blank; `max_value` K > 1: Track B's
+    intensities 0..K) or a plain id,text CSV; the file is read and parsed once."""
     path = Path(path)
     frame = read_csv_cells(path)
     header = [str(c) for c in frame.columns]
@@ -163,7 +163,7 @@ def read_input_file(path) -> InputFile:
             f" must be named <lang>.csv with a BRIGHTER language code (one of "
             f"{' '.join(LANGUAGES)}), to know its submission file; drop the label columns to "
             "predict it as a plain id,text file")
-    df = read_track_a_csv(path, labelled=False, frame=frame)
+    df = read_track_a_csv(path, labelled=False, frame=frame, max_value=max_value)
     labels = track_a_label_columns(df.columns)
     return InputFile(path, df["id"].tolist(), df["text"].tolist(), path.stem, labels)
 
@@ -381,4 +381,24 @@ def format_text_predictions(texts, label_names, probs, decisions, thresholds) ->
         lines.append("    " + "  ".join(f"{n} {probs[i, j]:.3f}/{thresholds[j]:.2f}"
                                           for j, n in enumerate(label_names))
                      + "   (probability/threshold)")
+    return "\n".join(lines)
+
+
+def format_text_intensities(texts, label_names, scores, intensities, as_json=False) -> str:
+    """`kemo predict --text` for an intensity run: each label's integer intensity 0..K
+    (from the run's cut points) and the continuous score it came from."""
+    if as_json:
+        import json
+
+        return json.dumps([{"text": t, "intensities": {n: int(intensities[i, j])
+                                                       for j, n in enumerate(label_names)},
+                            "scores": {n: round(float(scores[i, j]), 4)
+                                       for j, n in enumerate(label_names)}}
+                           for i, t in enumerate(texts)], ensure_ascii=False, indent=1)
+    lines = []
+    for i, text in enumerate(texts):
+        lines.append(f"[{i + 1}] {text if len(text) <= 70 else text[:67] + '...'}")
+        lines.append("    " + "  ".join(f"{n} {int(intensities[i, j])} ({scores[i, j]:.2f})"
+                                          for j, n in enumerate(label_names))
+                     + "   (intensity 0..K (score))")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from kemo.evaluation.thresholds import ThresholdSearch
 # Importing these registers the custom objects a saved model needs.
 from kemo import losses as _losses, metrics as _metrics  # noqa: F401
 from kemo.models import classifier as _classifier  # noqa: F401
+from kemo.models import intensity_heads as _intensity_heads  # noqa: F401
 
 THRESHOLDS, DISTRIBUTION, REPORT = L.THRESHOLDS, L.LABEL_DISTRIBUTION, L.REPORT
 
@@ -73,8 +74,26 @@ class Run:
         from kemo.prediction.batches import predict_probs
 
         arrays = tokenize([str(t) for t in texts], self.preprocessor)
-        probs = predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets)
+        if self.intensity:
+            probs = self.intensity_scores(arrays, batch_size)
+        else:
+            probs = predict_probs(self.model, arrays, batch_size,
+                                  self.config.data.length_buckets)
         return check_probs(probs, self.model_file, rows, self.label_names)
+
+    @property
+    def intensity(self) -> bool:
+        """Whether the run predicts intensities 0..K (Track B): `predict_probs` then
+        returns the continuous intensity and `decide` the integers its cut points give."""
+        return self.config.data.label_kind == "intensity"
+
+    def intensity_scores(self, arrays, batch_size: int, tf_data=None) -> np.ndarray:
+        from kemo.models.intensity_heads import intensity_scores
+        from kemo.prediction.batches import predict_logits
+
+        out = predict_logits(self.model, arrays, batch_size, self.config.data.length_buckets,
+                             tf_data)
+        return np.asarray(intensity_scores(out), dtype="float32")
 
     def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, `decide`'s 0/1 decisions)."""
@@ -88,8 +107,9 @@ class Run:
         from kemo.finite import check_probs
         from kemo.prediction.batches import predict_probs
 
-        probs = predict_probs(self.model, arrays, batch_size, self.config.data.length_buckets,
-                              tf_data=False)
+        probs = (self.intensity_scores(arrays, batch_size, tf_data=False) if self.intensity
+                 else predict_probs(self.model, arrays, batch_size,
+                                    self.config.data.length_buckets, tf_data=False))
         check_probs(probs, self.model_file, rows, self.label_names)
         return probs, self.decide(probs, langs)
 
@@ -120,16 +140,19 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
 
     ensemble = (path / ENSEMBLE_FILE).is_file()  # its labels: ensemble.json's
     owner = ENSEMBLE_FILE if ensemble else DISTRIBUTION
-    needed = [L.CONFIG] + ([owner, THRESHOLDS] if finished else [])
-    missing = [n for n in needed if not (path / n).exists()]
-    if missing:
-        raise InputError(f"run directory {path}: missing {', '.join(missing)} "
-                         "(not a finished kemo run)")
+    if not (path / L.CONFIG).exists():
+        raise InputError(f"run directory {path}: missing {L.CONFIG} (not a finished kemo run)")
     try:
         config = load_config(path / L.CONFIG)
     except InputError as e:
         where_ = str(path / L.CONFIG)
         raise InputError(str(e) if where_ in str(e) else f"{where_}: {e}") from None
+    decisions = decision_file(config)
+    needed = [owner, decisions] if finished else []
+    missing = [n for n in needed if not (path / n).exists()]
+    if missing:
+        raise InputError(f"run directory {path}: missing {', '.join(missing)} "
+                         "(not a finished kemo run)")
     dist = names = None
     if ensemble:
         names = read_ensemble_file(path)["label_names"]
@@ -137,6 +160,11 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
         dist = read_label_distribution(path / DISTRIBUTION)
         names = dist["labels"]
     thresholds = None
+    if decisions == L.CUT_POINTS:  # an intensity run: its cut points decide
+        if (path / L.CUT_POINTS).exists():
+            thresholds = read_cut_points(path / L.CUT_POINTS, names)
+        report = read_report(path, names) if (path / REPORT).exists() else None
+        return RunState(path, config, names, dist, thresholds, report)
     if (path / THRESHOLDS).exists():
         thresholds = ThresholdSearch.load(path / THRESHOLDS, names, path / owner)
         names = names or thresholds.label_names
@@ -144,6 +172,30 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
     if thresholds is not None:
         check_per_language(path / THRESHOLDS, thresholds, config, report)
     return RunState(path, config, names, dist, thresholds, report)
+
+
+def decision_file(config: Config) -> str:
+    """The file a run decides with: `cut_points.json` (intensity runs) or `thresholds.json`."""
+    return L.CUT_POINTS if config.data.label_kind == "intensity" else THRESHOLDS
+
+
+def read_cut_points(path, label_names):
+    """An intensity run's `cut_points.json` (`kemo.evaluation.intensity.CutPoints`),
+    checked: one ordered row of K finite numbers per label of the run."""
+    from kemo.evaluation.intensity import CutPoints
+
+    d = rf.read_json(path)
+    k = rf.number(d, ("max_intensity",), path, 1, integer=True)
+    table = rf.field(d, ("cut_points",), path, dict)
+    if label_names is not None and list(table) != list(label_names):
+        raise InputError(f"{where(path, 'cut_points')}: labels {', '.join(table)}, the run's "
+                         f"are {', '.join(label_names)}")
+    for name in table:
+        row = rf.numbers(table[name], path, ("cut_points", name), k)
+        if any(b < a for a, b in zip(row, row[1:])):
+            raise InputError(f"{where(path, ('cut_points', name))}: cut points not in "
+                             f"increasing order ({row})")
+    return CutPoints.from_dict(d)
 
 
 def check_per_language(path, thresholds: ThresholdSearch, config: Config, report) -> None:
@@ -191,7 +243,7 @@ def load_run(run_dir) -> Run:
         raise InputError(f"run directory {path}: an ensemble ({L.ENSEMBLE}), not one "
                          "trained run (load it with kemo.prediction.predictor.load_predictor)")
     if path.is_dir():
-        missing = [n for n in (L.CONFIG, L.MODEL, THRESHOLDS, DISTRIBUTION,
+        missing = [n for n in (L.CONFIG, L.MODEL, DISTRIBUTION,
                                L.PREPROCESSOR) if not (path / n).exists()]
         if missing:
             raise InputError(f"run directory {path}: missing {', '.join(missing)} "
@@ -207,7 +259,8 @@ def load_run(run_dir) -> Run:
     from kemo.finite import check_weights
 
     check_weights(model, path / L.MODEL)  # a NaN weight would decide "no emotion"
-    width = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    # (rows, labels), or an ordinal intensity head's (rows, labels, K)
+    width = model.output_shape[1] if isinstance(model.output_shape, tuple) else None
     if width != len(state.label_names):
         raise InputError(f"{path / L.MODEL}: the model outputs {width} values per text, "
                          f"{where(path / DISTRIBUTION, 'labels')} lists "
@@ -225,7 +278,9 @@ def load_run(run_dir) -> Run:
 def language_labels(report: dict | None) -> dict[str, list[str]]:
     """Each language's own labels, as the run validated it (`report.json`'s
     validation per-language reports, labels in kemo's order); {} without a report."""
-    rep = ((report or {}).get("validation") or {}).get("tuned_thresholds") or {}
+    validation = (report or {}).get("validation") or {}
+    rep = validation.get("integer" if (report or {}).get("label_kind") == "intensity"
+                         else "tuned_thresholds") or {}
     return {lang: list(r.get("per_label") or {})
             for lang, r in (rep.get("per_language") or {}).items() if r.get("per_label")}
 
@@ -284,6 +339,11 @@ def read_report(run_dir, label_names=None) -> dict:
         raise InputError(f"{rf.where(path, 'format_version')}: {d.get('format_version')!r} is "
                          f"not a report format this kemo reads (1..{REPORT_FORMAT_VERSION}: "
                          "a newer kemo wrote it?)")
+    if d.get("label_kind") == "intensity":  # Track B: Pearson r, not F1
+        for split in ("validation", "dev"):
+            for kind in ("continuous", "integer") if split in d else ():
+                rf.number(d, (split, kind, "mean_r"), path, -1.0, 1.0)
+        return d
     for split in ("validation", "dev"):
         if split == "dev" and split not in d:
             continue
