@@ -208,3 +208,35 @@ def test_tiny_round_trip_with_a_zero_shot_language(tmp_path):
     assert (run / "predictions" / "dev" / "submission.zip").is_file()
     probs = (run / "predictions_dev.csv").read_text().splitlines()[0]
     assert "p_anger" in probs and probs.endswith(",surprise")
+    # kemo predict: the test split in the official layout, ron (no train file) too
+    rc, out, err = run_cli(["predict", run, "--split", "test", "--data-dir", data,
+                            "--languages", "eng", "ron"])
+    assert rc == 0, err[-3000:]
+    test_pred = (run / "predictions" / "test" / "pred_ron.csv").read_text().splitlines()
+    assert test_pred[0] == pred[0] and len(test_pred) == 11
+    assert {int(v) for line in test_pred[1:] for v in line.split(",")[1:]} <= {0, 1, 2, 3}
+    # kemo evaluate scores the run's dev files as the report does
+    rc, out, err = run_cli(["evaluate", run / "predictions" / "dev", "--split", "dev",
+                            "--data-dir", data, "--max-intensity", "3"])
+    assert rc == 0, err[-3000:]
+    line = next(x for x in out.splitlines() if x.startswith("Track B: mean"))
+    assert float(line.rsplit(" ", 1)[1]) == pytest.approx(dev["integer"]["mean_r"], abs=1e-4)
+    rc, out, err = run_cli(["predict", run, "--text", "I am furious", "--text", "lovely"])
+    assert rc == 0 and "anger " in out and "(intensity 0..K (score))" in out, err
+    rc, out, err = run_cli(["report", run])
+    assert_refused(rc, out, err, ["intensity", "kemo report"])
+
+
+def test_evaluate_refuses_an_intensity_beyond_k(tmp_path):
+    gold, preds = tmp_path / "gold", tmp_path / "preds"
+    gold.mkdir()
+    preds.mkdir()
+    (gold / "eng.csv").write_text("id,text,anger,joy\n1,a,0,3\n2,b,2,1\n3,c,1,0\n")
+    (preds / "pred_eng.csv").write_text("id,Anger,Joy\n1,0,3\n2,2,4\n3,1,0\n")
+    rc, out, err = run_cli(["evaluate", preds, "--gold", gold, "--max-intensity", "3"])
+    assert_refused(rc, out, err, ["pred_eng.csv", "row 2", "'Joy'", "0..3", "'4'"])
+    (preds / "pred_eng.csv").write_text("id,Anger,Joy\n1,0,3\n2,2,1\n3,1,1\n")
+    rc, out, err = run_cli(["evaluate", preds, "--gold", gold, "--max-intensity", "3"])
+    assert rc == 0, err
+    want = np.mean([pearsonr([0, 2, 1], [0, 2, 1])[0], pearsonr([3, 1, 0], [3, 1, 1])[0]])
+    assert f"{want:.4f}" in out

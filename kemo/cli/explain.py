@@ -50,6 +50,9 @@ def run(args) -> int:
     EXPLANATIONS_DIR.check(out, legacy_ok=not args.out)  # before the model loads
     from kemo.prediction.predictor import load_predictor
 
+    from kemo.run.intensity_finish import refuse_intensity_run
+
+    refuse_intensity_run(args.run_dir, "explain")
     run = load_predictor(args.run_dir)
     for ex in explain_many(run, items, out, source=args.csv or "--text", legacy_ok=not args.out,
                            num_samples=args.num_samples,

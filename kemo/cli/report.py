@@ -32,6 +32,9 @@ def run(args) -> int:
     from kemo.run import layout as L
     from kemo.run.lock import writing_into
 
+    from kemo.run.intensity_finish import refuse_intensity_run
+
+    refuse_intensity_run(args.run_dir, "report")
     out = Path(args.out) if args.out else Path(args.run_dir) / L.REPORT_DIR
     with writing_into(args.run_dir, out):  # one writer of a run directory at a time
         result = make_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)

@@ -68,3 +68,24 @@ def format_intensity_table(report: dict) -> str:
                 cells.append(f"{v:8.3f}" if v is not None else f"{'-':>8}")
         lines.append(f"{lang:<6}" + "  ".join(cells))
     return "\n".join(lines)
+
+
+def refuse_intensity_run(run_dir, command: str) -> None:
+    """InputError if `run_dir` holds an intensity run, for the commands that do not
+    handle one yet (`kemo export`, `kemo report`, `kemo explain`, `kemo ensemble`)."""
+    from pathlib import Path
+
+    from kemo.config import load_config
+    from kemo.errors import InputError
+
+    config = Path(run_dir) / L.CONFIG
+    if not config.is_file():
+        return  # the command names what is missing
+    try:
+        kind = load_config(config).data.label_kind
+    except InputError:
+        return  # the command's own reading names the fault
+    if kind == "intensity":
+        raise InputError(f"{config}: data.label_kind is \"intensity\" (Track B): kemo "
+                         f"{command} does not handle intensity runs yet (kemo predict, "
+                         "evaluate and the run's report.json do)")
