@@ -72,6 +72,9 @@ BLOCKS = {
                                f"{TINY_QUICK} --set train.seed=1")]),
     "kemo train --local-processes 2 --config tiny": (
         "sub", [("--config tiny --set", f"{TINY_QUICK} --set")]),
+    "kemo finetune ~/kemo-runs/e5_all_full": (
+        "skip", "starts from the full-data run (hours); tests/test_finetune.py and "
+        "tests/test_init_from.py run the same commands on a tiny source"),
     "gcloud compute tpus tpu-vm ssh NAME": ("skip", "a TPU pod slice (several TPU hosts)"),
     "srun --nodes=2": ("skip", "a SLURM GPU cluster"),
     "bash benchmarks/gpu_prepare.sh": ("skip", "prepares and runs the GPU check (a GPU "
