@@ -83,7 +83,7 @@ def _child_argv(args, config, run_dir) -> list[str]:
 def run(args) -> int:
     from kemo import multiprocess
     from kemo.config import load_config
-    from kemo.default_config import resolve_config, result_summary
+    from kemo.default_config import resolve_config
     from kemo.errors import InputError
     from kemo.run.lock import check_unlocked
     from kemo.run.verdict import check_new_run_dir, check_resumable
@@ -153,6 +153,8 @@ def run(args) -> int:
 
 def _summary(report: dict) -> str:
     """The one-line result: macro-F1 (`result_summary`), or an intensity run's mean r."""
+    from kemo.default_config import result_summary
+
     if report.get("label_kind") != "intensity":
         return result_summary(report)
     split = "dev" if "dev" in report else "validation"
