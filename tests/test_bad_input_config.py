@@ -23,6 +23,7 @@ INT_MAX = 2**31 - 1
 
 # key -> values outside its range (non-finite floats included); each is one case.
 BAD_VALUES = {
+    "data.max_intensity": ["0", "101", "2.5"],
     "data.val_fraction": ["-0.1", "1.0", "nan", "inf"],
     "data.max_train_examples": ["-1", str(INT_MAX + 1)],
     "data.max_train_examples_per_language": ["-1", str(INT_MAX + 1)],
