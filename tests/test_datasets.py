@@ -281,3 +281,49 @@ def test_28_labels_round_trip_train_predict_evaluate_report_export(goemotions_sa
     assert rc == 0, err
     info = json.loads((tmp_path / "export" / "export.json").read_text())
     assert info["label_names"] == names and len(info["thresholds"]) == 28
+
+
+def test_several_datasets_in_one_run_keep_their_own_label_masks(tmp_path):
+    """`data.extra_datasets`: the extra rows only train, the labels are the union (a
+    label a dataset lacks is unknown for its rows), validation and dev stay the
+    primary's, and `data.dataset_temperature` tempers the datasets' shares."""
+    from kemo.data.splits import load_data
+    from kemo.training import _sampling_weights
+
+    rng = np.random.default_rng(0)
+    primary = pd.DataFrame({"id": [f"p{i}" for i in range(40)],
+                            "text": [f"primary text {i}" for i in range(40)],
+                            "joy": rng.integers(0, 2, 40), "fear": rng.integers(0, 2, 40)})
+    primary.to_csv(tmp_path / "primary.csv", index=False)
+    primary.head(10).to_csv(tmp_path / "primary_dev.csv", index=False)
+    extra = pd.DataFrame({"text": [f"extra text {i}" for i in range(160)],
+                          "labels": [["joy", "anger", ""][i % 3] for i in range(160)]})
+    extra.to_csv(tmp_path / "extra.csv", index=False)
+    extra_config = write_config(tmp_path, "extra.toml", train_file="extra.csv",
+                                label_encoding="names", label_names=["joy", "anger"])
+    config = write_config(tmp_path, train_file="primary.csv", dev_file="primary_dev.csv",
+                          id_column="id", val_fraction=0.25,
+                          extra_datasets=[str(extra_config)], dataset_temperature=1000.0)
+    alone = load_data(load_config(write_config(tmp_path, "alone.toml", train_file="primary.csv",
+                                               id_column="id", val_fraction=0.25)), None)
+    cfg = load_config(config)
+    splits = load_data(cfg, None)
+    assert splits.train.label_names == ("anger", "fear", "joy")  # Track A's names: its order
+    src = splits.train_sources
+    assert np.bincount(src).tolist() == [30, 160]
+    assert list(splits.val.ids) == list(alone.val.ids)  # validation: the primary's rows
+    np.testing.assert_array_equal(splits.train.mask[src == 0], [[0, 1, 1]] * 30)
+    np.testing.assert_array_equal(splits.train.mask[src == 1], [[1, 0, 1]] * 160)
+    np.testing.assert_array_equal(splits.val.mask[:, 0], 0)  # anger unknown for primary rows
+    assert splits.dev.label_names == splits.train.label_names
+    share = _sampling_weights(cfg, splits.train, src)[src == 0].sum()
+    assert share == pytest.approx(0.5, abs=0.01)  # T = 1000: about one half each
+    cfg.data.dataset_temperature = 1.0
+    assert _sampling_weights(cfg, splits.train, src) is None  # no weighting at all: as read
+    run = tmp_path / "run"
+    rc, out, err = run_cli(["train", "--config", config, "--run-dir", run,
+                            *[a for s in TINY_MODEL for a in ("--set", s)]])
+    assert rc == 0, err[-3000:]
+    assert "rows per dataset and epoch" in out
+    assert json.loads((run / "thresholds.json").read_text())["label_names"] == [
+        "anger", "fear", "joy"]
