@@ -618,6 +618,8 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
     """Thresholds, predictions, model and preprocessor; `report.json` last."""
     val, dev = inputs.val, inputs.splits.dev
     fin = finish(cfg.thresholds, val, dev, probs, warn=multiprocess.is_writer())
+    if inputs.splits.val_is_dev:  # thresholds.json says so too
+        fin.search.fitted_on = fin.per_language.fitted_on = "dev split (not held out)"
     report = {**fin.report, "meta": {
         "epochs_run": fit.epochs_run, "best_epoch_restored": fit.best_epoch,
         "fit_seconds": round(fit.seconds, 1), "total_seconds": round(time.time() - started, 1),

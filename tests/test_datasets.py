@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import assert_refused, run_cli, snapshot
+from conftest import assert_refused, run_cli, serve_saved_model, snapshot
 from kemo.config import load_config
 from kemo.data.dataset import open_dataset
 from kemo.errors import InputError
@@ -281,6 +281,10 @@ def test_28_labels_round_trip_train_predict_evaluate_report_export(goemotions_sa
     assert rc == 0, err
     info = json.loads((tmp_path / "export" / "export.json").read_text())
     assert info["label_names"] == names and len(info["thresholds"]) == 28
+    served = serve_saved_model(tmp_path / "export" / "saved_model",
+                               ["Thank you so much!", "This is awful."], tmp_path)
+    assert np.shape(served["probs"]) == np.shape(served["decisions"]) == (2, 28)
+    assert served["blocked"] == []
 
 
 def test_several_datasets_in_one_run_keep_their_own_label_masks(tmp_path):
