@@ -9,7 +9,7 @@ and thresholds (per language where the run has them).
 Example:
     import kemo
     clf = kemo.load("runs/tour")
-    clf.labels                                   # ['anger', 'fear', 'joy', 'sadness', 'surprise']
+    clf.labels                                   # the run's label names, in output order
     clf.predict(["I can't stop smiling today"])  # text, labels, p_<label>..., <label>...
     clf.evaluate("dev")                          # macro-F1 per language, mean, all rows
 """
@@ -54,8 +54,11 @@ class Classifier:
 
     @property
     def languages(self) -> list[str]:
-        """The languages the run was trained on."""
-        return list(self.predictor.config.data.languages)
+        """The languages the run was trained on (a table dataset: its `data.language`, or
+        none known when its rows carry a language column)."""
+        from kemo.data.dataset import trained_languages
+
+        return list(trained_languages(self.predictor.config) or [])
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -142,10 +145,13 @@ class Classifier:
             if data not in ("train", "dev"):
                 raise InputError(f"evaluate: {data!r} has no labels to score against: give "
                                  "'dev', 'train' or a DataFrame with label columns")
-            from kemo.data.brighter import resolve_data_dir
+            from kemo.data.dataset import TrackADataset, open_dataset
 
-            root = resolve_data_dir(data_dir, configured=self.predictor.config.data.data_dir)
-            split = load_split(root, data, self.languages)
+            dataset = open_dataset(self.predictor.config.data, data_dir)
+            if isinstance(dataset, TrackADataset):
+                split = load_split(dataset.root, data, self.languages)
+            else:
+                split = dataset.read(data)
             cols = {n: split.labels[:, j] for j, n in enumerate(split.label_names)}
             known = {n: split.mask[:, j] for j, n in enumerate(split.label_names)}
             ids, texts, langs = split.ids, split.texts, split.langs

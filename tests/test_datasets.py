@@ -265,6 +265,15 @@ def test_28_labels_round_trip_train_predict_evaluate_report_export(goemotions_sa
     probs = pd.read_csv(run / "predictions" / "test" / "test.probs.csv")
     assert len(probs) == 40 and list(probs.columns) == ["id"] + [f"p_{n}" for n in names]
 
+    mine = tmp_path / "mine.tsv"  # a file of the user's in the dataset's shape
+    mine.write_text("What a lovely surprise\t\tm1\nI am so angry\t\tm2\n")
+    rc, out, err = run_cli(["predict", run, mine])
+    assert rc == 0, err
+    got = pd.read_csv(run / "predictions" / "files" / "mine.tsv", sep="\t", header=None,
+                      dtype=str, keep_default_na=False)
+    assert got[2].tolist() == ["m1", "m2"] and got[0].tolist()[1] == "I am so angry"
+    assert (run / "predictions" / "files" / "mine.probs.csv").is_file()
+
     rc, out, err = run_cli(["evaluate", dev_pred, "--config", run, "--split", "dev"])
     assert rc == 0, err
     dev_f1 = report["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
@@ -331,3 +340,22 @@ def test_several_datasets_in_one_run_keep_their_own_label_masks(tmp_path):
     assert "rows per dataset and epoch" in out
     assert json.loads((run / "thresholds.json").read_text())["label_names"] == [
         "anger", "fear", "joy"]
+
+
+def test_validating_on_dev_says_dev_is_not_held_out(goemotions_sample, tmp_path):
+    """`data.validation = "dev"`: train keeps every row, thresholds and early stopping
+    use dev, and report.json, thresholds.json and the console say dev is not held out."""
+    run = tmp_path / "run"
+    sets = TINY_MODEL + [f"data.data_dir=\"{goemotions_sample}\"", "data.validation=\"dev\"",
+                         "data.label_groups_file=\"ekman_mapping.json\""]
+    rc, out, err = run_cli(["train", "--config", ROOT / "configs" / "goemotions.toml",
+                            "--run-dir", run, *[a for s in sets for a in ("--set", s)]])
+    assert rc == 0, err[-3000:]
+    assert "validation (dev, NOT held out)" in out and "400 train" in out
+    report = json.loads((run / "report.json").read_text())
+    assert "NOT held out" in report["meta"]["validation"]
+    assert report["meta"]["train_rows"] == 400 and report["meta"]["val_rows"] == 80
+    assert json.loads((run / "thresholds.json").read_text())["fitted_on"] == \
+        "dev split (not held out)"
+    names = json.loads((run / "thresholds.json").read_text())["label_names"]
+    assert names == ["anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"]
