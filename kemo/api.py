@@ -54,11 +54,14 @@ class Classifier:
 
     @property
     def languages(self) -> list[str]:
-        """The languages the run was trained on (a table dataset: its `data.language`, or
-        none known when its rows carry a language column)."""
+        """The languages the run was trained on (an ensemble: its members', together; a
+        table dataset: its `data.language`, none known when its rows carry a language
+        column)."""
         from kemo.data.dataset import trained_languages
 
-        return list(trained_languages(self.predictor.config) or [])
+        members = getattr(self.predictor, "members", None) or [self.predictor]
+        return list(dict.fromkeys(lang for m in members
+                                  for lang in trained_languages(m.config) or []))
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -163,7 +166,8 @@ class Classifier:
                                  f"columns ({', '.join(self.labels)})")
             known = {n: c.notna().to_numpy().astype("float32") for n, c in cols.items()}
             cols = {n: c.fillna(0).to_numpy().astype("float32") for n, c in cols.items()}
-            langs = np.asarray(self._langs(frame, None) or ["all"] * len(frame), dtype=object)
+            langs = np.asarray(self._langs(frame, None) or ["(no lang)"] * len(frame),
+                               dtype=object)
             ids, texts = frame.index.to_numpy(dtype=object), frame["text"].to_numpy(dtype=object)
         n = len(texts)
         labels = np.stack([cols.get(name, np.zeros(n, "float32")) for name in self.labels], 1)

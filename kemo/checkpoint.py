@@ -369,10 +369,20 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # Resuming under torch: fit's first-call tracing drew from the global generator
         # after load_checkpoint set it; set it again before the first step.
+        if not self.start[1]:
+            self._restore_torch_rng()
+
+    def _restore_torch_rng(self):
         rng = getattr(self.model, "_kemo_torch_rng", None)
         if rng is not None:
             _set_torch_rng(rng)
             del self.model._kemo_torch_rng
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Inside an epoch the uninterrupted run drew nothing between its steps, but this
+        # fit's data loader drew its seed when the epoch began: set the generator after.
+        if self.start[1]:
+            self._restore_torch_rng()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -407,16 +417,21 @@ class ResumeInsideEpoch(keras.callbacks.Callback):
                                               state["metrics"], run_dir))
     """
 
-    def __init__(self, epoch: int, step: int, steps: int, metrics: list, path=""):
+    def __init__(self, epoch: int, step: int, steps: int, metrics: list, path="",
+                 batch=None):
         super().__init__()
         self.epoch, self.step, self.steps, self.metrics = epoch, step, steps, metrics
+        self.batch = batch  # a training batch: builds the metrics where fit has not yet
         self.path = Path(path) / METRICS
         self._current, self._stopped = None, False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current = epoch
         if epoch == self.epoch:
-            variables = self.model.metrics_variables  # built by now (fit's first build)
+            variables = self.model.metrics_variables  # built by now, except under TF:
+            if len(variables) != len(self.metrics) and self.batch is not None:
+                self.model._symbolic_build(data_batch=self.batch)  # as its first step would
+                variables = self.model.metrics_variables
             for v, value in zip(variables, check_arrays(self.path, self.metrics, variables,
                                                         "metric")):
                 v.assign(value)

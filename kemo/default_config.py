@@ -51,8 +51,10 @@ def resolve_config(name: str | None) -> str:
     if not name:
         return default_config()
     path = Path(name)
-    if path.exists() or path.suffix == ".toml":
+    if path.is_file() or path.suffix == ".toml" or (path.exists() and not (
+            CONFIGS_DIR / f"{name}.toml").is_file()):
         return name  # load_config names a missing, bad file or a directory itself
+    # a folder that happens to be called `tiny` beside you: the config name wins
     found = CONFIGS_DIR / f"{name}.toml"
     if found.is_file():
         try:

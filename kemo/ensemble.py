@@ -40,7 +40,8 @@ import numpy as np
 
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, read_ensemble_file
+from kemo.run.ensemble_file import (ENSEMBLE_FILE, FORMAT, check_member, is_ensemble_dir,
+                                    member_identity, read_ensemble_file)
 from kemo.evaluation.thresholds import ThresholdSearch
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,17 @@ def load_ensemble(run_dir) -> EnsembleRun:
     path = Path(run_dir)
     meta = read_ensemble_file(path)
     state = read_run_state(path)  # config, thresholds.json against ensemble.json's labels
-    members = [load_run(p) for p in meta["paths"]]
+    if state.report is None:  # report.json is written last: building it was cut short
+        raise InputError(f"ensemble {path}: not finished (no {L.REPORT}: building it was "
+                         "interrupted); build it again with kemo ensemble MEMBERS... "
+                         f"--run-dir {path} --overwrite")
+    members = []
+    for i, p in enumerate(meta["paths"]):
+        try:
+            members.append(load_run(p))
+        except InputError as e:
+            raise InputError(f"ensemble {path}, member {i} ({p}): {e}") from None
+        check_member(meta, i, p)  # the run it was built from, not a replacement
     names = union_labels(members)
     if names != meta["label_names"]:
         raise InputError(f"{path / ENSEMBLE_FILE}, field 'label_names': "
@@ -275,7 +286,7 @@ def ensemble_data(members, paths, data_dir=None) -> EnsembleData:
 
 
 def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
-                   batch_size: int = 64) -> dict:
+                   batch_size: int = 64, overwrite: bool = False) -> dict:
     """Average `member_dirs`, tune thresholds on their shared validation rows, report
     on dev, and write the ensemble run directory `run_dir`. Returns its report
     (`format_ensemble_report` renders it; progress goes to the `kemo.ensemble` logger).
@@ -288,7 +299,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
     paths = [Path(p) for p in member_dirs]
     weights = _check_weights(weights, len(paths)) if len(paths) >= 2 else None
     run_dir = Path(run_dir)
-    members = _open_members(paths, run_dir)
+    members = _open_members(paths, run_dir, overwrite)
     data = ensemble_data(members, paths, data_dir)
     ens = EnsembleRun(run_dir, None, members, weights, ThresholdSearch.untuned(
         union_labels(members)))
@@ -305,7 +316,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
             probs[split] = combine_probs(w, parts[split], members, ens.label_names)
             log.info(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
     report, fin = _finish_report(members, paths, weights, data, probs, parts, started)
-    _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin)
+    _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin, overwrite)
     return report
 
 
@@ -320,22 +331,28 @@ def format_ensemble_report(report: dict) -> str:
     return "\n".join(parts)
 
 
-def _open_members(paths, run_dir):
+def _open_members(paths, run_dir, overwrite: bool = False):
     """The member runs, loaded, after the arguments and the run directory are checked."""
-    from kemo.run.lock import check_unlocked
     from kemo.run.read import load_run
+    from kemo.run.verdict import check_new_run_dir
 
     if len(paths) < 2:
         raise InputError("an ensemble needs at least two member runs")
     if len({p.resolve() for p in paths}) < len(paths):
         raise InputError("the same member run is given twice")
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        if run_dir.is_dir():
-            check_unlocked(run_dir)  # another writer holds it: name its process
-        raise InputError(f"run directory {run_dir}: exists and is not empty")
-    if any(is_ensemble_dir(p) for p in paths):
-        raise InputError("a member is itself an ensemble: list its members instead")
-    return [load_run(p) for p in paths]
+    if run_dir.resolve() in {p.resolve() for p in paths}:
+        raise InputError(f"--run-dir {run_dir}: is one of the members")
+    check_new_run_dir(run_dir, overwrite, command="ensemble")  # also: a writer holds it
+    nested = next((p for p in paths if is_ensemble_dir(p)), None)
+    if nested is not None:
+        raise InputError(f"member {nested}: is itself an ensemble: list its members instead")
+    members = []
+    for p in paths:
+        try:
+            members.append(load_run(p))
+        except InputError as e:
+            raise InputError(f"member {p}: {e}" if str(p) not in str(e) else str(e)) from None
+    return members
 
 
 def _member_view(member, ex, part):
@@ -375,7 +392,8 @@ def _finish_report(members, paths, weights, data, probs, parts, started):
     return report, fin
 
 
-def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin):
+def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin,
+                        overwrite: bool = False):
     """Write the ensemble's run directory under its lock, each file whole or absent,
     `report.json` last (the mark of a finished run)."""
     from kemo.atomic import write_text
@@ -383,6 +401,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
     from kemo.run.finish import write_decisions, write_report
     from kemo.run.manifest import write_manifest
     from kemo.run.lock import RunLock
+    from kemo.run.verdict import check_new_run_dir, clear_run_dir
 
     languages = list(data.served_by)
     first = members[0].config
@@ -391,8 +410,8 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
     mixed = languages != member_languages(members[0])
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):  # one writer: a second ensemble or training is refused
-        if any(p.name != L.LOCK for p in run_dir.iterdir()):  # written since the check
-            raise InputError(f"run directory {run_dir}: exists and is not empty")
+        if check_new_run_dir(run_dir, overwrite, "ensemble", locked=True):  # again, locked
+            clear_run_dir(run_dir)
         write_manifest(run_dir, "ensemble")
         write_text(run_dir / L.CONFIG,
                    f"# kemo ensemble of {len(paths)} runs ({', '.join(p.name for p in paths)}): "
@@ -404,7 +423,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
         write_text(run_dir / ENSEMBLE_FILE, json.dumps({
             "format": FORMAT, "label_names": union_labels(members),
             "members": [{"path": str(p.resolve()), "weight": w,
-                         "languages": member_languages(m)}
+                         "languages": member_languages(m), "identity": member_identity(p)}
                         for p, w, m in zip(paths, weights, members)],
         }, indent=1))
         write_decisions(run_dir, fin, data.val, data.dev, probs, data.dataset)

@@ -7,8 +7,10 @@ perturbs the text by dropping words and fits a local linear model per label on t
 model's sigmoid probabilities (multi-label: each column on its own, as-is). All
 `num_samples` perturbations go through the model in one `predict_probs` call.
 
-Saved per text: `<id>.html` (LIME's own page, its JavaScript inlined: opens offline)
-and `<id>.png` (a bar chart per explained label); `explanations.json` sums them up.
+Saved per text: `<id>.html` (kemo's page, `kemo.explain_page`: the text, every label's
+probability against its threshold, and per explained label the words as the model's
+tokenizer saw them coloured by weight; a few kilobytes, no script) and `<id>.png` (a bar
+chart per explained label); `explanations.json` sums them up.
 
 Example:
     run = load_predictor("runs/tiny")   # kemo.prediction.predictor: a run or an ensemble
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,12 @@ import numpy as np
 
 from kemo.atomic import atomic_path, write_text
 from kemo.errors import InputError
+from kemo.owned_dir import OwnedDir
+
+# `kemo explain --out`: built aside, marked, never written over what kemo did not write
+# (an unmarked <run>/explanations of an older kemo holds only these suffixes).
+EXPLANATIONS_DIR = OwnedDir("explanations folder", ".kemo-explanations",
+                            legacy=(".html", ".png", "explanations.json"))
 
 
 @dataclass
@@ -44,6 +53,10 @@ class Explanation:
     words: dict[str, list[tuple[str, float]]]  # label -> [(word, weight)], |weight| desc
     lime: object = None  # lime.explanation.Explanation
     files: dict[str, Path] = field(default_factory=dict)
+    tokens: list[str] | None = None  # the tokenizer's pieces (None: an ensemble)
+    seen_tokens: int = 0  # how many of them the model saw (its sequence length)
+    source: str = ""  # the run explained
+    num_samples: int | None = None
 
     def towards(self, label: str) -> list[tuple[str, float]]:
         return [(w, v) for w, v in self.words[label] if v > 0]
@@ -70,6 +83,7 @@ class Explanation:
                 "thresholds": dict(zip(self.label_names, map(float, self.thresholds))),
                 "predicted": self.predicted, "explained": self.explained,
                 "words": {k: [[w, float(v)] for w, v in ws] for k, ws in self.words.items()},
+                "tokens": self.tokens, "tokens_seen": self.seen_tokens,
                 "files": {k: str(v) for k, v in self.files.items()}}
 
 
@@ -106,7 +120,27 @@ def explain_text(run, text: str, id: str = "text", num_samples: int = 500,
                                      num_features=num_features, num_samples=num_samples)
     words = {names[j]: sorted(exp.as_list(label=j), key=lambda wv: -abs(wv[1]))
              for j in label_idx}
-    return Explanation(id, text, names, probs, thresholds, predicted, explained, words, exp)
+    tokens, seen = model_tokens(run, text)
+    return Explanation(id, text, names, probs, thresholds, predicted, explained, words, exp,
+                       tokens=tokens, seen_tokens=seen, source=str(getattr(run, "path", "")),
+                       num_samples=num_samples)
+
+
+def model_tokens(run, text: str) -> tuple[list[str] | None, int]:
+    """The pieces `run`'s tokenizer cuts `text` into (special tokens left out) and how
+    many of them fit the model's input; (None, 0) for an ensemble (no one tokenizer)."""
+    from kemo.data.pipeline import tokenize
+
+    preprocessor = getattr(run, "preprocessor", None)
+    if preprocessor is None:
+        return None, 0
+    tokenizer = preprocessor.tokenizer
+    special = {int(i) for i in getattr(tokenizer, "special_token_ids", None) or []}
+    ids = [int(i) for i in np.asarray(tokenizer.tokenize(text)).ravel() if int(i) not in special]
+    arrays = tokenize([text], preprocessor)
+    fed = arrays["token_ids"][0][arrays["padding_mask"][0] > 0]
+    seen = sum(int(i) not in special for i in fed)
+    return [str(tokenizer.id_to_token(i)) for i in ids], min(seen, len(ids))
 
 
 def plot_explanation(ex: Explanation, path):
@@ -152,30 +186,28 @@ def _file_stem(id: str, taken: set) -> str:
 
 
 def save_explanation(ex: Explanation, out_dir, stem: str | None = None) -> dict[str, Path]:
-    """Write `<stem>.html` (LIME's page) and `<stem>.png` into `out_dir`."""
+    """Write `<stem>.html` (kemo's page, `kemo.explain_page`) and `<stem>.png` into
+    `out_dir`."""
+    from kemo.explain_page import explanation_page
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or _file_stem(ex.id, set())
-    label_idx = [ex.label_names.index(n) for n in ex.explained]
     html_path, png_path = out_dir / f"{stem}.html", out_dir / f"{stem}.png"
-    names = ex.lime.class_names
-    if len(names) == 2:  # LIME's page would draw a 2-label model as binary (one label vs the other);
-        ex.lime.class_names = list(names) + [""]  # a third name gives "NOT <label>" vs "<label>"
-    try:
-        with atomic_path(html_path) as tmp:
-            ex.lime.save_to_file(str(tmp), labels=label_idx)
-    finally:
-        ex.lime.class_names = names
+    write_text(html_path, explanation_page(ex, ex.source, ex.num_samples))
     plot_explanation(ex, png_path)
     ex.files = {"html": html_path, "png": png_path}
     return ex.files
 
 
-def explain_many(run, items, out_dir, source: str = "--text", **kwargs) -> list[Explanation]:
+def explain_many(run, items, out_dir, source: str = "--text", legacy_ok: bool = False,
+                 **kwargs) -> list[Explanation]:
     """Explain and save every (id, text) of `items`; also writes `explanations.json`.
 
     Every text is checked first (`source` names them in errors, e.g. the CSV path).
     Keyword arguments go to `explain_text` (num_samples, num_features, batch_size, seed).
+    `out_dir` follows `EXPLANATIONS_DIR`'s rule (new, empty, or kemo's, replaced whole);
+    `legacy_ok`: an unmarked folder of an older kemo's explanations counts as kemo's.
     """
     items = [(str(i), str(t)) for i, t in items]
     for r, (id_, text) in enumerate(items):
@@ -184,16 +216,19 @@ def explain_many(run, items, out_dir, source: str = "--text", **kwargs) -> list[
                      else f"{source}, row {r + 1} (id {id_!r}), column 'text'")
             raise InputError(f"{where}: no words to explain ({text!r})")
     out_dir = Path(out_dir)
+    EXPLANATIONS_DIR.check(out_dir, legacy_ok)  # before the work: never over a user's files
+    stage = EXPLANATIONS_DIR.stage(out_dir)  # renamed into place when every text is done
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"output directory {out_dir}: cannot create ({e.strerror})") from None
-    taken: set = set()
-    done = []
-    for id_, text in items:
-        ex = explain_text(run, text, id=str(id_), **kwargs)
-        save_explanation(ex, out_dir, _file_stem(ex.id, taken))
-        done.append(ex)
-    write_text(out_dir / "explanations.json",
-        json.dumps([ex.to_dict() for ex in done], indent=1, ensure_ascii=False))
+        taken: set = set()
+        done = []
+        for id_, text in items:
+            ex = explain_text(run, text, id=str(id_), **kwargs)
+            files = save_explanation(ex, stage, _file_stem(ex.id, taken))
+            ex.files = {k: out_dir / Path(v).name for k, v in files.items()}  # once published
+            done.append(ex)
+        write_text(stage / "explanations.json",
+                   json.dumps([ex.to_dict() for ex in done], indent=1, ensure_ascii=False))
+        EXPLANATIONS_DIR.publish(out_dir, stage, legacy_ok)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return done

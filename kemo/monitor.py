@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -69,8 +72,8 @@ class EpochProgress(keras.callbacks.ProgbarLogger):
     On a terminal (Keras `verbose=1`) the line is redrawn in place while the epoch runs
     (`epoch 2/6 31/73 [=====>     ] eta 4s | loss 0.1624 f1 0.2973`) and ends as
     `epoch 2/6 73/73 16s 37ms/step | loss 0.1268 f1 0.3484 | val loss 0.1288 f1 0.2033`
-    (`lang_f1`: the mean over languages of a several-language run); values that do not fit the width are dropped (`DROPPED_FIRST`), the bar
-    shrinks. `verbose=2` (a pipe, a log file) writes only the closing line. The ETA is the
+    (`lang_f1`: the mean over languages of a several-language run); values that do not
+    fit the width are dropped (`DROPPED_FIRST`), the bar shrinks. `verbose=2` (a pipe, a log file) writes only the closing line. The ETA is the
     median step time times the steps left, so a step that compiled a new length bucket
     does not inflate it. `clear()` wipes the unfinished line, so a note logged mid-epoch
     (`CompileNotes`) leaves no partial bar behind; the next step redraws it.
@@ -86,19 +89,13 @@ class EpochProgress(keras.callbacks.ProgbarLogger):
         self._epoch, self._steps, self._t0, self._last_draw = 0, [], 0.0, 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        import time
-
         self._epoch, self._steps, self._t0, self._last_draw = epoch, [], time.time(), 0.0
         self._step_t0 = self._t0
 
     def on_train_batch_begin(self, batch, logs=None):
-        import time
-
         self._step_t0 = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
-        import time
-
         now = time.time()
         self._steps.append(now - self._step_t0)
         self.seen = batch + 1
@@ -131,7 +128,6 @@ class EpochProgress(keras.callbacks.ProgbarLogger):
     def width(self) -> int | None:
         """The line's limit: one less than the terminal's columns (`columns`, else
         $COLUMNS, else the terminal of stdout); None (no limit) without a terminal."""
-        import os
 
         if self.columns:
             return self.columns - 1
@@ -147,7 +143,6 @@ class EpochProgress(keras.callbacks.ProgbarLogger):
             return 79
 
     def _running_line(self, logs: dict) -> str:
-        import statistics
 
         target, seen = self.target or self.seen, self.seen
         eta = statistics.median(self._steps[-50:]) * max(target - seen, 0)
@@ -163,9 +158,6 @@ class EpochProgress(keras.callbacks.ProgbarLogger):
         return _fit_width(head + bar_text + tail, self.width())
 
     def _closing_line(self, logs: dict) -> str:
-        import statistics
-        import time
-
         target = self.target or self.seen
         step = statistics.median(self._steps) if self._steps else 0.0
         values = _values(logs)
@@ -274,8 +266,6 @@ class CompileNotes(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        import time
-
         self._new = None
         if self.bucket_of_step is not None:
             length = self.bucket_of_step(self._epoch, batch)
@@ -289,9 +279,6 @@ class CompileNotes(keras.callbacks.Callback):
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        import statistics
-        import time
-
         took = time.perf_counter() - self._t0
         if self._new is not None:
             self._say(f"length bucket {self._new} compiled and run: {took:.1f}s")
@@ -310,13 +297,9 @@ class CompileNotes(keras.callbacks.Callback):
             self._steps.append(took)
 
     def on_test_begin(self, logs=None):
-        import time
-
         self._test_t0 = time.perf_counter()
 
     def on_test_end(self, logs=None):
-        import time
-
         took = time.perf_counter() - self._test_t0
         if took > self.min_seconds:
             self._say(f"validation pass: {took:.1f}s")

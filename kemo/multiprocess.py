@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30  # a process silent this long is dead: the others stop
 ADDRESS, NUM, ID = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                     "KERAS_DISTRIBUTION_PROCESS_ID")
+LAUNCHED = "KEMO_LOCAL_LAUNCH"  # set by `launch` for the processes it starts
 _started = False
 
 
@@ -66,6 +67,83 @@ def _int_env(name: str) -> int | None:
                          f"{value!r}") from None
 
 
+def coordinator_address() -> tuple[str, int] | None:
+    """The coordinator's (host, port) from the settings, each address checked: one
+    `host:port` per process, a port in 1..65535, a host that resolves. None when JAX
+    finds it itself (`KEMO_MULTI_HOST`). InputError at once for a malformed one."""
+    from kemo.errors import InputError
+
+    name = ADDRESS if os.environ.get(ADDRESS) else "JAX_COORDINATOR_ADDRESS"
+    text = os.environ.get(name)
+    if not text:
+        return None
+    parsed = []
+    for item in text.split(","):
+        host, _, port = item.strip().rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise InputError(f"environment variable {name}: {item.strip()!r} is not host:port "
+                             "(e.g. 10.0.0.1:7777; several comma-separated, the "
+                             "coordinator first)")
+        try:
+            socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as e:
+            raise InputError(f"environment variable {name}: host {host!r} does not resolve "
+                             f"({e.strerror if hasattr(e, 'strerror') else e})") from None
+        parsed.append((host, int(port)))
+    return parsed[0]
+
+
+def check_settings() -> None:
+    """Every setting of a run of several processes, checked before anything heavy
+    loads: the addresses (`coordinator_address`), the process count (>= 1), this
+    process's id (0 .. count-1) and `KEMO_HEARTBEAT_TIMEOUT` (>= 1 second)."""
+    from kemo.errors import InputError
+
+    coordinator_address()
+    num, pid, beat = _int_env(NUM), _int_env(ID), _int_env("KEMO_HEARTBEAT_TIMEOUT")
+    if num is not None and num < 1:
+        raise InputError(f"environment variable {NUM}: {num}, expected a count >= 1")
+    if pid is not None and (pid < 0 or (num is not None and pid >= num)):
+        raise InputError(f"environment variable {ID}: {pid}, expected 0 .. "
+                         f"{'count-1' if num is None else num - 1} ({NUM}={num})")
+    if beat is not None and beat < 1:
+        raise InputError(f"environment variable KEMO_HEARTBEAT_TIMEOUT: {beat}, expected "
+                         "whole seconds >= 1")
+
+
+def check_reachable(timeout: float) -> None:
+    """Before joining: process 0 must be able to serve the coordinator's address (an
+    address of this machine, port free); another process must reach it within
+    `timeout` seconds. Else one InputError line, instead of JAX waiting minutes."""
+    from kemo.errors import InputError
+
+    address = coordinator_address()
+    if address is None:
+        return
+    host, port = address
+    if (_int_env(ID) or 0) == 0:
+        try:
+            with socket.create_server((host, port)):
+                return
+        except OSError as e:
+            raise InputError(f"coordinator address {host}:{port}: process 0 cannot serve it "
+                             f"on this machine ({e.strerror or e}): give an address of this "
+                             "machine with a free port") from None
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(5.0, timeout)):
+                return
+        except OSError as e:
+            if time.time() >= deadline:
+                raise InputError(f"coordinator address {host}:{port}: not reachable within "
+                                 f"{timeout:.0f}s ({e.strerror or e}; the heartbeat timeout, "
+                                 "KEMO_HEARTBEAT_TIMEOUT): is process 0 running there?"
+                                 ) from None
+            time.sleep(0.5)
+
+
 def initialize() -> None:
     """Join the run's processes (once; before any JAX computation) and say so in one line."""
     global _started
@@ -84,6 +162,9 @@ def initialize() -> None:
         raise InputError(f"environment variable {ADDRESS}: {len(addresses.split(','))} "
                          f"addresses, but {NUM} is {num}")
     heartbeat = _int_env("KEMO_HEARTBEAT_TIMEOUT") or HEARTBEAT_SECONDS
+    # Started by `launch` on this machine: process 0 is starting beside it (a loaded
+    # machine may take a minute to import JAX); an address given by hand: the heartbeat.
+    check_reachable(300 if os.environ.get(LAUNCHED) == "1" else heartbeat)
     try:
         jax.distributed.initialize(coordinator, num, pid, initialization_timeout=300,
                                    heartbeat_timeout_seconds=heartbeat,
@@ -232,19 +313,53 @@ def _stop(procs, grace: float) -> None:
             q.wait()
 
 
+PROCESS_MEMORY_GIB = 1.5  # what one training process of kemo needs at least (tiny model)
+
+
+def local_process_limit() -> tuple[int, str]:
+    """(most processes this machine holds, why): one per usable CPU core, and no more
+    than the available memory holds at `PROCESS_MEMORY_GIB` each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    limit, why = cores, f"{cores} usable CPU core{'s' * (cores != 1)}"
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+        gib = kib / 2**20
+        by_memory = max(1, int(gib // PROCESS_MEMORY_GIB))
+        why += f", {gib:.1f} GiB memory available at {PROCESS_MEMORY_GIB} GiB a process"
+        limit = min(limit, by_memory)
+    except (OSError, StopIteration, ValueError):
+        pass
+    return max(1, limit), why
+
+
+def check_local_processes(n: int) -> None:
+    """InputError when `--local-processes n` is more than this machine holds."""
+    from kemo.errors import InputError
+
+    limit, why = local_process_limit()
+    if n > limit:
+        raise InputError(f"--local-processes {n}: this machine holds at most {limit} "
+                         f"processes ({why}); give {limit} or fewer")
+
+
+def _command(argv: list[str]) -> list[str]:
+    """The command line of each process `launch` starts."""
+    return [sys.executable, "-m", "kemo.cli", *argv]
+
+
 def launch(argv: list[str], processes: int, grace: float = HEARTBEAT_SECONDS + 15) -> int:
     """Run `kemo <argv>` as `processes` processes of one run on this machine; returns
     the run's exit code: 0 when all succeed, else the first failure's. Once one fails,
     the others get `grace` seconds to stop by themselves (their next collective fails,
-    or the heartbeat times out), then SIGTERM and SIGKILL. Ctrl-C goes to all."""
-    env = {**os.environ, ADDRESS: f"localhost:{_free_port()}", NUM: str(processes)}
+    or the heartbeat times out), then SIGTERM and SIGKILL. Ctrl-C goes to all: the
+    handler is in place before the first process starts, and a signal during start-up
+    starts no more of them (none is left running)."""
+    env = {**os.environ, ADDRESS: f"localhost:{_free_port()}", NUM: str(processes),
+           LAUNCHED: "1"}
     env.pop("KEMO_MULTI_HOST", None)
-    cmd = [sys.executable, "-m", "kemo.cli", *argv]
-    # Each in its own process group: a terminal's Ctrl-C reaches this launcher only, which
-    # passes it on once (a second Ctrl-C would stop them at once, not at a batch end).
-    procs = [subprocess.Popen(cmd, env={**env, ID: str(i)}, process_group=0)
-             for i in range(processes)]
-    interrupted = []
+    procs, interrupted = [], []
 
     def forward(signum, frame):  # Ctrl-C (SIGINT) or SIGTERM: to every process
         interrupted.append(signum)
@@ -253,25 +368,46 @@ def launch(argv: list[str], processes: int, grace: float = HEARTBEAT_SECONDS + 1
                 p.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    first = None  # (process, code) of the first to fail
     try:
-        while any(p.poll() is None for p in procs):
-            for i, p in enumerate(procs):
-                if first is None and p.poll() not in (None, 0):
-                    first = (i, p.returncode)
-                    _stop(procs, grace)
-            time.sleep(0.1)
+        # Each in its own process group: a terminal's Ctrl-C reaches this launcher only,
+        # which passes it on once (a second would stop them at once, not at a batch end).
+        for i in range(processes):
+            if interrupted:
+                break
+            procs.append(subprocess.Popen(_command(argv), env={**env, ID: str(i)},
+                                          process_group=0))
+            if interrupted:  # arrived while it was being started: it has not had it
+                procs[-1].send_signal(interrupted[0])
+        if interrupted:  # start-up cut short: the started ones cannot form the run
+            _stop(procs, 5)
+        first = _wait(procs, grace)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    return _exit_code(procs, processes, first, interrupted)
+
+
+def _wait(procs, grace: float):
+    """Wait for every process; (index, code) of the first that failed, or None."""
+    first = None
+    while any(p.poll() is None for p in procs):
+        for i, p in enumerate(procs):
+            if first is None and p.poll() not in (None, 0):
+                first = (i, p.returncode)
+                _stop(procs, grace)
+        time.sleep(0.1)
+    return first
+
+
+def _exit_code(procs, processes: int, first, interrupted) -> int:
     if first is None:
         codes = [p.returncode for p in procs]
         first = next(((i, c) for i, c in enumerate(codes) if c), None)
-    if first is None:
+    if first is None and not (interrupted and len(procs) < processes):
         return 0
-    i, code = first
     if interrupted:
         return 130 if interrupted[0] == signal.SIGINT else 128 + interrupted[0]
+    i, code = first
     how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
     log.error(f"error: process {i} of {processes} stopped ({how}): the run stopped")
     return code if code > 0 else 1

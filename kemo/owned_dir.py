@@ -1,4 +1,15 @@
-"""Folders kemo writes as a whole (`kemo report --out`): never delete what kemo did not write.
+"""Every path a kemo command writes: the one rule (`check_output`), and folders kemo
+writes as a whole (`OwnedDir`, `kemo report --out`, `kemo explain --out`).
+
+The rule (issue 30), applied by every writer (evaluate --json, explain --out, predict's
+files and zip, train's run directory, ensemble, export, report, tokenize): a command
+writes a path only if it does not exist, or kemo wrote it (its marker, manifest or
+format says so) and `--overwrite` was given where the command takes it (a command
+without the flag replaces only its own output). Anything else: one `InputError` line,
+exit 2, nothing written. Each writer says how it knows kemo wrote a path; the
+verdict and its message are `check_output`'s alone.
+
+    check_output(out, "--json", ours=is_scores_file(out), overwrite=args.overwrite)
 
 The same rule as `kemo export` (`kemo.serving.export_dir`): the folder is built beside its
 final name and renamed into place once complete, with a marker file listing every
@@ -29,6 +40,28 @@ from pathlib import Path
 from kemo.errors import InputError
 
 log = logging.getLogger(__name__)
+
+
+def check_output(path, what: str, ours: bool, overwrite: bool | None = None,
+                 detail: str = "", instead: str = "another path") -> bool:
+    """The one rule (see the module): `path` may be written when absent, or when kemo
+    wrote it (`ours`) and `overwrite` is true (None: the command takes no --overwrite and
+    replaces its own output). Else InputError naming `what` and `path`; `detail` says
+    what it holds, `instead` the other way on. Returns whether `path` exists.
+
+    Example:
+        check_output("scores.json", "--json", ours=False)   # InputError if it exists
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        return False
+    if not ours:
+        raise InputError(f"{what} {path}: exists and kemo did not write it{detail}; kemo "
+                         f"never writes over it (give {instead}, or move it away)")
+    if overwrite is False:
+        raise InputError(f"{what} {path}: exists (kemo wrote it{detail}); give --overwrite "
+                         f"to replace it, or {instead}")
+    return True
 
 
 def entries(root: Path) -> list[str]:

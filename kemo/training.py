@@ -38,7 +38,7 @@ from kemo.data.brighter import Examples
 from kemo.data.splits import load_data, validation_note
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import (
-    BatchPlan, epoch_indices, label_distribution, language_shares, language_weights,
+    BatchPlan, batch_arrays, epoch_indices, label_distribution, language_shares, language_weights,
     length_buckets, sampling_weights, steps_per_epoch, token_lengths, tokenize_splits,
 )
 from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_manifest
@@ -59,7 +59,8 @@ from kemo.prediction.batches import predict_probs
 from kemo.run import layout as L
 from kemo.run.finish import finish, write_decisions, write_report
 from kemo.run.manifest import write_manifest
-from kemo.run.lock import RunLock, check_unlocked
+from kemo.run.lock import RunLock
+from kemo.run.verdict import check_new_run_dir, check_resumable, clear_run_dir
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
 from kemo.validation import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
 
@@ -180,27 +181,24 @@ def _make_loss(cfg: Config, train_ex: Examples):
     return make_loss(cfg.loss.name, cfg.loss.gamma, alpha)
 
 
-def _open_run_dir(run_dir: Path, cfg: Config, resume: bool, lock: ExitStack) -> None:
-    """Check (or create) `run_dir` and lock it for this process before it is read."""
+def _open_run_dir(run_dir: Path, cfg: Config, resume: bool, lock: ExitStack,
+                  overwrite: bool = False) -> None:
+    """Check (or create) `run_dir` and lock it for this process before it is read
+    (`kemo.run.verdict`: a run kemo wrote is continued or, with `overwrite`, replaced)."""
     if resume:
-        if not (run_dir / L.CONFIG).is_file():
-            raise InputError(f"--resume {run_dir}: not a kemo run directory (no config.toml)")
+        check_resumable(run_dir)
         lock.enter_context(RunLock(run_dir))
-        if (run_dir / L.REPORT).is_file():
-            raise InputError(f"--resume {run_dir}: this run already finished (report.json exists)")
+        check_resumable(run_dir)  # again, locked: it may have finished meanwhile
         return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError(f"run directory {run_dir}: is a file, not a folder (give --run-dir "
-                         "a new folder)")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        check_unlocked(run_dir)  # a run in progress: name its process
-        raise InputError(f"run directory {run_dir}: exists and is not empty (use a new --run-dir, "
-                         f"or --resume {run_dir} to continue it)")
+    replace = check_new_run_dir(run_dir, overwrite)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"run directory {run_dir}: not writable ({e.strerror})") from None
     lock.enter_context(RunLock(run_dir))  # the first file in it; proves it writable
+    if replace:
+        check_new_run_dir(run_dir, overwrite, locked=True)  # again: it may have changed
+        clear_run_dir(run_dir)
 
 
 def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
@@ -245,7 +243,7 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
 
 def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
           resume: bool = False, tokens=None, keep_checkpoints: bool = False,
-          inputs_checked=None) -> dict:
+          inputs_checked=None, overwrite: bool = False) -> dict:
     """Run one experiment end to end; returns {"report", "history", "run_dir"}.
 
     Progress goes to the `kemo.training` logger (`kemo.log`). `inputs_checked` (a
@@ -268,10 +266,12 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     `data.data_dir`, report.json's `meta.data_dir` says where the data was read.
     A finished run is lean: `model.keras` without optimizer state, and `checkpoints/`
     deleted once `report.json` is written (kept with `keep_checkpoints`).
+    An existing run directory (`kemo.run.verdict`): refused, or with `overwrite` a run
+    kemo wrote is replaced (its files deleted once every input is checked).
     """
     with ExitStack() as lock:
         return _train(cfg, data_dir, run_dir, verbose, resume, lock, tokens, keep_checkpoints,
-                      inputs_checked)
+                      inputs_checked, overwrite)
 
 
 def _open_token_cache(tokens, run_dir: Path, resume: bool, expect: dict):
@@ -310,7 +310,8 @@ class _Inputs:
 
 
 def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: ExitStack,
-           tokens=None, keep_checkpoints: bool = False, inputs_checked=None) -> dict:
+           tokens=None, keep_checkpoints: bool = False, inputs_checked=None,
+           overwrite: bool = False) -> dict:
     started = time.time()
     keras.utils.set_random_seed(cfg.train.seed)
     keras.config.set_dtype_policy(cfg.train.dtype_policy)
@@ -323,7 +324,7 @@ def _train(cfg: Config, data_dir, run_dir, verbose: int, resume: bool, lock: Exi
     inputs = _prepare_inputs(cfg, data_dir, run_dir, resume, tokens)
     model, backbone, load_seconds = _build_model(cfg, inputs, run_dir, resume)
     monitor = monitor_key(inputs.train.langs.tolist())  # several languages: their mean F1
-    state = _open_run(cfg, run_dir, resume, lock, model, inputs, monitor)
+    state = _open_run(cfg, run_dir, resume, lock, model, inputs, monitor, overwrite)
     if inputs_checked:
         inputs_checked()
     _describe(cfg, inputs, backbone, load_seconds)
@@ -387,7 +388,7 @@ def _build_model(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool):
 
 
 def _open_run(cfg: Config, run_dir: Path, resume: bool, lock: ExitStack, model,
-              inputs: _Inputs, monitor: str):
+              inputs: _Inputs, monitor: str, overwrite: bool = False):
     """Lock the run directory; resuming, read the checkpoint into `model` (everything
     checked before anything is written), else write the config. Returns the
     checkpoint's state (None: none). Several processes: process 0 alone locks and
@@ -395,7 +396,7 @@ def _open_run(cfg: Config, run_dir: Path, resume: bool, lock: ExitStack, model,
     writer, error = multiprocess.is_writer(), None
     try:
         if writer:
-            _open_run_dir(run_dir, cfg, resume, lock)
+            _open_run_dir(run_dir, cfg, resume, lock, overwrite)
     except InputError as e:
         error = str(e)
     multiprocess.broadcast_error(error)  # raises process 0's error on every process
@@ -577,9 +578,13 @@ def _callbacks(cfg: Config, inputs: _Inputs, run_dir: Path, verbose: int, resume
     callbacks.insert(0, StopOnNanLoss(run_dir, cfg.train.learning_rate))  # before any record
     start_step = state.get("step", 0) if state else 0
     if start_step:  # first: the shortened epoch's stop is cleared before early stopping's
+        idx, length = plan[0]
+        first = batch_arrays(inputs.arrays["train"], inputs.train.y, idx, length,
+                             cfg.train.batch_size, part=part)
         callbacks.insert(0, ResumeInsideEpoch(start_epoch, start_step, plan.steps,
                                               state.pop("metrics"),
-                                              run_dir / L.CHECKPOINTS / state["checkpoint"]))
+                                              run_dir / L.CHECKPOINTS / state["checkpoint"],
+                                              first))
     callbacks += [RunCheckpoint(run_dir, early_stopping, cfg.train.checkpoint_every_steps,
                                 plan.steps, (start_epoch, start_step))] * writer
     callbacks.append(ReraiseInterrupt())  # after the checkpoint: an ended epoch is saved

@@ -32,12 +32,13 @@ def kemo(*argv):
 
 
 def hand_built_ensemble(tiny_run, ens: Path, members) -> Path:
-    """An ensemble directory written by hand: the tiny run's config and thresholds and
-    an ensemble.json listing `members` (paths as given) at weight 1."""
+    """An ensemble directory written by hand: the tiny run's config, thresholds and
+    report (an ensemble without report.json was cut short: never served) and an
+    ensemble.json listing `members` (paths as given) at weight 1."""
     import json
 
     ens.mkdir(parents=True)
-    for name in ("config.toml", "thresholds.json"):
+    for name in ("config.toml", "thresholds.json", "report.json"):
         shutil.copy(Path(tiny_run) / name, ens / name)
     labels = json.loads((Path(tiny_run) / "thresholds.json").read_text())["label_names"]
     (ens / "ensemble.json").write_text(json.dumps({

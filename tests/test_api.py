@@ -50,6 +50,8 @@ def test_predict_texts_gives_probabilities_and_decisions_by_label_name(clf):
         assert out["labels"][k] == ", ".join(n for n in clf.labels if out[n][k] == 1)
     one = clf.predict("I can't stop smiling today")  # a single string
     assert len(one) == 1 and one["labels"][0] == out["labels"][0]
+    none = clf.predict([])
+    assert len(none) == 0 and list(none.columns) == list(out.columns)
 
 
 def test_predict_a_dataframe_keeps_its_ids(clf):

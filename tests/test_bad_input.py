@@ -177,7 +177,7 @@ def test_run_dir_not_empty_is_left_alone(tmp_path, capsys):
     (run_dir / "keep.txt").write_text("mine")
     code, lines = _run(["--config", str(TINY), "--data-dir", str(root), "--run-dir", str(run_dir)],
                        capsys)
-    assert code == 2 and "exists and is not empty" in lines[-1]
+    assert code == 2 and "kemo did not write it" in lines[-1] and "--resume" not in lines[-1]
     assert sorted(p.name for p in run_dir.iterdir()) == ["keep.txt"]
 
 

@@ -193,3 +193,21 @@ def test_ensemble_honours_thresholds_tune_and_says_what_its_config_is(
     text = (out / "config.toml").read_text()
     assert text.startswith("# kemo ensemble of 2 runs") and "ensemble.json" in text
     assert load_config(out / "config.toml").name == "ens-untuned"
+
+
+def test_the_python_api_loads_an_ensemble(ensemble, splits):
+    """`kemo.load` on an ensemble directory: the same probabilities and decisions as the
+    ensemble itself, and an evaluation on dev."""
+    import kemo
+    from kemo.prediction.predictor import load_predictor
+
+    out, _, _ = ensemble
+    clf = kemo.load(out)
+    texts = list(splits.dev.texts[:8])
+    probs, decisions = load_predictor(out).predict(texts, langs=["eng"] * len(texts))
+    pred = clf.predict(texts)
+    np.testing.assert_allclose(pred[[f"p_{n}" for n in clf.labels]].to_numpy(), probs,
+                               rtol=1e-6)
+    assert (pred[clf.labels].to_numpy() == decisions).all() and clf.languages == ["eng"]
+    table = clf.evaluate("dev")
+    assert table.loc["eng", "rows"] == len(splits.dev) and 0 <= table.loc["mean", "macro_f1"] <= 1

@@ -1,6 +1,7 @@
 """LIME explanations (`kemo explain`) on a model trained to key on a planted word."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -67,7 +68,20 @@ def test_planted_word_ranks_first(planted_run, tmp_path):
     assert seconds < 30, f"one explanation took {seconds:.1f}s"
     files = save_explanation(ex, tmp_path)
     page = files["html"].read_text()
-    assert "zorblax" in page and "<script>" in page  # LIME's page, its JS inlined
+    # kemo's own page: small, no script, the text, its id, the run's labels each against
+    # its threshold, the predicted one marked, the planted word coloured towards joy.
+    assert len(page.encode()) < 50_000 and "<script" not in page
+    assert "<h1>Explanation: text</h1>" in page
+    assert "<blockquote>the old cat zorblax walks by the river</blockquote>" in page
+    for j, name in enumerate(ex.label_names):
+        assert (f"<td>{name}</td>" in page and f"<td>{ex.probs[j]:.3f}</td>"
+                f"<td>{ex.thresholds[j]:.3f}</td>" in page)
+    assert re.search(r"<tr class=on><td>joy</td>.*?&#10003; predicted", page)
+    assert "<tr><td>sadness</td>" in page
+    zorblax = re.search(r'<span class="w" style="background:rgba\(46,160,67,([0-9.]+)\)" '
+                        r'title="weight \+[0-9.]+[^"]*">zorblax', page)
+    assert zorblax and float(zorblax[1]) == pytest.approx(0.80), page[:3000]  # the top weight
+    assert ex.tokens and "".join(ex.tokens).replace("##", "").startswith("theoldcatzorblax")
     assert files["png"].read_bytes()[:4] == b"\x89PNG"
 
 
@@ -89,8 +103,9 @@ def test_explain_cli_batch(planted_run, tmp_path, capsys):
     assert main(["explain", str(planted_run.path), "--csv", str(csv), "--out", str(out),
                  "--num-samples", "100"]) == 0
     assert "[x/1] grumbo the sky is big" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == [
-        "explanations.json", "x_1.html", "x_1.png", "x_2.html", "x_2.png"]
+    assert sorted(p.name for p in out.iterdir()) == [  # the marker: kemo wrote the folder
+        ".kemo-explanations", "explanations.json", "x_1.html", "x_1.png", "x_2.html",
+        "x_2.png"]
     summary = json.loads((out / "explanations.json").read_text())
     assert summary[0]["predicted"] == ["sadness"]
     assert summary[0]["words"]["sadness"][0][0] == "grumbo"
@@ -108,3 +123,39 @@ def test_bad_arguments():
 
     with pytest.raises(InputError, match="num_samples"):
         explain_text(None, "some words", num_samples=5)
+
+
+def test_token_words_put_pieces_back_into_words():
+    """WordPiece continues with `##`, SentencePiece and byte-level BPE start words with
+    `▁` / `Ġ`; without markers each piece is a word; pieces past `seen` are cut."""
+    from kemo.explain_page import token_words, word_weight
+
+    def texts(words):
+        return [(w.text, len(w.pieces), w.cut) for w in words]
+
+    assert texts(token_words(["i", "smil", "##ing", "!", "to", "##day"], seen=4)) == [
+        ("i", 1, False), ("smiling", 2, False), ("!", 1, False), ("today", 2, True)]
+    assert texts(token_words(["\u2581I", "\u2581can", "'", "t", "\u2581smile"], seen=5)) == [
+        ("I", 1, False), ("can't", 3, False), ("smile", 1, False)]
+    assert texts(token_words(["I", "\u0120sm", "iling"], seen=3)) == [
+        ("I", 1, False), ("smiling", 2, False)]
+    assert texts(token_words(["a", "b"], seen=1)) == [("a", 1, False), ("b", 1, True)]
+    weights = {"can": 0.2, "t": -0.05, "smile": 0.1}
+    assert word_weight("can't", weights) == pytest.approx(0.15)
+    assert word_weight("Smile", weights) == 0.1 and word_weight("sky", weights) is None
+
+
+def test_page_of_an_ensemble_shows_lime_words_without_tokens():
+    """An ensemble has no one tokenizer: the page says so and keeps the labels and the
+    word table (built here from an `Explanation`, no model)."""
+    from kemo.explain import Explanation
+    from kemo.explain_page import explanation_page
+
+    ex = Explanation("dev_7", "so <b>happy</b> today", ["anger", "joy"], np.array([0.1, 0.8]),
+                     [0.4, 0.35], ["joy"], ["joy"], {"joy": [("happy", 0.3), ("today", -0.1)]})
+    page = explanation_page(ex, "runs/ens", 300)
+    assert "run runs/ens · LIME, 300 perturbations · 2 labels" in page
+    assert "<blockquote>so &lt;b&gt;happy&lt;/b&gt; today</blockquote>" in page
+    assert "An ensemble" in page and 'class="words"' not in page
+    assert "<td>happy</td><td>+0.3000</td>" in page and "<td>today</td><td>-0.1000</td>" in page
+    assert "<tr class=on><td>joy</td>" in page and "<tr><td>anger</td>" in page

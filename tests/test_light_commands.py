@@ -81,6 +81,42 @@ def test_runs_imports_no_framework_and_lists(tiny_run):
     assert got["heavy"] == [], got["heavy"]
 
 
+def test_path_refusals_answer_before_any_framework(tiny_run, tmp_path):
+    """Issue 31: refusals that depend only on paths and files come before Keras, JAX
+    and TensorFlow load (a second, not 14-31 s): an existing --run-dir, --resume of a
+    finished run or of a folder kemo did not write, predict --split dev over training's
+    dev files, a missing data directory, --local-processes above the machine."""
+    import time
+
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    cases = [
+        ["train", "--config", "tiny", "--run-dir", str(tiny_run)],
+        ["train", "--config", "tiny", "--run-dir", str(user), "--overwrite"],
+        ["train", "--resume", str(tiny_run)],
+        ["train", "--resume", str(user)],
+        ["predict", str(tiny_run), "--split", "dev"],
+        ["train", "--config", "tiny", "--data-dir", str(tmp_path / "none"),
+         "--run-dir", str(tmp_path / "new")],
+        ["tokenize", "--config", "tiny", "--data-dir", str(tmp_path / "none"),
+         "--out", str(tmp_path / "cache")],
+        ["predict", str(tiny_run), "--split", "test", "--data-dir", str(tmp_path / "none")],
+        ["train", "--config", "tiny", "--local-processes", "100000"],
+        ["ensemble", str(tiny_run), str(tiny_run), "--run-dir", str(user)],
+        ["explain", str(tiny_run), "--text", "hi", "--out", str(user)],
+        ["evaluate", str(tiny_run / "predictions" / "dev"), "--json", str(user / "notes.txt")],
+    ]
+    for argv in cases:
+        started = time.time()
+        got, proc = _probe(argv)
+        seconds = time.time() - started
+        assert got["code"] == 2 and proc.stderr.startswith("error: "), (argv, proc.stderr)
+        assert got["heavy"] == [], f"kemo {' '.join(argv)} imported {got['heavy']}"
+        assert seconds < 15, (argv, seconds)  # ~1 s on 2 idle cores; the cause is above
+    assert not (tmp_path / "new").exists() and not (tmp_path / "cache").exists()
+
+
 def test_the_probe_sees_a_framework_import():
     """The check can fail: a command that loads a run imports keras, and the probe says so."""
     got, _ = _probe(["predict", str(ROOT / "no-such-run"), "--text", "hi"])

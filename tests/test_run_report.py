@@ -135,6 +135,10 @@ def test_small_validation_split_is_named_with_what_to_raise(data_dir):
     assert small_validation_note(2000, {"joy": 300, "fear": 40}, cfg.data) is None
     few = small_validation_note(2000, {"joy": 300, "fear": 3}, cfg.data)
     assert "2000 rows; fewer than 5 positive rows for fear (3)" in few and "joy" not in few
+    cfg.data.validation = "dev"
+    assert small_validation_note(20, {}, cfg.data).endswith(
+        'Use a larger dev file or validate on train (data.validation = "train"), or set '
+        "thresholds.tune = false to decide at 0.5")
 
 
 def test_report_page_and_json_carry_the_small_validation_note(tiny_run, tmp_path):

@@ -51,6 +51,24 @@ def finite_at_least(low: float):
     return parse
 
 
+def check_utf8(texts, flag: str = "--text") -> None:
+    """Refuse a command-line text that is not valid UTF-8, in one line, as the same
+    bytes in a file are (Python hands such argv bytes over as lone surrogates).
+
+    Example:
+        check_utf8(args.text)   # InputError: --text number 1: not valid UTF-8 (byte 3)
+    """
+    from kemo.errors import InputError
+
+    for k, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            byte = len(text[:e.start].encode("utf-8", "surrogateescape"))
+            raise InputError(f"{flag} number {k + 1}: not valid UTF-8 (byte {byte}); give "
+                             "the text in UTF-8") from None
+
+
 class Parser(argparse.ArgumentParser):
     """argparse reporting a bad argument as kemo reports any bad input: one `error:`
     line on stderr, exit code 2 (no usage block, no traceback)."""

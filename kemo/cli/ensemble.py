@@ -19,7 +19,11 @@ def add_parser(sub):
                    "runs of the same languages validated on the same rows (same data "
                    "settings and data.split_seed); runs of different languages are averaged "
                    "per language over the members trained on it")
-    x.add_argument("--run-dir", required=True, help="the ensemble's run directory (new)")
+    x.add_argument("--run-dir", required=True, help="the ensemble's run directory (new or "
+                   "empty; with --overwrite, a run kemo wrote)")
+    x.add_argument("--overwrite", action="store_true",
+                   help="replace --run-dir when it holds an ensemble or run kemo wrote "
+                   "(finished, or cut short); never a folder holding anything else")
     x.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
                    help="one weight per member (default: equal); normalised to sum to 1")
     x.add_argument("--data-dir", default=None,
@@ -32,10 +36,15 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from kemo.run.verdict import check_new_run_dir
+
+    check_new_run_dir(Path(args.run_dir), args.overwrite, command="ensemble")  # at once
     from kemo.ensemble import build_ensemble, format_ensemble_report
 
     report = build_ensemble(args.members, args.run_dir, args.weights, args.data_dir,
-                            args.batch_size)
+                            args.batch_size, args.overwrite)
     print(format_ensemble_report(report))
     print(f"\nrun directory: {args.run_dir}")
     return 0

@@ -26,11 +26,29 @@ def add_parser(sub):
     e.add_argument("--data-dir", **data_dir)
     e.add_argument("--languages", nargs="+", default=None,
                    help="languages that must be scored (default: every one predicted)")
-    e.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    e.add_argument("--json", default=None, help="also write the scores to this JSON file "
+                   "(new, or one kemo evaluate wrote, with --overwrite)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace the --json file an earlier kemo evaluate wrote (never "
+                   "another file)")
     e.add_argument("--config", default=None, metavar="CONFIG_OR_RUN",
                    help="a dataset other than Track A: the config (or run directory) whose "
                    "[data] describes it; PREDICTIONS is then one file in the dataset's own "
                    "shape (what kemo predict writes) or a CSV of id + one 0/1 column per label")
+
+
+SCORES_FORMAT = "kemo evaluate scores"  # the --json file's `format`: kemo wrote it
+
+
+def is_scores_file(path) -> bool:
+    """Whether `path` is a scores file `kemo evaluate --json` wrote (its `format`)."""
+    import json
+
+    try:
+        d = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and d.get("format") == SCORES_FORMAT
 
 
 def run(args) -> int:
@@ -40,7 +58,11 @@ def run(args) -> int:
     from kemo.data.brighter import resolve_data_dir
     from kemo.errors import InputError
     from kemo.evaluation.scoring import format_scores, score_submission
+    from kemo.owned_dir import check_output
 
+    if args.json:  # before anything is read: never over a file kemo did not write
+        check_output(args.json, "--json", is_scores_file(args.json), args.overwrite,
+                     instead="another --json file")
     if args.config:
         gold, scores = _score_dataset(args)
     else:
@@ -51,7 +73,8 @@ def run(args) -> int:
         out = Path(args.json)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            write_text(out, json.dumps(scores, indent=1))  # whole or not at all
+            # whole or not at all; `format` marks it as kemo's (--overwrite replaces it)
+            write_text(out, json.dumps({"format": SCORES_FORMAT, **scores}, indent=1))
         except OSError as e:
             where = f": {e.filename}" if e.filename and str(e.filename) != str(out) else ""
             raise InputError(f"--json {out}: cannot write ({e.strerror or e}{where})") from None

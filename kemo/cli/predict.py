@@ -13,10 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, int_in, intermixed
+from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, check_utf8, int_in, intermixed
 from kemo.run import layout as L
 
 
@@ -72,26 +73,32 @@ def run(args) -> int:
         raise InputError(f"--split {args.split} and FILES write to different folders "
                          f"(predictions/{args.split}/ and predictions/files/): predict them in "
                          "separate calls, or give --out")
+    check_utf8(args.text)
     empty = [k for k, t in enumerate(args.text) if not t.strip()]
     if empty:
         raise InputError(f"--text: text {empty[0] + 1} is empty: give the text to classify")
     tokens = _tokens(args) if args.tokens else None
-    run = load_predictor(args.run_dir)
-    if tokens:
-        tokens.check_tokenizer(run.path / L.PREPROCESSOR)
-    if run.config.data.layout != "track_a" and (args.split or args.files):
+    config = _run_config(args.run_dir)  # None: load_predictor says what is wrong
+    run = None if config else load_predictor(args.run_dir)
+    config = config or run.config
+    if config.data.layout != "track_a" and (args.split or args.files):
+        run = run or load_predictor(args.run_dir)
         args.files = _predict_dataset_files(args, run)  # those in the dataset's own shape
+        args.split = None  # done; plain id,text FILES (if any) go on below
         if not args.files and not args.text:
             return 0
     paths = list(args.files)
     if args.split:
         paths += submission.split_files(args.data_dir, args.split,
-                                        args.languages or run.config.data.languages,
-                                        configured=run.config.data.data_dir)
+                                        args.languages or config.data.languages,
+                                        configured=config.data.data_dir)
     inputs = [submission.read_input_file(p) for p in paths]  # all checked before the model runs
-    out = _out_dir(args, run.path)
-    if inputs:
+    out = _out_dir(args, Path(args.run_dir))
+    if inputs:  # before the model loads: an answer in a second
         _refuse_overwrite(inputs, out, args)
+    run = run or load_predictor(args.run_dir)
+    if tokens:
+        tokens.check_tokenizer(run.path / L.PREPROCESSOR)
     for inp in inputs:
         blank = [inp.ids[k] for k, t in enumerate(inp.texts) if not str(t).strip()]
         if blank:
@@ -118,9 +125,34 @@ def run(args) -> int:
                   "with the run's global thresholds", file=sys.stderr)
         for f in result["files"]:
             print(f"wrote {f}")
+        _say_what_zip_holds(result, inputs)
         if args.split in ("dev", "train") and not args.files:
             _print_score(result["files"], paths[0].parent, args.split)
     return 0
+
+
+def _run_config(run_dir):
+    """The run's config.toml (light: no model), or None when it cannot be read (then
+    loading the run names the fault)."""
+    from kemo.config import load_config
+    from kemo.errors import InputError
+
+    try:
+        return load_config(Path(run_dir) / L.CONFIG)
+    except (InputError, OSError):
+        return None
+
+
+def _say_what_zip_holds(result, inputs) -> None:
+    """When submission.zip holds more languages than this call predicted (earlier
+    predictions of the same run in that folder), say which."""
+    now = {f"pred_{i.lang}.csv" for i in inputs if i.is_track_a}
+    earlier = [n for n in result.get("zipped", []) if n not in now]
+    if result["zip"] is not None and earlier:
+        langs = lambda names: ", ".join(n[5:-4] for n in names)  # noqa: E731
+        print(f"note: {result['zip'].name} holds {langs(result['zipped'])}: "
+              f"{langs(sorted(now))} predicted now, {langs(earlier)} by an earlier predict "
+              "of this run into the same folder", file=sys.stderr)
 
 
 def _out_dir(args, run_path: Path) -> Path:
@@ -144,15 +176,25 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
             names.append(f"{inp.path.stem}.predictions.csv")
     if any(inp.is_track_a for inp in inputs):
         names.append(ZIP_NAME)
-    there = [n for n in names if (out / n).exists()]
-    if there and not args.overwrite:
-        more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
+    from kemo.owned_dir import check_output
+    from kemo.prediction.files import written_here
+
+    ours = written_here(out)
+    mine = str(Path(args.run_dir).resolve())
+    # this run's own zip is rebuilt to hold every language it predicted there: no loss
+    there = [n for n in names if os.path.lexists(out / n)
+             and not (n == ZIP_NAME and ours.get(n) == mine)]
+    foreign = [n for n in there if n not in ours]
+    if foreign or (there and not args.overwrite):
+        name = (foreign or there)[0]
+        n = len(foreign or there)
+        more = f", and {n - 1} more" if n > 1 else ""
         hint = ""
-        if args.split == "dev" and not args.out:
+        if args.split == "dev" and not args.out and not foreign:
             hint = (f"; training wrote these dev predictions: `kemo evaluate {out} --split dev`"
                     " scores them")
-        raise InputError(f"{out / there[0]}{more} exists: predict writes there only with "
-                         f"--overwrite (or choose another folder with --out){hint}")
+        check_output(out / name, "predict output", name in ours, args.overwrite,
+                     detail=more, instead=f"another folder with --out{hint}")
 
 
 def _print_score(files, gold_dir: Path, split: str) -> None:
@@ -195,7 +237,9 @@ def _predict_dataset_files(args, run) -> list:
     from kemo.errors import InputError
     from kemo.evaluation.dataset_scoring import score_dataset_predictions
     from kemo.evaluation.scoring import format_scores
+    from kemo.owned_dir import check_output
     from kemo.prediction.dataset_files import prediction_names, write_dataset_predictions
+    from kemo.prediction.files import mark_written, written_here
     from kemo.run.lock import writing_into
 
     if args.languages or args.tokens:
@@ -211,16 +255,17 @@ def _predict_dataset_files(args, run) -> list:
                          f"(the dataset has no {args.split} split)")
     read = [dataset.read(src) for src in sources]  # every input checked before predicting
     out = _out_dir(args, run.path)
-    there = [out / n for src in sources for n in prediction_names(dataset, src)
-             if (out / n).exists()]
-    if there and not args.overwrite:
-        raise InputError(f"{there[0]} exists: predict writes there only with --overwrite "
-                         "(or choose another folder with --out)")
+    ours = written_here(out)  # the one rule: kemo's own files, with --overwrite
+    for src in sources:
+        for name in prediction_names(dataset, src):
+            check_output(out / name, "predict output", str(name) in ours, args.overwrite,
+                         instead="another folder with --out")
     for src, ex in zip(sources, read):
         ex = align_labels(ex, run.label_names) if ex.label_names != tuple(run.label_names) else ex
         with writing_into(run.path, out):
             probs, dec = run.predict(ex.texts.tolist(), args.batch_size, langs=ex.langs.tolist())
             written = write_dataset_predictions(out, dataset, src, ex, probs, dec)
+            mark_written(out, written, run.path)
         for f in written:
             print(f"wrote {f}")
         if ex.has_labels:

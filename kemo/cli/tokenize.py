@@ -29,15 +29,20 @@ def run(args) -> int:
     import time as clock
 
     from kemo.config import load_config
-    from kemo.data.dataset import read_available
-    from kemo.data.splits import load_data
-    from kemo.data.pipeline import tokenize_splits
-    from kemo.data.token_cache import TokenCache, check_cache_target, expected_manifest
+    from kemo.data.brighter import resolve_data_dir
     from kemo.default_config import resolve_config
-    from kemo.models import load_preprocessor
 
     cfg = load_config(resolve_config(args.config), args.set)  # a file, or a name: tiny
+    resolve_data_dir(args.data_dir, cfg.data.data_dir)  # a missing one: before the imports
+    from kemo.data.token_cache import check_cache_target
+
     check_cache_target(args.out)  # before the work
+    from kemo.data.dataset import read_available
+    from kemo.data.pipeline import tokenize_splits
+    from kemo.data.splits import load_data
+    from kemo.data.token_cache import TokenCache, expected_manifest
+    from kemo.models import load_preprocessor
+
     splits = load_data(cfg, args.data_dir)
     named = {"train": splits.train, "val": splits.val, "dev": splits.dev,
              "test": read_available(splits.dataset, "test")}

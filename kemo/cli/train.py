@@ -30,7 +30,12 @@ def add_parser(sub):
     t.add_argument("--data-dir", default=None,
                    help=DATA_DIR_HELP)
     t.add_argument("--run-dir", default=None,
-                   help="where everything the run writes goes (default runs/<config>-<time>)")
+                   help="where everything the run writes goes (default runs/<config>-<time>): "
+                   "a new or empty folder, or with --overwrite a run kemo wrote")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace --run-dir when it holds a finished or failed run kemo wrote "
+                   "(its files are deleted first, after saying so); never a folder holding "
+                   "anything kemo did not write")
     t.add_argument("--quiet", action="store_true", help="no progress (default: a progress "
                    "bar per epoch on a terminal, one line per epoch otherwise)")
     t.add_argument("--tokens", metavar="CACHE", default=None,
@@ -38,11 +43,12 @@ def add_parser(sub):
                    "(no tokenising, no TensorFlow needed)")
     t.add_argument("--local-processes", metavar="N", type=_processes, default=None,
                    help="run as N processes of one run on this machine (JAX's distributed "
-                   "runtime; needs train.distribution = \"data_parallel\"). --resume takes "
-                   "any N, or none: batches and dropout are drawn for the global batch, so "
-                   "the same total device count continues to the same result (another "
-                   "count differs by float summation order); train.batch_size must "
-                   "divide by the device count")
+                   "runtime; needs train.distribution = \"data_parallel\"); at most one "
+                   "per CPU core the memory holds (refused above that, saying the bound). "
+                   "--resume takes any N, or none: batches and dropout are drawn for the "
+                   "global batch, so the same total device count continues to the same "
+                   "result (another count differs by float summation order); "
+                   "train.batch_size must divide by the device count")
     t.add_argument("--keep-checkpoints", action="store_true",
                    help="keep <run_dir>/checkpoints/ once the run has finished (default: "
                    "deleted after report.json is written; model.keras holds the weights)")
@@ -63,7 +69,8 @@ def _processes(text: str) -> int:
 def _child_argv(args, config, run_dir) -> list[str]:
     """This command for each process `--local-processes` starts (its run directory fixed)."""
     argv = ["train", "--resume", str(run_dir)] if args.resume else \
-        ["train", "--config", str(config), "--run-dir", str(run_dir)]
+        ["train", "--config", str(config), "--run-dir", str(run_dir)] \
+        + ["--overwrite"] * args.overwrite
     argv += [a for s in args.set for a in ("--set", s)]
     for flag, value in (("--backend", args.backend), ("--data-dir", args.data_dir),
                         ("--tokens", args.tokens)):
@@ -79,18 +86,25 @@ def run(args) -> int:
     from kemo.default_config import resolve_config, result_summary
     from kemo.errors import InputError
     from kemo.run.lock import check_unlocked
+    from kemo.run.verdict import check_new_run_dir, check_resumable
 
-    if multiprocess.requested():  # one of several: process 0 locks, once JAX has started
-        def check_unlocked(run_dir):
+    if multiprocess.requested():
+        multiprocess.check_settings()  # a malformed address or count: refused at once
+    if args.local_processes:
+        multiprocess.check_local_processes(args.local_processes)  # what the machine holds
+    if multiprocess.requested():  # one of several: process 0 checks and locks, once JAX
+        def check_unlocked(run_dir):  # has started
+            return None
+
+        def check_new_run_dir(run_dir, overwrite):
             return None
 
     # Config and lock first: a bad value or a busy run fails before the heavy imports.
     if args.resume:
-        if args.config or args.set or args.run_dir or args.tokens:
+        if args.config or args.set or args.run_dir or args.tokens or args.overwrite:
             raise InputError("--resume uses the run's own directory, config.toml and tokens/: "
-                             "drop --config/--set/--run-dir/--tokens")
-        if not (Path(args.resume) / L.CONFIG).is_file():
-            raise InputError(f"--resume {args.resume}: not a kemo run directory (no config.toml)")
+                             "drop --config/--set/--run-dir/--tokens/--overwrite")
+        check_resumable(args.resume)  # a run kemo's training wrote, unfinished
         check_unlocked(args.resume)
         cfg = load_config(Path(args.resume) / L.CONFIG)
         run_dir = Path(args.resume)
@@ -99,7 +113,7 @@ def run(args) -> int:
         config = resolve_config(args.config)
         cfg = load_config(config, args.set)
         run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        check_unlocked(run_dir)
+        check_new_run_dir(run_dir, args.overwrite)  # also: a run in progress there
     if args.local_processes:
         if multiprocess.requested():
             raise InputError("--local-processes: this process is already one of several "
@@ -126,6 +140,7 @@ def run(args) -> int:
     result = train(cfg, data_dir=data_dir, run_dir=run_dir,
                    verbose=progress_verbosity(args.quiet), resume=bool(args.resume),
                    tokens=args.tokens, keep_checkpoints=args.keep_checkpoints,
+                   overwrite=args.overwrite,
                    inputs_checked=lambda: print(doing))
     if not multiprocess.is_writer():  # the others wrote nothing
         print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})")

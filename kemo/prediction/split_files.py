@@ -25,7 +25,8 @@ import pandas as pd
 
 from kemo.atomic import write_csv
 from kemo.data.brighter import Examples
-from kemo.prediction.files import InputFile, submission_frame, write_submission_zip
+from kemo.prediction.files import (InputFile, mark_written, submission_frame,
+                                   write_submission_zip)
 from kemo.evaluation.thresholds import ThresholdSearch
 
 
@@ -62,4 +63,5 @@ def write_split_submission(out_dir, ex: Examples, probs, search: ThresholdSearch
         written += [pred, out_dir / f"probs_{lang}.csv"]
         preds.append(pred)
     written.append(write_submission_zip(preds, out_dir / "submission.zip"))
+    mark_written(out_dir, written, out_dir.parents[1])  # <run>/predictions/<split>
     return written

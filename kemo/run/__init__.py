@@ -2,6 +2,8 @@
 
 - `kemo.run.layout`: every file name of a run directory, once (no other module spells them).
 - `kemo.run.lock`: one writer per run directory (`RunLock`).
+- `kemo.run.verdict`: what a folder is before a run is written into it (new, a run kemo
+  wrote: finished or not, or not kemo's): `--run-dir`, `--overwrite` and `--resume`.
 - `kemo.run.manifest`: `run.json`, the run's manifest (command, times, versions, machine,
   files); optional, runs from before it have none.
 - `kemo.run.finish`: how a run ends (thresholds, report, predictions, `report.json` last),

@@ -5,7 +5,12 @@ field of any fault) by whatever reads an ensemble's directory, without loading a
 
 Example:
     if is_ensemble_dir(run_dir):
-        meta = read_ensemble_file(run_dir)   # {"label_names", "paths", "weights"}
+        meta = read_ensemble_file(run_dir)   # {"label_names", "paths", "weights", ...}
+        check_member(meta, 0, load_run(meta["paths"][0]).path)  # the run it was built from
+
+Each member's identity is recorded when the ensemble is built (`member_identity`: its
+model's sha256 and its run.json's start and end times); a member directory replaced
+since (another run, even with the same labels) is refused, naming the member.
 """
 
 from __future__ import annotations
@@ -37,8 +42,12 @@ def read_ensemble_file(path) -> dict:
     if not members:
         raise InputError(f"{rf.where(file, 'members')}: expected at least one member")
     view = {"members": {str(i): m for i, m in enumerate(members)}}  # named members.<i>
-    paths, weights = [], []
+    paths, weights, identities = [], [], []
     for i in view["members"]:
+        ident = rf.field(view, ("members", i, "identity"), file, dict, optional=True)
+        if ident is not None:
+            rf.field(view, ("members", i, "identity", "model_sha256"), file, str)
+        identities.append(ident)
         member = rf.field(view, ("members", i, "path"), file, str)
         paths.append(Path(member) if Path(member).is_absolute()
                      else (Path(path) / member).resolve())
@@ -57,4 +66,37 @@ def read_ensemble_file(path) -> dict:
             raise InputError(f"{here}: {p} is listed twice (also members.{seen[p.resolve()]}); "
                              "give it a larger weight instead")
         seen[p.resolve()] = i
-    return {"label_names": names, "paths": paths, "weights": [w / sum(weights) for w in weights]}
+    return {"label_names": names, "paths": paths, "weights": [w / sum(weights) for w in weights],
+            "identities": identities, "file": file}
+
+
+def member_identity(run_dir) -> dict:
+    """What binds an ensemble to a member run: its model.keras sha256 (run.json's, which
+    loading the run checks against the file, else the file's) and its run.json's
+    `started` and `finished` (None for a run from before run.json)."""
+    from kemo.data.fingerprints import file_sha256
+    from kemo.run.manifest import read_manifest
+
+    m = read_manifest(run_dir) or {}
+    sha = m.get("model_sha256")
+    if not isinstance(sha, str):
+        sha = file_sha256(Path(run_dir) / L.MODEL)
+    return {"model_sha256": sha, "started": m.get("started"), "finished": m.get("finished")}
+
+
+def check_member(meta: dict, i: int, run_dir) -> None:
+    """InputError, naming member `i`, when the run at its path is not the one the
+    ensemble was built from (an ensemble from before identities: not checked)."""
+    recorded = meta["identities"][i]
+    if recorded is None:
+        return
+    now = member_identity(run_dir)
+    what = next((k for k in ("model_sha256", "started", "finished")
+                 if recorded.get(k) != now[k]), None)
+    if what is not None:
+        why = ("its model.keras differs" if what == "model_sha256"
+               else f"its run.json's '{what}' time differs")
+        raise InputError(f"{meta['file']}, field 'members.{i}': {run_dir} is not the run "
+                         f"this ensemble was built from ({why}: the folder was replaced or "
+                         "trained again); build the ensemble again (kemo ensemble ... "
+                         "--overwrite)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.run.manifest import read_manifest
+from kemo.run.manifest import model_changed, read_manifest
 
 MEAN = "mean_over_languages"  # kemo.evaluation.report's key (not imported: it needs sklearn)
 COLUMNS = (("name", "run"), ("date", "date"), ("config", "config"),
@@ -45,14 +45,21 @@ def _macro_f1(split: dict, setting: str) -> float | None:
     section = split.get(setting) if isinstance(split, dict) else None
     if not isinstance(section, dict):
         return None
-    per_lang = section.get("per_language") or {}
-    scored = [r["macro"]["f1"] for r in per_lang.values()
-              if isinstance(r, dict) and isinstance(r.get("macro"), dict)]
+    per_lang = _dict(section.get("per_language"))
+    scored = [_dict(r.get("macro")).get("f1") for r in per_lang.values() if isinstance(r, dict)]
+    scored = [f for f in scored if _number(f) is not None]
     if len(scored) > 1:
-        mean = section.get(MEAN) or {}
-        return mean.get("macro_f1", sum(scored) / len(scored))
-    overall = section.get("overall") or {}
-    return (overall.get("macro") or {}).get("f1")
+        mean = _number(_dict(section.get(MEAN)).get("macro_f1"))
+        return mean if mean is not None else sum(scored) / len(scored)
+    return _number(_dict(_dict(section.get("overall")).get("macro")).get("f1"))
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _size(path: Path) -> int:
@@ -71,7 +78,8 @@ def _utc(seconds: float) -> str:
 
 
 def summarise(path) -> dict:
-    """One run's summary (keys: `COLUMNS`' names, plus path, kind, manifest, finished)."""
+    """One run's summary (keys: `COLUMNS`' names, plus path, kind, manifest, finished);
+    a field of the wrong type reads as unknown, and `status` says what is damaged."""
     path = Path(path)
     manifest = read_manifest(path)
     try:
@@ -80,31 +88,70 @@ def summarise(path) -> dict:
         cfg = {}
     report = _json(path / L.REPORT)
     report = report if isinstance(report, dict) else None
-    meta = (report or {}).get("meta") or {}
+    meta = _dict(_dict(report).get("meta"))
     epochs = meta.get("epochs_run")
-    if epochs is None:
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
         history = _json(path / L.HISTORY_JSON)
         epochs = len(history) if isinstance(history, list) else None
-    date = (manifest or {}).get("started")
-    if date is None:
+    date = _dict(manifest).get("started")
+    if not isinstance(date, str):
         first = next((path / n for n in (L.CONFIG, L.MANIFEST) if (path / n).exists()), path)
         date = _utc(first.stat().st_mtime)
-    kind = (manifest or {}).get("kind") or ("ensemble" if (path / L.ENSEMBLE).exists()
-                                             else "train")
-    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
-    languages = data.get("languages") or []
+    kind = _dict(manifest).get("kind")
+    if kind not in ("train", "ensemble"):
+        kind = "ensemble" if (path / L.ENSEMBLE).exists() else "train"
+    languages = _dict(cfg.get("data")).get("languages") or []
     row = {"name": path.name, "path": str(path), "kind": kind, "date": date,
-           "config": cfg.get("name"), "languages": list(languages) if isinstance(
-               languages, list) else [str(languages)],
+           "config": None if cfg.get("name") is None else str(cfg.get("name")),
+           "languages": [str(x) for x in languages] if isinstance(languages, list)
+           else [str(languages)],
            "epochs": None if kind == "ensemble" else epochs,
            "finished": report is not None, "manifest": manifest is not None,
            "size": _size(path)}
     for split, short in (("validation", "val"), ("dev", "dev")):
-        section = (report or {}).get(split) or {}
+        section = _dict(_dict(report).get(split))
         row[f"{short}_f1_05"] = _macro_f1(section, "threshold_0.5")
         row[f"{short}_f1_tuned"] = _macro_f1(section, "tuned_thresholds")
-    row["status"] = "finished" if row["finished"] else "not finished"
+    problem = _problem(path, manifest, report)
+    row["finished"] = row["finished"] and problem is None
+    row["status"] = f"damaged: {problem}" if problem else \
+        "finished" if row["finished"] else "not finished"
     return row
+
+
+def _problem(path: Path, manifest, report) -> str | None:
+    """What makes a run unusable though its files are there, or None."""
+    from kemo.run.finish import REPORT_FORMAT_VERSION
+
+    if (path / L.REPORT).exists() and report is None:
+        return f"{L.REPORT} is not a JSON object"
+    if report is None:
+        return None
+    version = report.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or \
+            not 1 <= version <= REPORT_FORMAT_VERSION:
+        return f"{L.REPORT} format {version!r} is not one this kemo reads"
+    if not isinstance(report.get("validation"), dict):
+        return f"{L.REPORT}, field 'validation': not a table"
+    if model_changed(path, manifest):
+        return f"{L.MODEL} is not the model {L.MANIFEST} recorded"
+    return None
+
+
+def _unreadable(path: Path, error: Exception) -> dict:
+    """The row of a run `summarise` could not read: its name and the problem."""
+    row = {k: None for k, _ in COLUMNS}
+    first = str(error).splitlines()[0][:120] if str(error) else ""
+    return row | {"name": path.name, "path": str(path), "kind": "train", "date": "",
+                  "finished": False, "manifest": False, "languages": [],
+                  "status": f"unreadable: {type(error).__name__}: {first}"}
+
+
+def _row(path: Path) -> dict:
+    try:
+        return summarise(path)
+    except Exception as e:  # one malformed run is a row with its problem, not the end
+        return _unreadable(path, e)
 
 
 def list_runs(folder) -> list[dict]:
@@ -115,9 +162,9 @@ def list_runs(folder) -> list[dict]:
         raise InputError(f"{folder}: not a folder" if folder.exists() else
                          f"{folder}: not found (give the folder your runs are in)")
     if is_run_dir(folder):
-        return [summarise(folder)]
-    runs = [summarise(p) for p in sorted(folder.iterdir()) if is_run_dir(p)]
-    return sorted(runs, key=lambda r: (r["date"], r["name"]))
+        return [_row(folder)]
+    runs = [_row(p) for p in sorted(folder.iterdir()) if is_run_dir(p)]
+    return sorted(runs, key=lambda r: (str(r["date"]), r["name"]))
 
 
 def _human(n: int) -> str:

@@ -110,6 +110,26 @@ def check_model_file(run_dir) -> None:
                          "finished: copied in from another run, or altered)")
 
 
+def model_changed(run_dir, manifest: dict | None) -> bool:
+    """Whether `model.keras` is not the file run.json recorded (missing, or another
+    sha256); cheap when its size and mtime are still those recorded. A run without
+    the record (from before it): False."""
+    from kemo.data.fingerprints import file_sha256
+
+    recorded = (manifest or {}).get("model_sha256")
+    if not isinstance(recorded, str):
+        return False
+    path = Path(run_dir) / L.MODEL
+    try:
+        st = path.stat()
+    except OSError:
+        return True
+    stat = (manifest or {}).get("model_stat")
+    if isinstance(stat, dict) and stat == {"size": st.st_size, "mtime_ns": st.st_mtime_ns}:
+        return False
+    return file_sha256(path) != recorded
+
+
 def read_manifest(run_dir) -> dict | None:
     """The run's `run.json`, or None when it has none (a run from before it) or it is
     not a kemo manifest (unreadable or foreign: the run is still listed and loaded)."""
@@ -146,6 +166,8 @@ def write_manifest(run_dir, kind: str, finished: bool = False, resumed: bool = F
             from kemo.data.fingerprints import file_sha256
 
             m["model_sha256"] = file_sha256(run_dir / L.MODEL)
+            st = (run_dir / L.MODEL).stat()  # `kemo runs` hashes again only if these differ
+            m["model_stat"] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
     last = sessions[-1]
     m.update(versions=last["versions"], git_commit=last["git_commit"], cpu=last["cpu"])
     m["files"] = files_present(run_dir) | {L.MANIFEST: L.FILES[L.MANIFEST]}

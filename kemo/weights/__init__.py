@@ -133,6 +133,11 @@ def _build(name: str, path: Path, info: OfflineModel, cache_dir) -> Path:
         raise WeightsNotMaterialised(
             f"weights folder {path.parent} ({_origin(cache_dir)}): cannot write "
             f"({e.strerror or e})") from None
+    from kemo.owned_dir import check_output
+
+    ours = path.is_dir() and (not any(path.iterdir()) or (path / MARKER).exists()
+                              or (path / f"{MARKER}.stale").exists())
+    check_output(path, "model directory", ours, instead="another --cache-dir")  # the rule
     return build_atomically(
         path, info.build,
         {"name": name, "format_version": FORMAT_VERSION, "hf_name": info.hf_name})
@@ -150,6 +155,8 @@ def damage(name: str, cache_dir: str | os.PathLike | None = None,
     marker = read_marker(path)
     if marker is None:
         return None
+    if "malformed" in marker:
+        return f"{marker['malformed']} (a malformed marker)"
     if not isinstance(marker.get("files"), dict):
         marker = record_files(path) or marker
     problem = check_files(path, marker, hashes and path.resolve() not in _HASHED)
@@ -184,7 +191,8 @@ def materialise(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     if is_materialised(name, cache_dir) and damage(name, cache_dir, hashes=True) is None:
         return path
     if path.exists() and read_marker(path) is not None:  # an older format, or damaged
-        (path / MARKER).unlink()  # build_atomically then replaces the directory
+        # build_atomically then replaces the directory; the stale marker says kemo's
+        os.replace(path / MARKER, path / f"{MARKER}.stale")
     return _build(name, path, info, cache_dir)
 
 

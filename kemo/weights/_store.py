@@ -58,11 +58,19 @@ def default_cache_dir() -> Path:
 
 
 def read_marker(model_dir: Path) -> dict | None:
-    """The marker of a complete model directory, or None if incomplete or absent."""
+    """The marker of a complete model directory, or None if incomplete or absent. A
+    marker that parses but is not kemo's (a JSON array, a `files` that is no table)
+    reads as {"malformed": what}: the directory is damaged (`fetch` rebuilds it)."""
     try:
-        return json.loads((model_dir / MARKER).read_text())
+        value = json.loads((model_dir / MARKER).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string"}.get(type(value), type(value).__name__)
+        return {"malformed": f"{model_dir / MARKER}: {kind}, not a JSON object"}
+    if "files" in value and not isinstance(value["files"], dict):
+        return {"malformed": f"{model_dir / MARKER}, field 'files': not a JSON object"}
+    return value
 
 
 def file_records(root: Path) -> dict[str, dict]:
@@ -95,7 +103,7 @@ def record_files(root: Path) -> dict:
     """Add the file records to an older marker that has none (under the build lock)."""
     with _lock(root.parent / f".{root.name}.lock"):
         marker = read_marker(root)
-        if marker is None or isinstance(marker.get("files"), dict):
+        if marker is None or "malformed" in marker or isinstance(marker.get("files"), dict):
             return marker
         marker["files"] = file_records(root)
         tmp = root / f"{MARKER}.tmp-{os.getpid()}"
