@@ -116,6 +116,11 @@ class ModelConfig:
     # true: keep only the embedding rows of tokens that occur in the run's texts (plus the
     # special tokens); ids are remapped so outputs on those texts are unchanged.
     prune_vocabulary: bool = False
+    # A finished run's directory: start from its weights (backbone, and the head's rows
+    # of the labels both runs share) and its tokenizer, instead of `preset`'s. The
+    # run records it in report.json's meta; the source must stay in place until the
+    # new run finishes (a resume reads it again).
+    init_from: str = ""
 
 
 @dataclass

@@ -61,6 +61,7 @@ class EnsembleRun:
     weights: list[float]
     thresholds: ThresholdSearch
     language_labels: dict = field(default_factory=dict)  # as `kemo.run.read.Run`'s
+    serve: str = "average"  # or "specialist": `serving_weights`
 
     @property
     def label_names(self) -> list[str]:
@@ -79,7 +80,7 @@ class EnsembleRun:
         per member]): each member predicts only the rows it serves."""
         texts = [str(t) for t in texts]
         weights = serving_weights(self.members, self.weights, self.label_names, langs,
-                                  len(texts))
+                                  len(texts), self.serve)
         parts = []
         for k, m in enumerate(self.members):
             need = np.flatnonzero(weights[:, k, :].sum(axis=1) > 0)
@@ -115,12 +116,33 @@ def union_labels(members) -> list[str]:
     return label_order(dict.fromkeys(n for m in members for n in m.label_names))
 
 
-def serving_weights(members, weights, label_names, langs=None, n: int = None) -> np.ndarray:
+SERVE_MODES = ("average", "specialist")
+
+
+def covering_members(langs_of, lang, serve: str = "average") -> list[int]:
+    """Indices of the members that serve rows of `lang` (`langs_of`: each member's
+    languages): every member trained on it ("average"), or of those only the ones
+    trained on the fewest languages ("specialist": a member fine-tuned on `lang` alone
+    serves it instead of the multilingual run it started from).
+
+    Example:
+        covering_members([ALL28, ["deu"]], "deu", "specialist")   # [1]
+        covering_members([ALL28, ["deu"]], "eng", "specialist")   # [0]
+    """
+    covering = [k for k, ls in enumerate(langs_of) if lang in ls]
+    if serve == "specialist" and covering:
+        fewest = min(len(set(langs_of[k])) for k in covering)
+        covering = [k for k in covering if len(set(langs_of[k])) == fewest]
+    return covering
+
+
+def serving_weights(members, weights, label_names, langs=None, n: int = None,
+                    serve: str = "average") -> np.ndarray:
     """(rows, members, labels) averaging weights: member k serves label j of a row when
-    it predicts j and was trained on the row's language; its share is its weight over
-    the serving members' total. A row whose language no member (predicting j) was
-    trained on, or with no language (`langs` None or a None entry), is served by every
-    member predicting j (zero-shot for them).
+    it predicts j and `covering_members` (with `serve`) names it for the row's
+    language; its share is its weight over the serving members' total. A row whose
+    language no member (predicting j) was trained on, or with no language (`langs`
+    None or a None entry), is served by every member predicting j (zero-shot for them).
 
     Example:
         w = serving_weights([e5_all, mpnet_eng], [0.5, 0.5], names, ["eng", "deu"])
@@ -131,8 +153,10 @@ def serving_weights(members, weights, label_names, langs=None, n: int = None) ->
     base = np.asarray(weights, "float64")[:, None] * has  # (members, labels)
     w = np.broadcast_to(base, (n, *base.shape)).copy()
     if langs is not None:
-        trained = [set(member_languages(m)) for m in members]
-        covers = np.array([[lang in t for t in trained] for lang in langs], float)  # (n, m)
+        langs_of = [member_languages(m) for m in members]
+        serving = {lang: set(covering_members(langs_of, lang, serve)) for lang in set(langs)}
+        covers = np.array([[k in serving[lang] for k in range(len(members))]
+                           for lang in langs], float)  # (n, m)
         served = w * covers[:, :, None]
         some = served.sum(axis=1, keepdims=True) > 0
         w = np.where(some, served, w)
@@ -186,7 +210,7 @@ def load_ensemble(run_dir) -> EnsembleRun:
                          f"{', '.join(meta['label_names'])}, but the members predict "
                          f"{', '.join(names)}")
     return EnsembleRun(path, state.config, members, meta["weights"], state.thresholds,
-                       language_labels(state.report))
+                       language_labels(state.report), meta["serve"])
 
 
 # Config keys that decide which training rows become the validation split.
@@ -237,7 +261,7 @@ class EnsembleData:
     dataset: object = None  # a table dataset the members share (its dev files' shape)
 
 
-def ensemble_data(members, paths, data_dir=None) -> EnsembleData:
+def ensemble_data(members, paths, data_dir=None, serve: str = "average") -> EnsembleData:
     """Re-create each member's splits (`kemo.data.splits.load_data`) and combine them.
 
     Members trained on the same languages must validate on the same rows (else
@@ -252,7 +276,7 @@ def ensemble_data(members, paths, data_dir=None) -> EnsembleData:
     splits = [load_data(m.config, data_dir) for m in members]
     langs_of = [member_languages(m) for m in members]
     languages = list(dict.fromkeys(lang for ls in langs_of for lang in ls))
-    served_by = {lang: [k for k, ls in enumerate(langs_of) if lang in ls] for lang in languages}
+    served_by = {lang: covering_members(langs_of, lang, serve) for lang in languages}
     notes = []
     if all(set(ls) == set(langs_of[0]) for ls in langs_of):
         check_same_validation(members, paths, [s.val for s in splits])
@@ -286,23 +310,33 @@ def ensemble_data(members, paths, data_dir=None) -> EnsembleData:
 
 
 def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
-                   batch_size: int = 64, overwrite: bool = False) -> dict:
+                   batch_size: int = 64, overwrite: bool = False,
+                   serve: str = "average", per_language: bool | None = None) -> dict:
     """Average `member_dirs`, tune thresholds on their shared validation rows, report
     on dev, and write the ensemble run directory `run_dir`. Returns its report
     (`format_ensemble_report` renders it; progress goes to the `kemo.ensemble` logger).
 
     Members may be trained on different languages: each row is averaged over the
     members trained on its language (`serving_weights`), and the report's
-    `meta.served_by` says which members served which language.
+    `meta.served_by` says which members served which language. `serve="specialist"`:
+    of those, only the members trained on the fewest languages (`covering_members`).
+    `per_language` (None: as the first member's config says) sets
+    `thresholds.per_language` of the ensemble.
     """
     started = time.time()
     paths = [Path(p) for p in member_dirs]
     weights = _check_weights(weights, len(paths)) if len(paths) >= 2 else None
     run_dir = Path(run_dir)
+    if serve not in SERVE_MODES:
+        raise InputError(f"--serve: expected one of {', '.join(SERVE_MODES)}, got {serve!r}")
     members = _open_members(paths, run_dir, overwrite)
-    data = ensemble_data(members, paths, data_dir)
+    if per_language is not None:  # the ensemble's config is the first member's
+        first = members[0].config
+        members[0] = dataclasses.replace(members[0], config=dataclasses.replace(
+            first, thresholds=dataclasses.replace(first.thresholds, per_language=per_language)))
+    data = ensemble_data(members, paths, data_dir, serve)
     ens = EnsembleRun(run_dir, None, members, weights, ThresholdSearch.untuned(
-        union_labels(members)))
+        union_labels(members)), serve=serve)
     log.info(f"ensemble of {len(members)} runs on {len(data.val)} validation"
              f"{f' and {len(data.dev)} dev' if data.dev is not None else ''} rows; weights "
              + ", ".join(f"{w:.3f}" for w in weights))
@@ -316,7 +350,9 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
             probs[split] = combine_probs(w, parts[split], members, ens.label_names)
             log.info(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
     report, fin = _finish_report(members, paths, weights, data, probs, parts, started)
-    _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin, overwrite)
+    report["meta"]["serve"] = serve
+    _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin, overwrite,
+                        serve)
     return report
 
 
@@ -356,12 +392,13 @@ def _open_members(paths, run_dir, overwrite: bool = False):
 
 
 def _member_view(member, ex, part):
-    """`ex` restricted to the member's languages, with its labels, and its
-    probabilities there (from its `part` of `EnsembleRun.member_probs`)."""
+    """`ex` restricted to the rows of the member's languages that it served (all of them
+    unless a specialist served some instead), with its labels, and its probabilities
+    there (from its `part` of `EnsembleRun.member_probs`)."""
     from kemo.data.examples import align_labels
 
-    rows = np.flatnonzero(np.isin(ex.langs, member_languages(member)))
     need, p = part
+    rows = np.intersect1d(np.flatnonzero(np.isin(ex.langs, member_languages(member))), need)
     return align_labels(ex.subset(rows), member.label_names), p[np.searchsorted(need, rows)]
 
 
@@ -393,7 +430,7 @@ def _finish_report(members, paths, weights, data, probs, parts, started):
 
 
 def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin,
-                        overwrite: bool = False):
+                        overwrite: bool = False, serve: str = "average"):
     """Write the ensemble's run directory under its lock, each file whole or absent,
     `report.json` last (the mark of a finished run)."""
     from kemo.atomic import write_text
@@ -425,6 +462,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
             "members": [{"path": str(p.resolve()), "weight": w,
                          "languages": member_languages(m), "identity": member_identity(p)}
                         for p, w, m in zip(paths, weights, members)],
+            **({"serve": serve} if serve != "average" else {}),
         }, indent=1))
         write_decisions(run_dir, fin, data.val, data.dev, probs, data.dataset)
         write_report(run_dir, report)  # last: its presence marks a finished run

@@ -49,7 +49,8 @@ from kemo.losses import inverse_frequency_alpha, make_loss
 from kemo.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier, load_backbone, load_preprocessor
 from kemo.models.backbone_layers import freeze_lower_layers, token_embedding, use_fused_attention
-from kemo.models.backbones import save_preprocessor
+from kemo.models.backbones import check_sequence_length, save_preprocessor
+from kemo.models.transfer import copy_head, find_backbone
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
 from kemo.monitor import monitor_callbacks
 from kemo import multiprocess
@@ -295,6 +296,7 @@ class _Inputs:
     cache: object  # TokenCache or None (tokenise)
     arrays: dict | None  # token arrays per split (None until tokenised)
     preprocessor: object
+    source: object = None  # model.init_from: the finished run (kemo.run.read.Run) it starts from
 
     @property
     def train(self) -> Examples:
@@ -352,6 +354,7 @@ def _quiet_process():
 
 def _prepare_inputs(cfg: Config, data_dir, run_dir: Path, resume: bool, tokens) -> _Inputs:
     """Read and validate the splits; the loss; the token cache and preprocessor."""
+    source = _init_source(cfg)  # checked before its config is read for the split
     splits = load_data(cfg, data_dir)  # config.toml keeps data.data_dir as configured
     loss = _make_loss(cfg, splits.train)
     named = {n: ex for n, ex in zip(RUN_SPLITS, (splits.train, splits.val, splits.dev))
@@ -359,16 +362,46 @@ def _prepare_inputs(cfg: Config, data_dir, run_dir: Path, resume: bool, tokens) 
     expect = expected_manifest(cfg, splits.root)
     cache = _open_token_cache(tokens, run_dir, resume, expect)
     arrays = {n: cache.arrays(n, ex) for n, ex in named.items()} if cache else None
-    preprocessor = (cache.load_preprocessor() if cache
-                    else load_preprocessor(cfg.model, train_texts=splits.train.texts))
-    return _Inputs(splits, named, loss, expect, cache, arrays, preprocessor)
+    if cache:
+        preprocessor = cache.load_preprocessor()
+    elif source:  # the tokenizer the source run's weights were trained with
+        preprocessor = source.preprocessor
+    else:
+        preprocessor = load_preprocessor(cfg.model, train_texts=splits.train.texts)
+    return _Inputs(splits, named, loss, expect, cache, arrays, preprocessor, source)
+
+
+def _init_source(cfg: Config):
+    """The finished run `model.init_from` names (every file checked), or None."""
+    if not cfg.model.init_from:
+        return None
+    from kemo.run.read import load_run
+
+    key = "config key 'model.init_from'"
+    if cfg.model.prune_vocabulary:
+        raise InputError(f"{key}: cannot be combined with 'model.prune_vocabulary' (the "
+                         "source run's tokenizer and embedding are used as they are)")
+    path = Path(cfg.model.init_from).expanduser()
+    if not path.is_dir():
+        raise InputError(f"{key}: {path} is not a directory (a finished kemo run)")
+    source = load_run(path)
+    if cfg.model.preset and cfg.model.preset != source.config.model.preset:
+        raise InputError(f"{key}: {path} was trained from preset "
+                         f"{source.config.model.preset or '(random inline)'!r}, this config "
+                         f"names {cfg.model.preset!r} (set model.preset to the same, or \"\")")
+    return source
 
 
 def _build_model(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool):
     """The backbone (pruned, frozen, fused as configured) under a sigmoid head, compiled;
     returns (model, backbone, seconds to load the backbone)."""
     t_load = time.time()
-    backbone = load_backbone(cfg.model, inputs.preprocessor.tokenizer.vocabulary_size())
+    if inputs.source:  # model.init_from: the source run's backbone, weights and all
+        backbone = find_backbone(inputs.source.model)
+        backbone.trainable = True  # as a preset loads: this config's freezing applies below
+        check_sequence_length(backbone, cfg.model.sequence_length, cfg.model.init_from)
+    else:
+        backbone = load_backbone(cfg.model, inputs.preprocessor.tokenizer.vocabulary_size())
     load_seconds = time.time() - t_load
     if cfg.model.prune_vocabulary:  # only the token rows the run's texts use
         inputs.preprocessor, backbone, inputs.arrays = prune_vocabulary(
@@ -381,6 +414,10 @@ def _build_model(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool):
         use_fused_attention(backbone)
     names = inputs.label_names
     model = build_classifier(backbone, len(names), cfg.model.pooling, cfg.model.dropout)
+    if inputs.source:
+        shared = copy_head(inputs.source.model, inputs.source.label_names, model, names)
+        log.info(f"init_from {cfg.model.init_from}: backbone and the head of "
+                 f"{len(shared)} of {len(names)} labels ({', '.join(shared) or 'none'})")
     steps = steps_per_epoch(len(inputs.train), cfg.train.batch_size)
     model.compile(optimizer=make_optimizer(cfg, steps * cfg.train.epochs), loss=inputs.loss,
                   metrics=make_metrics(names, inputs.loss))
@@ -609,6 +646,17 @@ def _predict_splits(cfg: Config, model, inputs: _Inputs, tf_data) -> dict:
     return probs
 
 
+def _init_meta(source) -> dict:
+    """report.json's record of where the weights came from (`model.init_from`)."""
+    if source is None:
+        return {}
+    from kemo.run.manifest import read_manifest
+
+    return {"init_from": {"run": str(source.path.resolve()),
+                          "model_sha256": (read_manifest(source.path) or {}).get("model_sha256"),
+                          "labels": list(source.label_names)}}
+
+
 def _validation_meta(splits) -> dict:
     """report.json's `meta.validation` where validation is the dataset's dev (the report
     then says dev is not held out); nothing for a split carved from train."""
@@ -632,7 +680,8 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
         "train_rows": len(inputs.train), "val_rows": len(val),
         "resumed_after_epoch": fit.start_epoch if resume else None,
         "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info(),
-        "processes": multiprocess.process_count(), **_validation_meta(inputs.splits)}}
+        "processes": multiprocess.process_count(), **_validation_meta(inputs.splits),
+        **_init_meta(inputs.source)}}
     note = validation_note(val, cfg.data) if cfg.thresholds.tune else None
     if note:
         report["meta"]["notes"] = [note]  # the report page shows them

@@ -8,7 +8,8 @@
     kemo report RUN_DIR [--data-dir DIR]
     kemo explain RUN_DIR (--text "..." | --csv FILE) [--num-samples 500]
     kemo export RUN_DIR [--out DIR]
-    kemo ensemble RUN_A RUN_B [...] --run-dir DIR [--weights 1 1]
+    kemo ensemble RUN_A RUN_B [...] --run-dir DIR [--weights 1 1] [--serve specialist]
+    kemo finetune RUN_DIR --out DIR [--languages L ...] [--set K=V]
     kemo runs [DIR] [--json]
     kemo weights list | fetch [NAME...] | where NAME
 
@@ -26,15 +27,15 @@ import sys
 from pathlib import Path
 
 from kemo import multiprocess
-from kemo.cli import (ensemble, evaluate, explain, export, predict, report, runs, tokenize,
-                      train, weights)
+from kemo.cli import (ensemble, evaluate, explain, export, finetune, predict, report, runs,
+                      tokenize, train, weights)
 from kemo.cli.args import BACKENDS, Parser
 
 __all__ = ["BACKENDS", "main", "run_as_script"]
 
 COMMANDS = {"train": train, "tokenize": tokenize, "predict": predict, "evaluate": evaluate,
             "report": report, "explain": explain, "export": export, "ensemble": ensemble,
-            "runs": runs, "weights": weights}
+            "finetune": finetune, "runs": runs, "weights": weights}
 
 
 def _parser() -> argparse.ArgumentParser:

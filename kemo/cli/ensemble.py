@@ -26,6 +26,11 @@ def add_parser(sub):
                    "(finished, or cut short); never a folder holding anything else")
     x.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
                    help="one weight per member (default: equal); normalised to sum to 1")
+    x.add_argument("--serve", choices=("average", "specialist"), default="average",
+                   help="which members serve a text of language L: every member trained on "
+                   "L, averaged (default), or only those trained on the fewest languages "
+                   "(specialist: runs fine-tuned on L alone, e.g. by kemo finetune, serve L "
+                   "instead of the multilingual run they started from)")
     x.add_argument("--data-dir", default=None,
                    help=DATA_DIR_HELP)
     x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64,
@@ -44,7 +49,7 @@ def run(args) -> int:
     from kemo.ensemble import build_ensemble, format_ensemble_report
 
     report = build_ensemble(args.members, args.run_dir, args.weights, args.data_dir,
-                            args.batch_size, args.overwrite)
+                            args.batch_size, args.overwrite, args.serve)
     print(format_ensemble_report(report))
     print(f"\nrun directory: {args.run_dir}")
     return 0

@@ -40,6 +40,9 @@ EXAMPLES = {
     "ensemble": "example (two finished runs of configs validated on the same rows):\n"
                 "  kemo ensemble runs/minilm runs/e5 --run-dir runs/ens && "
                 "kemo predict runs/ens --split test",
+    "finetune": "example (a finished run of several languages; again to continue after a stop):\n"
+                "  kemo finetune runs/e5_all --languages deu eng --out runs/e5_ft "
+                "--set train.epochs=2 && kemo predict runs/e5_ft/system --split test",
     "runs": "examples:\n"
             "  kemo runs                      # the runs under runs/, one line each\n"
             "  kemo runs ~/kemo-runs --json   # for scripts",

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from kemo.data.brighter import load_split, split_file
-from kemo.data.examples import Examples, align_labels, concat_examples
+from kemo.data.examples import (  # noqa: F401 (align_labels re-exported)
+    Examples, align_labels, concat_examples,
+)
 from kemo.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def load_data(cfg, data_dir) -> Splits:
         return add_extra_datasets(cfg, Splits(train_all, dev, dev, root, dataset,
                                               val_is_dev=True))
     train, val = train_val_split(train_all, cfg.data.val_fraction, seed)
+    train, val = inherit_split(cfg, data_dir, train, val)
     if len(val) == 0 or len(train) == 0:
         cut = ("data.max_train_examples_per_language" if cfg.data.max_train_examples_per_language
                and len(train_all) < min(len(read), cfg.data.max_train_examples or len(read))
@@ -142,6 +145,43 @@ def _read_dev(cfg, dataset, label_names) -> Examples | None:
         if dev.label_names != label_names:
             dev = align_labels(dev, label_names)
     return dev
+
+
+def inherit_split(cfg, data_dir, train: Examples, val: Examples):
+    """A run started from another (`model.init_from`) validates on the rows its source
+    validated on, for the languages both read, and trains on none of them: the source's
+    weights never saw its validation rows, and the two runs' validation figures compare
+    (and ensemble) on the same rows. Other languages keep their own split. Returns
+    (train, val).
+
+    Example:
+        train, val = inherit_split(cfg, data_dir, train, val)  # cfg.model.init_from set
+    """
+    source = getattr(cfg.model, "init_from", "")
+    if not source:
+        return train, val
+    from kemo.config import load_config
+    from kemo.run import layout as L
+
+    src_cfg = load_config(Path(source).expanduser() / L.CONFIG)
+    src = load_data(src_cfg, data_dir)  # its own source's rows, if it has one
+    shared = set(src_cfg.data.languages)
+    held = set(zip(src.val.langs.tolist(), src.val.ids.tolist()))
+
+    def is_held(ex: Examples) -> np.ndarray:
+        return np.array([lang in shared and (lang, i) in held
+                         for lang, i in zip(ex.langs.tolist(), ex.ids.tolist())], bool)
+
+    def keeps_own(ex: Examples) -> np.ndarray:
+        return np.array([lang not in shared for lang in ex.langs.tolist()], bool)
+
+    t_held, v_held = is_held(train), is_held(val)
+    v_own = keeps_own(val)
+    new_train = concat_examples([train.subset(np.flatnonzero(~t_held)),
+                                 val.subset(np.flatnonzero(~v_held & ~v_own))])
+    new_val = concat_examples([val.subset(np.flatnonzero(v_held | v_own)),
+                               train.subset(np.flatnonzero(t_held))])
+    return new_train, new_val
 
 
 # Below these a validation split tunes thresholds on a handful of examples (each label's

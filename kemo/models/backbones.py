@@ -136,6 +136,15 @@ def check_inline_architecture(cfg: ModelConfig) -> None:
             f"~{params:.3g} parameters, above the {MAX_INLINE_PARAMETERS:.3g} allowed")
 
 
+def check_sequence_length(backbone, sequence_length: int, source: str) -> None:
+    """InputError when `model.sequence_length` exceeds `backbone`'s position table."""
+    limit = max_positions(backbone)
+    if limit is not None and sequence_length > limit:
+        raise InputError(
+            f"config key 'model.sequence_length': {sequence_length} is above the "
+            f"{limit} positions of {source!r}; expected <= {limit}")
+
+
 def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
     """The backbone: pretrained from `cfg.preset`, else a random inline BERT.
 
@@ -144,11 +153,7 @@ def load_backbone(cfg: ModelConfig, vocabulary_size: int | None = None):
     """
     if cfg.preset:
         backbone = _from_preset(keras_hub.models.Backbone, cfg.preset)
-        limit = max_positions(backbone)
-        if limit is not None and cfg.sequence_length > limit:
-            raise InputError(
-                f"config key 'model.sequence_length': {cfg.sequence_length} is above the "
-                f"{limit} positions of {cfg.preset!r}; expected <= {limit}")
+        check_sequence_length(backbone, cfg.sequence_length, cfg.preset)
         if cfg.freeze_token_embeddings and token_embedding(backbone) is None:
             raise InputError(f"config key 'model.freeze_token_embeddings': {cfg.preset!r} has "
                              "no token embedding layer")

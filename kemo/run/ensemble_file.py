@@ -5,7 +5,7 @@ field of any fault) by whatever reads an ensemble's directory, without loading a
 
 Example:
     if is_ensemble_dir(run_dir):
-        meta = read_ensemble_file(run_dir)   # {"label_names", "paths", "weights", ...}
+        meta = read_ensemble_file(run_dir)   # {"label_names", "paths", "weights", "serve", ...}
         check_member(meta, 0, load_run(meta["paths"][0]).path)  # the run it was built from
 
 Each member's identity is recorded when the ensemble is built (`member_identity`: its
@@ -66,8 +66,12 @@ def read_ensemble_file(path) -> dict:
             raise InputError(f"{here}: {p} is listed twice (also members.{seen[p.resolve()]}); "
                              "give it a larger weight instead")
         seen[p.resolve()] = i
+    serve = d.get("serve", "average")  # absent: every covering member averaged
+    if serve not in ("average", "specialist"):
+        raise InputError(f"{rf.where(file, 'serve')}: expected 'average' or 'specialist', "
+                         f"got {serve!r}")
     return {"label_names": names, "paths": paths, "weights": [w / sum(weights) for w in weights],
-            "identities": identities, "file": file}
+            "identities": identities, "file": file, "serve": serve}
 
 
 def member_identity(run_dir) -> dict:

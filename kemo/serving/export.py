@@ -52,10 +52,10 @@ from pathlib import Path
 from kemo.data.pipeline import length_buckets
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.serving.graph import ServingMember, build_serving_module
+from kemo.serving.graph import LanguageRouting, ServingMember, build_serving_module
 from kemo.serving.tf_only import benchmark_saved_model
 from kemo.serving.export_dir import (  # noqa: F401  (read_export_info: re-exported)
-    FORMAT_VERSION, SAVED_MODEL, SIGNATURE, check_out, mark, read_export_info, replace,
+    FORMAT_VERSION, LANGUAGE_SIGNATURE, SAVED_MODEL, SIGNATURE, check_out, mark, read_export_info, replace,
     staging_dir,
 )
 
@@ -240,6 +240,27 @@ class _Built:
     buckets: list  # each member's padded lengths
     lowered_for: list | None  # platforms every member's numeric model was lowered for
     pad_batch: bool  # rows repeated up to the next power of two
+    languages: list | None = None  # the languages `serve_languages` knows (None: no such signature)
+
+
+def language_routing(run, members, weights) -> LanguageRouting | None:
+    """How a text of each language is served (`kemo.ensemble.serving_weights`, the run's
+    per-language thresholds), for the SavedModel's `serve_languages`; None when the
+    language changes nothing (one run without per-language thresholds)."""
+    import numpy as np
+
+    from kemo.ensemble import member_languages, serving_weights
+
+    per_language = dict(getattr(run.thresholds, "per_language", None) or {})
+    if len(members) == 1 and not per_language:
+        return None
+    langs = list(dict.fromkeys([*(lang for m in members for lang in member_languages(m)),
+                                *per_language]))
+    w = serving_weights(members, weights, run.label_names, [*langs, None],
+                        serve=getattr(run, "serve", "average"))
+    glob = [float(t) for t in run.thresholds.thresholds]
+    thr = np.array([per_language.get(lang, glob) for lang in langs] + [glob], "float32")
+    return LanguageRouting(langs, w.astype("float32"), thr)
 
 
 def _build_saved_model(run, stage: Path, platforms, pad_batch: bool) -> _Built:
@@ -267,15 +288,20 @@ def _build_saved_model(run, stage: Path, platforms, pad_batch: bool) -> _Built:
             length_buckets(member.config.data.length_buckets, seq_len),
             list(member.label_names)))
     thresholds = [float(t) for t in run.thresholds.thresholds]
-    module = build_serving_module(serving, weights, thresholds, run.label_names, pad_batch)
-    tf.saved_model.save(module, str(stage / SAVED_MODEL),
-                        signatures={SIGNATURE: module.serve},
+    routing = language_routing(run, members, weights)
+    module = build_serving_module(serving, weights, thresholds, run.label_names, pad_batch,
+                                  routing)
+    signatures = {SIGNATURE: module.serve}
+    if routing is not None:
+        signatures[LANGUAGE_SIGNATURE] = module.serve_languages
+    tf.saved_model.save(module, str(stage / SAVED_MODEL), signatures=signatures,
                         options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
     buckets = [m.buckets for m in serving]
     del module, serving
     for i in range(len(members)):
         shutil.rmtree(stage / f"_numeric{i}")
-    return _Built(members, files, buckets, lowered_for, pad_batch)
+    return _Built(members, files, buckets, lowered_for, pad_batch,
+                  routing.languages if routing is not None else None)
 
 
 def export_info(run, out: Path, stage: Path, built: _Built, export_s: float) -> dict:
@@ -318,8 +344,9 @@ def _per_language_info(run) -> dict:
         return {}
     return {"per_language_thresholds": {k: [float(x) for x in v]
                                         for k, v in per_language.items()},
-            "per_language_rule": "the SavedModel's decisions use `thresholds`; for a text in "
-                                 "one of these languages decide probabilities >= "
+            "per_language_rule": "serving_default's decisions use `thresholds`; the "
+                                 f"{LANGUAGE_SIGNATURE} signature (texts, languages) decides "
+                                 "a text of one of these languages at "
                                  "per_language_thresholds[language]"}
 
 
@@ -333,10 +360,14 @@ def _ensemble_info(run) -> dict:
         "member_languages": [list(trained_languages(m.config) or []) for m in members],
         "rule": "probability of a label = sum over the members predicting it of "
                 "weight * sigmoid(member logit), weights renormalised over them",
-        "language_rule": "the SavedModel does not know a text's language: it averages "
-                         "every member (as `kemo predict --text` does); kemo predict on "
-                         "Track A files averages, for a text of language L, only the "
-                         "members whose member_languages hold L (all of them if none does)"}
+        "serve": getattr(run, "serve", "average"),
+        "language_rule": "serving_default does not know a text's language: it averages "
+                         "every member (as `kemo predict --text` does); the "
+                         f"{LANGUAGE_SIGNATURE} signature (texts, languages), like kemo "
+                         "predict on files of a language, averages for a text of language "
+                         "L only the members whose member_languages hold L (serve "
+                         "'specialist': of those, the ones trained on the fewest "
+                         "languages; all members if none holds L)"}
 
 
 def _saved_model_info(out: Path, stage: Path, built: _Built, several: bool) -> dict:
@@ -348,6 +379,15 @@ def _saved_model_info(out: Path, stage: Path, built: _Built, several: bool) -> d
         "outputs": {"probabilities": "float32 [batch, num_labels]",
                     "decisions": "int32 [batch, num_labels] (0/1)",
                     "logits": "float32 [batch, num_labels]"},
+        **({"language_signature": {
+            "name": LANGUAGE_SIGNATURE,
+            "inputs": {"texts": "string [batch]",
+                       "languages": "string [batch]: each text's language code"},
+            "outputs": {"probabilities": "float32 [batch, num_labels]",
+                        "decisions": "int32 [batch, num_labels] (0/1)"},
+            "languages": built.languages,
+            "other_languages": "a code not listed (or '') is served as serving_default "
+                               "serves every text"}} if built.languages else {}),
         "max_sequence_length": max(b[-1] for b in buckets),
         "padded_lengths": buckets if several else buckets[0],
         "batch_padding": "rows repeated up to the next power of two" if built.pad_batch

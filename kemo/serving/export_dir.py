@@ -26,6 +26,9 @@ from kemo.run import layout as L
 FORMAT_VERSION = 1
 SAVED_MODEL = "saved_model"
 SIGNATURE = "serving_default"
+# texts and their languages: each row served as its language says (ensembles, and runs
+# with per-language thresholds)
+LANGUAGE_SIGNATURE = "serve_languages"
 MARKER = ".kemo-export"
 MARKER_SIGNATURE = "kemo export directory v1"
 

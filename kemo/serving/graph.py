@@ -29,6 +29,21 @@ class ServingMember:
     label_names: list[str] | None = None  # its outputs' labels (None: the module's)
 
 
+@dataclass
+class LanguageRouting:
+    """What the `serve_languages` signature does per row: a row of language
+    `languages[i]` is averaged with `weights[i]` (members, labels) and decided at
+    `thresholds[i]` (labels); the last row of each serves any other language (and "").
+
+    Example:
+        LanguageRouting(["deu", "eng"], weights, thresholds)  # weights: (3, members, labels)
+    """
+
+    languages: list[str]
+    weights: object  # float array (len(languages) + 1, members, labels)
+    thresholds: object  # float array (len(languages) + 1, labels)
+
+
 def _tf_trackables(layer) -> list:
     """TensorFlow objects (tf-text tokenizers and their resources, lookup tables) held by
     a keras-hub preprocessor and its sub-layers. Under JAX a Keras layer is not a TF
@@ -98,11 +113,29 @@ def label_weights(members, weights, label_names):
     return w / w.sum(axis=0, keepdims=True)
 
 
-def build_serving_module(members, weights, thresholds, label_names, pad_batch: bool = True):
+def _hold_routing(module, routing: LanguageRouting) -> None:
+    """The language lookup table and the per-language weights and thresholds that
+    `serve_languages` reads, held (and saved) by `module`."""
+    import tensorflow as tf
+
+    module.languages = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(routing.languages), tf.string),
+                                            tf.range(len(routing.languages), dtype=tf.int64)),
+        default_value=len(routing.languages))
+    module.route_weights = tf.Variable(tf.constant(routing.weights, tf.float32),
+                                       trainable=False, name="route_weights")
+    module.route_thresholds = tf.Variable(tf.constant(routing.thresholds, tf.float32),
+                                          trainable=False, name="route_thresholds")
+
+
+def build_serving_module(members, weights, thresholds, label_names, pad_batch: bool = True,
+                         routing: LanguageRouting | None = None):
     """A tf.Module whose `serve(texts)` maps raw strings to `probabilities` (the
     weighted mean of the members' sigmoids, per label over the members predicting it:
     `label_weights`), `decisions` (probability >= threshold) and `logits` (a single
-    member's own logits; for an ensemble, the logit of the mean)."""
+    member's own logits; for an ensemble, the logit of the mean). With `routing`, also
+    `serve_languages(texts, languages)`: each row averaged and decided as its
+    language says (`LanguageRouting`), as `kemo predict` does for files of a language."""
     import tensorflow as tf
 
     num_labels = len(label_names)
@@ -121,6 +154,14 @@ def build_serving_module(members, weights, thresholds, label_names, pad_batch: b
                                            trainable=False, name="label_names")
             self.thresholds = tf.Variable(tf.constant(thresholds, tf.float32),
                                           trainable=False, name="thresholds")
+            if routing is not None:
+                _hold_routing(self, routing)
+
+        def _sigmoids(self, texts):
+            """Each member's sigmoids in the module's label columns (0 where it has none)."""
+            return [tf.gather(tf.pad(tf.sigmoid(_member_logits(m, texts, pad_batch)),
+                                     [[0, 0], [0, 1]]), c, axis=1)
+                    for m, c in zip(members, columns)]
 
         def _outputs(self, texts):
             logits = [_member_logits(m, texts, pad_batch) for m in members]
@@ -142,5 +183,22 @@ def build_serving_module(members, weights, thresholds, label_names, pad_batch: b
             probs = tf.ensure_shape(probs, [None, num_labels])
             decisions = tf.cast(probs >= self.thresholds[None, :], tf.int32)
             return {"probabilities": probs, "decisions": decisions, "logits": logits}
+
+        if routing is None:  # saving traces every tf.function the module holds
+            serve_languages = None
+        else:
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
+                                          tf.TensorSpec([None], tf.string, name="languages")])
+            def serve_languages(self, texts, languages):
+                index = self.languages.lookup(languages)
+                weights = tf.gather(self.route_weights, index)  # (rows, members, labels)
+                probs = tf.cond(
+                    tf.size(texts) > 0,
+                    lambda: tf.add_n([weights[:, k, :] * p
+                                      for k, p in enumerate(self._sigmoids(texts))]),
+                    lambda: tf.zeros([0, num_labels], tf.float32))
+                probs = tf.ensure_shape(probs, [None, num_labels])
+                decisions = tf.cast(probs >= tf.gather(self.route_thresholds, index), tf.int32)
+                return {"probabilities": probs, "decisions": decisions}
 
     return ServingModule()
