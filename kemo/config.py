@@ -81,10 +81,19 @@ class DataConfig:
     # A label no group names: "keep" (a label of its own, after the groups) or "drop".
     ungrouped_labels: str = "keep"
     # "binary": each label cell is 0/1 (Track A); "intensity": an ordinal 0..max_intensity
-    # (Track B: 0 none, 1 low, 2 moderate, 3 high; `kemo.data.intensity`). Track A layout
+    # (Track B: 0 none, 1 low, 2 moderate, 3 high; `kemo.evaluation.intensity`). Track A layout
     # only: point data_dir at `brighter/track_b`.
     label_kind: str = "binary"
     max_intensity: int = 3
+    # More datasets whose training rows join this one's: config files (paths from the
+    # working directory) whose [data] table describes each; only that table is read.
+    # Their rows only train: validation and dev stay this dataset's. The run's labels are
+    # the union; a label a dataset lacks is unknown (masked) for its rows.
+    extra_datasets: list[str] = field(default_factory=list)
+    # Datasets drawn with probability proportional to (training rows)^(1/T), as
+    # language_temperature does for languages: 1 keeps the rows' own mix; large T
+    # approaches one equal share per dataset.
+    dataset_temperature: float = 1.0
 
 
 @dataclass
@@ -193,6 +202,7 @@ _RANGES = {
     "data.max_train_examples_per_language": (0, True, None, False),  # 0: all rows
     "data.sampling_strength": (0, True, 10, True),  # (1/freq)^strength stays finite
     "data.language_temperature": (0, False, 1000, True),
+    "data.dataset_temperature": (0, False, 1000, True),
     "data.length_buckets": (0, False, MAX_SEQUENCE, True),  # each entry
     "data.max_intensity": (1, True, 100, True),
     # Upper bounds on what sizes memory, checked before the run directory exists
@@ -371,6 +381,9 @@ def _check_dataset(data: DataConfig, source: str) -> None:
         raise InputError(f"{source}: config key 'data.label_kind': \"intensity\" needs "
                          "data.layout = \"track_a\" (Track B's folders, <data_dir>/"
                          "{train,dev,test}/<lang>.csv)")
+    if data.label_kind == "intensity" and data.extra_datasets:
+        raise InputError(f"{source}: config key 'data.extra_datasets': not supported with "
+                         "data.label_kind = \"intensity\" (their labels are not intensities)")
     if data.layout != "table":
         return
     if not data.train_file:
