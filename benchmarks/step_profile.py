@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 GROUPS = {"matmul": "matmuls (dot/conv)", "attention": "attention (softmax, mask, scale)",
-          "elementwise": "layer norm / GELU / elementwise", "embedding": "embedding gather",
+          "elementwise": "layer norm / GELU / elementwise", "embedding": "embedding (gather, layers)",
           "dropout": "dropout masks (random bits)", "optimizer": "optimizer update",
           "host": "host work between ops"}
 TF_MATMUL = re.compile(r"MatMul|Conv|Einsum", re.I)
@@ -54,6 +54,7 @@ TF_RANDOM = re.compile(r"Random|Philox|ThreeFry", re.I)
 EMBEDDING = re.compile(r"(token|position|segment)_embedding|word_embeddings", re.I)
 RANDOM = re.compile(r"_bernoulli|_uniform|threefry|random_bits|rng", re.I)
 OPTIMIZER = re.compile(r"adam|optimizer|apply_gradient|ResourceApply", re.I)
+ATTENTION = re.compile(r"attention(?!_layer_norm|_output_layer_norm)", re.I)  # not the norm after it
 
 
 def categorise_tf(name: str, op_type: str) -> str:
@@ -66,7 +67,7 @@ def categorise_tf(name: str, op_type: str) -> str:
         return "optimizer"
     if TF_RANDOM.search(op_type):
         return "dropout"
-    if "attention" in name.lower():
+    if ATTENTION.search(name):
         return "attention"
     return "elementwise"
 
@@ -83,7 +84,7 @@ def categorise_hlo(opcodes: set[str], op_names: list[str]) -> str:
         return "optimizer"
     if "rng-bit-generator" in opcodes or RANDOM.search(names):
         return "dropout"
-    if "attention" in names:
+    if ATTENTION.search(names):
         return "attention"
     return "elementwise"
 
@@ -145,8 +146,8 @@ def hlo_groups(dump_dir: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def jax_events(trace_dir: Path, dump_dir: Path) -> list[tuple[str, float, float]]:
-    """(group, start us, duration us) of every XLA op in JAX's perfetto trace."""
+def jax_events(trace_dir: Path, dump_dir: Path) -> list[tuple]:
+    """(group, start us, duration us, HLO op) of every XLA op in JAX's perfetto trace."""
     groups = hlo_groups(dump_dir)
     path = next(trace_dir.rglob("perfetto_trace.json.gz"))
     data = json.load(gzip.open(path))
@@ -160,12 +161,12 @@ def jax_events(trace_dir: Path, dump_dir: Path) -> list[tuple[str, float, float]
         group = module.get(args["hlo_op"])
         if group is None:  # a module not dumped: go by the op's name alone
             group = categorise_hlo({args["hlo_op"].split(".")[0]}, [])
-        out.append((group, float(e["ts"]), float(e["dur"])))
+        out.append((group, float(e["ts"]), float(e["dur"]), args["hlo_op"]))
     return out
 
 
-def tf_events(trace_dir: Path) -> list[tuple[str, float, float]]:
-    """(group, start us, duration us) of every kernel of the train function in TF's xplane
+def tf_events(trace_dir: Path) -> list[tuple]:
+    """(group, start us, duration us, name) of every kernel of the train function in TF's xplane
     (tf.data's own threads are input work, counted under host)."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -184,14 +185,14 @@ def tf_events(trace_dir: Path) -> list[tuple[str, float, float]]:
                 if not scope or " " in op_type or "::" in name:
                     continue
                 start = (line.timestamp_ns + e.offset_ps / 1000) / 1000
-                out.append((categorise_tf(scope, op_type), start, e.duration_ps / 1e6))
+                out.append((categorise_tf(scope, op_type), start, e.duration_ps / 1e6, name))
     return out
 
 
-def busy_us(events: list[tuple[str, float, float]]) -> float:
+def busy_us(events: list[tuple]) -> float:
     """Microseconds during which at least one of `events` ran (the union of intervals)."""
     total, end = 0.0, float("-inf")
-    for _, start, dur in sorted(events, key=lambda e: e[1]):
+    for _, start, dur, *_ in sorted(events, key=lambda e: e[1]):
         stop = start + dur
         if stop > end:
             total += stop - max(start, end)
@@ -199,11 +200,17 @@ def busy_us(events: list[tuple[str, float, float]]) -> float:
     return total
 
 
-def summarise(events: list[tuple[str, float, float]], wall_s: float, steps: int) -> dict:
-    """Per-group ms per step and share of the wall time; the groups sum to the wall time."""
+def summarise(events: list[tuple], wall_s: float, steps: int) -> dict:
+    """Per-group ms per step and share of the wall time (the groups sum to the wall
+    time), and each group's three costliest ops (summed op ms per step)."""
     op_sum = {g: 0.0 for g in GROUPS if g != "host"}
-    for group, _, dur in events:
+    per_op = {}
+    for group, _, dur, *name in events:
         op_sum[group] += dur
+        key = (group, name[0] if name else "?")
+        per_op[key] = per_op.get(key, 0.0) + dur
+    top = {g: [[n, round(v / 1000 / steps, 2)] for (gg, n), v in
+               sorted(per_op.items(), key=lambda kv: -kv[1]) if gg == g][:3] for g in op_sum}
     total_ops = sum(op_sum.values())
     busy = busy_us(events)
     scale = busy / total_ops if total_ops else 0.0
@@ -213,7 +220,8 @@ def summarise(events: list[tuple[str, float, float]], wall_s: float, steps: int)
     total = sum(ms.values())
     return {"wall_ms_per_step": wall_us / 1000 / steps, "ms_per_step": ms,
             "share": {g: v / total if total else 0.0 for g, v in ms.items()},
-            "op_events": len(events), "overlap": total_ops / busy if busy else 0.0}
+            "op_events": len(events), "overlap": total_ops / busy if busy else 0.0,
+            "top_ops": top}
 
 
 def tiny_backbone():
@@ -359,6 +367,11 @@ def table(results: list[dict]) -> str:
         f"{r['wall_ms_per_step']:>20.1f}{sum(r['share'].values()):>8.1%}" for r in ok))
     rows.append(f"{'op events / overlap factor':<34}" + "".join(
         f"{r['op_events']:>20d}{r['overlap']:>8.2f}" for r in ok))
+    for r in ok:
+        rows.append(f"{r['backend']}'s costliest ops per group (op ms per step, before "
+                    "the overlap scaling):")
+        rows += [f"  {g:<12}" + "; ".join(f"{n[-60:]} {v:.1f}" for n, v in top)
+                 for g, top in r["top_ops"].items() if top]
     rows += [f"{r['backend']}: error: {r['error']}" for r in results if "error" in r]
     return "\n".join(rows)
 
