@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -46,13 +47,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 GROUPS = {"matmul": "matmuls (dot/conv)", "attention": "attention (softmax, mask, scale)",
           "elementwise": "layer norm / GELU / elementwise", "embedding": "embedding (gather, layers)",
-          "dropout": "dropout masks (random bits)", "optimizer": "optimizer update",
+          "dropout": "dropout (random bits, masks)", "optimizer": "optimizer update",
           "host": "host work between ops"}
 TF_MATMUL = re.compile(r"MatMul|Conv|Einsum", re.I)
 TF_GATHER = re.compile(r"Gather|Scatter|SegmentSum", re.I)
 TF_RANDOM = re.compile(r"Random|Philox|ThreeFry", re.I)
 EMBEDDING = re.compile(r"(token|position|segment)_embedding|word_embeddings", re.I)
-RANDOM = re.compile(r"_bernoulli|_uniform|threefry|random_bits|rng", re.I)
+RANDOM = re.compile(r"dropout|_bernoulli|_uniform|threefry|random_bits|rng", re.I)
 OPTIMIZER = re.compile(r"adam|optimizer|apply_gradient|ResourceApply", re.I)
 ATTENTION = re.compile(r"attention(?!_layer_norm|_output_layer_norm)", re.I)  # not the norm after it
 
@@ -65,7 +66,20 @@ def categorise_tf(name: str, op_type: str) -> str:
         return "embedding"
     if OPTIMIZER.search(name) or OPTIMIZER.search(op_type):
         return "optimizer"
-    if TF_RANDOM.search(op_type):
+    if TF_RANDOM.search(op_type) or RANDOM.search(name):
+        return "dropout"
+    if ATTENTION.search(name):
+        return "attention"
+    return "elementwise"
+
+
+def name_group(name: str) -> str:
+    """The group a Keras / JAX scope name (`op_name`) points to, matmuls aside."""
+    if EMBEDDING.search(name):
+        return "embedding"
+    if OPTIMIZER.search(name):
+        return "optimizer"
+    if RANDOM.search(name):
         return "dropout"
     if ATTENTION.search(name):
         return "attention"
@@ -74,21 +88,20 @@ def categorise_tf(name: str, op_type: str) -> str:
 
 def categorise_hlo(opcodes: set[str], op_names: list[str]) -> str:
     """The group of one HLO op from the opcodes it runs (its fused computation's too) and
-    the `op_name` metadata (JAX / Keras scope) of its instructions."""
-    names = " ".join(op_names).lower()
+    the `op_name`s (JAX / Keras scopes) of its non-trivial instructions: dots and
+    convolutions are matmuls, gathers and scatters embedding, else the scope most of its
+    instructions come from (XLA shares constants across scopes: their names mislead)."""
     if opcodes & {"dot", "convolution"} or any("matmul" in c or "gemm" in c for c in opcodes):
         return "matmul"
-    if opcodes & {"gather", "scatter"} or EMBEDDING.search(names):
+    if opcodes & {"gather", "scatter"}:
         return "embedding"
-    if OPTIMIZER.search(names):
-        return "optimizer"
-    if "rng-bit-generator" in opcodes or RANDOM.search(names):
-        return "dropout"
-    if ATTENTION.search(names):
-        return "attention"
-    return "elementwise"
+    votes = Counter(name_group(n) for n in op_names if n)
+    order = list(GROUPS)
+    return max(votes, key=lambda g: (votes[g], -order.index(g))) if votes else "elementwise"
 
 
+TRIVIAL = {"constant", "broadcast", "parameter", "bitcast", "copy", "get-tuple-element",
+           "tuple", "reshape", "iota"}
 HLO_COMP = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$")
 HLO_INSTR = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = .*?\s([a-z][\w\-]*)\(")
 
@@ -106,6 +119,7 @@ def parse_hlo(text: str) -> dict[str, str]:
             custom = re.search(r'custom_call_target="([^"]+)"', line)
             opcode = custom.group(1).lower() if custom else m.group(2)
             op_name = re.search(r'op_name="([^"]*)"', line)
+            op_name = op_name if opcode not in TRIVIAL else None
             calls = re.findall(r"(?:calls|to_apply|body|condition)=%?([\w.\-]+)", line)
             entry = (m.group(1), opcode, op_name.group(1) if op_name else "", calls)
             current.append(entry)

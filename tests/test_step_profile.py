@@ -24,6 +24,9 @@ HLO = """HloModule jit_train_step, entry_computation_layout={()->f32[]}
 
 %fused_computation.1 (p0: f32[8,8]) -> f32[8,8] {
   %p0 = f32[8,8]{1,0} parameter(0)
+  %zero = f32[] constant(0), metadata={op_name="jit(train_step)/jvp(backbone)/token_embedding/lt"}
+  %zeros = f32[8,8]{1,0} broadcast(%zero), dimensions={}, metadata={op_name="jit(train_step)/jvp(backbone)/token_embedding/lt"}
+  %max.1 = f32[8,8]{1,0} maximum(%p0, %zeros), metadata={op_name="jit(train_step)/jvp(backbone)/transformer_layer_0/self_attention_layer/softmax/max"}
   ROOT %exponential.1 = f32[8,8]{1,0} exponential(%p0), metadata={op_name="jit(train_step)/jvp(backbone)/transformer_layer_0/self_attention_layer/softmax/exp"}
 }
 
@@ -47,6 +50,8 @@ ENTRY %main.9 (x: f32[8,8], ids: s32[8]) -> f32[8,8] {
 
 
 def test_parse_hlo_groups_ops_by_what_they_compute():
+    """Fusions go by their opcodes, else by the scope of their non-trivial instructions
+    (the constant XLA shared from the embedding's scope does not count)."""
     groups = step_profile.parse_hlo(HLO)
     assert groups["ynn_fusion"] == "matmul"
     assert groups["fusion.1"] == "attention"
