@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 GROUPS = {"matmul": "matmuls (dot/conv)", "attention": "attention (softmax, mask, scale)",
-          "elementwise": "layer norm / GELU / elementwise", "embedding": "embedding (gather, layers)",
+          "elementwise": "layer norm / GELU / elementwise",
+          "embedding": "embedding (gather, layers)",
           "dropout": "dropout (random bits, masks)", "optimizer": "optimizer update",
           "host": "host work between ops"}
 TF_MATMUL = re.compile(r"MatMul|Conv|Einsum", re.I)
@@ -55,7 +56,8 @@ TF_RANDOM = re.compile(r"Random|Philox|ThreeFry", re.I)
 EMBEDDING = re.compile(r"(token|position|segment)_embedding|word_embeddings", re.I)
 RANDOM = re.compile(r"dropout|_bernoulli|_uniform|threefry|random_bits|rng", re.I)
 OPTIMIZER = re.compile(r"adam|optimizer|apply_gradient|ResourceApply", re.I)
-ATTENTION = re.compile(r"attention(?!_layer_norm|_output_layer_norm)", re.I)  # not the norm after it
+# attention, but not the layer norm after it (`self_attention_layer_norm`)
+ATTENTION = re.compile(r"attention(?!_layer_norm|_output_layer_norm)", re.I)
 
 
 def categorise_tf(name: str, op_type: str) -> str:
