@@ -46,6 +46,7 @@ BAD_VALUES = {
     "train.weight_decay": ["-0.01", "inf", "nan"],
     "train.warmup_fraction": ["-0.1", "1.5", "nan", "inf"],
     "train.early_stopping_patience": ["-1", str(INT_MAX + 1)],
+    "train.checkpoint_every_steps": ["-1", str(INT_MAX + 1)],
     "train.seed": ["-1", str(2**32), str(2**64)],
     "data.split_seed": ["-2", str(2**32), "1.5"],
     "data.languages": ["[]", '["eng", "eng"]'],

@@ -23,7 +23,8 @@ BOTH = ['data.languages=["eng", "afr"]', "data.max_train_examples=0",
 
 def stand_in(languages, labels):
     """What serving_weights and ensemble_data read of a member run."""
-    return SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(languages=languages)),
+    return SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(languages=languages,
+                                                                     layout="track_a")),
                            label_names=list(labels))
 
 

@@ -64,10 +64,6 @@ BLOCKS = {
     "mkdir -p my_data && cat > my_data/train.csv": (
         "sub", [('preset = "minilm-l6-en"', 'preset = ""\nsequence_length = 32'),
                 ("epochs = 3", "epochs = 1")]),
-    "python benchmarks/offline_results.py": ("skip", "trains the offline experiments: hours"),
-    "python benchmarks/language_table.py": (
-        "sub", [("full=~/kemo-runs/e5_all_full capped=~/kemo-runs/e5_all_fast_check",
-                 "full=runs/e5_all_full capped=runs/all/e5_all")]),
     "RUN=runs/tour": ("sub", [("--config tiny --set train.seed=1",
                                f"{TINY_QUICK} --set train.seed=1")]),
     "kemo train --local-processes 2 --config tiny": (
@@ -77,8 +73,6 @@ BLOCKS = {
         "tests/test_init_from.py run the same commands on a tiny source"),
     "gcloud compute tpus tpu-vm ssh NAME": ("skip", "a TPU pod slice (several TPU hosts)"),
     "srun --nodes=2": ("skip", "a SLURM GPU cluster"),
-    "bash benchmarks/gpu_prepare.sh": ("skip", "prepares and runs the GPU check (a GPU "
-                                       "machine; KEMO_GPU_CHECK_DRY=1 rehearses it)"),
 }
 
 
@@ -208,3 +202,23 @@ def test_api_example_runs(tiny_run, data_dir, tmp_path):
     out = proc.stdout
     assert all(f"p_{n}" in out for n in labels) and "I can't stop smiling today" in out
     assert "macro_f1" in out and "\neng " in out and "\nmean " in out and "\nall " in out
+
+
+def test_links_resolve():
+    """The README's relative links (benchmark detail lives in benchmarks/README.md) point
+    at files that exist, and each `#anchor` at a heading of that file."""
+    for page in (README, ROOT / "benchmarks" / "README.md"):
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path) if path else page
+            assert file.exists(), f"{page.name}: link {target!r}: no such file"
+            if anchor:
+                heads = [_anchor(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)]
+                assert anchor in heads, f"{page.name}: link {target!r}: no such heading"
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces -> '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
