@@ -7,7 +7,8 @@ Subpackages:
 - `kemo.cli`: the `kemo` command and its subcommands (the only code that prints for the
   user and turns an `InputError` into one `error:` line, exit 2). The rest logs on
   `logging.getLogger(__name__)`; `kemo.log.to_console()` shows it as the CLI does.
-- `kemo.data`: Track A files (`brighter`: layout, languages, CSV validation), the
+- `kemo.data`: the dataset a config describes (`dataset`: Track A's files, `brighter`,
+  or any CSV/TSV/JSON Lines/Parquet table, `table`, `label_groups`), the
   train/validation split (`splits`), batches and sampling (`pipeline`,
   `numpy_batches`), token caches.
 - `kemo.models`: keras-hub backbones by preset, the sigmoid head, vocabulary pruning,

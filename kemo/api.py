@@ -9,7 +9,7 @@ and thresholds (per language where the run has them).
 Example:
     import kemo
     clf = kemo.load("runs/tour")
-    clf.labels                                   # ['anger', 'fear', 'joy', 'sadness', 'surprise']
+    clf.labels                                   # the run's label names, in output order
     clf.predict(["I can't stop smiling today"])  # text, labels, p_<label>..., <label>...
     clf.evaluate("dev")                          # macro-F1 per language, mean, all rows
 """
@@ -54,9 +54,14 @@ class Classifier:
 
     @property
     def languages(self) -> list[str]:
-        """The languages the run was trained on (an ensemble: its members', together)."""
+        """The languages the run was trained on (an ensemble: its members', together; a
+        table dataset: its `data.language`, none known when its rows carry a language
+        column)."""
+        from kemo.data.dataset import trained_languages
+
         members = getattr(self.predictor, "members", None) or [self.predictor]
-        return list(dict.fromkeys(lang for m in members for lang in m.config.data.languages))
+        return list(dict.fromkeys(lang for m in members
+                                  for lang in trained_languages(m.config) or []))
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -143,10 +148,13 @@ class Classifier:
             if data not in ("train", "dev"):
                 raise InputError(f"evaluate: {data!r} has no labels to score against: give "
                                  "'dev', 'train' or a DataFrame with label columns")
-            from kemo.data.brighter import resolve_data_dir
+            from kemo.data.dataset import TrackADataset, open_dataset
 
-            root = resolve_data_dir(data_dir, configured=self.predictor.config.data.data_dir)
-            split = load_split(root, data, self.languages)
+            dataset = open_dataset(self.predictor.config.data, data_dir)
+            if isinstance(dataset, TrackADataset):
+                split = load_split(dataset.root, data, self.languages)
+            else:
+                split = dataset.read(data)
             cols = {n: split.labels[:, j] for j, n in enumerate(split.label_names)}
             known = {n: split.mask[:, j] for j, n in enumerate(split.label_names)}
             ids, texts, langs = split.ids, split.texts, split.langs

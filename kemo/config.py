@@ -80,6 +80,15 @@ class DataConfig:
     label_groups_file: str = ""
     # A label no group names: "keep" (a label of its own, after the groups) or "drop".
     ungrouped_labels: str = "keep"
+    # More datasets whose training rows join this one's: config files (paths from the
+    # working directory) whose [data] table describes each; only that table is read.
+    # Their rows only train: validation and dev stay this dataset's. The run's labels are
+    # the union; a label a dataset lacks is unknown (masked) for its rows.
+    extra_datasets: list[str] = field(default_factory=list)
+    # Datasets drawn with probability proportional to (training rows)^(1/T), as
+    # language_temperature does for languages: 1 keeps the rows' own mix; large T
+    # approaches one equal share per dataset.
+    dataset_temperature: float = 1.0
 
 
 @dataclass
@@ -182,6 +191,7 @@ _RANGES = {
     "data.max_train_examples_per_language": (0, True, None, False),  # 0: all rows
     "data.sampling_strength": (0, True, 10, True),  # (1/freq)^strength stays finite
     "data.language_temperature": (0, False, 1000, True),
+    "data.dataset_temperature": (0, False, 1000, True),
     "data.length_buckets": (0, False, MAX_SEQUENCE, True),  # each entry
     # Upper bounds on what sizes memory, checked before the run directory exists
     # (the largest real backbones: 48 layers, 64 heads, 8192 wide, 250k vocabulary).

@@ -117,20 +117,27 @@ def _format_distribution(names, before, after) -> str:
     return "\n".join(rows)
 
 
-def _sampling_weights(cfg: Config, train_ex: Examples):
+def _sampling_weights(cfg: Config, train_ex: Examples, sources=None):
     """Per-row draw probabilities: label weighting (`data.sampling_strength`) times
-    language tempering (`data.language_temperature`); None: a plain permutation."""
+    language tempering (`data.language_temperature`) times dataset tempering
+    (`data.dataset_temperature`, over `sources`: each row's dataset); None: a plain
+    permutation."""
     weights = None
     if cfg.data.sampling_strength > 0:
         weights = sampling_weights(train_ex.labels, train_ex.mask, cfg.data.sampling_strength)
-    return language_weights(train_ex.langs, cfg.data.language_temperature, weights)
+    weights = language_weights(train_ex.langs, cfg.data.language_temperature, weights)
+    if sources is None:
+        return weights
+    return language_weights(sources, cfg.data.dataset_temperature, weights)
 
 
 def _format_languages(langs, weights) -> str:
     n = len(langs)
     before, after = language_shares(langs), language_shares(langs, weights)
-    rows = [f"{'language':<10}{'rows':>8}{'sampled':>9}"]
-    rows += [f"{lang:<10}{before[lang] * n:>8.0f}{after[lang] * n:>9.0f}" for lang in sorted(before)]
+    w = max([10] + [len(lang) + 2 for lang in before])
+    rows = [f"{'language':<{w}}{'rows':>8}{'sampled':>9}"]
+    rows += [f"{lang:<{w}}{before[lang] * n:>8.0f}{after[lang] * n:>9.0f}"
+             for lang in sorted(before)]
     return "\n".join(rows)
 
 
@@ -481,7 +488,7 @@ def _sample(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool, monitor: 
     """Per-row draw weights (labels, languages), their effect printed and kept in
     `label_distribution.json`; None: a plain permutation."""
     train_ex, names = inputs.train, inputs.label_names
-    weights = _sampling_weights(cfg, train_ex)
+    weights = _sampling_weights(cfg, train_ex, inputs.splits.train_sources)
     before = label_distribution(train_ex.labels, train_ex.mask)
     after = label_distribution(train_ex.labels, train_ex.mask,
                                epoch_indices(len(train_ex), cfg.train.seed, 0, weights))
@@ -492,6 +499,13 @@ def _sample(cfg: Config, inputs: _Inputs, run_dir: Path, resume: bool, monitor: 
         log.info(f"rows per language and epoch, before and after sampling (language "
                  f"temperature {cfg.data.language_temperature}):")
         log.info(_format_languages(train_ex.langs, weights))
+    sources = inputs.splits.train_sources
+    if sources is not None:  # data.extra_datasets
+        names_of = ["this config's"] + list(cfg.data.extra_datasets)
+        log.info(f"rows per dataset and epoch, before and after sampling (dataset "
+                 f"temperature {cfg.data.dataset_temperature}):")
+        log.info(_format_languages(np.array([names_of[k] for k in sources]), weights)
+                 .replace("language", "dataset", 1))
     if multiprocess.is_writer() and not (resume and (run_dir / L.LABEL_DISTRIBUTION).exists()):
         (run_dir / L.LABEL_DISTRIBUTION).write_text(json.dumps(
             {"labels": list(names), "before": before.tolist(), "after": after.tolist(),
@@ -657,6 +671,8 @@ def _finish(cfg: Config, run_dir: Path, model, backbone, inputs: _Inputs, probs:
     """Thresholds, predictions, model and preprocessor; `report.json` last."""
     val, dev = inputs.val, inputs.splits.dev
     fin = finish(cfg.thresholds, val, dev, probs, warn=multiprocess.is_writer())
+    if inputs.splits.val_is_dev:  # thresholds.json says so too
+        fin.search.fitted_on = fin.per_language.fitted_on = "dev split (not held out)"
     report = {**fin.report, "meta": {
         "epochs_run": fit.epochs_run, "best_epoch_restored": fit.best_epoch,
         "fit_seconds": round(fit.seconds, 1), "total_seconds": round(time.time() - started, 1),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import assert_refused, run_cli, snapshot
+from conftest import assert_refused, run_cli, serve_saved_model, snapshot
 from kemo.config import load_config
 from kemo.data.dataset import open_dataset
 from kemo.errors import InputError
@@ -265,6 +265,15 @@ def test_28_labels_round_trip_train_predict_evaluate_report_export(goemotions_sa
     probs = pd.read_csv(run / "predictions" / "test" / "test.probs.csv")
     assert len(probs) == 40 and list(probs.columns) == ["id"] + [f"p_{n}" for n in names]
 
+    mine = tmp_path / "mine.tsv"  # a file of the user's in the dataset's shape
+    mine.write_text("What a lovely surprise\t\tm1\nI am so angry\t\tm2\n")
+    rc, out, err = run_cli(["predict", run, mine])
+    assert rc == 0, err
+    got = pd.read_csv(run / "predictions" / "files" / "mine.tsv", sep="\t", header=None,
+                      dtype=str, keep_default_na=False)
+    assert got[2].tolist() == ["m1", "m2"] and got[0].tolist()[1] == "I am so angry"
+    assert (run / "predictions" / "files" / "mine.probs.csv").is_file()
+
     rc, out, err = run_cli(["evaluate", dev_pred, "--config", run, "--split", "dev"])
     assert rc == 0, err
     dev_f1 = report["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
@@ -281,3 +290,72 @@ def test_28_labels_round_trip_train_predict_evaluate_report_export(goemotions_sa
     assert rc == 0, err
     info = json.loads((tmp_path / "export" / "export.json").read_text())
     assert info["label_names"] == names and len(info["thresholds"]) == 28
+    served = serve_saved_model(tmp_path / "export" / "saved_model",
+                               ["Thank you so much!", "This is awful."], tmp_path)
+    assert np.shape(served["probs"]) == np.shape(served["decisions"]) == (2, 28)
+    assert served["blocked"] == []
+
+
+def test_several_datasets_in_one_run_keep_their_own_label_masks(tmp_path):
+    """`data.extra_datasets`: the extra rows only train, the labels are the union (a
+    label a dataset lacks is unknown for its rows), validation and dev stay the
+    primary's, and `data.dataset_temperature` tempers the datasets' shares."""
+    from kemo.data.splits import load_data
+    from kemo.training import _sampling_weights
+
+    rng = np.random.default_rng(0)
+    primary = pd.DataFrame({"id": [f"p{i}" for i in range(40)],
+                            "text": [f"primary text {i}" for i in range(40)],
+                            "joy": rng.integers(0, 2, 40), "fear": rng.integers(0, 2, 40)})
+    primary.to_csv(tmp_path / "primary.csv", index=False)
+    primary.head(10).to_csv(tmp_path / "primary_dev.csv", index=False)
+    extra = pd.DataFrame({"text": [f"extra text {i}" for i in range(160)],
+                          "labels": [["joy", "anger", ""][i % 3] for i in range(160)]})
+    extra.to_csv(tmp_path / "extra.csv", index=False)
+    extra_config = write_config(tmp_path, "extra.toml", train_file="extra.csv",
+                                label_encoding="names", label_names=["joy", "anger"])
+    config = write_config(tmp_path, train_file="primary.csv", dev_file="primary_dev.csv",
+                          id_column="id", val_fraction=0.25,
+                          extra_datasets=[str(extra_config)], dataset_temperature=1000.0)
+    alone = load_data(load_config(write_config(tmp_path, "alone.toml", train_file="primary.csv",
+                                               id_column="id", val_fraction=0.25)), None)
+    cfg = load_config(config)
+    splits = load_data(cfg, None)
+    assert splits.train.label_names == ("anger", "fear", "joy")  # Track A's names: its order
+    src = splits.train_sources
+    assert np.bincount(src).tolist() == [30, 160]
+    assert list(splits.val.ids) == list(alone.val.ids)  # validation: the primary's rows
+    np.testing.assert_array_equal(splits.train.mask[src == 0], [[0, 1, 1]] * 30)
+    np.testing.assert_array_equal(splits.train.mask[src == 1], [[1, 0, 1]] * 160)
+    np.testing.assert_array_equal(splits.val.mask[:, 0], 0)  # anger unknown for primary rows
+    assert splits.dev.label_names == splits.train.label_names
+    share = _sampling_weights(cfg, splits.train, src)[src == 0].sum()
+    assert share == pytest.approx(0.5, abs=0.01)  # T = 1000: about one half each
+    cfg.data.dataset_temperature = 1.0
+    assert _sampling_weights(cfg, splits.train, src) is None  # no weighting at all: as read
+    run = tmp_path / "run"
+    rc, out, err = run_cli(["train", "--config", config, "--run-dir", run,
+                            *[a for s in TINY_MODEL for a in ("--set", s)]])
+    assert rc == 0, err[-3000:]
+    assert "rows per dataset and epoch" in out
+    assert json.loads((run / "thresholds.json").read_text())["label_names"] == [
+        "anger", "fear", "joy"]
+
+
+def test_validating_on_dev_says_dev_is_not_held_out(goemotions_sample, tmp_path):
+    """`data.validation = "dev"`: train keeps every row, thresholds and early stopping
+    use dev, and report.json, thresholds.json and the console say dev is not held out."""
+    run = tmp_path / "run"
+    sets = TINY_MODEL + [f"data.data_dir=\"{goemotions_sample}\"", "data.validation=\"dev\"",
+                         "data.label_groups_file=\"ekman_mapping.json\""]
+    rc, out, err = run_cli(["train", "--config", ROOT / "configs" / "goemotions.toml",
+                            "--run-dir", run, *[a for s in sets for a in ("--set", s)]])
+    assert rc == 0, err[-3000:]
+    assert "validation (dev, NOT held out)" in out and "400 train" in out
+    report = json.loads((run / "report.json").read_text())
+    assert "NOT held out" in report["meta"]["validation"]
+    assert report["meta"]["train_rows"] == 400 and report["meta"]["val_rows"] == 80
+    assert json.loads((run / "thresholds.json").read_text())["fitted_on"] == \
+        "dev split (not held out)"
+    names = json.loads((run / "thresholds.json").read_text())["label_names"]
+    assert names == ["anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"]

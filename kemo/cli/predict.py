@@ -81,11 +81,12 @@ def run(args) -> int:
     config = _run_config(args.run_dir)  # None: load_predictor says what is wrong
     run = None if config else load_predictor(args.run_dir)
     config = config or run.config
-    if args.split and config.data.layout != "track_a":
+    if config.data.layout != "track_a" and (args.split or args.files):
         run = run or load_predictor(args.run_dir)
-        if tokens:
-            tokens.check_tokenizer(run.path / L.PREPROCESSOR)
-        return _predict_dataset_split(args, run)
+        args.files = _predict_dataset_files(args, run)  # those in the dataset's own shape
+        args.split = None  # done; plain id,text FILES (if any) go on below
+        if not args.files and not args.text:
+            return 0
     paths = list(args.files)
     if args.split:
         paths += submission.split_files(args.data_dir, args.split,
@@ -225,12 +226,14 @@ def _tokens(args):
     return TokenCache.load(args.tokens)
 
 
-def _predict_dataset_split(args, run) -> int:
-    """`--split X` of a run trained on a table dataset: the split's file in the dataset's
-    own shape and label encoding, with `<name>.probs.csv` beside it
-    (`kemo.prediction.dataset_files`); a labelled split is scored at once."""
+def _predict_dataset_files(args, run) -> list:
+    """A run trained on a table dataset: `--split X` (the split's file) and every FILE in
+    the dataset's format, written in the dataset's own shape and label encoding with
+    `<name>.probs.csv` beside it (`kemo.prediction.dataset_files`); a labelled split is
+    scored at once. Returns the FILES left for the plain id,text route."""
     from kemo.data.dataset import open_dataset
     from kemo.data.examples import align_labels
+    from kemo.data.table import FORMATS, table_format
     from kemo.errors import InputError
     from kemo.evaluation.dataset_scoring import score_dataset_predictions
     from kemo.evaluation.scoring import format_scores
@@ -239,29 +242,35 @@ def _predict_dataset_split(args, run) -> int:
     from kemo.prediction.files import mark_written, written_here
     from kemo.run.lock import writing_into
 
-    if args.files or args.languages or args.tokens:
-        raise InputError(f"--split {args.split}: the run's dataset is a table "
-                         "(data.layout = \"table\"): no FILES, --languages or --tokens with it")
+    if args.languages or args.tokens:
+        raise InputError("--languages and --tokens go with Track A runs; this run's dataset is "
+                         "a table (data.layout = \"table\")")
     dataset = open_dataset(run.config.data, args.data_dir)
-    if not dataset.has(args.split):
+    own = table_format(dataset.path("train"), dataset.data.format)
+    files = [Path(f) for f in args.files]
+    shaped = [f for f in files if FORMATS.get(f.suffix.lower()) == own]
+    sources = ([args.split] if args.split else []) + shaped
+    if args.split and not dataset.has(args.split):
         raise InputError(f"{run.path / L.CONFIG}: config key 'data.{args.split}_file' is empty "
                          f"(the dataset has no {args.split} split)")
-    ex = dataset.read(args.split)
-    ex = align_labels(ex, run.label_names) if ex.label_names != tuple(run.label_names) else ex
+    read = [dataset.read(src) for src in sources]  # every input checked before predicting
     out = _out_dir(args, run.path)
     ours = written_here(out)  # the one rule: kemo's own files, with --overwrite
-    for name in prediction_names(dataset, args.split):
-        check_output(out / name, "predict output", name in ours, args.overwrite,
-                     instead="another folder with --out")
-    with writing_into(run.path, out):
-        probs, dec = run.predict(ex.texts.tolist(), args.batch_size, langs=ex.langs.tolist())
-        files = write_dataset_predictions(out, dataset, args.split, ex, probs, dec)
-        mark_written(out, files, run.path)
-    for f in files:
-        print(f"wrote {f}")
-    if ex.has_labels:
-        scores = score_dataset_predictions(files[0], dataset, args.split, run.label_names)
-        print(format_scores(scores))
-        print(f"{args.split} macro-F1 over all rows: {scores['overall']['all_rows']:.4f} "
-              f"(kemo evaluate {files[0]} --config {run.path} --split {args.split})")
-    return 0
+    for src in sources:
+        for name in prediction_names(dataset, src):
+            check_output(out / name, "predict output", str(name) in ours, args.overwrite,
+                         instead="another folder with --out")
+    for src, ex in zip(sources, read):
+        ex = align_labels(ex, run.label_names) if ex.label_names != tuple(run.label_names) else ex
+        with writing_into(run.path, out):
+            probs, dec = run.predict(ex.texts.tolist(), args.batch_size, langs=ex.langs.tolist())
+            written = write_dataset_predictions(out, dataset, src, ex, probs, dec)
+            mark_written(out, written, run.path)
+        for f in written:
+            print(f"wrote {f}")
+        if ex.has_labels:
+            scores = score_dataset_predictions(written[0], dataset, src, run.label_names)
+            print(format_scores(scores))
+            print(f"{src} macro-F1 over all rows: {scores['overall']['all_rows']:.4f} "
+                  f"(kemo evaluate {written[0]} --config {run.path} --split {src})")
+    return [f for f in files if f not in shaped]

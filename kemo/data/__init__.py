@@ -1,4 +1,6 @@
-"""Data: BRIGHTER Track A CSVs (`brighter`) and the tf.data input pipeline (`pipeline`)."""
+"""Data: a dataset as the config describes it (`dataset`: Track A's layout, `brighter`, or
+any table, `table`, with label groups, `label_groups`), the rows as `examples.Examples`,
+the train/validation split (`splits`) and the input pipeline (`pipeline`)."""
 
 from kemo.data.brighter import LABELS, LANGUAGES, Examples, load_split, resolve_data_dir
 

@@ -74,15 +74,19 @@ class TableDataset:
         self._names = None
         self._groups = None
 
-    def path(self, split: str) -> Path | None:
+    def path(self, split) -> Path | None:
+        """The file of `split` ("train", "dev", "test"), or `split` itself when it is a
+        Path (another file in the dataset's shape: `kemo predict RUN FILE`)."""
+        if isinstance(split, Path):
+            return split
         name = getattr(self.data, f"{split}_file")
         return self.root / name if name else None
 
     def has(self, split: str, lang: str | None = None) -> bool:
         return self.path(split) is not None
 
-    def labelled(self, split: str) -> bool:
-        return split not in self.data.unlabelled_splits
+    def labelled(self, split) -> bool:
+        return not isinstance(split, Path) and split not in self.data.unlabelled_splits
 
     def files(self, split: str) -> dict[str, Path]:
         path = self.path(split)

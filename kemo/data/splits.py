@@ -41,6 +41,9 @@ class Splits:
     dataset: object = None  # kemo.data.dataset.TrackADataset or TableDataset
     # True: `val` is the dataset's dev split (data.validation = "dev"), not held out
     val_is_dev: bool = False
+    # Which dataset each training row comes from (0: this config's, k: its k-th
+    # data.extra_datasets entry); None without extra datasets.
+    train_sources: np.ndarray | None = None
 
 
 def split_seed(cfg) -> int:
@@ -76,7 +79,8 @@ def load_data(cfg, data_dir) -> Splits:
         if dev is None:
             raise InputError("config key 'data.validation': \"dev\" but the dataset has "
                              "no labelled dev split")
-        return Splits(train_all, dev, dev, root, dataset, val_is_dev=True)
+        return add_extra_datasets(cfg, Splits(train_all, dev, dev, root, dataset,
+                                              val_is_dev=True))
     train, val = train_val_split(train_all, cfg.data.val_fraction, seed)
     train, val = inherit_split(cfg, data_dir, train, val)
     if len(val) == 0 or len(train) == 0:
@@ -84,7 +88,40 @@ def load_data(cfg, data_dir) -> Splits:
                and len(train_all) < min(len(read), cfg.data.max_train_examples or len(read))
                else "data.max_train_examples")
         raise split_size_error(read, train_all, cfg.data.val_fraction, root, cut)
-    return Splits(train, val, _read_dev(cfg, dataset, train.label_names), root, dataset)
+    return add_extra_datasets(
+        cfg, Splits(train, val, _read_dev(cfg, dataset, train.label_names), root, dataset))
+
+
+def add_extra_datasets(cfg, splits: Splits) -> Splits:
+    """`splits` with the training rows of every `data.extra_datasets` entry appended
+    (each subset to its own `data.max_train_examples`, seeded), all splits re-indexed to
+    the union of the labels (`label_order`; a label a dataset lacks is unknown for its
+    rows), and `train_sources` set. Validation and dev are left as they are."""
+    if not cfg.data.extra_datasets:
+        return splits
+    from dataclasses import replace
+
+    from kemo.config import load_config
+    from kemo.data.brighter import label_order
+    from kemo.data.dataset import open_dataset
+
+    parts = [splits.train]
+    for k, path in enumerate(cfg.data.extra_datasets, 1):
+        extra = load_config(path).data
+        if extra.extra_datasets:
+            raise InputError(f"{path}: config key 'data.extra_datasets': an extra dataset "
+                             "brings no extra datasets of its own")
+        ex = open_dataset(extra).read("train")
+        cap = extra.max_train_examples
+        if cap and cap < len(ex):
+            rng = np.random.default_rng(split_seed(cfg) + k)
+            ex = ex.subset(np.sort(rng.choice(len(ex), cap, replace=False)))
+        parts.append(ex)
+    names = tuple(label_order(dict.fromkeys(n for p in parts for n in p.label_names)))
+    sources = np.concatenate([np.full(len(p), k) for k, p in enumerate(parts)])
+    dev = align_labels(splits.dev, names) if splits.dev is not None else None
+    return replace(splits, train=concat_examples([align_labels(p, names) for p in parts]),
+                   val=align_labels(splits.val, names), dev=dev, train_sources=sources)
 
 
 def _read_dev(cfg, dataset, label_names) -> Examples | None:

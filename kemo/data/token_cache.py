@@ -69,14 +69,24 @@ def cache_config(cfg) -> dict:
 def _dataset_config(data) -> dict:
     """A table dataset's description (every [data] key that decides its rows and
     labels); nothing for Track A, so its manifests stay as they were."""
-    if data.layout == "track_a" and data.validation == "train":
+    if data.layout == "track_a" and data.validation == "train" and not data.extra_datasets:
         return {}
+    out = _dataset_keys(data)
+    if data.extra_datasets:
+        from kemo.config import load_config
+
+        out["data.extra_datasets"] = {path: _dataset_keys(load_config(path).data)
+                                      for path in data.extra_datasets}
+    return out
+
+
+def _dataset_keys(data) -> dict:
     keys = ("layout", "validation", "train_file", "dev_file", "test_file",
             "unlabelled_splits", "format", "header", "columns", "text_column", "id_column",
             "language_column", "language", "label_encoding", "label_columns",
             "labels_column", "label_separator", "label_names", "label_names_file",
             "label_groups_file", "ungrouped_labels")
-    return {f"data.{k}": getattr(data, k) for k in keys}
+    return {f"data.{k}": getattr(data, k) for k in keys + ("languages", "max_train_examples")}
 
 
 def expected_manifest(cfg, root, splits=RUN_SPLITS) -> dict:
@@ -89,6 +99,12 @@ def expected_manifest(cfg, root, splits=RUN_SPLITS) -> dict:
     for source in dict.fromkeys(SOURCES[s] for s in splits):
         for name, path in dataset.files(source).items():
             files[name] = file_sha256(path)
+    if "train" in splits:
+        from kemo.config import load_config
+
+        for k, extra in enumerate(cfg.data.extra_datasets, 1):
+            for name, path in open_dataset(load_config(extra).data).files("train").items():
+                files[f"extra {k}: {name}"] = file_sha256(path)
     return {"config": cache_config(cfg), "data_files": files}
 
 

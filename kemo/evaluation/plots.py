@@ -182,15 +182,18 @@ def plot_pr_curves(data: SplitProbs, thresholds, out_path: Path) -> list[dict]:
         ax.set(title=f"{n} ({int(y.sum())}/{len(y)} positive)", xlabel="recall",
                ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.05))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=5 if many else "x-small", loc="best")
-        if many:
+        if not many:
+            ax.legend(fontsize="x-small", loc="best")
+        else:  # no room for a legend: AP and tuned F1 in the title (the table has the rest)
+            ax.set_title(f"{n} ({int(y.sum())}/{len(y)})\nAP {ap:.2f}, tuned F1 {rows[-1]['f1']:.2f}")
             ax.title.set_fontsize("small")
             ax.tick_params(labelsize="x-small")
             ax.xaxis.label.set_fontsize("x-small")
             ax.yaxis.label.set_fontsize("x-small")
     for ax in axes[len(names):]:
         ax.set_axis_off()
-    fig.suptitle(f"Precision-recall per label, {data.split} split")
+    fig.suptitle(f"Precision-recall per label, {data.split} split"
+                 + ("; red dot: tuned threshold, orange square: 0.5" if many else ""))
     fig.savefig(out_path)
     return rows
 

@@ -61,6 +61,8 @@ class ThresholdSearch:
     val_f1: list[float] = field(default_factory=list)
     default: float = UNTUNED_THRESHOLD
     per_language: dict[str, list[float]] = field(default_factory=dict)
+    # what thresholds.json says they were tuned on (data.validation = "dev": the dev split)
+    fitted_on: str = "validation split of train"
 
     @classmethod
     def untuned(cls, label_names) -> "ThresholdSearch":
@@ -126,7 +128,7 @@ class ThresholdSearch:
 
     def to_dict(self) -> dict:
         d = {"label_names": self.label_names, "thresholds": self.thresholds,
-             "val_f1": self.val_f1, "fitted_on": "validation split of train"}
+             "val_f1": self.val_f1, "fitted_on": self.fitted_on}
         if self.per_language:
             d["per_language"] = self.per_language
         return d
@@ -135,12 +137,14 @@ class ThresholdSearch:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path, label_names=None, source: str = ""):
+    def load(cls, path, label_names=None, source: str = "", languages="track_a"):
         """Read and validate `thresholds.json`: one finite threshold in [0, 1] per label;
         with `label_names` (the run's own labels, read from `source`), its
         `label_names` must equal them. `per_language` (optional) maps language codes
-        to one threshold per label."""
+        to one threshold per label: BRIGHTER codes (`languages="track_a"`), the codes
+        of a list, or (None) any code (a table dataset with a language column)."""
         from kemo.data.brighter import check_language
+        from kemo.errors import InputError
 
         d = rf.read_json(path)
         names = rf.label_names(rf.field(d, "label_names", path, list), path, "label_names",
@@ -152,7 +156,11 @@ class ThresholdSearch:
             rf.numbers(val_f1, path, "val_f1", len(names), 0.0, 1.0)
         per_language = {}
         for lang, ts in (rf.field(d, "per_language", path, dict, optional=True) or {}).items():
-            check_language(lang, rf.where(path, "per_language"))
+            if languages == "track_a":
+                check_language(lang, rf.where(path, "per_language"))
+            elif languages is not None and lang not in languages or not lang.strip():
+                raise InputError(f"{rf.where(path, 'per_language')}: unknown language code "
+                                 f"{lang!r} (the run's: {', '.join(languages or [])})")
             per_language[lang] = [float(t) for t in rf.numbers(
                 ts, path, ("per_language", lang), len(names), 0.0, 1.0)]
         return cls([float(t) for t in thresholds], names, [float(f) for f in val_f1],

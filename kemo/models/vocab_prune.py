@@ -315,6 +315,11 @@ def run_texts(root, languages, data=None):
         ex = read_available(dataset, split)
         if ex is not None:
             texts.extend(ex.texts)
+    if data is not None and data.extra_datasets:  # their training rows train too
+        from kemo.config import load_config
+
+        for path in data.extra_datasets:
+            texts.extend(open_dataset(load_config(path).data).read("train").texts)
     return texts
 
 

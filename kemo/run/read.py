@@ -138,12 +138,32 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
         names = dist["labels"]
     thresholds = None
     if (path / THRESHOLDS).exists():
-        thresholds = ThresholdSearch.load(path / THRESHOLDS, names, path / owner)
+        thresholds = ThresholdSearch.load(path / THRESHOLDS, names, path / owner,
+                                          _threshold_languages(config))
         names = names or thresholds.label_names
     report = read_report(path, names) if (path / REPORT).exists() else None
     if thresholds is not None:
         check_per_language(path / THRESHOLDS, thresholds, config, report)
     return RunState(path, config, names, dist, thresholds, report)
+
+
+def _threshold_languages(config: Config):
+    """Which language codes a run's thresholds.json may name: Track A's ("track_a"), a
+    table dataset's code(s), or None (any: a language column)."""
+    if config.data.layout == "track_a":
+        return "track_a"
+    from kemo.data.dataset import trained_languages
+
+    return trained_languages(config)
+
+
+def _run_languages(config: Config, thresholds: ThresholdSearch) -> list[str]:
+    """The languages a run trained on: its config's (`trained_languages`); a table
+    dataset with a language column: those its thresholds.json tuned."""
+    from kemo.data.dataset import trained_languages
+
+    langs = trained_languages(config)
+    return list(thresholds.per_language) if langs is None else langs
 
 
 def check_per_language(path, thresholds: ThresholdSearch, config: Config, report) -> None:
@@ -156,12 +176,12 @@ def check_per_language(path, thresholds: ThresholdSearch, config: Config, report
         if meta["decides_with"] != "per_language_thresholds":
             return
         tuned = meta.get("per_language_thresholds")
-        trained = list(config.data.languages)  # others are predicted zero-shot, globally
+        trained = _run_languages(config, thresholds)  # others: zero-shot, globally
         expected = [lang for lang in tuned if lang in trained] if isinstance(tuned, dict) \
             else trained
         why = f"{where(path.parent / REPORT, 'meta.decides_with')} says it decides per language"
     elif config.thresholds.per_language and config.thresholds.tune:
-        expected = list(config.data.languages)
+        expected = _run_languages(config, thresholds)
         why = "its config.toml sets thresholds.per_language = true"
     else:
         return

@@ -351,11 +351,13 @@ def _per_language_info(run) -> dict:
 
 
 def _ensemble_info(run) -> dict:
+    from kemo.data.dataset import trained_languages
+
     members = run.members
     return {
         "weights": run.weights,
         "member_labels": [list(m.label_names) for m in members],
-        "member_languages": [list(m.config.data.languages) for m in members],
+        "member_languages": [list(trained_languages(m.config) or []) for m in members],
         "rule": "probability of a label = sum over the members predicting it of "
                 "weight * sigmoid(member logit), weights renormalised over them",
         "serve": getattr(run, "serve", "average"),
