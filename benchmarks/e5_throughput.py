@@ -93,8 +93,21 @@ def prepare(data_dir) -> Path:
     return out
 
 
-def child(spec: dict) -> dict:
-    """One setting, in this process (its backend already chosen): compile, then time."""
+def sample_rows(spec: dict) -> tuple[dict, "np.ndarray"]:
+    """`spec["rows"]` training rows of the cached tokens, drawn with seed 0."""
+    import numpy as np
+
+    data = np.load(spec["tokens"], allow_pickle=False)
+    rows = np.random.default_rng(0).choice(len(data["y"]), spec["rows"], replace=False)
+    arrays = {"token_ids": data["token_ids"][rows], "padding_mask": data["padding_mask"][rows],
+              "segment_ids": np.zeros_like(data["token_ids"][rows])}
+    return arrays, data["y"][rows]
+
+
+def build_step(spec: dict, arrays: dict, y, backbone=None) -> tuple:
+    """kemo's e5 train step as `child` times it: the compiled model, its batches
+    (`TokenBatches`), and one batch of every padded length (the compile's warm-up).
+    `backbone` replaces the e5 weights (benchmarks/step_profile.py --tiny)."""
     import keras
     import numpy as np
 
@@ -107,20 +120,15 @@ def child(spec: dict) -> dict:
     from kemo.models.vocab_prune import prune_backbone
     from kemo.training import make_metrics, make_optimizer
 
-    data = np.load(spec["tokens"], allow_pickle=False)
-    rows = np.random.default_rng(0).choice(len(data["y"]), spec["rows"], replace=False)
-    arrays = {"token_ids": data["token_ids"][rows], "padding_mask": data["padding_mask"][rows],
-              "segment_ids": np.zeros_like(data["token_ids"][rows])}
-    y = data["y"][rows]
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(spec["dtype_policy"])
     cfg = Config()
     cfg.model.preset, cfg.model.sequence_length = "e5-small-multi", 128
     cfg.train.batch_size, cfg.train.learning_rate = spec["batch_size"], 1e-4
-    t0 = time.perf_counter()
-    backbone = load_backbone(cfg.model)
+    if backbone is None:
+        backbone = load_backbone(cfg.model)
     if spec["prune"]:
-        keep = data["keep"]
+        keep = np.load(spec["tokens"], allow_pickle=False)["keep"]
         backbone = prune_backbone(backbone, keep)
         arrays["token_ids"] = np.searchsorted(keep, arrays["token_ids"]).astype("int32")
     if spec["freeze_token_embeddings"]:
@@ -131,10 +139,15 @@ def child(spec: dict) -> dict:
     ds = TokenBatches(arrays, y, spec["batch_size"], seed=0, epochs=1, buckets=spec["buckets"])
     model.compile(optimizer=make_optimizer(cfg, len(ds)), loss=loss,
                   metrics=make_metrics([f"l{j}" for j in range(y.shape[1])], loss))
-    load_s = time.perf_counter() - t0
     lengths = sorted({length for _, length in ds.plan})
     warm = [batch_arrays(arrays, y, next(i for i, b in ds.plan if b == length), length,
                          spec["batch_size"], pad=False) for length in lengths]
+    return model, ds, warm
+
+
+def warm_up(model, warm: list) -> float:
+    """Seconds of one `fit` over one batch of each padded length (the compiles)."""
+    import keras
 
     class Batches(keras.utils.PyDataset):  # one batch of each padded length
         def __len__(self):
@@ -143,12 +156,24 @@ def child(spec: dict) -> dict:
         def __getitem__(self, i):
             return warm[i]
 
-    t0 = time.perf_counter()  # compile: `fit` over one batch of each padded length
+    t0 = time.perf_counter()
     model.fit(Batches(), epochs=1, steps_per_epoch=len(warm), verbose=0, shuffle=False)
-    compile_s = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def child(spec: dict) -> dict:
+    """One setting, in this process (its backend already chosen): compile, then time."""
+    import numpy as np
+
+    arrays, y = sample_rows(spec)
+    t0 = time.perf_counter()
+    model, ds, warm = build_step(spec, arrays, y)
+    load_s = time.perf_counter() - t0
+    compile_s = warm_up(model, warm)
     t0 = time.perf_counter()
     hist = model.fit(ds, epochs=1, steps_per_epoch=len(ds), verbose=0, shuffle=False)
     fit_s = time.perf_counter() - t0
+    lengths = sorted({length for _, length in ds.plan})
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     return {"rows_per_s": len(ds) * spec["batch_size"] / fit_s, "fit_s": fit_s,
             "compile_s": compile_s, "load_s": load_s, "steps": len(ds), "buckets_used": lengths,

@@ -8,7 +8,7 @@ Example:
     source = load_run("~/kemo-runs/e5_all_full")
     backbone = find_backbone(source.model)           # weights and all, trained further
     model = build_classifier(backbone, len(labels), "mean", 0.1)
-    shared = copy_head(source.model, source.label_names, model, labels)  # ["anger", ...]
+    shared = copy_head(source.model, source.label_names, model, labels)  # shared label names
 """
 
 from __future__ import annotations
