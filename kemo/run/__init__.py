@@ -8,6 +8,8 @@
   files); optional, runs from before it have none.
 - `kemo.run.finish`: how a run ends (thresholds, report, predictions, `report.json` last),
   shared by training and ensembles.
+- `kemo.run.intensity_finish`: how an intensity (Track B) run ends: cut points, report,
+  prediction files.
 - `kemo.run.files`: reading a run's JSON files, each value checked, faults named by field.
 - `kemo.run.read`: a trained run read back (`load_run`, `read_run_state`, `Run`).
 - `kemo.run.ensemble_file`: an ensemble's `ensemble.json`.
