@@ -240,3 +240,25 @@ def test_evaluate_refuses_an_intensity_beyond_k(tmp_path):
     assert rc == 0, err
     want = np.mean([pearsonr([0, 2, 1], [0, 2, 1])[0], pearsonr([3, 1, 0], [3, 1, 1])[0]])
     assert f"{want:.4f}" in out
+
+
+@pytest.mark.parametrize("cuts, needle", [
+    ({"anger": [0.5, 1.5], "joy": [0.5, 1.5, 2.5]}, "cut_points"),      # K = 3 values
+    ({"anger": [2.5, 1.5, 0.5], "joy": [0.5, 1.5, 2.5]}, "increasing"),
+    ({"joy": [0.5, 1.5, 2.5], "anger": [0.5, 1.5, 2.5]}, "labels"),    # not the run's order
+    ({"anger": [0.5, "x", 2.5], "joy": [0.5, 1.5, 2.5]}, "cut_points"),
+])
+def test_a_damaged_cut_points_file_is_refused(tmp_path, cuts, needle):
+    from kemo.errors import InputError
+    from kemo.run.read import read_cut_points
+
+    path = tmp_path / "cut_points.json"
+    path.write_text(json.dumps({"max_intensity": 3, "tuned_on": "validation",
+                                "cut_points": cuts}))
+    with pytest.raises(InputError) as e:
+        read_cut_points(path, ["anger", "joy"])
+    assert str(path) in str(e.value) and needle in str(e.value)
+    good = {"max_intensity": 3, "cut_points": {"anger": [0.2, 0.9, 2.0], "joy": [1, 1, 2]}}
+    path.write_text(json.dumps(good))
+    read = read_cut_points(path, ["anger", "joy"])
+    assert read.apply(np.array([[0.95, 1.0]])).tolist() == [[2, 2]]
