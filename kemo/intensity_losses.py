@@ -44,8 +44,9 @@ class CumulativeOrdinalLoss(MaskedBinaryCrossentropy):
 
     def elementwise(self, y_true, logits):
         y = ops.cast(y_true, "float32")[:, :, None]
-        levels = ops.arange(self.max_intensity, dtype="float32")[None, None, :]
-        above = ops.cast(ops.greater(y, levels), "float32")
+        # target k of an emotion: 1 when its (integer) intensity reaches k + 1, i.e. y > k
+        reaches = ops.arange(1, self.max_intensity + 1, dtype="float32")[None, None, :]
+        above = ops.cast(ops.greater_equal(y, reaches), "float32")
         return ops.mean(bce_from_logits(above, logits), axis=-1)
 
     def get_config(self):

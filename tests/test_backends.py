@@ -187,7 +187,8 @@ def test_checkpoint_round_trip(backend, tmp_path):
     proc = _ok(subprocess.run([sys.executable, "-c", _CHECKPOINT_ROUND_TRIP], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=TIMEOUT))
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["backend"] == backend and result["state"] == {"epoch": 1}
+    assert result["backend"] == backend
+    assert result["state"] == {"epoch": 1, "checkpoint": "epoch-0001"}
     assert result["variables"] > 20
     assert result["ha"].keys() == result["hb"].keys() and "loss_a" in result["ha"]
     for key, values in result["ha"].items():

@@ -29,6 +29,7 @@ BAD_VALUES = {
     "data.max_train_examples_per_language": ["-1", str(INT_MAX + 1)],
     "data.sampling_strength": ["-0.5", "11", "nan", "inf"],
     "data.language_temperature": ["0", "-1", "1001", "nan", "inf"],
+    "data.dataset_temperature": ["0", "-1", "1001", "nan", "inf"],
     "data.length_buckets": ["[0]", "[32, -1]"],
     "model.num_layers": ["0", str(INT_MAX + 1)],
     "model.num_heads": ["0", "-2"],

@@ -156,7 +156,7 @@ def test_no_other_module_writes_the_fallback_or_the_rule():
             line = tok.line.strip()
             if tok.type == tokenize.NUMBER and tok.string in ("0.5", ".5", "5e-1") \
                     and not line.startswith(("UNTUNED_THRESHOLD =", "ax.text(")) \
-                    and "bbox_to_anchor" not in line:
+                    and "bbox_to_anchor" not in line and "time.sleep(" not in line:
                 found.append(f"{path.name}:{tok.start[0]}: {line}")
             if tok.type == tokenize.NAME and tok.string == "greater" and "ops." in line:
                 found.append(f"{path.name}:{tok.start[0]}: {line}")

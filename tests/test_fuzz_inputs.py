@@ -707,14 +707,22 @@ def oracle_report(d: dict, labels):
 CHOICES = {"model.pooling": {"cls", "mean"}, "loss.name": {"bce", "focal"},
            "train.schedule": {"cosine", "constant"},
            "train.dtype_policy": {"float32", "mixed_bfloat16", "bfloat16"},
-           "train.distribution": {"none", "data_parallel"}}
+           "train.distribution": {"none", "data_parallel"},
+           "data.validation": {"train", "dev"}, "data.layout": {"track_a", "table"},
+           "data.label_kind": {"binary", "intensity"}, "model.head": {"regression", "ordinal"},
+           "data.format": {"", "csv", "tsv", "jsonl", "parquet"},
+           "data.label_encoding": {"columns", "names", "indices"},
+           "data.ungrouped_labels": {"keep", "drop"}}
 INT_MAX = 2**31 - 1
 SEED_MAX = 2**32 - 1
 # key -> (low, low included, high, high included)
 RANGES = {"data.val_fraction": (0, True, 1, False), "model.dropout": (0, True, 1, False),
           "train.warmup_fraction": (0, True, 1, True), "data.sampling_strength": (0, True, 10, True),
           "train.seed": (0, True, SEED_MAX, True), "data.split_seed": (-1, True, SEED_MAX, True),
-          "model.sequence_length": (3, True, INT_MAX, True)}
+          "model.sequence_length": (3, True, INT_MAX, True),
+          "data.language_temperature": (0, False, 1000, True),
+          "data.dataset_temperature": (0, False, 1000, True),
+          "data.max_intensity": (1, True, 100, True)}
 POSITIVE = {"model.num_layers", "model.num_heads", "model.hidden_dim", "model.intermediate_dim",
             "model.vocabulary_size", "train.epochs", "train.batch_size", "train.learning_rate",
             "data.length_buckets"}
@@ -749,6 +757,8 @@ def oracle_config(data: bytes) -> dict:
     base = Config()
     sections = {f.name: {g.name for g in dataclasses.fields(getattr(base, f.name))}
                 for f in dataclasses.fields(Config) if f.name != "name"}
+    list_of_str = {f"{f.name}.{g.name}" for f in dataclasses.fields(Config) if f.name != "name"
+                   for g in dataclasses.fields(getattr(base, f.name)) if str(g.type) == "list[str]"}
     out = {}
     for sec, body in raw.items():
         if sec == "name":
@@ -780,12 +790,37 @@ def oracle_config(data: bytes) -> dict:
                 v = [x for x in v.split(",") if x] if isinstance(v, str) else v
                 need(isinstance(v, list) and v and all(isinstance(x, str) for x in v)
                      and len(set(v)) == len(v), full)
+            elif full in list_of_str:
+                v = [x for x in v.split(",") if x] if isinstance(v, str) else v
+                need(isinstance(v, list) and all(isinstance(x, str) and "\x00" not in x
+                                                 for x in v), full)
+                need(full != "data.unlabelled_splits"
+                     or set(v) <= {"train", "dev", "test"}, full)
             else:  # list[int]
                 need(isinstance(v, list) and all(
                     isinstance(x, int) and not isinstance(x, bool) and _number_ok(full, x)
                     for x in v), full)
             out[full] = v
+    _dataset_rules(out)
     return out
+
+
+def _dataset_rules(values: dict) -> None:
+    """The [data] keys that only make sense together (README "Your own data", Track B)."""
+    from kemo.config import DataConfig
+
+    d = {**dataclasses.asdict(DataConfig()),
+         **{k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("data.")}}
+    need(d["label_separator"] != "", "data.label_separator")
+    if d["label_kind"] == "intensity":
+        need(d["layout"] == "track_a" and not d["extra_datasets"], "data.label_kind")
+    if d["layout"] == "table":
+        need(bool(d["train_file"]), "data.train_file")
+        need(d["header"] or bool(d["columns"]), "data.columns")
+        need(d["label_encoding"] != "indices" or bool(d["label_names"] or d["label_names_file"]),
+             "data.label_names_file")
+        need(not (d["label_names"] and d["label_names_file"]), "data.label_names")
+        need(d["validation"] != "dev" or bool(d["dev_file"]), "data.validation")
 
 
 def check_config_values(cfg, values: dict):

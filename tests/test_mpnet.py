@@ -257,6 +257,10 @@ def test_hf_handle_routes_to_the_mpnet_converter(mpnet_dir, monkeypatch):
     monkeypatch.setattr(safetensor_utils, "get_file", fake_get_file)
     monkeypatch.setattr(safetensor_utils, "check_file_exists",
                         lambda preset, name: (mpnet_dir / name).is_file())
+    import kemo.presets
+
+    # as if in the local hub cache: kemo.presets.check_hub does not probe the network
+    monkeypatch.setattr(kemo.presets, "_cached", lambda preset: True)
     assert is_mpnet_preset(handle)
     pre = load_preprocessor(ModelConfig(preset=handle, sequence_length=32))
     assert isinstance(pre, MPNetTextClassifierPreprocessor)

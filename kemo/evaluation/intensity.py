@@ -77,7 +77,8 @@ def language_mean_r(examples, pred) -> float:
 
 def untuned_cut_points(num_labels: int, max_intensity: int) -> np.ndarray:
     """(labels, K) cut points at k - 0.5: rounding to the nearest intensity."""
-    return np.tile(np.arange(1, max_intensity + 1) - 0.5, (num_labels, 1))
+    k = np.arange(1, max_intensity + 1)
+    return np.tile((2 * k - 1) / 2, (num_labels, 1))  # k - 1/2
 
 
 def apply_cut_points(scores, cuts) -> np.ndarray:

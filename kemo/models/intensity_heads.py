@@ -56,7 +56,7 @@ class CumulativeLogits(keras.layers.Layer):
         k = self.max_intensity
         self.kernel = self.add_weight(shape=(input_shape[-1], self.num_labels),
                                       initializer="glorot_uniform", name="kernel")
-        first = np.full((self.num_labels, 1), k / 2 - 0.5, "float32")  # start: ~rounding
+        first = np.full((self.num_labels, 1), (k - 1) / 2, "float32")  # start: ~rounding
         steps = np.full((self.num_labels, k - 1), np.log(np.e - 1), "float32")  # softplus 1
         self.first = self.add_weight(shape=(self.num_labels, 1), name="first_offset",
                                      initializer=keras.initializers.Constant(first))
