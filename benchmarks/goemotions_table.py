@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -37,16 +36,6 @@ PUBLISHED = [  # (system, dev macro-F1, test macro-F1, Ekman test)
     ("BERT-base, HF reimplementation (thr 0.3)", 0.502, 0.503, 0.624),
     ("TF-IDF + logistic regression floor", None, 0.459, 0.572),
 ]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def split_probs(run_dir: Path, name: str, ex) -> np.ndarray:
@@ -112,7 +101,9 @@ def score_run(run_dir: Path) -> dict:
 
 def format_tables(results: dict) -> str:
     f = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
-    lines = [f"CPU: {cpu_model()} ({os.cpu_count()} cores)", "",
+    from kemo.machine import cpu_info, describe_cpu
+
+    lines = [f"cpu: {describe_cpu(cpu_info())}", "",
              f"{'system':<44}{'val tuned':>10}{'dev tuned':>10}{'dev @0.5':>9}{'dev @0.3':>9}"
              f"{'test':>7}{'Ekman val':>10}{'Ekman dev':>10}{'Ekman test':>11}"]
     for name, r in results.items():
