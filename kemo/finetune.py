@@ -138,10 +138,12 @@ def finetune(source, languages, out, config=None, overrides=(), data_dir=None,
     kept runs. Returns {"rows", "kept", "system"} (`system` None when none is kept: the
     source itself is then the best system)."""
     from kemo.ensemble import build_ensemble
-    from kemo.run.read import load_run, read_report
+    from kemo.run.read import read_report, read_run_state
 
     source, out = Path(source).expanduser().resolve(), Path(out)
-    src = load_run(source)  # every file checked before anything is trained
+    # the run's files checked before anything is trained (its model is loaded once
+    # per language, by model.init_from, not here as well)
+    src = read_run_state(source)
     languages = _check_languages(src.config, languages)
     configs = {lang: language_config(source, lang, config, overrides) for lang in languages}
     out.mkdir(parents=True, exist_ok=True)
