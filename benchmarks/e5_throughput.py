@@ -63,6 +63,18 @@ VARIANTS = {
                         {"backend": "tensorflow", "buckets": FINE, "freeze_layers": 6}),
     "tf_bf16": ("tensorflow + mixed_bfloat16",
                 {"backend": "tensorflow", "dtype_policy": "mixed_bfloat16"}),
+    # XLA CPU and JAX options (issue 36): environment only, the step itself unchanged
+    "xla_vec512": ("XLA: prefer 512-bit vectors",
+                   {"env": {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=512"}}),
+    "prng_rbg": ("JAX: rbg random bits (dropout)", {"env": {"JAX_DEFAULT_PRNG_IMPL": "rbg"}}),
+    "ynn_off": ("XLA: no YNNPACK fusions",
+                {"env": {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=-dot,-eltwise,-reduce"}}),
+    "xnn_dot": ("XLA: XNNPACK dot fusions",
+                {"env": {"XLA_FLAGS": "--xla_cpu_experimental_xnn_fusion_type=dot"}}),
+    "onednn_dot": ("XLA: oneDNN dot fusions",
+                   {"env": {"XLA_FLAGS": "--xla_cpu_experimental_onednn_fusion_type=dot"}}),
+    "vec512_rbg": ("512-bit vectors + rbg", {"env": {
+        "XLA_FLAGS": "--xla_cpu_prefer_vector_width=512", "JAX_DEFAULT_PRNG_IMPL": "rbg"}}),
 }
 
 
@@ -183,7 +195,7 @@ def child(spec: dict) -> dict:
 def run_variant(name: str, tokens: Path, rows: int, timeout: int) -> dict:
     what, change = VARIANTS[name]
     spec = {**BASE, **change, "tokens": str(tokens), "rows": rows}
-    env = {**os.environ, "KERAS_BACKEND": spec["backend"]}
+    env = {**os.environ, **spec.get("env", {}), "KERAS_BACKEND": spec["backend"]}
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
