@@ -42,7 +42,7 @@ from kemo.errors import InputError
 from kemo.run import layout as L
 from kemo.run.ensemble_file import (ENSEMBLE_FILE, FORMAT, check_member, is_ensemble_dir,
                                     member_identity, read_ensemble_file)
-from kemo.evaluation.thresholds import ThresholdSearch
+from kemo.prediction.thresholds import ThresholdSearch
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 class EnsembleRun:
     """A finished ensemble: the member runs, their weights and the tuned thresholds.
 
-    A `kemo.prediction.predictor.Predictor`, as `kemo.run.read.Run` is (`config`,
+    A `kemo.prediction.predictor.Predictor`, as `kemo.prediction.trained_run.Run` is (`config`,
     `label_names`, `thresholds`, `decide`, `predict_probs`, `predict`).
     """
 
@@ -60,7 +60,7 @@ class EnsembleRun:
     members: list
     weights: list[float]
     thresholds: ThresholdSearch
-    language_labels: dict = field(default_factory=dict)  # as `kemo.run.read.Run`'s
+    language_labels: dict = field(default_factory=dict)  # as `kemo.prediction.trained_run.Run`'s
     serve: str = "average"  # or "specialist": `serving_weights`
 
     @property
@@ -91,7 +91,7 @@ class EnsembleRun:
         return weights, parts
 
     def decide(self, probs, langs=None) -> np.ndarray:
-        """0/1 decisions at the ensemble's thresholds, as `kemo.run.read.Run.decide`."""
+        """0/1 decisions at the ensemble's thresholds, as `kemo.prediction.trained_run.Run.decide`."""
         return self.thresholds.apply(probs, langs)
 
     def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +188,7 @@ def _check_weights(weights, n: int) -> list[float]:
 
 def load_ensemble(run_dir) -> EnsembleRun:
     """Load an ensemble run directory written by `build_ensemble` (members included)."""
-    from kemo.run.read import language_labels, load_run, read_run_state
+    from kemo.prediction.trained_run import language_labels, load_run, read_run_state
 
     path = Path(run_dir)
     meta = read_ensemble_file(path)
@@ -369,7 +369,7 @@ def format_ensemble_report(report: dict) -> str:
 
 def _open_members(paths, run_dir, overwrite: bool = False):
     """The member runs, loaded, after the arguments and the run directory are checked."""
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
     from kemo.run.verdict import check_new_run_dir
 
     if len(paths) < 2:
@@ -406,7 +406,7 @@ def _finish_report(members, paths, weights, data, probs, parts, started):
     """Thresholds tuned as the members' config says, the ensemble's report beside each
     member's (on the rows of its own languages); returns (report, deciding search)."""
     from kemo.evaluation.report import full_report
-    from kemo.run.finish import finish
+    from kemo.evaluation.finish import finish
 
     val, dev = data.val, data.dev
     # The first member's thresholds table, as training reads it (members share it).
@@ -435,7 +435,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
     `report.json` last (the mark of a finished run)."""
     from kemo.atomic import write_text
     from kemo.config import dump_config
-    from kemo.run.finish import write_decisions, write_report
+    from kemo.evaluation.finish import write_decisions, write_report
     from kemo.run.manifest import write_manifest
     from kemo.run.lock import RunLock
     from kemo.run.verdict import check_new_run_dir, clear_run_dir

@@ -50,7 +50,7 @@ def splits(tiny_run, data_dir):
 def test_averaged_probabilities_and_decisions_by_hand(ensemble, tiny_run, second_run, splits):
     from kemo.ensemble import EnsembleRun
     from kemo.prediction.predictor import load_predictor
-    from kemo.evaluation.thresholds import best_f1_threshold
+    from kemo.prediction.thresholds import best_f1_threshold
 
     out, report, _ = ensemble
     run = load_predictor(out)

@@ -250,7 +250,7 @@ def test_evaluate_refuses_an_intensity_beyond_k(tmp_path):
 ])
 def test_a_damaged_cut_points_file_is_refused(tmp_path, cuts, needle):
     from kemo.errors import InputError
-    from kemo.run.read import read_cut_points
+    from kemo.prediction.trained_run import read_cut_points
 
     path = tmp_path / "cut_points.json"
     path.write_text(json.dumps({"max_intensity": 3, "tuned_on": "validation",

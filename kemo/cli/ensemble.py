@@ -46,7 +46,7 @@ def run(args) -> int:
     from kemo.run.verdict import check_new_run_dir
 
     check_new_run_dir(Path(args.run_dir), args.overwrite, command="ensemble")  # at once
-    from kemo.run.intensity_finish import refuse_intensity_run
+    from kemo.evaluation.intensity_finish import refuse_intensity_run
 
     for member in args.members:
         refuse_intensity_run(member, "ensemble")

@@ -5,7 +5,7 @@
 writes into DIR (default `<run_dir>/export`):
 
 - `model.keras`: the trained classifier (logits). `keras.models.load_model(path,
-  safe_mode=True)` loads it once `kemo.run.read` (or `kemo.losses`, `kemo.metrics`,
+  safe_mode=True)` loads it once `kemo.prediction.trained_run` (or `kemo.losses`, `kemo.metrics`,
   `kemo.models.classifier`) is imported, which registers the custom objects.
   `preprocessor/` beside it is the keras-hub preprocessor preset that feeds it.
 - `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature takes
@@ -327,7 +327,7 @@ def export_info(run, out: Path, stage: Path, built: _Built, export_s: float) -> 
                         **({"members": files} if several else {}),
                         "preprocessor": "preprocessor beside each model.keras",
                         "outputs": "logits; probability = sigmoid(logits)",
-                        "load": "import kemo.run.read; keras.models.load_model(path, "
+                        "load": "import kemo.prediction.trained_run; keras.models.load_model(path, "
                                 "safe_mode=True)"},
         **({"ensemble": _ensemble_info(run)} if several else {}),
         "saved_model": _saved_model_info(out, stage, built, several),
