@@ -52,7 +52,7 @@ def test_run_decide_tie_is_positive_global_and_per_language():
 
 
 def test_ensemble_decides_as_a_run():
-    from kemo.ensemble import EnsembleRun
+    from kemo.prediction.ensemble_run import EnsembleRun
 
     ens = EnsembleRun(Path("e"), None, [], [], ThresholdSearch(list(T), list(NAMES)))
     assert ens.decide(np.float32([T])).tolist() == [[1] * 5]

@@ -50,7 +50,8 @@ def run(args) -> int:
 
     for member in args.members:
         refuse_intensity_run(member, "ensemble")
-    from kemo.ensemble import build_ensemble, format_ensemble_report
+    from kemo.ensemble import build_ensemble
+    from kemo.evaluation.ensemble_tables import format_ensemble_report
 
     report = build_ensemble(args.members, args.run_dir, args.weights, args.data_dir,
                             args.batch_size, args.overwrite, args.serve)

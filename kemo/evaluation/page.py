@@ -370,7 +370,7 @@ def _reports_section(report: dict, meta: dict, notes) -> list[str]:
     if meta.get("validation"):  # data.validation = "dev": dev scores are not held out
         body.append(f'<p class="note"><b>Validation: {_e(meta["validation"])}.</b></p>')
     if "members" in report:  # an ensemble (kemo.ensemble)
-        from kemo.ensemble import members_table, served_by_table
+        from kemo.evaluation.ensemble_tables import members_table, served_by_table
 
         body.append("<h3>Ensemble members</h3>")
         body.append(_table("Each member and the ensemble, macro-F1 and dev F1 per label "

@@ -61,7 +61,7 @@ def validation_probs(run_dir, data_dir=None) -> SplitProbs:
     from kemo.prediction.predictor import load_predictor
     from kemo.prediction.trained_run import read_report
 
-    from kemo.ensemble import ensemble_data
+    from kemo.evaluation.ensemble_data import ensemble_data
     from kemo.run.ensemble_file import is_ensemble_dir
 
     if is_ensemble_dir(run_dir):  # the rows its members share, as build_ensemble took them

@@ -1,7 +1,7 @@
 """What every command that predicts takes: one trained run or an ensemble of runs.
 
 `Predictor` is the interface `predict`, `evaluate`, `report`, `explain` and `export`
-use; `kemo.prediction.trained_run.Run` (one model) and `kemo.ensemble.EnsembleRun` (members averaged)
+use; `kemo.prediction.trained_run.Run` (one model) and `kemo.prediction.ensemble_run.EnsembleRun` (members averaged)
 implement it. `load_predictor(run_dir)` reads either kind of run directory.
 
 Example:
@@ -48,7 +48,7 @@ def load_predictor(run_dir) -> Predictor:
     from kemo.run.ensemble_file import is_ensemble_dir
 
     if is_ensemble_dir(run_dir):
-        from kemo.ensemble import load_ensemble
+        from kemo.prediction.ensemble_run import load_ensemble
 
         return load_ensemble(run_dir)
     from kemo.prediction.trained_run import load_run
