@@ -15,10 +15,8 @@ from scipy.stats import pearsonr
 
 from conftest import ROOT, assert_refused, run_cli, snapshot
 from kemo.data.examples import Examples
-from kemo.evaluation.intensity import (
-    CutPoints, apply_cut_points, confusion, language_pearson, pearson_r, tune_cut_points,
-    untuned_cut_points,
-)
+from kemo.evaluation.intensity import confusion, language_pearson, pearson_r, tune_cut_points
+from kemo.prediction.cut_points import CutPoints, apply_cut_points, untuned_cut_points
 
 TRACK_B = ROOT.parent / "shared" / "data" / "brighter" / "track_b"
 HEADER = ["id", "text", "anger", "fear", "joy", "sadness", "surprise"]

@@ -181,9 +181,9 @@ def decision_file(config: Config) -> str:
 
 
 def read_cut_points(path, label_names):
-    """An intensity run's `cut_points.json` (`kemo.evaluation.intensity.CutPoints`),
+    """An intensity run's `cut_points.json` (`kemo.prediction.cut_points.CutPoints`),
     checked: one ordered row of K finite numbers per label of the run."""
-    from kemo.evaluation.intensity import CutPoints
+    from kemo.prediction.cut_points import CutPoints
 
     d = rf.read_json(path)
     k = rf.number(d, ("max_intensity",), path, 1, integer=True)
