@@ -89,7 +89,7 @@ SETTING_NAMES = {
 SETTINGS = {key: names[0] for key, names in SETTING_NAMES.items()}
 MEAN = "mean_over_languages"  # the shared task's ranking number: mean of per-language macro-F1
 # history.json's key for it on validation during training (runs of several languages:
-# what early stopping monitors, `kemo.validation`); one language: "val_macro_f1".
+# what early stopping monitors, `kemo.training.validation_callback`); one language: "val_macro_f1".
 LANGUAGE_MEAN_KEY = "val_language_mean_f1"
 
 
