@@ -245,12 +245,12 @@ class _Built:
 
 
 def language_routing(run, members, weights) -> LanguageRouting | None:
-    """How a text of each language is served (`kemo.ensemble.serving_weights`, the run's
+    """How a text of each language is served (`kemo.prediction.ensemble_run.serving_weights`, the run's
     per-language thresholds), for the SavedModel's `serve_languages`; None when the
     language changes nothing (one run without per-language thresholds)."""
     import numpy as np
 
-    from kemo.ensemble import member_languages, serving_weights
+    from kemo.prediction.ensemble_run import member_languages, serving_weights
 
     per_language = dict(getattr(run.thresholds, "per_language", None) or {})
     if len(members) == 1 and not per_language:
