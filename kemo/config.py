@@ -22,6 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kemo.brighter_names import LANGUAGES
 from kemo.errors import InputError
 
 
@@ -237,8 +238,6 @@ def _check_type(key: str, value, annotation):
         return value
     if annotation == "list[str]":
         if key == "data.languages" and value == "all":
-            from kemo.data.brighter import LANGUAGES
-
             return list(LANGUAGES)
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]

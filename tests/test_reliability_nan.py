@@ -84,7 +84,7 @@ def test_ensemble_refuses_a_member_with_nan_probabilities(tiny_run, nan_run, tmp
 def test_predict_tokens_refuses_ids_outside_the_vocabulary(tiny_run, tmp_path, data_dir):
     """A cache whose split file and manifest were edited together (so every sha256
     matches) but whose ids lie outside the vocabulary: refused, not predicted as NaN."""
-    from kemo.data.fingerprints import file_sha256
+    from kemo.checksum import file_sha256
 
     cache = shutil.copytree(tiny_run / "tokens", tmp_path / "tokens")
     manifest = json.loads((cache / "manifest.json").read_text())

@@ -183,7 +183,7 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
     if any(inp.is_track_a for inp in inputs):
         names.append(ZIP_NAME)
     from kemo.owned_dir import check_output
-    from kemo.prediction.input_files import written_here
+    from kemo.run.predictions_marker import written_here
 
     ours = written_here(out)
     mine = str(Path(args.run_dir).resolve())
@@ -251,7 +251,7 @@ def _predict_dataset_files(args, run) -> list:
     from kemo.evaluation.scoring import format_scores
     from kemo.owned_dir import check_output
     from kemo.prediction.dataset_files import prediction_names, write_dataset_predictions
-    from kemo.prediction.input_files import mark_written, written_here
+    from kemo.run.predictions_marker import mark_written, written_here
     from kemo.run.lock import writing_into
 
     if args.languages or args.tokens:

@@ -22,29 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kemo.brighter_names import LABELS, LANGUAGES, label_order  # noqa: F401 (re-exported)
 from kemo.data.examples import UNKNOWN, Examples, concat_examples  # noqa: F401 (re-exported)
 from kemo.errors import InputError
 
-LABELS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
-LANGUAGES = (
-    "afr", "amh", "arq", "ary", "chn", "deu", "eng", "esp", "hau", "hin", "ibo", "kin",
-    "mar", "orm", "pcm", "ptbr", "ptmz", "ron", "rus", "som", "sun", "swa", "swe", "tat",
-    "tir", "ukr", "vmw", "yor",
-)
 SPLITS = ("train", "dev", "test")
 DATA_DIR_ENV = "KEMO_DATA_DIR"
-def label_order(names) -> list[str]:
-    """`names` as kemo writes them: Track A's names (all of them among `LABELS`) in
-    `LABELS` order, any other label set in its dataset's own order.
-
-    Example:
-        label_order(["joy", "anger"])        # ['anger', 'joy']
-        label_order(["joy", "neutral"])      # ['joy', 'neutral']
-    """
-    names = list(names)
-    if set(names) <= set(LABELS):
-        return [n for n in LABELS if n in names]
-    return names
 
 
 def track_a_label_columns(header) -> tuple[str, ...]:

@@ -7,7 +7,6 @@ vocabulary assets tokenises every text to the same ids. `kemo.data.token_cache`
 records them to refuse tokens made by another tokenizer or from other data.
 
 Example:
-    file_sha256("../shared/data/brighter/track_a/train/eng.csv")
     preset_fingerprint("runs/tiny/preprocessor") == preset_fingerprint("tokens/tiny/preprocessor")
 """
 
@@ -18,20 +17,12 @@ import hashlib
 import json
 from pathlib import Path
 
+from kemo.checksum import file_sha256
 from kemo.errors import InputError
 
 # Files of a local preset directory that decide its tokenizer (weights left out).
 TOKENIZER_FILES = ("vocab*", "merges*", "*tokenizer*", "special_tokens_map.json", "*.model",
                    "*.spm", "sentencepiece*", "preprocessor.json")
-
-
-def file_sha256(path) -> str:
-    """The hex sha256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _layer_config(obj):

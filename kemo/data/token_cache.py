@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.data.fingerprints import file_sha256, preset_files_sha, preset_fingerprint
+from kemo.checksum import file_sha256
+from kemo.data.fingerprints import preset_files_sha, preset_fingerprint
 from kemo.data.splits import split_seed
 from kemo.errors import InputError
 

@@ -37,52 +37,12 @@ from kemo.data.brighter import (
 )
 from kemo.atomic import atomic_path, write_csv
 from kemo.errors import InputError
+from kemo.run.predictions_marker import mark_written, written_here
 
 log = logging.getLogger(__name__)
 
 SUBMISSION_FOLDER = "track_a"
 ZIP_NAME = "submission.zip"
-# In each output folder: which files kemo wrote there, and for which run (the rule of
-# `kemo.owned_dir.check_output`: --overwrite replaces only these).
-MARKER = ".kemo-predictions"
-
-
-def written_here(out_dir) -> dict[str, str]:
-    """The files kemo's predict (or training, for `predictions/dev`) wrote in `out_dir`:
-    name -> the run that wrote it. A folder `<run>/predictions/<x>` of an older kemo,
-    unmarked, is that run's."""
-    import json
-
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        return {}
-    try:
-        d = json.loads((out_dir / MARKER).read_text(encoding="utf-8"))
-        files = d["files"]
-        if d.get("kemo") == "predictions" and isinstance(files, dict) and all(
-                isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
-            return dict(files)
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    from kemo.run import layout as L
-
-    run = out_dir.resolve().parents[1] if len(out_dir.resolve().parents) > 1 else None
-    if out_dir.resolve().parent.name == L.PREDICTIONS and run and (run / L.CONFIG).is_file():
-        return {p.name: str(run) for p in out_dir.iterdir() if not p.name.startswith(".")}
-    return {}
-
-
-def mark_written(out_dir, names, run_path) -> None:
-    """Record `names` in `out_dir`'s marker as written by the run `run_path`."""
-    import json
-
-    from kemo.atomic import write_text
-
-    files = written_here(out_dir) | {Path(n).name: str(Path(run_path).resolve()) for n in names}
-    write_text(Path(out_dir) / MARKER, json.dumps({"kemo": "predictions", "files": files},
-                                                  indent=1))
-
-
 def zip_members(out_dir, new_preds, run_path) -> list[Path]:
     """What `submission.zip` holds: the `pred_<lang>.csv` just written and every other
     one in `out_dir` this run wrote earlier (a subset prediction never drops the other

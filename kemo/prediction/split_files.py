@@ -25,8 +25,8 @@ import pandas as pd
 
 from kemo.atomic import write_csv
 from kemo.data.brighter import Examples
-from kemo.prediction.input_files import (InputFile, mark_written, submission_frame,
-                                   write_submission_zip)
+from kemo.prediction.input_files import InputFile, submission_frame, write_submission_zip
+from kemo.run.predictions_marker import mark_written
 from kemo.prediction.thresholds import ThresholdSearch
 
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kemo.checksum import file_sha256
 from kemo.errors import InputError
+from kemo.run import json_files as rf
 from kemo.run import layout as L
+from kemo.run.manifest import read_manifest
 
 ENSEMBLE_FILE = L.ENSEMBLE
 FORMAT = "kemo-ensemble"
@@ -31,8 +34,6 @@ def is_ensemble_dir(path) -> bool:
 def read_ensemble_file(path) -> dict:
     """`ensemble.json`, validated: the ensemble's label names, member paths (resolved
     against the ensemble directory) and weights; InputError naming the file and field."""
-    from kemo.run import json_files as rf
-
     file = Path(path) / ENSEMBLE_FILE
     d = rf.read_json(file)
     if d.get("format") != FORMAT:
@@ -78,9 +79,6 @@ def member_identity(run_dir) -> dict:
     """What binds an ensemble to a member run: its model.keras sha256 (run.json's, which
     loading the run checks against the file, else the file's) and its run.json's
     `started` and `finished` (None for a run from before run.json)."""
-    from kemo.data.fingerprints import file_sha256
-    from kemo.run.manifest import read_manifest
-
     m = read_manifest(run_dir) or {}
     sha = m.get("model_sha256")
     if not isinstance(sha, str):

@@ -17,6 +17,7 @@ import json
 import math
 from pathlib import Path
 
+from kemo.brighter_names import label_order
 from kemo.errors import InputError
 
 _KINDS = {dict: "a JSON object", list: "a JSON array", str: "a string", int: "an integer",
@@ -174,8 +175,6 @@ def label_names(values, path, name: str, expected=None, source: str = "") -> lis
             raise InputError(f"{where(path, name)}: labels in the order {', '.join(values)}; "
                              f"{run.replace('labels', 'order', 1).replace(' are ', ' is ')}")
     else:
-        from kemo.data.brighter import label_order
-
         if values != label_order(values):
             raise InputError(f"{where(path, name)}: labels in the order {', '.join(values)}; "
                              f"kemo writes them in the order {', '.join(label_order(values))}")

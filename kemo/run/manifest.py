@@ -28,6 +28,10 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from kemo.atomic import write_text
+from kemo.checksum import file_sha256
+from kemo.errors import InputError
+from kemo.machine import cpu_info
 from kemo.run import layout as L
 
 FORMAT, VERSION = "kemo run manifest", 1
@@ -98,9 +102,6 @@ def files_present(run_dir) -> dict:
 def check_model_file(run_dir) -> None:
     """InputError when `model.keras` is not the file this run wrote: run.json records
     its sha256 when the run finishes (a run without it, from before, is not checked)."""
-    from kemo.data.fingerprints import file_sha256
-    from kemo.errors import InputError
-
     m = read_manifest(run_dir) or {}
     recorded = m.get("model_sha256")
     path = Path(run_dir) / L.MODEL
@@ -114,8 +115,6 @@ def model_changed(run_dir, manifest: dict | None) -> bool:
     """Whether `model.keras` is not the file run.json recorded (missing, or another
     sha256); cheap when its size and mtime are still those recorded. A run without
     the record (from before it): False."""
-    from kemo.data.fingerprints import file_sha256
-
     recorded = (manifest or {}).get("model_sha256")
     if not isinstance(recorded, str):
         return False
@@ -146,9 +145,6 @@ def write_manifest(run_dir, kind: str, finished: bool = False, resumed: bool = F
     """Write (or update) `run_dir/run.json`; returns it. A first call starts a session
     (a resumed run adds one); `finished=True` closes it and records the end time. A run
     resumed from before run.json existed gets one with `started` null (unknown)."""
-    from kemo.atomic import write_text
-    from kemo.machine import cpu_info
-
     run_dir = Path(run_dir)
     m = read_manifest(run_dir) or {"format": FORMAT, "version": VERSION, "kind": kind,
                                    "command": command_line(argv), "started": None,
@@ -163,8 +159,6 @@ def write_manifest(run_dir, kind: str, finished: bool = False, resumed: bool = F
     if finished:
         sessions[-1]["finished"] = m["finished"] = now()
         if (run_dir / L.MODEL).is_file():  # binds the model file to this run
-            from kemo.data.fingerprints import file_sha256
-
             m["model_sha256"] = file_sha256(run_dir / L.MODEL)
             st = (run_dir / L.MODEL).stat()  # `kemo runs` hashes again only if these differ
             m["model_stat"] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}

@@ -23,9 +23,11 @@ import shutil
 from pathlib import Path
 
 from kemo.errors import InputError
-from kemo.owned_dir import check_output
+from kemo.owned_dir import check_output, entries
 from kemo.run import layout as L
+from kemo.run.lock import check_unlocked
 from kemo.run.manifest import read_manifest
+from kemo.run.predictions_marker import MARKER, written_here
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,6 @@ def foreign_entries(run_dir: Path) -> list[str]:
     """Entries in `run_dir` kemo did not write: names a run directory never holds, and
     files in `predictions/<x>/`, `report/`, `export/`, `explanations/` their marker
     does not list (folders of an older kemo, unmarked, are not looked into)."""
-    from kemo.owned_dir import entries
-    from kemo.prediction.input_files import MARKER, written_here
-
     out = [p.name for p in run_dir.iterdir()
            if not p.name.startswith(".") and p.name not in L.FILES]
     for folder in sorted((run_dir / L.PREDICTIONS).glob("*/")):
@@ -86,8 +85,6 @@ def check_new_run_dir(run_dir, overwrite: bool, command: str = "train",
     advice that matches: a finished run (--overwrite, or another --run-dir), an
     unfinished training run (--resume, or --overwrite), a folder kemo did not write
     (another --run-dir)."""
-    from kemo.run.lock import check_unlocked
-
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"run directory {run_dir}: is a file, not a folder (give --run-dir "

