@@ -1,12 +1,18 @@
-"""The package reads as a map (issue 21): no import cycles, short functions, layers.
+"""The package reads as a map (issues 21, 34): layers, no import cycles, short functions.
 
-Scanned from the source, as `tests/test_run_layout.py` scans for run-file names:
-- no two kemo modules import each other, directly or round a loop, counting the imports
-  inside functions too (a lazy import hides a cycle from Python, not from a reader);
+Scanned from the source, as `tests/test_run_layout.py` scans for run-file names, counting
+the imports inside functions too (a lazy import hides a loop from Python, not from a
+reader):
+- every package of kemo stands on one layer of `LAYERS`, and imports only from its own
+  layer and the layers below it, never from one above (data flows one way: config ->
+  data -> model -> fit -> thresholds -> report / export; what runs the flow sits above
+  the steps it calls);
+- an import inside a function, outside `kemo.cli`, is of a module that loads a heavy
+  library (keras, jax, TensorFlow, sklearn, pandas...: start-up speed of the light
+  commands); any other import stands at the top of its module;
+- no two kemo modules import each other, directly or round a loop;
 - no function or method in `kemo/` is longer than `MAX_LINES` lines (commands read as
   named phases, as big_vision's train.py does);
-- `kemo.data` imports nothing from `kemo.models` (data flows one way: config -> data ->
-  model -> fit -> thresholds -> report/export);
 - one logging convention (`kemo.log`): library code outside `kemo.cli` never calls
   `print` and no function takes a `log` callable; it logs on `logging.getLogger(__name__)`.
 """
@@ -20,33 +26,94 @@ PACKAGE = ROOT / "kemo"
 MAX_LINES = 80
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+# The layers, ground floor first. A package is a folder of kemo (`kemo.prediction`) or a
+# module at its top (`kemo.config`); the root `kemo` (its `load`) is "kemo". A module may
+# import from its own layer and from those below it, never from a layer above.
+LAYERS = (
+    ("foundation", {"errors", "atomic", "checksum", "log", "interrupt", "native_logs",
+                    "machine", "finite", "owned_dir", "multiprocess", "brighter_names",
+                    "config", "default_config", "presets", "weights", "run"}),
+    ("data", {"data"}),                    # datasets, splits, tokenised batches
+    ("models", {"models"}),                # backbones and heads
+    ("prediction", {"prediction"}),        # a trained run loaded; thresholds decide
+    ("evaluation", {"evaluation"}),        # scores, reports; a run finished, migrated
+    ("training", {"training"}),            # fit, then finish (evaluation)
+    ("workflows", {"ensemble", "finetune", "serving", "explain", "explain_page", "api",
+                   "kemo"}),
+    ("cli", {"cli"}),                      # the `kemo` command: only it prints
+)
+LAYER_OF = {package: i for i, (_, packages) in enumerate(LAYERS) for package in packages}
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+def modules_under(root: Path) -> dict[str, Path]:
+    """Every module of the `kemo` package under `root`, by dotted name."""
+    return {module_name(p, root): p for p in (root / "kemo").rglob("*.py")}
 
 
-def imported_modules(name: str, path: Path) -> set[str]:
-    """The kemo modules `path` imports anywhere (top level or inside functions)."""
+MODULES = modules_under(ROOT)
+
+
+def imports_of(name: str, path: Path, modules: dict = MODULES) -> list[tuple[str, int, bool]]:
+    """(module, line, inside a function) for each import in `path` of a module in
+    `modules` (top level or inside functions)."""
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            subs = {f"{module}.{a.name}" for a in node.names} & set(MODULES)
-            found |= subs  # `from kemo.models import mpnet`: the submodule
-            if len(subs) < len(node.names):  # and names defined in the module itself
-                found.add(module)
-    return {m for m in found if m in MODULES and m != name}
+    found = []
+
+    def visit(node, in_function: bool):
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                      ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend((a.name, child.lineno, in_function) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = package[:len(package) - child.level + 1] if child.level else []
+                module = ".".join(base + ([child.module] if child.module else []))
+                subs = {f"{module}.{a.name}" for a in child.names} & set(modules)
+                found.extend((s, child.lineno, in_function) for s in sorted(subs))
+                if len(subs) < len(child.names):  # and names defined in the module itself
+                    found.append((module, child.lineno, in_function))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text()), False)
+    return [(m, line, lazy) for m, line, lazy in found if m in modules and m != name]
 
 
-def import_graph() -> dict[str, set[str]]:
-    return {name: imported_modules(name, path) for name, path in MODULES.items()}
+def imported_modules(name: str, path: Path, modules: dict = MODULES) -> set[str]:
+    """The kemo modules `path` imports anywhere (top level or inside functions)."""
+    return {m for m, _, _ in imports_of(name, path, modules)}
+
+
+def import_graph(modules: dict = MODULES) -> dict[str, set[str]]:
+    return {name: imported_modules(name, path, modules) for name, path in modules.items()}
+
+
+def package_of(module: str) -> str:
+    """`kemo.prediction.predictor` -> "prediction"; `kemo.config` -> "config"; `kemo` -> "kemo"."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_violations(modules: dict = MODULES) -> list[str]:
+    """Each import (inside functions too) from a package to one on a higher layer of
+    `LAYERS`, and each package that stands on no layer."""
+    found = []
+    for name, path in sorted(modules.items()):
+        mine = LAYER_OF.get(package_of(name))
+        if mine is None:
+            found.append(f"{name}: package {package_of(name)!r} stands on no layer of LAYERS")
+            continue
+        for other, line, lazy in imports_of(name, path, modules):
+            theirs = LAYER_OF.get(package_of(other), -1)
+            if theirs > mine:
+                where = " (inside a function)" if lazy else ""
+                found.append(f"{name}:{line} imports {other}{where}: {LAYERS[mine][0]} "
+                             f"may not import {LAYERS[theirs][0]}, a layer above")
+    return found
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -92,11 +159,36 @@ def test_no_import_cycles():
     assert cycles(import_graph()) == []
 
 
-def test_data_imports_nothing_from_models():
-    graph = import_graph()
-    bad = {name: sorted(m for m in graph[name] if m.startswith("kemo.models"))
-           for name in graph if name.startswith("kemo.data")}
-    assert {k: v for k, v in bad.items() if v} == {}
+def _tree(root: Path, files: dict[str, str]) -> dict[str, Path]:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return modules_under(root)
+
+
+def test_the_layer_check_finds_an_import_that_climbs(tmp_path):
+    tree = {"kemo/__init__.py": "", "kemo/errors.py": "", "kemo/run/__init__.py": "",
+            "kemo/run/layout.py": "from kemo.errors import x\n",
+            "kemo/prediction/__init__.py": "",
+            "kemo/prediction/predictor.py": "from kemo.run import layout\n",
+            "kemo/evaluation/__init__.py": "",
+            "kemo/evaluation/page.py": "from kemo.prediction.predictor import load\n"}
+    assert layer_violations(_tree(tmp_path / "good", tree)) == []
+    tree["kemo/run/layout.py"] += "def f():\n    from kemo.evaluation import page\n"
+    tree["kemo/prediction/predictor.py"] += "import kemo.evaluation.page\n"
+    tree["kemo/gadgets.py"] = ""
+    assert layer_violations(_tree(tmp_path / "bad", tree)) == [
+        "kemo.gadgets: package 'gadgets' stands on no layer of LAYERS",
+        "kemo.prediction.predictor:2 imports kemo.evaluation.page: prediction may not "
+        "import evaluation, a layer above",
+        "kemo.run.layout:3 imports kemo.evaluation.page (inside a function): foundation "
+        "may not import evaluation, a layer above"]
+
+
+def test_every_import_runs_down_the_layers():
+    assert len(LAYER_OF) == sum(len(p) for _, p in LAYERS)  # each package on one layer
+    assert {package_of(m) for m in MODULES} == set(LAYER_OF)  # and none declared in vain
+    assert layer_violations() == []
 
 
 def long_functions(max_lines: int = MAX_LINES) -> list[str]:
