@@ -8,7 +8,7 @@ e5 run with an English-only MPNet run): each row of a language is averaged over 
 members trained on it, each label over the members predicting it
 (`kemo.prediction.ensemble_run.serving_weights`); a text of no member's language, or of
 none given, over all of them. Thresholds are tuned again on the validation rows the
-members share (`kemo.evaluation.ensemble_data`: re-created from
+members share (`kemo.prediction.ensemble_data`: re-created from
 each member's config; members of the same languages validated on different rows are
 refused, naming what differs; members of different languages share, per language, the
 rows every covering member validated on), globally and per language; the ensemble
@@ -44,7 +44,7 @@ from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, membe
 from kemo.prediction.ensemble_run import (SERVE_MODES, EnsembleRun, combine_probs,
                                           member_languages, union_labels)
 from kemo.prediction.thresholds import ThresholdSearch
-from kemo.evaluation.ensemble_data import ensemble_data
+from kemo.prediction.ensemble_data import ensemble_data
 
 log = logging.getLogger(__name__)
 

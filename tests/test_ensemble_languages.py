@@ -178,7 +178,7 @@ def test_languages_split_differently_share_the_rows_all_validated_on(tiny_run, d
     from kemo.config import load_config
     from kemo.data.splits import load_data
     from kemo.errors import InputError
-    from kemo.evaluation.ensemble_data import ensemble_data
+    from kemo.prediction.ensemble_data import ensemble_data
 
     def member(overrides):
         cfg = load_config(ROOT / "configs" / "tiny.toml", TINY_OVERRIDES + overrides)

@@ -22,6 +22,8 @@ import numpy as np
 
 from kemo.data.brighter import Examples
 from kemo.errors import InputError
+from kemo.evaluation.report import classification_report
+from kemo.prediction.predictor import load_predictor, validation_examples
 from kemo.run import layout as L
 
 NOISE = 1e-5  # how far a reloaded model's probabilities may move from training's
@@ -55,21 +57,10 @@ class SplitProbs:
 
 def validation_probs(run_dir, data_dir=None) -> SplitProbs:
     """Reload the run, re-create its validation split as training did, predict it."""
-    from kemo.config import load_config
-    from kemo.data.splits import load_data
-    from kemo.evaluation.report import classification_report
-    from kemo.prediction.predictor import load_predictor
-    from kemo.prediction.trained_run import read_report
+    from kemo.prediction.trained_run import read_report  # loads Keras
 
-    from kemo.evaluation.ensemble_data import ensemble_data
-    from kemo.run.ensemble_file import is_ensemble_dir
-
-    if is_ensemble_dir(run_dir):  # the rows its members share, as build_ensemble took them
-        run = load_predictor(run_dir)
-        val = ensemble_data(run.members, [m.path for m in run.members], data_dir).val
-    else:
-        val = load_data(load_config(Path(run_dir) / L.CONFIG), data_dir).val  # fails fast
-        run = load_predictor(run_dir)
+    val = validation_examples(run_dir, data_dir)  # fails fast: no model loaded yet
+    run = load_predictor(run_dir)
     names = run.label_names
     if list(val.label_names) != names:
         raise InputError(f"run directory {run_dir}: the re-created validation split has labels "

@@ -1,13 +1,16 @@
 """What every command that predicts takes: one trained run or an ensemble of runs.
 
 `Predictor` is the interface `predict`, `evaluate`, `report`, `explain` and `export`
-use; `kemo.prediction.trained_run.Run` (one model) and `kemo.prediction.ensemble_run.EnsembleRun` (members averaged)
-implement it. `load_predictor(run_dir)` reads either kind of run directory.
+use; `kemo.prediction.trained_run.Run` (one model) and
+`kemo.prediction.ensemble_run.EnsembleRun` (members averaged) implement it.
+`load_predictor(run_dir)` reads either kind of run directory, and
+`validation_examples(run_dir)` re-creates the rows either kind tuned its thresholds on.
 
 Example:
     run = load_predictor("runs/ens")                 # a Run or an EnsembleRun
     probs = run.predict_probs(texts, langs=["eng"] * len(texts))
     decisions = run.decide(probs, langs=["eng"] * len(texts))
+    val = validation_examples("runs/ens")            # no model loaded
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from kemo.config import load_config
+from kemo.prediction.ensemble_data import ensemble_data
+from kemo.prediction.ensemble_run import load_ensemble
+from kemo.run import layout as L
+from kemo.run.ensemble_file import is_ensemble_dir, read_ensemble_file
 
 
 class Predictor(Protocol):
@@ -45,12 +54,20 @@ class Predictor(Protocol):
 def load_predictor(run_dir) -> Predictor:
     """The run in `run_dir`: an `EnsembleRun` if it holds `ensemble.json`, else a `Run`
     (every file validated first; one `InputError` naming the file and field)."""
-    from kemo.run.ensemble_file import is_ensemble_dir
+    from kemo.prediction.trained_run import load_run  # loads Keras
+
+    return load_ensemble(run_dir) if is_ensemble_dir(run_dir) else load_run(run_dir)
+
+
+def validation_examples(run_dir, data_dir=None):
+    """The validation rows (`Examples`) the run in `run_dir` tuned its thresholds on,
+    re-created from its config as training did (`kemo.data.splits.load_data`: same
+    config, same seed); an ensemble's: the rows its members share, as
+    `kemo.ensemble.build_ensemble` took them. No model is loaded."""
+    from kemo.data.splits import load_data  # loads pandas
+    from kemo.prediction.trained_run import read_run_state  # loads Keras
 
     if is_ensemble_dir(run_dir):
-        from kemo.prediction.ensemble_run import load_ensemble
-
-        return load_ensemble(run_dir)
-    from kemo.prediction.trained_run import load_run
-
-    return load_run(run_dir)
+        paths = [Path(p) for p in read_ensemble_file(Path(run_dir))["paths"]]
+        return ensemble_data([read_run_state(p) for p in paths], paths, data_dir).val
+    return load_data(load_config(Path(run_dir) / L.CONFIG), data_dir).val
