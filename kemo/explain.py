@@ -31,6 +31,7 @@ import numpy as np
 
 from kemo.atomic import atomic_path, write_text
 from kemo.errors import InputError
+from kemo.explain_page import explanation_page
 from kemo.owned_dir import OwnedDir
 
 # `kemo explain --out`: built aside, marked, never written over what kemo did not write
@@ -188,8 +189,6 @@ def _file_stem(id: str, taken: set) -> str:
 def save_explanation(ex: Explanation, out_dir, stem: str | None = None) -> dict[str, Path]:
     """Write `<stem>.html` (kemo's page, `kemo.explain_page`) and `<stem>.png` into
     `out_dir`."""
-    from kemo.explain_page import explanation_page
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or _file_stem(ex.id, set())

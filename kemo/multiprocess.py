@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+from kemo.errors import InputError
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30  # a process silent this long is dead: the others stop
@@ -55,8 +57,6 @@ def requested() -> bool:
 
 
 def _int_env(name: str) -> int | None:
-    from kemo.errors import InputError
-
     value = os.environ.get(name)
     if value in (None, ""):
         return None
@@ -71,8 +71,6 @@ def coordinator_address() -> tuple[str, int] | None:
     """The coordinator's (host, port) from the settings, each address checked: one
     `host:port` per process, a port in 1..65535, a host that resolves. None when JAX
     finds it itself (`KEMO_MULTI_HOST`). InputError at once for a malformed one."""
-    from kemo.errors import InputError
-
     name = ADDRESS if os.environ.get(ADDRESS) else "JAX_COORDINATOR_ADDRESS"
     text = os.environ.get(name)
     if not text:
@@ -98,8 +96,6 @@ def check_settings() -> None:
     """Every setting of a run of several processes, checked before anything heavy
     loads: the addresses (`coordinator_address`), the process count (>= 1), this
     process's id (0 .. count-1) and `KEMO_HEARTBEAT_TIMEOUT` (>= 1 second)."""
-    from kemo.errors import InputError
-
     coordinator_address()
     num, pid, beat = _int_env(NUM), _int_env(ID), _int_env("KEMO_HEARTBEAT_TIMEOUT")
     if num is not None and num < 1:
@@ -116,8 +112,6 @@ def check_reachable(timeout: float) -> None:
     """Before joining: process 0 must be able to serve the coordinator's address (an
     address of this machine, port free); another process must reach it within
     `timeout` seconds. Else one InputError line, instead of JAX waiting minutes."""
-    from kemo.errors import InputError
-
     address = coordinator_address()
     if address is None:
         return
@@ -150,8 +144,6 @@ def initialize() -> None:
     if _started:
         return
     import jax
-
-    from kemo.errors import InputError
 
     if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU all-reduce
@@ -213,8 +205,6 @@ def barrier(name: str) -> None:
 def broadcast_error(message: str | None) -> None:
     """Process 0's verdict to all: raise `InputError(message)` on every process if
     process 0 had one (the others' `message` is ignored), else return on every one."""
-    from kemo.errors import InputError
-
     if process_count() > 1:
         import numpy as np
         from jax.experimental import multihost_utils
@@ -336,8 +326,6 @@ def local_process_limit() -> tuple[int, str]:
 
 def check_local_processes(n: int) -> None:
     """InputError when `--local-processes n` is more than this machine holds."""
-    from kemo.errors import InputError
-
     limit, why = local_process_limit()
     if n > limit:
         raise InputError(f"--local-processes {n}: this machine holds at most {limit} "

@@ -3,7 +3,7 @@
 The same command as `kemo ensemble`; see `kemo ensemble --help`.
 """
 
-from kemo.cli import run_as_script
+from kemo.cli import script_main
 
 if __name__ == "__main__":
-    run_as_script("ensemble")
+    script_main("ensemble")

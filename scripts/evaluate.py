@@ -3,7 +3,7 @@
 The same command as `kemo evaluate`; see `kemo evaluate --help`.
 """
 
-from kemo.cli import run_as_script
+from kemo.cli import script_main
 
 if __name__ == "__main__":
-    run_as_script("evaluate")
+    script_main("evaluate")

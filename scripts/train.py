@@ -4,7 +4,7 @@ With no --config it trains configs/default.toml (MiniLM on English, minutes on a
 The same command as `kemo train`; see `kemo train --help`.
 """
 
-from kemo.cli import run_as_script
+from kemo.cli import script_main
 
 if __name__ == "__main__":
-    run_as_script("train")
+    script_main("train")

@@ -375,8 +375,8 @@ def test_wheel_not_matching_its_pin_is_refused(synthetic_minilm, monkeypatch, ca
 
 
 def _is_shim(path: Path) -> bool:
-    """Docstring, `from kemo.cli import run_as_script`, `if __name__ == "__main__":
-    run_as_script(<literal command words>)`; nothing else."""
+    """Docstring, `from kemo.cli import script_main`, `if __name__ == "__main__":
+    script_main(<literal command words>)`; nothing else."""
     body = ast.parse(path.read_text()).body
     if not (len(body) == 3 and isinstance(body[0], ast.Expr)
             and isinstance(body[0].value, ast.Constant)):
@@ -384,9 +384,9 @@ def _is_shim(path: Path) -> bool:
     imp, main = body[1], body[2]
     call = main.body[0].value if isinstance(main, ast.If) and len(main.body) == 1 else None
     return (isinstance(imp, ast.ImportFrom) and imp.module == "kemo.cli"
-            and [a.name for a in imp.names] == ["run_as_script"]
+            and [a.name for a in imp.names] == ["script_main"]
             and ast.unparse(main.test) == "__name__ == '__main__'"
-            and isinstance(call, ast.Call) and ast.unparse(call.func) == "run_as_script"
+            and isinstance(call, ast.Call) and ast.unparse(call.func) == "script_main"
             and all(isinstance(a, ast.Constant) for a in call.args) and not call.keywords)
 
 

@@ -104,14 +104,14 @@ def test_first_ctrl_c_in_fit_waits_for_the_batch_end_and_the_second_raises_at_on
 def test_cli_exits_130_when_a_library_swallowed_the_ctrl_c(monkeypatch, capsys):
     from kemo import cli
 
-    def swallowing_run(args):
+    def swallowing_main(args):
         try:
             signal.raise_signal(signal.SIGINT)
         except:  # noqa: E722  as Keras does
             pass
         return 0
 
-    monkeypatch.setattr(cli.COMMANDS["weights"], "run", swallowing_run)
+    monkeypatch.setattr(cli.COMMANDS["weights"], "main", swallowing_main)
     assert cli.main(["weights", "list"]) == 130
     assert "interrupted" in capsys.readouterr().err
     monkeypatch.undo()  # the flag resets on the next command

@@ -58,9 +58,14 @@ def modules_under(root: Path) -> dict[str, Path]:
 MODULES = modules_under(ROOT)
 
 
-def imports_of(name: str, path: Path, modules: dict = MODULES) -> list[tuple[str, int, bool]]:
-    """(module, line, inside a function) for each import in `path` of a module in
-    `modules` (top level or inside functions)."""
+# Libraries whose import costs start-up time: an import inside a function is for these.
+HEAVY = ("keras", "keras_hub", "jax", "jaxlib", "tensorflow", "tensorflow_text", "torch",
+         "sklearn", "scipy", "pandas", "matplotlib", "numpy")
+
+
+def all_imports(name: str, path: Path, modules: dict = MODULES) -> list[tuple[str, int, bool]]:
+    """(module, line, inside a function) for each import in `path`, kemo's resolved to
+    the module (or submodule) it names, other libraries' as written."""
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = []
 
@@ -80,7 +85,13 @@ def imports_of(name: str, path: Path, modules: dict = MODULES) -> list[tuple[str
             visit(child, inner)
 
     visit(ast.parse(path.read_text()), False)
-    return [(m, line, lazy) for m, line, lazy in found if m in modules and m != name]
+    return found
+
+
+def imports_of(name: str, path: Path, modules: dict = MODULES) -> list[tuple[str, int, bool]]:
+    """`all_imports` of the kemo modules in `modules` (top level or inside functions)."""
+    return [(m, line, lazy) for m, line, lazy in all_imports(name, path, modules)
+            if m in modules and m != name]
 
 
 def imported_modules(name: str, path: Path, modules: dict = MODULES) -> set[str]:
@@ -114,6 +125,35 @@ def layer_violations(modules: dict = MODULES) -> list[str]:
                 found.append(f"{name}:{line} imports {other}{where}: {LAYERS[mine][0]} "
                              f"may not import {LAYERS[theirs][0]}, a layer above")
     return found
+
+
+def loads_heavy(modules: dict = MODULES) -> set[str]:
+    """The kemo modules whose import loads a `HEAVY` library: at their top, through the
+    kemo modules they import at their top, or through their parent packages; a package
+    that loads on attribute access (a module `__getattr__`) counts too."""
+    top = {name: [m for m, _, lazy in all_imports(name, path, modules) if not lazy]
+           for name, path in modules.items()}
+    heavy = {name for name, path in modules.items()
+             if any(m.split(".")[0] in HEAVY for m in top[name])
+             or "def __getattr__(" in path.read_text()}
+    while True:
+        more = {name for name in modules if name not in heavy and (
+            any(m in heavy for m in top[name])
+            or any(".".join(name.split(".")[:k]) in heavy for k in range(1, name.count(".") + 1)))}
+        if not more:
+            return heavy
+        heavy |= more
+
+
+def lazy_imports_without_reason(modules: dict = MODULES) -> list[str]:
+    """Imports inside functions, outside `kemo.cli` (whose commands each import what
+    they run, for `kemo --help`), of kemo modules that load no heavy library: such an
+    import hides who depends on whom and belongs at the top of its module."""
+    heavy = loads_heavy(modules)
+    return [f"{name}:{line} imports {other} inside a function"
+            for name, path in sorted(modules.items()) if package_of(name) != "cli"
+            for other, line, lazy in imports_of(name, path, modules)
+            if lazy and other not in heavy]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -189,6 +229,22 @@ def test_every_import_runs_down_the_layers():
     assert len(LAYER_OF) == sum(len(p) for _, p in LAYERS)  # each package on one layer
     assert {package_of(m) for m in MODULES} == set(LAYER_OF)  # and none declared in vain
     assert layer_violations() == []
+
+
+def test_the_lazy_import_check_finds_an_import_hidden_in_a_function(tmp_path):
+    tree = {"kemo/__init__.py": "", "kemo/errors.py": "", "kemo/config.py": "import numpy\n",
+            "kemo/run/__init__.py": "",
+            "kemo/run/lock.py": "def f():\n    from kemo.config import x\n"
+                                "    from kemo.errors import InputError\n",
+            "kemo/cli/__init__.py": "def main():\n    from kemo.errors import InputError\n"}
+    assert lazy_imports_without_reason(_tree(tmp_path, tree)) == [
+        "kemo.run.lock:3 imports kemo.errors inside a function"]
+
+
+def test_an_import_inside_a_function_keeps_start_up_light():
+    assert {"kemo.prediction.trained_run", "kemo.training"} <= loads_heavy()
+    assert not {"kemo.errors", "kemo.run.layout", "kemo.config"} & loads_heavy()
+    assert lazy_imports_without_reason() == []
 
 
 def long_functions(max_lines: int = MAX_LINES) -> list[str]:

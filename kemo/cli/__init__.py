@@ -14,7 +14,7 @@
     kemo weights list | fetch [NAME...] | where NAME
 
 One module per command in this package (`kemo/cli/<command>.py`: `add_parser(sub)` and
-`run(args)`); shared argparse types in `kemo/cli/args.py`, the `--help` examples in
+`main(args)`); shared argparse types in `kemo/cli/args.py`, the `--help` examples in
 `kemo/cli/examples.py`. Bad input (config, data, preset, run directory) prints one
 `error: ...` line naming the file, row and column or the config key, and exits with code 2.
 """
@@ -31,7 +31,7 @@ from kemo.cli import (ensemble, evaluate, explain, export, finetune, predict, re
                       tokenize, train, weights)
 from kemo.cli.args import BACKENDS, Parser
 
-__all__ = ["BACKENDS", "main", "run_as_script"]
+__all__ = ["BACKENDS", "main", "script_main"]
 
 COMMANDS = {"train": train, "tokenize": tokenize, "predict": predict, "evaluate": evaluate,
             "report": report, "explain": explain, "export": export, "ensemble": ensemble,
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
 
     try:
         with catch_interrupts(), filtered_native_logs():
-            code = COMMANDS[args.command].run(args)
+            code = COMMANDS[args.command].main(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return multiprocess.leave(2)
@@ -112,11 +112,11 @@ def main(argv=None) -> int:
     return code
 
 
-def run_as_script(*command: str) -> None:
+def script_main(*command: str) -> None:
     """What each `scripts/<command>.py` does: `kemo <command...> ARGS...`, then exit.
 
     Example (the whole of scripts/train.py, bar its docstring):
         if __name__ == "__main__":
-            run_as_script("train")
+            script_main("train")
     """
     sys.exit(main([*command, *sys.argv[1:]]))

@@ -40,7 +40,7 @@ def add_parser(sub):
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
 
 
-def run(args) -> int:
+def main(args) -> int:
     from pathlib import Path
 
     from kemo.run.verdict import check_new_run_dir

@@ -55,7 +55,7 @@ def is_scores_file(path) -> bool:
     return isinstance(d, dict) and d.get("format") == SCORES_FORMAT
 
 
-def run(args) -> int:
+def main(args) -> int:
     import json
 
     from kemo.atomic import write_text

@@ -33,7 +33,7 @@ def add_parser(sub):
     x.add_argument("--backend", **backend)
 
 
-def run(args) -> int:
+def main(args) -> int:
     from kemo.errors import InputError
     from kemo.explain import EXPLANATIONS_DIR, explain_many
     from kemo.prediction.input_files import read_texts_csv

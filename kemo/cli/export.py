@@ -33,7 +33,7 @@ def add_parser(sub):
                    "trained under torch exports under jax (model.keras is backend-free)")
 
 
-def run(args) -> int:
+def main(args) -> int:
     from kemo.serving.export import check_export_backend, export_run
 
     from kemo.evaluation.intensity_finish import refuse_intensity_run

@@ -36,7 +36,7 @@ def add_parser(sub):
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
 
 
-def run(args) -> int:
+def main(args) -> int:
     from kemo.finetune import format_table, finetune
 
     result = finetune(args.source, args.languages, args.out, args.config, args.set,

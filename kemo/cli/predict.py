@@ -1,4 +1,5 @@
-"""`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts (kemo/prediction/input_files.py).
+"""`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts
+(kemo/prediction/input_files.py).
 
 Where the outputs go (`--out` overrides): `--split X` writes `<run>/predictions/X/`
 (pred_<lang>.csv, probs_<lang>.csv, submission.zip: training already keeps its dev files
@@ -56,7 +57,7 @@ def add_parser(sub):
     p.add_argument("--backend", **backend)
 
 
-def run(args) -> int:
+def main(args) -> int:
     from kemo.errors import InputError
     from kemo.prediction.predictor import load_predictor
     from kemo.prediction import input_files as submission

@@ -23,7 +23,7 @@ def add_parser(sub):
     r.add_argument("--backend", **backend)
 
 
-def run(args) -> int:
+def main(args) -> int:
     from kemo.evaluation.report import format_console_report
     from kemo.evaluation.page import make_run_report
 

@@ -21,7 +21,7 @@ def add_parser(sub):
                    help="one JSON array of run summaries instead of the table")
 
 
-def run(args) -> int:
+def main(args) -> int:
     from kemo.run.listing import format_runs, list_runs
 
     rows = list_runs(args.folder)

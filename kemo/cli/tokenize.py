@@ -25,7 +25,7 @@ def add_parser(sub):
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
 
 
-def run(args) -> int:
+def main(args) -> int:
     import time as clock
 
     from kemo.config import load_config

@@ -80,7 +80,7 @@ def _child_argv(args, config, run_dir) -> list[str]:
     return argv
 
 
-def run(args) -> int:
+def main(args) -> int:
     from kemo import multiprocess
     from kemo.config import load_config
     from kemo.default_config import resolve_config

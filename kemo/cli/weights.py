@@ -44,7 +44,7 @@ def add_parser(sub):
     wh.add_argument("--cache-dir", **cache)
 
 
-def run(args) -> int:
+def main(args) -> int:
     if args.weights_command == "list":
         print(format_model_table(args.cache_dir, args.verify))
         return 0

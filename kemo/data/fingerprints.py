@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kemo.checksum import file_sha256
 from kemo.errors import InputError
+from kemo.presets import resolve_preset
 
 # Files of a local preset directory that decide its tokenizer (weights left out).
 TOKENIZER_FILES = ("vocab*", "merges*", "*tokenizer*", "special_tokens_map.json", "*.model",
@@ -56,8 +57,6 @@ def preset_files_sha(preset: str) -> str | None:
     """sha256 over the tokenizer files of a local preset directory (None otherwise)."""
     if not preset:
         return None
-    from kemo.presets import resolve_preset  # light: kemo.weights only
-
     path = Path(resolve_preset(preset))
     if not path.is_dir():
         return None

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.config import load_config
 from kemo.data.brighter import load_split, split_file
 from kemo.data.examples import (  # noqa: F401 (align_labels re-exported)
     Examples, align_labels, concat_examples,
 )
 from kemo.errors import InputError
+from kemo.run import layout as L
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,6 @@ def add_extra_datasets(cfg, splits: Splits) -> Splits:
         return splits
     from dataclasses import replace
 
-    from kemo.config import load_config
     from kemo.data.brighter import label_order
     from kemo.data.dataset import open_dataset
 
@@ -160,9 +161,6 @@ def inherit_split(cfg, data_dir, train: Examples, val: Examples):
     source = getattr(cfg.model, "init_from", "")
     if not source:
         return train, val
-    from kemo.config import load_config
-    from kemo.run import layout as L
-
     src_cfg = load_config(Path(source).expanduser() / L.CONFIG)
     src = load_data(src_cfg, data_dir)  # its own source's rows, if it has one
     shared = set(src_cfg.data.languages)

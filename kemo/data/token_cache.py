@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from kemo.checksum import file_sha256
+from kemo.config import load_config
 from kemo.data.fingerprints import preset_files_sha, preset_fingerprint
 from kemo.data.splits import split_seed
 from kemo.errors import InputError
@@ -74,8 +75,6 @@ def _dataset_config(data) -> dict:
         return {}
     out = _dataset_keys(data)
     if data.extra_datasets:
-        from kemo.config import load_config
-
         out["data.extra_datasets"] = {path: _dataset_keys(load_config(path).data)
                                       for path in data.extra_datasets}
     return out
@@ -101,8 +100,6 @@ def expected_manifest(cfg, root, splits=RUN_SPLITS) -> dict:
         for name, path in dataset.files(source).items():
             files[name] = file_sha256(path)
     if "train" in splits:
-        from kemo.config import load_config
-
         for k, extra in enumerate(cfg.data.extra_datasets, 1):
             for name, path in open_dataset(load_config(extra).data).files("train").items():
                 files[f"extra {k}: {name}"] = file_sha256(path)

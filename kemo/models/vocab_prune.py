@@ -35,6 +35,7 @@ import keras_hub
 import numpy as np
 from keras_hub.src.layers.preprocessing.preprocessing_layer import PreprocessingLayer
 
+from kemo.config import load_config
 from kemo.errors import InputError
 from kemo.models.backbone_layers import token_embedding
 from kemo.run import layout as L
@@ -316,8 +317,6 @@ def run_texts(root, languages, data=None):
         if ex is not None:
             texts.extend(ex.texts)
     if data is not None and data.extra_datasets:  # their training rows train too
-        from kemo.config import load_config
-
         for path in data.extra_datasets:
             texts.extend(open_dataset(load_config(path).data).read("train").texts)
     return texts

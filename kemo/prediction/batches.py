@@ -16,6 +16,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kemo import multiprocess
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import token_lengths
 from kemo.interrupt import ReraiseInterrupt
@@ -32,8 +33,6 @@ def predict_logits(model, arrays, batch_size: int, buckets=None,
     processes each feeds its rows of every batch and every process gets all logits
     (`kemo.multiprocess.predict_global`).
     """
-    from kemo import multiprocess
-
     order = np.argsort(token_lengths(arrays), kind="stable")
     part = multiprocess.part()  # several processes: each feeds its rows, all get all
     ds = input_batches({k: v[order] for k, v in arrays.items()}, None, batch_size,

@@ -18,8 +18,9 @@ language: `apply(probs, langs)`; without `langs` every row gets the global thres
 One decision rule for the whole package: a label is predicted when its probability is
 at or above its threshold (`decide`: `p >= t`, a tie is positive). One fallback: an
 untuned run decides at `UNTUNED_THRESHOLD` (`ThresholdSearch.untuned(label_names)`).
-`kemo.prediction.trained_run.Run.decide`, the training metric (`kemo.training.metrics.MacroF1`), the reports and
-the exported SavedModel all decide this way.
+`kemo.prediction.trained_run.Run.decide`, the training metric
+(`kemo.training.metrics.MacroF1`), the reports and the exported SavedModel all decide
+this way.
 
 Example:
     search = ThresholdSearch().fit(val_probs, val.labels, val.mask, val.label_names)
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.errors import InputError
 from kemo.run import json_files as rf
 
 UNTUNED_THRESHOLD = 0.5  # every label's threshold when none was tuned
@@ -144,7 +146,6 @@ class ThresholdSearch:
         to one threshold per label: BRIGHTER codes (`languages="track_a"`), the codes
         of a list, or (None) any code (a table dataset with a language column)."""
         from kemo.data.brighter import check_language
-        from kemo.errors import InputError
 
         d = rf.read_json(path)
         names = rf.label_names(rf.field(d, "label_names", path, list), path, "label_names",

@@ -19,6 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from kemo.owned_dir import swap_in
 from kemo.run import json_files as rf
 from kemo.errors import InputError
 from kemo.run import layout as L
@@ -107,8 +108,6 @@ def check_out(out: Path) -> list[str]:
 
 def replace(out: Path, stage: Path) -> None:
     """Put `stage` in place of `out`, deleting only the entries kemo wrote in `out`."""
-    from kemo.owned_dir import swap_in
-
     swap_in(out, stage, check_out(out))  # checked again: it may have changed meanwhile
 
 

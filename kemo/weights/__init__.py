@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from kemo.owned_dir import check_output
 from kemo.weights import e5, minilm, mpnet
 from kemo.weights._store import (MARKER, build_atomically, check_files, default_cache_dir,
                                  dir_size, read_marker, record_files)
@@ -133,8 +134,6 @@ def _build(name: str, path: Path, info: OfflineModel, cache_dir) -> Path:
         raise WeightsNotMaterialised(
             f"weights folder {path.parent} ({_origin(cache_dir)}): cannot write "
             f"({e.strerror or e})") from None
-    from kemo.owned_dir import check_output
-
     ours = path.is_dir() and (not any(path.iterdir()) or (path / MARKER).exists()
                               or (path / f"{MARKER}.stale").exists())
     check_output(path, "model directory", ours, instead="another --cache-dir")  # the rule
