@@ -30,6 +30,11 @@ from kemo import multiprocess
 from kemo.cli import (ensemble, evaluate, explain, export, finetune, predict, report, runs,
                       tokenize, train, weights)
 from kemo.cli.args import BACKENDS, Parser
+from kemo.cli.examples import add_examples
+from kemo.errors import InputError
+from kemo.log import to_console
+from kemo.native_logs import filtered_native_logs
+from kemo.run.manifest import set_command
 
 __all__ = ["BACKENDS", "main", "script_main"]
 
@@ -39,8 +44,6 @@ COMMANDS = {"train": train, "tokenize": tokenize, "predict": predict, "evaluate"
 
 
 def _parser() -> argparse.ArgumentParser:
-    from kemo.cli.examples import add_examples
-
     parser = Parser(prog="kemo", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"kemo {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,13 +80,8 @@ def main(argv=None) -> int:
     """
     args = _parser().parse_args(argv)
     _set_backend(getattr(args, "backend", None))
-    from kemo.run.manifest import set_command
-
     set_command(["kemo", *(sys.argv[1:] if argv is None else argv)])  # for run.json
-    from kemo.errors import InputError
     from kemo.interrupt import catch_interrupts, interrupt_requested
-    from kemo.native_logs import filtered_native_logs
-    from kemo.log import to_console
 
     to_console()  # library code logs (kemo.log); a command shows its info and warnings
 

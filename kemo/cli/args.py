@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from kemo.errors import InputError
+
 BACKENDS = ("jax", "tensorflow", "torch")
 BATCH_MAX = 2**16  # a padded batch of this many rows still fits in memory
 SEED_MAX = 2**32 - 1  # what NumPy, TF and JAX seeds accept (as train.seed)
@@ -58,8 +60,6 @@ def check_utf8(texts, flag: str = "--text") -> None:
     Example:
         check_utf8(args.text)   # InputError: --text number 1: not valid UTF-8 (byte 3)
     """
-    from kemo.errors import InputError
-
     for k, text in enumerate(texts):
         try:
             text.encode("utf-8")

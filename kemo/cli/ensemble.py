@@ -7,6 +7,8 @@ Example:
 from __future__ import annotations
 
 from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, finite_at_least, int_in
+from kemo.evaluation.ensemble_tables import format_ensemble_report
+from kemo.run.verdict import check_new_run_dir
 
 
 def add_parser(sub):
@@ -43,15 +45,12 @@ def add_parser(sub):
 def main(args) -> int:
     from pathlib import Path
 
-    from kemo.run.verdict import check_new_run_dir
-
     check_new_run_dir(Path(args.run_dir), args.overwrite, command="ensemble")  # at once
     from kemo.evaluation.intensity_finish import refuse_intensity_run
 
     for member in args.members:
         refuse_intensity_run(member, "ensemble")
     from kemo.ensemble import build_ensemble
-    from kemo.evaluation.ensemble_tables import format_ensemble_report
 
     report = build_ensemble(args.members, args.run_dir, args.weights, args.data_dir,
                             args.batch_size, args.overwrite, args.serve)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kemo.atomic import write_text
 from kemo.cli.args import DATA_DIR_HELP, intermixed
+from kemo.config import load_config
+from kemo.errors import InputError
+from kemo.owned_dir import check_output
+from kemo.run import layout as L
 
 
 def add_parser(sub):
@@ -58,11 +63,8 @@ def is_scores_file(path) -> bool:
 def main(args) -> int:
     import json
 
-    from kemo.atomic import write_text
     from kemo.data.brighter import resolve_data_dir
-    from kemo.errors import InputError
     from kemo.evaluation.scoring import format_scores, score_submission
-    from kemo.owned_dir import check_output
 
     if args.json:  # before anything is read: never over a file kemo did not write
         check_output(args.json, "--json", is_scores_file(args.json), args.overwrite,
@@ -95,8 +97,6 @@ def main(args) -> int:
 
 def _max_intensity(args) -> int:
     """`--max-intensity`, checked (0: Track A)."""
-    from kemo.errors import InputError
-
     if not 0 <= args.max_intensity <= 100:
         raise InputError(f"--max-intensity: expected 0 (Track A) to 100, got {args.max_intensity}")
     return args.max_intensity
@@ -105,12 +105,9 @@ def _max_intensity(args) -> int:
 def _score_dataset(args):
     """(gold file, scores) of one prediction file against the split of the dataset that
     `--config` (a config file or a run directory) describes."""
-    from kemo.config import load_config
     from kemo.data.dataset import open_dataset
-    from kemo.errors import InputError
     from kemo.evaluation.dataset_scoring import score_dataset_predictions
     from kemo.evaluation.scoring import score_submission
-    from kemo.run import layout as L
 
     if len(args.predictions) != 1 or args.gold or args.languages:
         raise InputError("--config: give one prediction file (no --gold, no --languages)")

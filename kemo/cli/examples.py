@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from kemo.config import override_keys
+from kemo.default_config import CONFIGS_DIR
+
 _RUN = "(RUN: a run directory that `kemo train` printed, e.g. RUN=runs/default-20261129-231500)"
 
 EXAMPLES = {
@@ -74,9 +77,6 @@ def train_reference() -> str:
     """What `kemo train --help` lists before its examples: the configs `--config NAME`
     finds, and every `--set` key with its default (from `kemo.config`'s dataclasses)."""
     import textwrap
-
-    from kemo.config import override_keys
-    from kemo.default_config import CONFIGS_DIR
 
     names = sorted(p.relative_to(CONFIGS_DIR).with_suffix("").as_posix()
                    for p in CONFIGS_DIR.rglob("*.toml"))

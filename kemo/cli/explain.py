@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kemo.cli.args import BACKENDS, BATCH_MAX, SEED_MAX, check_utf8, int_in
+from kemo.errors import InputError
 from kemo.run import layout as L
 
 
@@ -34,7 +35,6 @@ def add_parser(sub):
 
 
 def main(args) -> int:
-    from kemo.errors import InputError
     from kemo.explain import EXPLANATIONS_DIR, explain_many
     from kemo.prediction.input_files import read_texts_csv
 

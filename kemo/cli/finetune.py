@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, int_in
+from kemo.finetune import finetune, format_table
 
 
 def add_parser(sub):
@@ -37,8 +38,6 @@ def add_parser(sub):
 
 
 def main(args) -> int:
-    from kemo.finetune import format_table, finetune
-
     result = finetune(args.source, args.languages, args.out, args.config, args.set,
                       args.data_dir, verbose=0 if args.quiet else 2,
                       batch_size=args.batch_size)

@@ -19,7 +19,13 @@ import sys
 from pathlib import Path
 
 from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, check_utf8, int_in, intermixed
+from kemo.config import load_config
+from kemo.errors import InputError
+from kemo.owned_dir import check_output
 from kemo.run import layout as L
+from kemo.run.ensemble_file import is_ensemble_dir
+from kemo.run.lock import writing_into
+from kemo.run.predictions_marker import mark_written, written_here
 
 
 def add_parser(sub):
@@ -58,10 +64,8 @@ def add_parser(sub):
 
 
 def main(args) -> int:
-    from kemo.errors import InputError
     from kemo.prediction.predictor import load_predictor
     from kemo.prediction import input_files as submission
-    from kemo.run.lock import writing_into
 
     if args.json and not args.text:
         raise InputError("--json goes with --text (files and splits are written as CSV)")
@@ -141,9 +145,6 @@ def main(args) -> int:
 def _run_config(run_dir):
     """The run's config.toml (light: no model), or None when it cannot be read (then
     loading the run names the fault)."""
-    from kemo.config import load_config
-    from kemo.errors import InputError
-
     try:
         return load_config(Path(run_dir) / L.CONFIG)
     except (InputError, OSError):
@@ -172,7 +173,6 @@ def _out_dir(args, run_path: Path) -> Path:
 def _refuse_overwrite(inputs, out: Path, args) -> None:
     """Before the model runs: refuse when a file predict would write is already in `out`
     (unless --overwrite), naming it and the two ways on."""
-    from kemo.errors import InputError
     from kemo.prediction.input_files import ZIP_NAME
 
     names = []
@@ -183,9 +183,6 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
             names.append(f"{inp.path.stem}.predictions.csv")
     if any(inp.is_track_a for inp in inputs):
         names.append(ZIP_NAME)
-    from kemo.owned_dir import check_output
-    from kemo.run.predictions_marker import written_here
-
     ours = written_here(out)
     mine = str(Path(args.run_dir).resolve())
     # this run's own zip is rebuilt to hold every language it predicted there: no loss
@@ -227,8 +224,6 @@ def _print_score(files, gold_dir: Path, split: str, max_intensity: int = 0) -> N
 def _tokens(args):
     """`predict --tokens CACHE`: the cache, checked; refused with --text or an ensemble."""
     from kemo.data.token_cache import TokenCache
-    from kemo.run.ensemble_file import is_ensemble_dir
-    from kemo.errors import InputError
 
     if args.text:
         raise InputError("--tokens holds the tokens of data files: --text needs tokenising "
@@ -247,13 +242,9 @@ def _predict_dataset_files(args, run) -> list:
     from kemo.data.dataset import open_dataset
     from kemo.data.examples import align_labels
     from kemo.data.table import FORMATS, table_format
-    from kemo.errors import InputError
     from kemo.evaluation.dataset_scoring import score_dataset_predictions
     from kemo.evaluation.scoring import format_scores
-    from kemo.owned_dir import check_output
     from kemo.prediction.dataset_files import prediction_names, write_dataset_predictions
-    from kemo.run.predictions_marker import mark_written, written_here
-    from kemo.run.lock import writing_into
 
     if args.languages or args.tokens:
         raise InputError("--languages and --tokens go with Track A runs; this run's dataset is "

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+from kemo.run.listing import format_runs, list_runs
+
 
 def add_parser(sub):
     r = sub.add_parser("runs", help="list the runs under a folder: date, config, languages, "
@@ -22,8 +24,6 @@ def add_parser(sub):
 
 
 def main(args) -> int:
-    from kemo.run.listing import format_runs, list_runs
-
     rows = list_runs(args.folder)
     if args.json:
         print(json.dumps(rows, indent=1))

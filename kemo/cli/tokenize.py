@@ -7,6 +7,8 @@ Example:
 from __future__ import annotations
 
 from kemo.cli.args import BACKENDS, DATA_DIR_HELP
+from kemo.config import load_config
+from kemo.default_config import resolve_config
 
 
 def add_parser(sub):
@@ -28,9 +30,7 @@ def add_parser(sub):
 def main(args) -> int:
     import time as clock
 
-    from kemo.config import load_config
     from kemo.data.brighter import resolve_data_dir
-    from kemo.default_config import resolve_config
 
     cfg = load_config(resolve_config(args.config), args.set)  # a file, or a name: tiny
     resolve_data_dir(args.data_dir, cfg.data.data_dir)  # a missing one: before the imports
