@@ -308,7 +308,7 @@ def format_table(rows: list[dict], markdown: bool = False) -> str:
         return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body]) + "\n"
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(heads)]
     return "\n".join("  ".join(v.ljust(w) if i in (0, 1, 6) else v.rjust(w)
-                               for i, (v, w) in enumerate(zip(line, widths)))
+                               for i, (v, w) in enumerate(zip(line, widths))).rstrip()
                      for line in [list(heads), *body])
 
 

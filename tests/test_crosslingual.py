@@ -184,6 +184,8 @@ def test_tiny_protocol_stops_after_fold_1_and_resumes_without_retraining_it(
         pred = out / row["fold"] / "predictions" / "zero_shot_dev" / f"pred_{row['language']}.csv"
         want = _macro_f1(pred, data / "dev" / f"{row['language']}.csv")
         assert float(row["zero_shot_dev_f1"]) == pytest.approx(want, abs=1e-4)
+        eng_only = folds[row["fold"]]["train"] == ["eng"]  # eng has no disgust column
+        assert row["untrained_labels"] == ("disgust" if eng_only else ""), row
         in_lang = ref["dev"][setting]["per_language"].get(row["language"])
         if in_lang is None:
             assert row["in_language_dev_f1"] == ""
