@@ -23,7 +23,7 @@ from kemo.errors import InputError
 from kemo.evaluation.report import (
     MEAN, classification_report, format_language_table, full_report, setting_report,
 )
-from kemo.evaluation.thresholds import ThresholdSearch
+from kemo.prediction.thresholds import ThresholdSearch
 
 TINY = str(ROOT / "configs" / "tiny.toml")
 ALL = ["data.languages=all", "data.max_train_examples_per_language=12"]
@@ -180,7 +180,7 @@ def test_report_settings_and_the_mean_over_languages(searches, tmp_path):
         [report[k][MEAN]["macro_f1"] for k in SETTINGS], abs=5e-5)
 
     # report.json's reader accepts it and names a damaged mean
-    from kemo.run.read import read_report
+    from kemo.prediction.trained_run import read_report
 
     (tmp_path / "report.json").write_text(json.dumps({"validation": report}))
     assert read_report(tmp_path, NAMES)["validation"] == json.loads(json.dumps(report))

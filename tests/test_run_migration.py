@@ -75,7 +75,7 @@ def test_a_finished_older_run_reads_predicts_and_lists(old_run, data_dir, tmp_pa
     from kemo.cli import main
     from kemo.errors import InputError
     from kemo.prediction.predictor import load_predictor
-    from kemo.run.read import read_report, report_format
+    from kemo.prediction.trained_run import read_report, report_format
 
     report = json.loads((old_run / "report.json").read_text())
     assert "format_version" not in report and report_format(report) == 1

@@ -169,7 +169,7 @@ def _print_result(report: dict) -> None:
     best = meta.get("best_epoch_restored")
     print()
     if report.get("label_kind") == "intensity":
-        from kemo.run.intensity_finish import format_intensity_table
+        from kemo.evaluation.intensity_finish import format_intensity_table
 
         print("Pearson r per language (official Track B measure; r(int): the integers "
               "the cut points give)")

@@ -1,7 +1,11 @@
-"""Scoring what a run predicts: thresholds, reports, the official scorer, the report page.
+"""Scoring what a run predicts, and finishing a run: reports, the official scorer, the
+report page.
 
-- `kemo.evaluation.thresholds`: per-label (and per-language) thresholds tuned on
-  validation, and `decide`, the one decision rule (`p >= threshold`).
+- `kemo.evaluation.finish`: how a run ends (thresholds, report, predictions, `report.json`
+  last), shared by training and ensembles.
+- `kemo.evaluation.intensity_finish`: how an intensity (Track B) run ends: cut points,
+  report, prediction files.
+- `kemo.evaluation.migrate`: older runs' `report.json` completed to today's format (backfill).
 - `kemo.evaluation.report`: classification reports (per class, macro, micro, weighted,
   samples; per language and their mean), as dicts and as text.
 - `kemo.evaluation.intensity`: Track B: Pearson r per emotion and language, cut points

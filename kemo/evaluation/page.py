@@ -18,7 +18,7 @@ figures are drawn by `kemo.evaluation.plots`):
   tuned (global) and tuned per language, overall and per language, with a table of
   macro-F1 per language and its mean over languages. A run trained before per-language
   thresholds gets them from its re-created validation split, and its report.json is
-  completed in place (`kemo.run.migrate`).
+  completed in place (`kemo.evaluation.migrate`).
 
 Example:
     page = make_run_report("runs/tiny", data_dir="../shared/data/brighter/track_a").path
@@ -43,7 +43,7 @@ from kemo.evaluation.plots import (
 )
 from kemo.run import layout as L
 from kemo.evaluation.split_probs import available_probs
-from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
+from kemo.prediction.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def read_history(run_dir) -> list[dict]:
     """Per-epoch logs (epoch numbered from 1): `history.json`, else `history.csv`."""
     run_dir = Path(run_dir)
     if (run_dir / L.HISTORY_JSON).is_file():
-        from kemo.run.files import read_history as read_history_json
+        from kemo.run.json_files import read_history as read_history_json
 
         return read_history_json(run_dir / L.HISTORY_JSON)
     if (run_dir / L.HISTORY_CSV).is_file():
@@ -185,9 +185,9 @@ class RunReport:
 
 def _backfill(run_dir: Path, report: dict, thresholds, data,
               data_dir=None) -> tuple[dict, list[str]]:
-    """`report` completed with its per-language comparison (`kemo.run.migrate`),
+    """`report` completed with its per-language comparison (`kemo.evaluation.migrate`),
     saved into the run directory when anything was added; plus notes."""
-    from kemo.run.migrate import backfill_report, save_backfill
+    from kemo.evaluation.migrate import backfill_report, save_backfill
 
     fill = backfill_report(run_dir, report, thresholds, data, data_dir)  # dev: same root
     notes = list(fill.notes)
@@ -207,7 +207,7 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
     run_dir = Path(run_dir)
     if not (run_dir / L.CONFIG).is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
-    from kemo.run.read import read_run_state
+    from kemo.prediction.trained_run import read_run_state
 
     # Every file the page reads is checked before anything is written.
     state = read_run_state(run_dir, finished=False)
@@ -370,7 +370,7 @@ def _reports_section(report: dict, meta: dict, notes) -> list[str]:
     if meta.get("validation"):  # data.validation = "dev": dev scores are not held out
         body.append(f'<p class="note"><b>Validation: {_e(meta["validation"])}.</b></p>')
     if "members" in report:  # an ensemble (kemo.ensemble)
-        from kemo.ensemble import members_table, served_by_table
+        from kemo.evaluation.ensemble_tables import members_table, served_by_table
 
         body.append("<h3>Ensemble members</h3>")
         body.append(_table("Each member and the ensemble, macro-F1 and dev F1 per label "

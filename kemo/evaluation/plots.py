@@ -14,7 +14,7 @@ import numpy as np
 
 from kemo.evaluation.report import LANGUAGE_MEAN_KEY
 from kemo.evaluation.split_probs import SplitProbs
-from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, decide
+from kemo.prediction.thresholds import UNTUNED_THRESHOLD, decide
 
 
 MANY_LABELS = 10  # more labels than this: grids and rows instead of lines and bars

@@ -121,7 +121,7 @@ def summarise(path) -> dict:
 
 def _problem(path: Path, manifest, report) -> str | None:
     """What makes a run unusable though its files are there, or None."""
-    from kemo.run.finish import REPORT_FORMAT_VERSION
+    from kemo.evaluation.finish import REPORT_FORMAT_VERSION
 
     if (path / L.REPORT).exists() and report is None:
         return f"{L.REPORT} is not a JSON object"

@@ -42,7 +42,7 @@ class Inputs:
     cache: object  # TokenCache or None (tokenise)
     arrays: dict | None  # token arrays per split (None until tokenised)
     preprocessor: object
-    source: object = None  # model.init_from: the finished run (kemo.run.read.Run) it starts from
+    source: object = None  # model.init_from: the finished run it starts from (a `Run`)
 
     @property
     def train(self) -> Examples:
@@ -108,7 +108,7 @@ def _init_source(cfg: Config):
     """The finished run `model.init_from` names (every file checked), or None."""
     if not cfg.model.init_from:
         return None
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     key = "config key 'model.init_from'"
     if is_intensity(cfg):

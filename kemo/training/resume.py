@@ -14,8 +14,8 @@ import numpy as np
 
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.run.files import label_names as check_labels, read_history
-from kemo.run.read import read_label_distribution
+from kemo.run.json_files import label_names as check_labels, read_history
+from kemo.prediction.trained_run import read_label_distribution
 
 
 def check_resumable_history(run_dir: Path, state: dict | None, label_names,

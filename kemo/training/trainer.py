@@ -39,8 +39,8 @@ from kemo.models.backbones import save_preprocessor
 from kemo.models.intensity_heads import intensity_scores
 from kemo.prediction.batches import predict_logits, predict_probs
 from kemo.run import layout as L
-from kemo.run.finish import finish, write_decisions, write_report
-from kemo.run.intensity_finish import (DECIDES_WITH as INTENSITY_DECIDES_WITH,
+from kemo.evaluation.finish import finish, write_decisions, write_report
+from kemo.evaluation.intensity_finish import (DECIDES_WITH as INTENSITY_DECIDES_WITH,
                                        finish_intensity, write_intensity_decisions)
 from kemo.run.manifest import write_manifest
 from kemo.training.build import backbone_for, compiled_model
@@ -234,7 +234,7 @@ def _init_meta(source) -> dict:
 
 @dataclass
 class _IntensityFinish:
-    """An intensity run's report and meta, read as `kemo.run.finish.Finish`'s."""
+    """An intensity run's report and meta, read as `kemo.evaluation.finish.Finish`'s."""
 
     report: dict
     meta: dict

@@ -27,8 +27,8 @@ from kemo.errors import InputError
 from kemo.evaluation.report import add_language_means, setting_report
 from kemo.run import layout as L
 from kemo.evaluation.split_probs import SplitProbs, dev_probs
-from kemo.evaluation.thresholds import ThresholdSearch
-from kemo.run.finish import PER_LANGUAGE
+from kemo.prediction.thresholds import ThresholdSearch
+from kemo.evaluation.finish import PER_LANGUAGE
 
 
 @dataclass
@@ -117,7 +117,7 @@ def save_backfill(run_dir, fill: Backfill) -> list[Path]:
                                     fill.val.probs, fill.thresholds)
             written.append(run_dir / L.PREDICTIONS_VAL)
         if fill.added:  # the migration of a format-1 report: it is format 2 now
-            from kemo.run.finish import write_report
+            from kemo.evaluation.finish import write_report
 
             write_report(run_dir, fill.report)
             written.append(run_dir / L.REPORT)

@@ -28,7 +28,7 @@ AT_HALF = "threshold_0.5"
 GLOBAL = "tuned_thresholds"
 PER_LANGUAGE = "per_language_thresholds"
 # report.json's format: 2 adds `format_version` and `meta.served_by` for ensembles; runs
-# written before have none and read as 1 (`kemo.run.migrate`).
+# written before have none and read as 1 (`kemo.evaluation.migrate`).
 REPORT_FORMAT_VERSION = 2
 
 
@@ -67,7 +67,7 @@ def finish(tcfg, val, dev, probs, warn: bool = False) -> Finish:
     """Tune on `val` (or not), and report `val` and `dev` (None: no dev) with
     `probs` = {"val": ..., "dev": ...} (probabilities, rows x labels)."""
     from kemo.evaluation.report import full_report
-    from kemo.evaluation.thresholds import tune_on_validation
+    from kemo.prediction.thresholds import tune_on_validation
 
     search, per_lang = tune_on_validation(probs["val"], val, tcfg.tune)
     report = {"validation": full_report(val, probs["val"], search, per_lang)}
