@@ -38,8 +38,8 @@ LAYERS = (
     ("prediction", {"prediction"}),        # a trained run loaded; thresholds decide
     ("evaluation", {"evaluation"}),        # scores, reports; a run finished, migrated
     ("training", {"training"}),            # fit, then finish (evaluation)
-    ("workflows", {"ensemble", "finetune", "serving", "explain", "explain_page", "api",
-                   "kemo"}),
+    ("workflows", {"ensemble", "finetune", "crosslingual", "serving", "explain",
+                   "explain_page", "api", "kemo"}),
     ("cli", {"cli"}),                      # the `kemo` command: only it prints
 )
 LAYER_OF = {package: i for i, (_, packages) in enumerate(LAYERS) for package in packages}
