@@ -247,6 +247,18 @@ def test_an_import_inside_a_function_keeps_start_up_light():
     assert lazy_imports_without_reason() == []
 
 
+def test_each_command_is_entered_by_main():
+    """"run" means a run (a directory, `Run`), not a command's entry: `kemo.cli`
+    dispatches `COMMANDS[name].main(args)`."""
+    commands = {name: {n.name for n in ast.parse(path.read_text()).body
+                       if isinstance(n, ast.FunctionDef)}
+                 for name, path in MODULES.items() if package_of(name) == "cli"}
+    commands = {name: defs for name, defs in commands.items() if "add_parser" in defs}
+    assert len(commands) >= 11
+    assert {name: "main" in defs and "run" not in defs for name, defs in commands.items()} \
+        == dict.fromkeys(commands, True)
+
+
 def long_functions(max_lines: int = MAX_LINES) -> list[str]:
     found = []
     for name, path in sorted(MODULES.items()):

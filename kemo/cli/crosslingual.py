@@ -48,7 +48,7 @@ def add_parser(sub):
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
 
 
-def run(args) -> int:
+def main(args) -> int:
     from kemo.crosslingual import crosslingual, format_table
     from kemo.default_config import resolve_config
 
