@@ -336,18 +336,42 @@ def _write_results(out: Path, record: dict, plan: list[Fold], preds: dict, root:
     return result
 
 
+def protocol_plan(config, folds: int | None = None, train_languages=None, reference=None,
+                  overrides=(), data_dir=None, seed: int = 0):
+    """(config, data root, [Fold], training rows per language): the protocol's plan,
+    every input checked; nothing is written (`kemo crosslingual --plan-only` prints it)."""
+    from kemo.config import load_config
+    from kemo.data.brighter import resolve_data_dir
+
+    cfg = load_config(config, list(overrides))
+    root = resolve_data_dir(data_dir, cfg.data.data_dir or None).resolve()
+    rows = training_rows(cfg, root)
+    plan = plan_folds(rows, folds, train_languages, seed)
+    _check_inputs(cfg, root, plan, reference)
+    return cfg, root, plan, rows
+
+
+def format_plan(plan: list[Fold], rows: dict[str, int]) -> str:
+    """One line per fold: its targets (and their training rows, left out) and what it
+    trains on."""
+    lines = []
+    for fold in plan:
+        held = sum(rows[x] for x in fold.targets)
+        lines.append(f"{fold.name}: targets {' '.join(fold.targets)} ({held} training rows "
+                     f"held out); trains on {len(fold.train)} language(s), "
+                     f"{sum(rows[x] for x in fold.train)} rows")
+    return "\n".join(lines)
+
+
 def crosslingual(config, out, folds: int | None = None, train_languages=None, reference=None,
                  overrides=(), data_dir=None, seed: int = 0, resume: bool = False,
                  verbose: int = 0, batch_size: int = 64) -> dict:
     """Run the Track C protocol of `config` into `out` (see the module docstring);
     returns the plan record with "rows" (the zero-shot table), "mean" and "zip"."""
     from kemo.config import load_config
-    from kemo.data.brighter import resolve_data_dir
 
-    cfg = load_config(config, list(overrides))
-    root = resolve_data_dir(data_dir, cfg.data.data_dir or None)
-    plan = plan_folds(training_rows(cfg, root), folds, train_languages, seed)
-    _check_inputs(cfg, root, plan, reference)
+    cfg, root, plan, _ = protocol_plan(config, folds, train_languages, reference, overrides,
+                                       data_dir, seed)
     out = Path(out).expanduser()
     record = _plan_record(config, overrides, seed, root, plan, reference)
     _open_out(out, record, resume)  # every check done: from here on files are written
