@@ -59,7 +59,8 @@ class Fold:
 def language_folds(rows: dict[str, int], n: int, seed: int = 0) -> list[list[str]]:
     """`rows`' languages in `n` folds of about equal training rows: of `TRIES` seeded
     random orders, each dealt greedily to the fold with the fewest rows (an empty fold
-    first), the one with the smallest spread of rows (then of languages). Languages keep
+    first) and improved by swaps (`_swap_to_balance`), the one with the smallest spread
+    of rows (then of languages). Languages keep
     `rows`' order in a fold; folds are ordered by their first language.
 
     Example:
@@ -78,12 +79,37 @@ def language_folds(rows: dict[str, int], n: int, seed: int = 0) -> list[list[str
             j = min(range(n), key=lambda i: (bool(folds[i]), sums[i], len(folds[i]), i))
             folds[j].append(langs[k])
             sums[j] += rows[langs[k]]
+        _swap_to_balance(folds, sums, rows)
         sizes = [len(f) for f in folds]
         key = (max(sums) - min(sums), max(sizes) - min(sizes))
         if best_key is None or key < best_key:
             best, best_key = folds, key
     ordered = [sorted(f, key=langs.index) for f in best]
     return sorted(ordered, key=lambda f: langs.index(f[0]))
+
+
+def _swap_to_balance(folds: list[list[str]], sums: list[int], rows: dict[str, int]) -> None:
+    """Swap languages between two folds while a swap narrows the spread of training
+    rows (the folds keep their sizes); in place."""
+    improved = True
+    while improved:
+        improved = False
+        spread = max(sums) - min(sums)
+        for a in range(len(folds)):
+            for b in range(len(folds)):
+                for i, x in enumerate(folds[a]):
+                    for j, y in enumerate(folds[b]):
+                        d = rows[x] - rows[y]
+                        if a == b or d <= 0:
+                            continue
+                        trial = sums.copy()
+                        trial[a] -= d
+                        trial[b] += d
+                        if max(trial) - min(trial) < spread:
+                            folds[a][i], folds[b][j] = y, x
+                            sums[:] = trial
+                            spread, improved = max(trial) - min(trial), True
+                            x = y
 
 
 def plan_folds(rows: dict[str, int], folds: int | None = None, train_languages=None,
