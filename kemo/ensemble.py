@@ -40,6 +40,10 @@ import numpy as np
 
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.report_file import (
+    DEV, F1, MACRO, N, OVERALL, PER_LABEL, PER_LANGUAGE, SPLITS, VALIDATION, Meta, Report,
+    Setting,
+)
 from kemo.run.ensemble_file import (ENSEMBLE_FILE, FORMAT, check_member, is_ensemble_dir,
                                     member_identity, read_ensemble_file)
 from kemo.evaluation.thresholds import ThresholdSearch
@@ -188,7 +192,7 @@ def _check_weights(weights, n: int) -> list[float]:
 
 def load_ensemble(run_dir) -> EnsembleRun:
     """Load an ensemble run directory written by `build_ensemble` (members included)."""
-    from kemo.run.read import language_labels, load_run, read_run_state
+    from kemo.run.read import load_run, read_run_state
 
     path = Path(run_dir)
     meta = read_ensemble_file(path)
@@ -210,7 +214,7 @@ def load_ensemble(run_dir) -> EnsembleRun:
                          f"{', '.join(meta['label_names'])}, but the members predict "
                          f"{', '.join(names)}")
     return EnsembleRun(path, state.config, members, meta["weights"], state.thresholds,
-                       language_labels(state.report), meta["serve"])
+                       state.report.language_labels(), meta["serve"])
 
 
 # Config keys that decide which training rows become the validation split.
@@ -349,21 +353,21 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
             w, parts[split] = ens.member_probs(ex.texts, batch_size, langs=ex.langs)
             probs[split] = combine_probs(w, parts[split], members, ens.label_names)
             log.info(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
-    report, fin = _finish_report(members, paths, weights, data, probs, parts, started)
-    report["meta"]["serve"] = serve
+    report, fin = _finish_report(members, paths, weights, data, probs, parts, started, serve)
     _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin, overwrite,
                         serve)
-    return report
+    return report.to_dict()
 
 
 def format_ensemble_report(report: dict) -> str:
     """Members, which served which language, and the per-language tables of validation
-    and dev: what `kemo ensemble` prints."""
-    from kemo.evaluation.report import format_language_table
+    and dev (of `build_ensemble`'s report.json object): what `kemo ensemble` prints."""
+    from kemo.evaluation.result_text import format_language_table
 
+    report = Report.from_dict(report)
     parts = [format_members_table(report), format_served_by(report)]
-    parts += ["\n" + format_language_table(report[split], split, report["meta"]["decides_with"])
-              for split in ("validation", "dev") if split in report]
+    parts += ["\n" + format_language_table(report.split(split), split, report.decides_with)
+              for split in SPLITS if report.split(split) is not None]
     return "\n".join(parts)
 
 
@@ -402,31 +406,31 @@ def _member_view(member, ex, part):
     return align_labels(ex.subset(rows), member.label_names), p[np.searchsorted(need, rows)]
 
 
-def _finish_report(members, paths, weights, data, probs, parts, started):
+def _finish_report(members, paths, weights, data, probs, parts, started, serve):
     """Thresholds tuned as the members' config says, the ensemble's report beside each
-    member's (on the rows of its own languages); returns (report, deciding search)."""
-    from kemo.evaluation.report import full_report
+    member's (on the rows of its own languages); returns (Report, its Finish)."""
+    from kemo.evaluation.classification_scores import full_report
     from kemo.run.finish import finish
 
     val, dev = data.val, data.dev
     # The first member's thresholds table, as training reads it (members share it).
     fin = finish(members[0].config.thresholds, val, dev, probs)
-    report = dict(fin.report)
-    report["members"] = {}
+    scores = {}
     for k, (m, p) in enumerate(zip(members, paths)):
         own = m.thresholds.global_only()  # each member's thresholds, as tuned on this split
         val_m, pv = _member_view(m, val, parts["val"][k])
         own_per_lang = own.tuned_per_language(pv, val_m.labels, val_m.mask, val_m.langs)
-        mine = {"validation": full_report(val_m, pv, own, own_per_lang)}
+        mine = {VALIDATION: full_report(val_m, pv, own, own_per_lang)}
         if dev is not None:
             dev_m, pd_ = _member_view(m, dev, parts["dev"][k])
-            mine["dev"] = full_report(dev_m, pd_, own, own_per_lang)
-        report["members"][str(p)] = mine
-    report["meta"] = {"ensemble_of": [str(p) for p in paths], "weights": weights,
-                      "val_rows": len(val), "total_seconds": round(time.time() - started, 1),
-                      "served_by": {lang: [str(paths[k]) for k in ks]
-                                    for lang, ks in data.served_by.items()}, **fin.meta}
-    return report, fin
+            mine[DEV] = full_report(dev_m, pd_, own, own_per_lang)
+        scores[str(p)] = mine
+    meta = Meta(ensemble_of=[str(p) for p in paths], weights=weights, val_rows=len(val),
+                total_seconds=round(time.time() - started, 1),
+                served_by={lang: [str(paths[k]) for k in ks]
+                           for lang, ks in data.served_by.items()},
+                serve=serve, **fin.meta_fields())
+    return Report(fin.splits, meta, members=scores), fin
 
 
 def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin,
@@ -435,7 +439,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
     `report.json` last (the mark of a finished run)."""
     from kemo.atomic import write_text
     from kemo.config import dump_config
-    from kemo.run.finish import write_decisions, write_report
+    from kemo.run.finish import write_decisions
     from kemo.run.manifest import write_manifest
     from kemo.run.lock import RunLock
     from kemo.run.verdict import check_new_run_dir, clear_run_dir
@@ -465,21 +469,21 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
             **({"serve": serve} if serve != "average" else {}),
         }, indent=1))
         write_decisions(run_dir, fin, data.val, data.dev, probs, data.dataset)
-        write_report(run_dir, report)  # last: its presence marks a finished run
+        report.write(run_dir)  # last: its presence marks a finished run
         write_manifest(run_dir, "ensemble", finished=True)
 
 
-def served_by_table(report: dict) -> tuple[list[str], list[list[str]]]:
+def served_by_table(report: Report) -> tuple[list[str], list[list[str]]]:
     """(header, rows): each language, its validation rows and the members that served it
     (averaged for it), from report.json's `meta.served_by`."""
-    served = report.get("meta", {}).get("served_by") or {}
-    per_lang = report["validation"]["tuned_thresholds"].get("per_language", {})
+    served = report.meta.served_by or {}
+    per_lang = report.section(VALIDATION, Setting.GLOBAL).get(PER_LANGUAGE, {})
     return (["language", "val rows", "members"],
-            [[lang, str(per_lang.get(lang, {}).get("n", "")),
+            [[lang, str(per_lang.get(lang, {}).get(N, "")),
               ", ".join(Path(p).name for p in paths)] for lang, paths in served.items()])
 
 
-def format_served_by(report: dict) -> str:
+def format_served_by(report: Report) -> str:
     """`served_by_table` as plain text, languages with the same members on one line."""
     header, rows = served_by_table(report)
     groups: dict[str, list[str]] = {}
@@ -489,31 +493,31 @@ def format_served_by(report: dict) -> str:
         f"  {members}: {', '.join(langs)}" for members, langs in groups.items())
 
 
-def members_table(report: dict) -> tuple[list[str], list[list[str]]]:
+def members_table(report: Report) -> tuple[list[str], list[list[str]]]:
     """(header, rows): each member and the ensemble side by side: macro-F1 on validation
     (tuned thresholds) and on dev (0.5 and tuned), then dev F1 per label (tuned)."""
-    has_dev = "dev" in report
-    split = "dev" if has_dev else "validation"
-    labels = list(report[split]["tuned_thresholds"]["overall"]["per_label"])
+    has_dev = report.split(DEV) is not None
+    split = DEV if has_dev else VALIDATION
+    labels = list(report.section(split, Setting.GLOBAL)[OVERALL][PER_LABEL])
 
-    def f1(rep, split, key, label=None):
-        o = rep[split][key]["overall"]
-        value = o["macro"]["f1"] if label is None else o["per_label"].get(label, {}).get("f1")
+    def f1(splits, split, key, label=None):
+        o = splits[split][key][OVERALL]
+        value = o[MACRO][F1] if label is None else o[PER_LABEL].get(label, {}).get(F1)
         return "n/a" if value is None else f"{value:.4f}"
 
     header = ["run", "val tuned"] + (["dev @0.5", "dev tuned"] + labels if has_dev else [])
     rows = []
-    for name, rep in [*((Path(n).name, r) for n, r in report["members"].items()),
-                      ("ENSEMBLE", report)]:
-        row = [name, f1(rep, "validation", "tuned_thresholds")]
+    for name, splits in [*((Path(n).name, r) for n, r in (report.members or {}).items()),
+                         ("ENSEMBLE", report.splits)]:
+        row = [name, f1(splits, VALIDATION, Setting.GLOBAL)]
         if has_dev:
-            row += [f1(rep, "dev", "threshold_0.5"), f1(rep, "dev", "tuned_thresholds")]
-            row += [f1(rep, "dev", "tuned_thresholds", n) for n in labels]
+            row += [f1(splits, DEV, Setting.AT_HALF), f1(splits, DEV, Setting.GLOBAL)]
+            row += [f1(splits, DEV, Setting.GLOBAL, n) for n in labels]
         rows.append(row)
     return header, rows
 
 
-def format_members_table(report: dict) -> str:
+def format_members_table(report: Report) -> str:
     """`members_table` as aligned plain text."""
     header, rows = members_table(report)
     width = max(len(r[0]) for r in rows + [header]) + 2

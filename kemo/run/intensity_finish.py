@@ -50,26 +50,6 @@ def write_intensity_decisions(run_dir, cuts, val, dev, scores) -> None:
         write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, scores["dev"], cuts)
 
 
-def format_intensity_table(report: dict) -> str:
-    """The language table: Pearson r per language (continuous, integer) on validation
-    and dev, then the mean over languages (the official Track B number)."""
-    splits = [s for s in ("validation", "dev") if s in report]
-    head = "lang    " + "".join(f"{s[:3]} r   {s[:3]} r(int)  " for s in splits)
-    langs = list(dict.fromkeys(lg for s in splits
-                               for lg in report[s]["continuous"]["per_language"]))
-    lines = [head.rstrip()]
-    for lang in langs + ["mean"]:
-        cells = []
-        for s in splits:
-            for kind in ("continuous", "integer"):
-                part = report[s][kind]
-                v = (part["mean_r"] if lang == "mean" else
-                     part["per_language"].get(lang, {}).get("r"))
-                cells.append(f"{v:8.3f}" if v is not None else f"{'-':>8}")
-        lines.append(f"{lang:<6}" + "  ".join(cells))
-    return "\n".join(lines)
-
-
 def refuse_intensity_run(run_dir, command: str) -> None:
     """InputError if `run_dir` holds an intensity run, for the commands that do not
     handle one yet (`kemo export`, `kemo report`, `kemo explain`, `kemo ensemble`)."""

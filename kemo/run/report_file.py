@@ -58,7 +58,9 @@ N = "n"
 PER_LABEL = "per_label"
 MACRO = "macro"
 MICRO = "micro"
-AVERAGES = (MACRO, MICRO, "weighted", "samples")
+WEIGHTED = "weighted"
+SAMPLES = "samples"
+AVERAGES = (MACRO, MICRO, WEIGHTED, SAMPLES)
 PRECISION = "precision"
 RECALL = "recall"
 F1 = "f1"
@@ -127,6 +129,9 @@ class _Absent:
     def __repr__(self) -> str:
         return "ABSENT"
 
+    def __bool__(self) -> bool:  # `meta.notes or []`
+        return False
+
 
 ABSENT = _Absent()
 
@@ -135,9 +140,9 @@ ABSENT = _Absent()
 class Meta:
     """report.json's `meta`: how the run was made and how it decides, built here only.
 
-    Fields left `ABSENT` are not written (a training run writes `resumed_after_epoch`
-    as null, an ensemble has no `epochs_run`); keys of another kemo are kept in
-    `extra`. Written in this field order.
+    Fields left `ABSENT` (false, as None is) are not written (a training run writes
+    `resumed_after_epoch` as null, an ensemble has no `epochs_run`); keys of another
+    kemo are kept in `extra`. Written in this field order.
     """
 
     ensemble_of: object = ABSENT  # an ensemble: its member run directories
@@ -180,6 +185,11 @@ class Meta:
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in d.items() if k in known},
                    extra={k: v for k, v in d.items() if k not in known})
+
+
+# Meta fields that are records, not facts of a header line (the page shows them apart).
+META_RECORDS = frozenset({"thresholds", "per_language_thresholds", "backfilled",
+                          "served_by", "notes"})
 
 
 # ------------------------------------------------------------------- the report
