@@ -20,9 +20,10 @@ import pytest
 from conftest import ROOT
 from kemo.data.brighter import LABELS, LANGUAGES, Examples
 from kemo.errors import InputError
-from kemo.evaluation.report import (
-    MEAN, classification_report, format_language_table, full_report, setting_report,
+from kemo.evaluation.classification_scores import (
+    MEAN, classification_report, full_report, setting_report,
 )
+from kemo.evaluation.result_text import format_language_table
 from kemo.evaluation.thresholds import ThresholdSearch
 
 TINY = str(ROOT / "configs" / "tiny.toml")
@@ -180,15 +181,15 @@ def test_report_settings_and_the_mean_over_languages(searches, tmp_path):
         [report[k][MEAN]["macro_f1"] for k in SETTINGS], abs=5e-5)
 
     # report.json's reader accepts it and names a damaged mean
-    from kemo.run.read import read_report
+    from kemo.run.report_file import Report
 
     (tmp_path / "report.json").write_text(json.dumps({"validation": report}))
-    assert read_report(tmp_path, NAMES)["validation"] == json.loads(json.dumps(report))
+    assert Report.read(tmp_path, NAMES).split("validation") == json.loads(json.dumps(report))
     report["per_language_thresholds"][MEAN]["macro_f1"] = 1.5
     (tmp_path / "report.json").write_text(json.dumps({"validation": report}))
     with pytest.raises(InputError, match="field 'validation.per_language_thresholds."
                        "mean_over_languages.macro_f1': 1.5 is not a finite number"):
-        read_report(tmp_path, NAMES)
+        Report.read(tmp_path, NAMES)
 
 
 # ---------------------------------------------------- 28 languages through the CLI

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.evaluation.report import LANGUAGE_MEAN_KEY
+from kemo.evaluation.classification_scores import LANGUAGE_MEAN_KEY
 from kemo.evaluation.split_probs import SplitProbs
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, decide
 
