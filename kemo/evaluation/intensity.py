@@ -25,6 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kemo.run.report_file import CONFUSION, MEAN_R, PER_LABEL, PER_LANGUAGE, R, ROWS, \
+    IntensityScore
+
 LANGUAGE_MEAN_R_KEY = "val_language_mean_r"  # early stopping's key with several languages
 
 
@@ -56,7 +59,7 @@ def label_pearson(labels, pred, mask, label_names) -> dict:
 
 def language_pearson(examples, pred) -> dict:
     """The official measure of `pred` (rows x labels, continuous or integer) on
-    `examples`: {"per_language": {lang: {"r", "per_label"}}, "mean_r"} (mean over
+    `examples`: {PER_LANGUAGE: {lang: {R, PER_LABEL, ROWS}}, MEAN_R} (the mean over
     languages of the mean over each language's labels)."""
     pred = np.asarray(pred, "float64")
     per = {}
@@ -64,15 +67,15 @@ def language_pearson(examples, pred) -> dict:
         rows = examples.langs == lang
         labels = label_pearson(examples.labels[rows], pred[rows], examples.mask[rows],
                                examples.label_names)
-        per[str(lang)] = {"r": float(np.mean(list(labels.values()))) if labels else 0.0,
-                          "per_label": labels, "rows": int(rows.sum())}
-    mean = float(np.mean([v["r"] for v in per.values()])) if per else 0.0
-    return {"per_language": per, "mean_r": mean}
+        per[str(lang)] = {R: float(np.mean(list(labels.values()))) if labels else 0.0,
+                          PER_LABEL: labels, ROWS: int(rows.sum())}
+    mean = float(np.mean([v[R] for v in per.values()])) if per else 0.0
+    return {PER_LANGUAGE: per, MEAN_R: mean}
 
 
 def language_mean_r(examples, pred) -> float:
-    """The one number early stopping reads: `language_pearson(...)["mean_r"]`."""
-    return language_pearson(examples, pred)["mean_r"]
+    """The one number early stopping reads: `language_pearson(...)[MEAN_R]`."""
+    return language_pearson(examples, pred)[MEAN_R]
 
 
 def untuned_cut_points(num_labels: int, max_intensity: int) -> np.ndarray:
@@ -140,9 +143,9 @@ def intensity_report(examples, scores, cuts, max_intensity: int) -> dict:
         known = examples.mask[:, j] > 0
         if known.any():
             tables[name] = confusion(examples.labels[known, j], ints[known, j], max_intensity)
-    return {"continuous": language_pearson(examples, scores),
-            "integer": language_pearson(examples, ints), "confusion": tables,
-            "rows": len(examples)}
+    return {IntensityScore.CONTINUOUS: language_pearson(examples, scores),
+            IntensityScore.INTEGER: language_pearson(examples, ints), CONFUSION: tables,
+            ROWS: len(examples)}
 
 
 @dataclass
