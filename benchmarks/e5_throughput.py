@@ -126,11 +126,11 @@ def build_step(spec: dict, arrays: dict, y, backbone=None) -> tuple:
     from kemo.config import Config
     from kemo.data.numpy_batches import TokenBatches
     from kemo.data.pipeline import batch_arrays
-    from kemo.losses import inverse_frequency_alpha, make_loss
+    from kemo.training.losses import inverse_frequency_alpha, make_loss
     from kemo.models import build_classifier, load_backbone
     from kemo.models.backbone_layers import freeze_lower_layers, token_embedding
     from kemo.models.vocab_prune import prune_backbone
-    from kemo.training import make_metrics, make_optimizer
+    from kemo.training.trainer import make_metrics, make_optimizer
 
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(spec["dtype_policy"])

@@ -153,7 +153,7 @@ class TrainConfig:
     dtype_policy: str = "float32"
     distribution: str = "none"  # "none" or "data_parallel"
     # A checkpoint every N training steps inside an epoch too (0: at epoch ends only);
-    # `--resume` continues from the step exactly (kemo.checkpoint).
+    # `--resume` continues from the step exactly (kemo.training.checkpoint).
     checkpoint_every_steps: int = 0
 
 

@@ -138,9 +138,9 @@ def test_export_help_names_the_backends(capsys):
 _CHECKPOINT_ROUND_TRIP = r'''
 import json, tempfile
 import keras, keras_hub, numpy as np
-from kemo.checkpoint import RunCheckpoint, load_checkpoint, save_checkpoint
-from kemo.losses import FocalLoss
-from kemo.metrics import LabelLoss, MacroF1
+from kemo.training.checkpoint import RunCheckpoint, load_checkpoint, save_checkpoint
+from kemo.training.losses import FocalLoss
+from kemo.training.metrics import LabelLoss, MacroF1
 from kemo.models import build_classifier
 
 def model():  # dropout on: the next step depends on the dropout generator's state
@@ -197,7 +197,7 @@ def test_checkpoint_round_trip(backend, tmp_path):
 
 
 def test_damaged_torch_generator_state_is_named(tmp_path):
-    from kemo.checkpoint import TORCH_RNG, _read_torch_rng
+    from kemo.training.checkpoint import TORCH_RNG, _read_torch_rng
     from kemo.errors import InputError
 
     path = tmp_path / TORCH_RNG

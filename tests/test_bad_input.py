@@ -238,7 +238,7 @@ def test_checkpoint_arrays_never_unpickle(tmp_path):
 
     import keras
 
-    from kemo.checkpoint import _load_arrays
+    from kemo.training.checkpoint import _load_arrays
 
     path = tmp_path / "model.npz"
     np.savez(path, v00000=np.array([{"x": 1}], dtype=object))

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from kemo.checkpoint import (
+from kemo.training.checkpoint import (
     ResumeInsideEpoch, RunCheckpoint, checkpoint_name, load_checkpoint, read_checkpoint,
 )
 from kemo.errors import InputError

@@ -167,7 +167,7 @@ class _Stream(io.StringIO):
 
 
 def test_progress_mode_follows_isatty():
-    from kemo.monitor import progress_verbosity
+    from kemo.training.monitor import progress_verbosity
 
     assert progress_verbosity(False, _Stream(True)) == 1   # terminal: live bar
     assert progress_verbosity(False, _Stream(False)) == 2  # pipe or file: a line an epoch
@@ -177,7 +177,7 @@ def test_progress_mode_follows_isatty():
 
 
 def test_progress_bar_shows_running_loss_and_the_epoch_line_short_values(capsys):
-    from kemo.monitor import EpochProgress
+    from kemo.training.monitor import EpochProgress
 
     bar = EpochProgress(columns=120, interval=0)
     bar.set_params({"verbose": 1, "epochs": 2, "steps": 4})

@@ -301,7 +301,7 @@ def test_several_datasets_in_one_run_keep_their_own_label_masks(tmp_path):
     label a dataset lacks is unknown for its rows), validation and dev stay the
     primary's, and `data.dataset_temperature` tempers the datasets' shares."""
     from kemo.data.splits import load_data
-    from kemo.training import _sampling_weights
+    from kemo.training.trainer import _sampling_weights
 
     rng = np.random.default_rng(0)
     primary = pd.DataFrame({"id": [f"p{i}" for i in range(40)],

@@ -99,7 +99,7 @@ def test_full_report_untuned_setting_tie_is_positive(data_dir):
 
 
 def test_training_metric_tie_is_positive():
-    from kemo.metrics import MacroF1
+    from kemo.training.metrics import MacroF1
 
     m = MacroF1(2)  # logit 0 is probability 0.5 exactly: the untuned threshold
     m.update_state(np.float32([[1, 0], [0, 1]]), np.float32([[0.0, -9], [-9, 0.0]]))
@@ -123,8 +123,8 @@ def test_explain_predicts_ties(monkeypatch):
 
 
 def test_untuned_fallback_is_one_value():
-    from kemo.metrics import MacroF1
-    from kemo.training import make_metrics
+    from kemo.training.metrics import MacroF1
+    from kemo.training.trainer import make_metrics
 
     untuned = ThresholdSearch.untuned(NAMES)
     assert untuned.thresholds == [UNTUNED_THRESHOLD] * 5 and untuned.label_names == NAMES

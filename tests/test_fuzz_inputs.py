@@ -867,10 +867,10 @@ def sample_csv(path: Path, n: int, transform=None) -> bytes:
 @pytest.fixture(scope="module")
 def reference(tiny_run):
     """The tiny run as read intact: state, model outputs, checkpoint arrays."""
-    from kemo.checkpoint import read_checkpoint
+    from kemo.training.checkpoint import read_checkpoint
     from kemo.data.pipeline import tokenize
     from kemo.run.read import load_run, read_run_state
-    from kemo.training import make_optimizer
+    from kemo.training.trainer import make_optimizer
 
     run = load_run(tiny_run)
     state = read_run_state(tiny_run)
@@ -1234,8 +1234,8 @@ CHECKPOINT_FILES = {"latest": ["checkpoints/LATEST"], "state_json": [f"{CK}/stat
 def test_fuzz_checkpoint(kind, reference, tiny_run, data_dir, tmp_path, capsys, monkeypatch):
     """`train --resume` of an interrupted run with a damaged LATEST, state.json, .npz
     array file or history.json."""
-    from kemo.checkpoint import read_checkpoint
-    from kemo.training import _check_resumable_history
+    from kemo.training.checkpoint import read_checkpoint
+    from kemo.training.trainer import _check_resumable_history
 
     monkeypatch.setenv("KEMO_DATA_DIR", str(data_dir))
     root = tmp_path / "root"

@@ -88,7 +88,7 @@ def test_cut_points_round_untuned_and_tuning_never_hurts_validation():
 def test_heads_and_losses_serialise_and_the_ordinal_head_is_monotone():
     import keras
 
-    from kemo.intensity_losses import CumulativeOrdinalLoss, MaskedIntensityMSE
+    from kemo.training.intensity_losses import CumulativeOrdinalLoss, MaskedIntensityMSE
     from kemo.models.intensity_heads import CumulativeLogits, ScaledSigmoid, intensity_scores
 
     x = np.random.default_rng(3).normal(size=(5, 8)).astype("float32")

@@ -127,7 +127,7 @@ def two_language_run(tmp_path_factory):
 
 
 def test_two_language_run_monitors_and_reports_the_language_mean(two_language_run):
-    from kemo.validation import LANGUAGE_MEAN_KEY
+    from kemo.training.validation_callback import LANGUAGE_MEAN_KEY
 
     run, out = two_language_run
     assert "rows per language and epoch, before and after sampling (language temperature 3.0)" in out

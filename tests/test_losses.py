@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from kemo.losses import (
+from kemo.training.losses import (
     FocalLoss, MaskedBinaryCrossentropy, bce_from_logits, inverse_frequency_alpha, known_mask,
     make_loss,
 )

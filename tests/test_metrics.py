@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from kemo.losses import FocalLoss, MaskedBinaryCrossentropy
-from kemo.metrics import LabelLoss, MacroF1
+from kemo.training.losses import FocalLoss, MaskedBinaryCrossentropy
+from kemo.training.metrics import LabelLoss, MacroF1
 
 C = 5
 

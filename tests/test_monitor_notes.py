@@ -5,7 +5,7 @@ import keras
 import numpy as np
 
 from conftest import kemo_log
-from kemo.monitor import CompileNotes
+from kemo.training.monitor import CompileNotes
 
 
 class Buckets(keras.utils.PyDataset):

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from kemo.monitor import CompileNotes, EpochProgress
+from kemo.training.monitor import CompileNotes, EpochProgress
 
 LABELS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
 # What a six-label, several-language run logs at an epoch's end: 17 values.

@@ -116,7 +116,7 @@ def test_nan_training_loss_stops_in_one_line(tmp_path, data_dir):
 def test_nan_loss_names_the_checkpoint_to_resume_from(tmp_path):
     """The line names the last checkpoint when an epoch ended before the NaN."""
     from kemo.errors import InputError
-    from kemo.nan_guard import StopOnNanLoss
+    from kemo.training.nan_guard import StopOnNanLoss
 
     (tmp_path / "checkpoints" / "epoch-0001").mkdir(parents=True)
     (tmp_path / "checkpoints" / "LATEST").write_text("epoch-0001")

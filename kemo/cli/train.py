@@ -134,7 +134,7 @@ def run(args) -> int:
         + ("" if args.config else " (the default; --config FILE for another)"),
         f"preset: {cfg.model.preset or inline}",
         f"data: {describe_dataset(dataset)}"])
-    from kemo.monitor import progress_verbosity
+    from kemo.training.monitor import progress_verbosity
     from kemo.training import train
 
     result = train(cfg, data_dir=data_dir, run_dir=run_dir,

@@ -1,7 +1,7 @@
 """Heads for emotion intensities 0..K (Track B): a scaled regression or cumulative logits.
 
 `model.head = "regression"`: one output per label, `K * sigmoid(z)`, the intensity
-itself (trained with `kemo.intensity_losses.MaskedIntensityMSE`).
+itself (trained with `kemo.training.intensity_losses.MaskedIntensityMSE`).
 `model.head = "ordinal"`: per label K cumulative logits, `sigmoid(logit_k) = P(y > k)`,
 one shared projection per label plus K ordered offsets (CORAL, Cao et al. 2020; trained
 with `CumulativeOrdinalLoss`); the continuous intensity is the expected value

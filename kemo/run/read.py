@@ -29,8 +29,8 @@ from kemo.run.manifest import check_model_file
 from kemo.run.files import where
 from kemo.evaluation.thresholds import ThresholdSearch
 
-# Importing these registers the custom objects a saved model needs.
-from kemo import losses as _losses, metrics as _metrics  # noqa: F401
+# Importing these registers the custom layers a saved model needs (it loads with
+# compile=False: the losses and metrics of `kemo.training` are not needed).
 from kemo.models import classifier as _classifier  # noqa: F401
 from kemo.models import intensity_heads as _intensity_heads  # noqa: F401
 

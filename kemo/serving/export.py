@@ -5,8 +5,9 @@
 writes into DIR (default `<run_dir>/export`):
 
 - `model.keras`: the trained classifier (logits). `keras.models.load_model(path,
-  safe_mode=True)` loads it once `kemo.run.read` (or `kemo.losses`, `kemo.metrics`,
-  `kemo.models.classifier`) is imported, which registers the custom objects.
+  compile=False, safe_mode=True)` loads it once `kemo.run.read` (or `kemo.models.classifier`)
+  is imported, which registers the custom layers (a model saved with its compile config
+  also needs `kemo.training.losses` and `kemo.training.metrics`).
   `preprocessor/` beside it is the keras-hub preprocessor preset that feeds it.
 - `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature takes
   `texts` (string, shape [batch]) and returns `probabilities` (float32 [batch, labels]),
@@ -328,7 +329,7 @@ def export_info(run, out: Path, stage: Path, built: _Built, export_s: float) -> 
                         "preprocessor": "preprocessor beside each model.keras",
                         "outputs": "logits; probability = sigmoid(logits)",
                         "load": "import kemo.run.read; keras.models.load_model(path, "
-                                "safe_mode=True)"},
+                                "compile=False, safe_mode=True)"},
         **({"ensemble": _ensemble_info(run)} if several else {}),
         "saved_model": _saved_model_info(out, stage, built, several),
         "versions": _versions(),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kemo.losses import MaskedBinaryCrossentropy, known_mask
+from kemo.training.losses import MaskedBinaryCrossentropy, known_mask
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
 
 

@@ -7,7 +7,7 @@ directory, then writes there: `config.toml` (the resolved config), `history.csv`
 `predictions_dev.csv`, `predictions/dev/` (the official `pred_<lang>.csv` layout plus
 `probs_<lang>.csv`: `kemo evaluate <run_dir>/predictions/dev --split dev` scores them;
 see `kemo.prediction.split_files`), `model.keras`, `preprocessor/` (a keras-hub preset of the
-tokeniser) and `tensorboard/` (event files; see `kemo.monitor`).
+tokeniser) and `tensorboard/` (event files; see `kemo.training.monitor`).
 
 Example:
     cfg = load_config("configs/tiny.toml")
@@ -29,7 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kemo.checkpoint import (
+from kemo.training.checkpoint import (
     ResumableEarlyStopping, ResumeInsideEpoch, RunCheckpoint, load_checkpoint,
     remove_checkpoints, save_model_without_optimizer,
 )
@@ -45,19 +45,19 @@ from kemo.data.token_cache import MANIFEST, RUN_SPLITS, TokenCache, expected_man
 from kemo.errors import InputError
 from kemo.interrupt import ReraiseInterrupt
 from kemo.machine import cpu_info
-from kemo.losses import inverse_frequency_alpha, make_loss
-from kemo.intensity_losses import make_intensity_loss
-from kemo.metrics import LabelLoss, MacroF1, PearsonR
+from kemo.training.losses import inverse_frequency_alpha, make_loss
+from kemo.training.intensity_losses import make_intensity_loss
+from kemo.training.metrics import LabelLoss, MacroF1, PearsonR
 from kemo.models import build_classifier, load_backbone, load_preprocessor
 from kemo.models.intensity_heads import build_intensity_model, intensity_scores
 from kemo.models.backbone_layers import freeze_lower_layers, token_embedding, use_fused_attention
 from kemo.models.backbones import check_sequence_length, save_preprocessor
 from kemo.models.transfer import copy_head, find_backbone
 from kemo.models.vocab_prune import prune_vocabulary, save_keep
-from kemo.monitor import monitor_callbacks
+from kemo.training.monitor import monitor_callbacks
 from kemo import multiprocess
 from kemo.log import warnings_only
-from kemo.nan_guard import StopOnNanLoss
+from kemo.training.nan_guard import StopOnNanLoss
 from kemo.prediction.batches import predict_logits, predict_probs
 from kemo.run import layout as L
 from kemo.run.finish import finish, write_decisions, write_report
@@ -67,7 +67,7 @@ from kemo.run.manifest import write_manifest
 from kemo.run.lock import RunLock
 from kemo.run.verdict import check_new_run_dir, check_resumable, clear_run_dir
 from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
-from kemo.validation import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
+from kemo.training.validation_callback import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
 from kemo.evaluation.intensity import LANGUAGE_MEAN_R_KEY
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ def train(cfg: Config, data_dir=None, run_dir=None, verbose: int = 2,
     (`kemo.data.numpy_batches`): TensorFlow is not needed.
 
     With `resume=True`, `run_dir` is a run that was interrupted: training continues
-    from its last checkpoint (see `kemo.checkpoint`) and ends as the uninterrupted
+    from its last checkpoint (see `kemo.training.checkpoint`) and ends as the uninterrupted
     run would have. One writer per run: the process holds `kemo.run.lock.RunLock`
     on `run_dir` from its creation (or, resuming, before it is read) to the end.
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 
 from kemo.run import layout as L
-from kemo.validation import LANGUAGE_MEAN_KEY
+from kemo.training.validation_callback import LANGUAGE_MEAN_KEY
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Masked losses for intensity heads (`kemo.models.intensity_heads`).
 
 Targets are intensities 0..K, -1 where a label is unknown (skipped, as in
-`kemo.losses`); the per-example mean over known labels and the batch mean over rows
+`kemo.training.losses`); the per-example mean over known labels and the batch mean over rows
 with a known label are `MaskedBinaryCrossentropy`'s.
 
 Example:
@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kemo.losses import MaskedBinaryCrossentropy, bce_from_logits
+from kemo.training.losses import MaskedBinaryCrossentropy, bce_from_logits
 
 
 @keras.saving.register_keras_serializable(package="kemo")
