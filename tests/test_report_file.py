@@ -26,7 +26,8 @@ META_KEYS = {n for n in Meta.__dataclass_fields__ if n != "extra"}
 # Keys no other kemo file has: flagged wherever they are spelled.
 OWN_KEYS = {s.value for s in Setting} | {R.MEAN} | META_KEYS - {
     "weights", "backend", "head", "cpu", "processes", "validation", "thresholds",
-    "notes", "serve", "data_dir", "init_from", "val_rows", "train_rows"}
+    "notes", "serve", "data_dir", "init_from", "val_rows", "train_rows",
+    "zero_shot_languages"}  # also a dataset's method
 # Keys that are ordinary words too: flagged where they index a report.
 WORD_KEYS = {v for k, v in vars(R).items() if k.isupper() and isinstance(v, str)} \
     | {s.value for s in R.IntensityScore} | META_KEYS

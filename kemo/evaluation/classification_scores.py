@@ -80,7 +80,7 @@ def _samples_average(labels, decisions, mask) -> dict:
 
 
 # history.json's key for it on validation during training (runs of several languages:
-# what early stopping monitors, `kemo.validation`); one language: "val_macro_f1".
+# what early stopping monitors, `kemo.training.validation_callback`); one language: "val_macro_f1".
 LANGUAGE_MEAN_KEY = "val_language_mean_f1"
 
 

@@ -109,9 +109,8 @@ def format_console_report(report: Report) -> str:
                 blocks.append(format_report(report.section(split, key)[OVERALL],
                                             f"{split}, {key.title}:"))
         blocks.append(format_language_table(report.split(split), split, decides))
-    validation = report.meta.get("validation")
-    if validation:  # data.validation = "dev"
-        blocks.append(f"note: validation is {validation}")
+    if report.meta.validation:  # data.validation = "dev"
+        blocks.append(f"note: validation is {report.meta.validation}")
     return "\n\n".join(blocks)
 
 

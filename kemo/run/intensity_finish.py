@@ -9,7 +9,7 @@ columns) beside the integer intensity, and `predictions/dev/pred_<lang>.csv` is 
 official Track B layout (id + capitalised emotion columns, integers 0..K, zipped).
 
 Example:
-    cuts, report = finish_intensity(cfg, val, dev, {"val": s_val, "dev": s_dev})
+    cuts, splits = finish_intensity(cfg, val, dev, {"val": s_val, "dev": s_dev})
     write_intensity_decisions(run_dir, cuts, val, dev, scores)
 """
 
@@ -20,21 +20,20 @@ import logging
 
 from kemo.evaluation.intensity import fit_cut_points, intensity_report
 from kemo.run import layout as L
+from kemo.run.report_file import DEV, VALIDATION
 
 log = logging.getLogger(__name__)
 
-DECIDES_WITH = "cut_points"
-
 
 def finish_intensity(cfg, val, dev, scores: dict):
-    """(CutPoints, {"validation": ..., "dev": ...}) for the continuous `scores`."""
+    """(CutPoints, {VALIDATION: ..., DEV: ...}: report.json's split scores) for the
+    continuous `scores`."""
     k = cfg.data.max_intensity
     cuts = fit_cut_points(scores["val"], val, k, cfg.thresholds.tune)
-    report = {"label_kind": "intensity", "max_intensity": k,
-              "validation": intensity_report(val, scores["val"], cuts.cuts, k)}
+    splits = {VALIDATION: intensity_report(val, scores["val"], cuts.cuts, k)}
     if dev is not None:
-        report["dev"] = intensity_report(dev, scores["dev"], cuts.cuts, k)
-    return cuts, report
+        splits[DEV] = intensity_report(dev, scores["dev"], cuts.cuts, k)
+    return cuts, splits
 
 
 def write_intensity_decisions(run_dir, cuts, val, dev, scores) -> None:

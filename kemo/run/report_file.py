@@ -132,6 +132,12 @@ class _Absent:
     def __bool__(self) -> bool:  # `meta.notes or []`
         return False
 
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):  # one marker: `is ABSENT` holds in a copied Meta
+        return self
+
 
 ABSENT = _Absent()
 
