@@ -147,6 +147,7 @@ def test_report_page_and_json_carry_the_small_validation_note(tiny_run, tmp_path
     out from its report.json."""
     from kemo.evaluation.run_page import run_notes
     from kemo.run.read import read_run_state
+    from kemo.run.report_file import Report
 
     report = json.loads((Path(tiny_run) / "report.json").read_text())
     assert report["meta"]["val_rows"] == 90
@@ -157,4 +158,4 @@ def test_report_page_and_json_carry_the_small_validation_note(tiny_run, tmp_path
     assert f'<p class="note warn">{note}</p>' in page.replace("&#x27;", "'")
 
     older = {**report, "meta": {k: v for k, v in report["meta"].items() if k != "notes"}}
-    assert run_notes(older, read_run_state(tiny_run).config) == [note]
+    assert run_notes(Report.from_dict(older), read_run_state(tiny_run).config) == [note]

@@ -190,7 +190,7 @@ def _complete(run_dir: Path, report: Report, thresholds, data,
               data_dir=None) -> tuple[Report, list[str]]:
     """`report` with the per-language comparison a run trained before it lacks
     (`kemo.evaluation.migrate`), computed for the page: report.json is not changed."""
-    from kemo.evaluation.migrate import backfill_report
+    from kemo.run.migrate import backfill_report
 
     fill = backfill_report(run_dir, report, thresholds, data, data_dir)  # dev: same root
     notes = list(fill.notes)
@@ -207,7 +207,7 @@ def make_run_page(run_dir, data_dir=None, out_dir=None) -> RunPage:
     run_dir = Path(run_dir)
     if not (run_dir / L.CONFIG).is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
-    from kemo.prediction.trained_run import read_run_state
+    from kemo.run.read import read_run_state
 
     # Every file the page reads is checked before anything is written.
     state = read_run_state(run_dir, finished=False)
