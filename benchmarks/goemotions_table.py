@@ -56,7 +56,7 @@ def macro(ex, probs, thresholds) -> tuple[float, dict]:
 
 
 def tuned(val, pv):
-    from kemo.evaluation.thresholds import ThresholdSearch
+    from kemo.prediction.thresholds import ThresholdSearch
 
     return ThresholdSearch().fit(pv, val.labels, val.mask, val.label_names).thresholds
 

@@ -5,9 +5,10 @@
 The members' sigmoid probabilities are averaged (weighted, weights normalised to sum
 to 1). Members may be trained on different languages and label sets (the 28-language
 e5 run with an English-only MPNet run): each row of a language is averaged over the
-members trained on it, each label over the members predicting it (`serving_weights`);
-a text of no member's language, or of none given, over all of them. Thresholds are
-tuned again on the validation rows the members share (`ensemble_data`: re-created from
+members trained on it, each label over the members predicting it
+(`kemo.prediction.ensemble_run.serving_weights`); a text of no member's language, or of
+none given, over all of them. Thresholds are tuned again on the validation rows the
+members share (`kemo.evaluation.ensemble_data`: re-created from
 each member's config; members of the same languages validated on different rows are
 refused, naming what differs; members of different languages share, per language, the
 rows every covering member validated on), globally and per language; the ensemble
@@ -33,149 +34,20 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.run.report_file import (
-    DEV, F1, MACRO, N, OVERALL, PER_LABEL, PER_LANGUAGE, SPLITS, VALIDATION, Meta, Report,
-    Setting,
-)
-from kemo.run.ensemble_file import (ENSEMBLE_FILE, FORMAT, check_member, is_ensemble_dir,
-                                    member_identity, read_ensemble_file)
-from kemo.evaluation.thresholds import ThresholdSearch
+from kemo.run.report_file import DEV, VALIDATION, Meta, Report
+from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, member_identity
+from kemo.prediction.ensemble_run import (SERVE_MODES, EnsembleRun, combine_probs,
+                                          member_languages, union_labels)
+from kemo.prediction.thresholds import ThresholdSearch
+from kemo.evaluation.ensemble_data import ensemble_data
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EnsembleRun:
-    """A finished ensemble: the member runs, their weights and the tuned thresholds.
-
-    A `kemo.prediction.predictor.Predictor`, as `kemo.run.read.Run` is (`config`,
-    `label_names`, `thresholds`, `decide`, `predict_probs`, `predict`).
-    """
-
-    path: Path
-    config: object  # the first member's Config (data settings)
-    members: list
-    weights: list[float]
-    thresholds: ThresholdSearch
-    language_labels: dict = field(default_factory=dict)  # as `kemo.run.read.Run`'s
-    serve: str = "average"  # or "specialist": `serving_weights`
-
-    @property
-    def label_names(self) -> list[str]:
-        return list(self.thresholds.label_names)
-
-    def predict_probs(self, texts, batch_size: int = 64, rows=None, langs=None) -> np.ndarray:
-        """The weighted mean of the members' sigmoid probabilities (each member's checked
-        finite, naming its model file and the first bad row: `rows`). With `langs` (one
-        code per row, None where unknown) a row is averaged over the members trained on
-        its language (`serving_weights`); without, over every member predicting a label."""
-        weights, parts = self.member_probs(texts, batch_size, rows, langs)
-        return combine_probs(weights, parts, self.members, self.label_names)
-
-    def member_probs(self, texts, batch_size: int = 64, rows=None, langs=None):
-        """(`serving_weights` (rows, members, labels), [(row indices, probabilities)
-        per member]): each member predicts only the rows it serves."""
-        texts = [str(t) for t in texts]
-        weights = serving_weights(self.members, self.weights, self.label_names, langs,
-                                  len(texts), self.serve)
-        parts = []
-        for k, m in enumerate(self.members):
-            need = np.flatnonzero(weights[:, k, :].sum(axis=1) > 0)
-            p = m.predict_probs([texts[i] for i in need], batch_size,
-                                None if rows is None else [rows[i] for i in need]) \
-                if len(need) else np.zeros((0, len(m.label_names)), "float32")
-            parts.append((need, p))
-        return weights, parts
-
-    def decide(self, probs, langs=None) -> np.ndarray:
-        """0/1 decisions at the ensemble's thresholds, as `kemo.run.read.Run.decide`."""
-        return self.thresholds.apply(probs, langs)
-
-    def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:
-        probs = self.predict_probs(texts, batch_size, langs=langs)
-        return probs, self.decide(probs, langs)
-
-
-def member_languages(member) -> list[str]:
-    """The languages a member run was trained on (its config's `data.languages`; a table
-    dataset's `data.language`, `kemo.data.dataset.trained_languages`)."""
-    from kemo.data.dataset import trained_languages
-
-    langs = trained_languages(member.config)
-    return langs if langs is not None else list(dict.fromkeys(member.config.data.languages))
-
-
-def union_labels(members) -> list[str]:
-    """Every label some member predicts, in kemo's order (`kemo.data.brighter.label_order`:
-    Track A's names in Track A's order, others in the members' order)."""
-    from kemo.data.brighter import label_order
-
-    return label_order(dict.fromkeys(n for m in members for n in m.label_names))
-
-
-SERVE_MODES = ("average", "specialist")
-
-
-def covering_members(langs_of, lang, serve: str = "average") -> list[int]:
-    """Indices of the members that serve rows of `lang` (`langs_of`: each member's
-    languages): every member trained on it ("average"), or of those only the ones
-    trained on the fewest languages ("specialist": a member fine-tuned on `lang` alone
-    serves it instead of the multilingual run it started from).
-
-    Example:
-        covering_members([ALL28, ["deu"]], "deu", "specialist")   # [1]
-        covering_members([ALL28, ["deu"]], "eng", "specialist")   # [0]
-    """
-    covering = [k for k, ls in enumerate(langs_of) if lang in ls]
-    if serve == "specialist" and covering:
-        fewest = min(len(set(langs_of[k])) for k in covering)
-        covering = [k for k in covering if len(set(langs_of[k])) == fewest]
-    return covering
-
-
-def serving_weights(members, weights, label_names, langs=None, n: int = None,
-                    serve: str = "average") -> np.ndarray:
-    """(rows, members, labels) averaging weights: member k serves label j of a row when
-    it predicts j and `covering_members` (with `serve`) names it for the row's
-    language; its share is its weight over the serving members' total. A row whose
-    language no member (predicting j) was trained on, or with no language (`langs`
-    None or a None entry), is served by every member predicting j (zero-shot for them).
-
-    Example:
-        w = serving_weights([e5_all, mpnet_eng], [0.5, 0.5], names, ["eng", "deu"])
-        w[0, :, names.index("gratitude")]   # eng: [0.5, 0.5]; w[1, :, ...]: deu: [1.0, 0.0]
-    """
-    n = len(langs) if langs is not None else int(n or 0)
-    has = np.array([[name in m.label_names for name in label_names] for m in members], float)
-    base = np.asarray(weights, "float64")[:, None] * has  # (members, labels)
-    w = np.broadcast_to(base, (n, *base.shape)).copy()
-    if langs is not None:
-        langs_of = [member_languages(m) for m in members]
-        serving = {lang: set(covering_members(langs_of, lang, serve)) for lang in set(langs)}
-        covers = np.array([[k in serving[lang] for k in range(len(members))]
-                           for lang in langs], float)  # (n, m)
-        served = w * covers[:, :, None]
-        some = served.sum(axis=1, keepdims=True) > 0
-        w = np.where(some, served, w)
-    total = w.sum(axis=1, keepdims=True)
-    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-
-
-def combine_probs(weights, parts, members, label_names) -> np.ndarray:
-    """The (rows, labels) weighted mean of `EnsembleRun.member_probs`' parts."""
-    out = np.zeros((weights.shape[0], len(label_names)), "float64")
-    for k, (m, (need, p)) in enumerate(zip(members, parts)):
-        if len(need):
-            cols = [list(label_names).index(n) for n in m.label_names]
-            out[np.ix_(need, cols)] += weights[need][:, k, cols] * p
-    return out.astype("float32")
 
 
 def _check_weights(weights, n: int) -> list[float]:
@@ -188,129 +60,6 @@ def _check_weights(weights, n: int) -> list[float]:
         raise InputError(f"--weights: expected finite values >= 0 with a positive sum, "
                          f"got {weights}")
     return [w / sum(weights) for w in weights]
-
-
-def load_ensemble(run_dir) -> EnsembleRun:
-    """Load an ensemble run directory written by `build_ensemble` (members included)."""
-    from kemo.run.read import load_run, read_run_state
-
-    path = Path(run_dir)
-    spec = read_ensemble_file(path)  # ensemble.json
-    state = read_run_state(path)  # config, thresholds.json against ensemble.json's labels
-    if state.report is None:  # report.json is written last: building it was cut short
-        raise InputError(f"ensemble {path}: not finished (no {L.REPORT}: building it was "
-                         "interrupted); build it again with kemo ensemble MEMBERS... "
-                         f"--run-dir {path} --overwrite")
-    members = []
-    for i, p in enumerate(spec["paths"]):
-        try:
-            members.append(load_run(p))
-        except InputError as e:
-            raise InputError(f"ensemble {path}, member {i} ({p}): {e}") from None
-        check_member(spec, i, p)  # the run it was built from, not a replacement
-    names = union_labels(members)
-    if names != spec["label_names"]:
-        raise InputError(f"{path / ENSEMBLE_FILE}, field 'label_names': "
-                         f"{', '.join(spec['label_names'])}, but the members predict "
-                         f"{', '.join(names)}")
-    return EnsembleRun(path, state.config, members, spec["weights"], state.thresholds,
-                       state.report.language_labels(), spec["serve"])
-
-
-# Config keys that decide which training rows become the validation split.
-_SPLIT_KEYS = ("data.languages", "data.max_train_examples",
-               "data.max_train_examples_per_language", "data.val_fraction",
-               "data.split_seed (or train.seed)")
-
-
-def _split_settings(cfg) -> tuple:
-    from kemo.data.splits import split_seed
-
-    return (list(cfg.data.languages), cfg.data.max_train_examples,
-            cfg.data.max_train_examples_per_language, cfg.data.val_fraction, split_seed(cfg))
-
-
-def check_same_validation(members, paths, vals) -> None:
-    """Refuse members whose validation splits differ, naming the config keys (or ids)."""
-    first = vals[0]
-    for m, p, v in zip(members[1:], paths[1:], vals[1:]):
-        if list(v.ids) == list(first.ids):
-            continue
-        keys = [k for k, a, b in zip(_SPLIT_KEYS, _split_settings(members[0].config),
-                                     _split_settings(m.config)) if a != b]
-        differs = (f"config {', '.join(f'{k}' for k in keys)} differ"
-                   if keys else "the training files differ")
-        only = len(set(v.ids) ^ set(first.ids))
-        fix = (f"set {', '.join(keys)} alike" if keys else "train them on the same files")
-        raise InputError(
-            f"member {p}: validated on other rows than {paths[0]} ({len(v)} vs {len(first)} "
-            f"rows, {only} ids in only one of them; {differs}): an ensemble's thresholds are "
-            f"tuned on the validation split its members share ({fix})")
-
-
-@dataclass
-class EnsembleData:
-    """The rows an ensemble is tuned and reported on, and who serves which language.
-
-    `val`: per language, the validation rows every member trained on that language
-    validated on (no member saw them in training); `dev`: every dev row of the members'
-    languages; both with the union of the members' labels. `served_by`: language ->
-    indices of the members trained on it.
-    """
-
-    val: object
-    dev: object
-    served_by: dict
-    notes: list
-    dataset: object = None  # a table dataset the members share (its dev files' shape)
-
-
-def ensemble_data(members, paths, data_dir=None, serve: str = "average") -> EnsembleData:
-    """Re-create each member's splits (`kemo.data.splits.load_data`) and combine them.
-
-    Members trained on the same languages must validate on the same rows (else
-    InputError naming the config keys that differ). Members trained on different
-    languages share, per language, the rows in every covering member's validation
-    split; a language they share none of is refused.
-    """
-    from kemo.data.examples import align_labels, concat_examples
-    from kemo.data.splits import load_data
-
-    names = union_labels(members)
-    splits = [load_data(m.config, data_dir) for m in members]
-    langs_of = [member_languages(m) for m in members]
-    languages = list(dict.fromkeys(lang for ls in langs_of for lang in ls))
-    served_by = {lang: covering_members(langs_of, lang, serve) for lang in languages}
-    notes = []
-    if all(set(ls) == set(langs_of[0]) for ls in langs_of):
-        check_same_validation(members, paths, [s.val for s in splits])
-        val_parts = [splits[0].val]
-    else:
-        val_parts = []
-        for lang, covering in served_by.items():
-            vals = [splits[k].val for k in covering]
-            ids = [set(v.ids[v.langs == lang]) for v in vals]
-            shared = set.intersection(*ids)
-            if not shared:
-                raise InputError(
-                    f"language {lang}: members {', '.join(str(paths[k]) for k in covering)} "
-                    "share no validation row of it (their data settings split it "
-                    "differently): its thresholds would be tuned on nothing")
-            if any(len(i) != len(shared) for i in ids):
-                notes.append(f"{lang}: {len(shared)} validation rows shared by "
-                             + ", ".join(f"{paths[k].name} ({len(i)})"
-                                         for k, i in zip(covering, ids)))
-            first = vals[0]
-            val_parts.append(first.subset(np.flatnonzero(
-                (first.langs == lang) & np.isin(first.ids, list(shared)))))
-    val = concat_examples([align_labels(v, names) for v in val_parts])
-    devs = []
-    for lang, covering in served_by.items():
-        dev = splits[covering[0]].dev
-        if dev is not None and (dev.langs == lang).any():
-            devs.append(align_labels(dev.subset(np.flatnonzero(dev.langs == lang)), names))
-    dataset = splits[0].dataset if splits[0].dataset.layout != "track_a" else None
-    return EnsembleData(val, concat_examples(devs) if devs else None, served_by, notes, dataset)
 
 
 def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
@@ -359,21 +108,9 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
     return report.to_dict()
 
 
-def format_ensemble_report(report: dict) -> str:
-    """Members, which served which language, and the per-language tables of validation
-    and dev (of `build_ensemble`'s report.json object): what `kemo ensemble` prints."""
-    from kemo.evaluation.result_text import format_language_table
-
-    report = Report.from_dict(report)
-    parts = [format_members_table(report), format_served_by(report)]
-    parts += ["\n" + format_language_table(report.split(split), split, report.decides_with)
-              for split in SPLITS if report.split(split) is not None]
-    return "\n".join(parts)
-
-
 def _open_members(paths, run_dir, overwrite: bool = False):
     """The member runs, loaded, after the arguments and the run directory are checked."""
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
     from kemo.run.verdict import check_new_run_dir
 
     if len(paths) < 2:
@@ -410,7 +147,7 @@ def _finish_report(members, paths, weights, data, probs, parts, started, serve):
     """Thresholds tuned as the members' config says, the ensemble's report beside each
     member's (on the rows of its own languages); returns (Report, its Finish)."""
     from kemo.evaluation.classification_scores import full_report
-    from kemo.run.finish import finish
+    from kemo.evaluation.finish import finish
 
     val, dev = data.val, data.dev
     # The first member's thresholds table, as training reads it (members share it).
@@ -439,7 +176,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
     `report.json` last (the mark of a finished run)."""
     from kemo.atomic import write_text
     from kemo.config import dump_config
-    from kemo.run.finish import write_decisions
+    from kemo.evaluation.finish import write_decisions
     from kemo.run.manifest import write_manifest
     from kemo.run.lock import RunLock
     from kemo.run.verdict import check_new_run_dir, clear_run_dir
@@ -471,55 +208,3 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
         write_decisions(run_dir, fin, data.val, data.dev, probs, data.dataset)
         report.write(run_dir)  # last: its presence marks a finished run
         write_manifest(run_dir, "ensemble", finished=True)
-
-
-def served_by_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): each language, its validation rows and the members that served it
-    (averaged for it), from report.json's `meta.served_by`."""
-    served = report.meta.served_by or {}
-    per_lang = report.section(VALIDATION, Setting.GLOBAL).get(PER_LANGUAGE, {})
-    return (["language", "val rows", "members"],
-            [[lang, str(per_lang.get(lang, {}).get(N, "")),
-              ", ".join(Path(p).name for p in paths)] for lang, paths in served.items()])
-
-
-def format_served_by(report: Report) -> str:
-    """`served_by_table` as plain text, languages with the same members on one line."""
-    header, rows = served_by_table(report)
-    groups: dict[str, list[str]] = {}
-    for lang, n, members in rows:
-        groups.setdefault(members, []).append(f"{lang} ({n})" if n else lang)
-    return "languages served (validation rows), by members:\n" + "\n".join(
-        f"  {members}: {', '.join(langs)}" for members, langs in groups.items())
-
-
-def members_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): each member and the ensemble side by side: macro-F1 on validation
-    (tuned thresholds) and on dev (0.5 and tuned), then dev F1 per label (tuned)."""
-    has_dev = report.split(DEV) is not None
-    split = DEV if has_dev else VALIDATION
-    labels = list(report.section(split, Setting.GLOBAL)[OVERALL][PER_LABEL])
-
-    def f1(splits, split, key, label=None):
-        o = splits[split][key][OVERALL]
-        value = o[MACRO][F1] if label is None else o[PER_LABEL].get(label, {}).get(F1)
-        return "n/a" if value is None else f"{value:.4f}"
-
-    header = ["run", "val tuned"] + (["dev @0.5", "dev tuned"] + labels if has_dev else [])
-    rows = []
-    for name, splits in [*((Path(n).name, r) for n, r in (report.members or {}).items()),
-                         ("ENSEMBLE", report.splits)]:
-        row = [name, f1(splits, VALIDATION, Setting.GLOBAL)]
-        if has_dev:
-            row += [f1(splits, DEV, Setting.AT_HALF), f1(splits, DEV, Setting.GLOBAL)]
-            row += [f1(splits, DEV, Setting.GLOBAL, n) for n in labels]
-        rows.append(row)
-    return header, rows
-
-
-def format_members_table(report: Report) -> str:
-    """`members_table` as aligned plain text."""
-    header, rows = members_table(report)
-    width = max(len(r[0]) for r in rows + [header]) + 2
-    return "\n".join(f"{r[0]:<{width}}" + "".join(f"{c[:9]:>10}" for c in r[1:])
-                     for r in [header] + rows)

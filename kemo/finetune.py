@@ -139,7 +139,7 @@ def finetune(source, languages, out, config=None, overrides=(), data_dir=None,
     kept runs. Returns {"rows", "kept", "system"} (`system` None when none is kept: the
     source itself is then the best system)."""
     from kemo.ensemble import build_ensemble
-    from kemo.run.read import read_run_state
+    from kemo.prediction.trained_run import read_run_state
     from kemo.run.report_file import Report
 
     source, out = Path(source).expanduser().resolve(), Path(out)

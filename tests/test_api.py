@@ -66,7 +66,7 @@ def test_predict_a_dataframe_keeps_its_ids(clf):
 
 
 def test_evaluate_dev_equals_the_runs_own_dev_report(clf, tiny_run, data_dir):
-    from kemo.run.finish import decides_with
+    from kemo.evaluation.finish import decides_with
 
     table = clf.evaluate("dev")
     assert table.index.tolist() == ["eng", "mean", "all"]

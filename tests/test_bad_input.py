@@ -221,7 +221,7 @@ def test_model_with_code_is_refused_by_safe_mode(tiny_run, tmp_path):
     import keras
 
     from kemo.errors import InputError
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

@@ -362,7 +362,7 @@ def test_subprocess_refused(subprocess_results, name):
 
 def test_subprocess_predict_accepts_cr_only_and_writes_the_organisers_header(
         subprocess_results, tiny_run):
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     rc, out, err, _, _, d = subprocess_results["accepted_predict"]
     assert rc == 0 and "Traceback" not in err, err

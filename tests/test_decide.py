@@ -14,16 +14,16 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, ThresholdSearch, decide, tune_on_validation
+from kemo.prediction.thresholds import UNTUNED_THRESHOLD, ThresholdSearch, decide, tune_on_validation
 
 NAMES = ["anger", "fear", "joy", "sadness", "surprise"]  # eng's labels
 T = [0.25, 0.375, 0.5, 0.625, 0.8125]  # exact in float32 and float64
 
 
 def tied_run(thresholds=T, per_language=None):
-    """A `kemo.run.read.Run` (no model) whose probabilities are its thresholds, exactly."""
+    """A `kemo.prediction.trained_run.Run` (no model) whose probabilities are its thresholds, exactly."""
     from kemo.config import load_config
-    from kemo.run.read import Run
+    from kemo.prediction.trained_run import Run
 
     search = ThresholdSearch(list(thresholds), list(NAMES), per_language=per_language or {})
     run = Run(Path("tied"), load_config(ROOT / "configs" / "tiny.toml"), None, None, search)
@@ -52,14 +52,14 @@ def test_run_decide_tie_is_positive_global_and_per_language():
 
 
 def test_ensemble_decides_as_a_run():
-    from kemo.ensemble import EnsembleRun
+    from kemo.prediction.ensemble_run import EnsembleRun
 
     ens = EnsembleRun(Path("e"), None, [], [], ThresholdSearch(list(T), list(NAMES)))
     assert ens.decide(np.float32([T])).tolist() == [[1] * 5]
 
 
 def test_submission_files_write_ties_as_positive(data_dir, tmp_path):
-    from kemo.prediction.files import predict_files, split_files
+    from kemo.prediction.input_files import predict_files, split_files
 
     out = predict_files(tied_run(), split_files(data_dir, "dev", ["eng"]), tmp_path)
     pred = pd.read_csv(tmp_path / "pred_eng.csv", dtype={"id": str})

@@ -30,7 +30,8 @@ def second_run(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ensemble(tiny_run, second_run, data_dir, tmp_path_factory):
-    from kemo.ensemble import build_ensemble, format_ensemble_report
+    from kemo.ensemble import build_ensemble
+    from kemo.evaluation.ensemble_tables import format_ensemble_report
 
     out = tmp_path_factory.mktemp("ens") / "ens"
     with kemo_log() as lines:
@@ -48,9 +49,9 @@ def splits(tiny_run, data_dir):
 
 
 def test_averaged_probabilities_and_decisions_by_hand(ensemble, tiny_run, second_run, splits):
-    from kemo.ensemble import EnsembleRun
+    from kemo.prediction.ensemble_run import EnsembleRun
     from kemo.prediction.predictor import load_predictor
-    from kemo.evaluation.thresholds import best_f1_threshold
+    from kemo.prediction.thresholds import best_f1_threshold
 
     out, report, _ = ensemble
     run = load_predictor(out)

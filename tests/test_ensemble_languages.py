@@ -29,7 +29,7 @@ def stand_in(languages, labels):
 
 
 def test_serving_weights_average_only_the_members_trained_on_a_language():
-    from kemo.ensemble import serving_weights
+    from kemo.prediction.ensemble_run import serving_weights
 
     names = ["anger", "disgust", "joy"]
     multi = stand_in(["eng", "afr", "deu"], names)
@@ -61,7 +61,8 @@ def eng_afr_run(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mixed(tiny_run, eng_afr_run, data_dir, tmp_path_factory):
-    from kemo.ensemble import build_ensemble, format_ensemble_report
+    from kemo.ensemble import build_ensemble
+    from kemo.evaluation.ensemble_tables import format_ensemble_report
 
     out = tmp_path_factory.mktemp("ens") / "mixed"
     with kemo_log() as lines:
@@ -177,7 +178,7 @@ def test_languages_split_differently_share_the_rows_all_validated_on(tiny_run, d
     from kemo.config import load_config
     from kemo.data.splits import load_data
     from kemo.errors import InputError
-    from kemo.ensemble import ensemble_data
+    from kemo.evaluation.ensemble_data import ensemble_data
 
     def member(overrides):
         cfg = load_config(ROOT / "configs" / "tiny.toml", TINY_OVERRIDES + overrides)

@@ -37,7 +37,7 @@ def write_planted_data(root, n=400, seed=0):
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
     from kemo.config import load_config
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
     from kemo.training import train
 
     root = write_planted_data(tmp_path_factory.mktemp("planted"))

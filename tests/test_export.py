@@ -52,7 +52,7 @@ def exported(tiny_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tiny_run, texts):
     from kemo.data.pipeline import tokenize
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     run = load_run(tiny_run)
     probs = run.predict_probs(texts)
@@ -146,7 +146,7 @@ def test_keras_model_reloads_in_safe_mode(exported, reference, texts, tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         import keras
         import numpy as np
-        import kemo.run.read  # registers kemo's loss, metrics and pooling layer
+        import kemo.prediction.trained_run  # registers kemo's loss, metrics and pooling layer
         from kemo.data.pipeline import tokenize
         from kemo.prediction.batches import predict_probs
 

@@ -62,7 +62,7 @@ def test_running_it_again_continues_instead_of_training_again(source, tuned):
 def test_a_specialist_ensemble_routes_each_language_to_its_own_run(source, tuned, tmp_path):
     from kemo.ensemble import build_ensemble
     from kemo.prediction.predictor import load_predictor
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     out, _ = tuned
     report = build_ensemble([source, out / "deu"], tmp_path / "sys", serve="specialist",

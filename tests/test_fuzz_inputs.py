@@ -869,7 +869,7 @@ def reference(tiny_run):
     """The tiny run as read intact: state, model outputs, checkpoint arrays."""
     from kemo.training.checkpoint import read_checkpoint
     from kemo.data.pipeline import tokenize
-    from kemo.run.read import load_run, read_run_state
+    from kemo.prediction.trained_run import load_run, read_run_state
     from kemo.training.trainer import make_optimizer
 
     run = load_run(tiny_run)
@@ -943,7 +943,7 @@ def test_fuzz_train_dev_csv(split, data_dir, tmp_path, capsys):
 @pytest.mark.parametrize("which", ["test_file", "texts_file"])
 def test_fuzz_predict_input(which, tiny_run, data_dir, tmp_path, capsys):
     """`predict RUN FILE` on a damaged Track A test file or plain id,text file."""
-    from kemo.prediction.files import read_input_file
+    from kemo.prediction.input_files import read_input_file
 
     root = tmp_path / "root"
     run = copy_run(tiny_run, root / "run")
@@ -1115,7 +1115,7 @@ def _run_commands(run: Path, data_dir: Path, model: bool = True) -> list:
 def test_fuzz_run_state(kind, reference, tiny_run, data_dir, tmp_path, capsys):
     """A damaged config.toml, thresholds.json, label_distribution.json or report.json of
     a finished run, read by predict, explain, export and report in turn."""
-    from kemo.run.read import read_run_state
+    from kemo.prediction.trained_run import read_run_state
 
     name = RUN_FILES[kind]
     root = tmp_path / "root"
@@ -1190,7 +1190,7 @@ def _predict_end_to_end(root, run, thresholds, labels, capsys):
 
 def test_fuzz_model_keras(reference, tiny_run, data_dir, tmp_path, capsys):
     """A damaged model.keras (a zip): predict, explain and export in turn."""
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     root = tmp_path / "root"
     run = copy_run(tiny_run, root / "run")

@@ -23,7 +23,7 @@ def _sets(sets):
 
 
 def _weights(run_dir):
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
     from kemo.models.transfer import find_backbone
 
     run = load_run(run_dir)

@@ -15,10 +15,8 @@ from scipy.stats import pearsonr
 
 from conftest import ROOT, assert_refused, run_cli, snapshot
 from kemo.data.examples import Examples
-from kemo.evaluation.intensity import (
-    CutPoints, apply_cut_points, confusion, language_pearson, pearson_r, tune_cut_points,
-    untuned_cut_points,
-)
+from kemo.evaluation.intensity import confusion, language_pearson, pearson_r, tune_cut_points
+from kemo.prediction.cut_points import CutPoints, apply_cut_points, untuned_cut_points
 
 TRACK_B = ROOT.parent / "shared" / "data" / "brighter" / "track_b"
 HEADER = ["id", "text", "anger", "fear", "joy", "sadness", "surprise"]
@@ -250,7 +248,7 @@ def test_evaluate_refuses_an_intensity_beyond_k(tmp_path):
 ])
 def test_a_damaged_cut_points_file_is_refused(tmp_path, cuts, needle):
     from kemo.errors import InputError
-    from kemo.run.read import read_cut_points
+    from kemo.prediction.trained_run import read_cut_points
 
     path = tmp_path / "cut_points.json"
     path.write_text(json.dumps({"max_intensity": 3, "tuned_on": "validation",

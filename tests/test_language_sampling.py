@@ -13,7 +13,7 @@ from sklearn.metrics import f1_score
 
 from conftest import ROOT, stop_after_first_checkpoint
 from kemo.data.pipeline import epoch_indices, language_shares, language_weights, sampling_weights
-from kemo.evaluation.thresholds import ThresholdSearch, best_f1_threshold, best_language_mean_threshold
+from kemo.prediction.thresholds import ThresholdSearch, best_f1_threshold, best_language_mean_threshold
 
 
 def _langs(counts):

@@ -67,7 +67,7 @@ def test_model_keras_holds_no_optimizer_state(lean_run, tmp_path):
 def test_lean_model_is_smaller_than_a_save_with_adamw(lean_run, tmp_path):
     """The same weights saved with AdamW built (as training's model was): the moments
     are twice the trainable weights, so the lean file is under half that size."""
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
     from kemo.training.trainer import make_optimizer
 
     run = load_run(lean_run)

@@ -11,7 +11,7 @@ import sys
 from types import SimpleNamespace
 
 import kemo.log
-from kemo.run.finish import decides_with
+from kemo.evaluation.finish import decides_with
 
 NOTE = "note: thresholds.per_language needs thresholds.tune = true: the run decides at 0.5"
 ONLY_PER_LANGUAGE = SimpleNamespace(per_language=True, tune=False)
@@ -42,7 +42,7 @@ def test_a_library_user_sees_warnings_but_no_progress_until_to_console():
     code = (
         "import json, logging, sys\n"
         "from types import SimpleNamespace\n"
-        "from kemo.run.finish import decides_with\n"
+        "from kemo.evaluation.finish import decides_with\n"
         "t = SimpleNamespace(per_language=True, tune=False)\n"
         "logging.getLogger('kemo.training').info('progress before')\n"
         "decides_with(t, warn=True)\n"

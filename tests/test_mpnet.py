@@ -357,7 +357,7 @@ def tiny_mpnet_run(tiny_hf_dir, data_dir, tmp_path_factory):
 def test_tiny_mpnet_run_reloads_and_exports(tiny_mpnet_run, tmp_path):
     from conftest import serve_saved_model
     from kemo.serving.export import export_run
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     run = load_run(tiny_mpnet_run)
     assert isinstance(run.preprocessor, MPNetTextClassifierPreprocessor)

@@ -24,7 +24,7 @@ from kemo.evaluation.classification_scores import (
     MEAN, classification_report, full_report, setting_report,
 )
 from kemo.evaluation.result_text import format_language_table
-from kemo.evaluation.thresholds import ThresholdSearch
+from kemo.prediction.thresholds import ThresholdSearch
 
 TINY = str(ROOT / "configs" / "tiny.toml")
 ALL = ["data.languages=all", "data.max_train_examples_per_language=12"]

@@ -18,7 +18,7 @@ def nan_run(tiny_run, tmp_path_factory):
     """The tiny run whose output bias is NaN."""
     import keras
 
-    import kemo.run.read  # noqa: F401  (registers the custom objects)
+    import kemo.prediction.trained_run  # noqa: F401  (registers the custom objects)
 
     run = copy_run(tiny_run, tmp_path_factory.mktemp("nan") / "run")
     model = keras.models.load_model(run / "model.keras", compile=False)

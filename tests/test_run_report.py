@@ -146,7 +146,7 @@ def test_report_page_and_json_carry_the_small_validation_note(tiny_run, tmp_path
     training printed, and the page shows it; a run written before notes gets it worked
     out from its report.json."""
     from kemo.evaluation.run_page import run_notes
-    from kemo.run.read import read_run_state
+    from kemo.prediction.trained_run import read_run_state
     from kemo.run.report_file import Report
 
     report = json.loads((Path(tiny_run) / "report.json").read_text())

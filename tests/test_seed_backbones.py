@@ -140,7 +140,7 @@ def seed_runs(seed_presets, data_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("name", SEED_CONFIGS)
 def test_seed_config_trains_and_predicts_with_its_backbone_class(name, seed_runs, data_dir):
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     run_dir = seed_runs(name)
     kind = _preset_kind(name)

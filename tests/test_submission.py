@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 
 from kemo.errors import InputError
 from kemo.evaluation.scoring import find_prediction_files, score_submission
-from kemo.prediction.files import predict_files, read_input_file, split_files
+from kemo.prediction.input_files import predict_files, read_input_file, split_files
 
 
 def write(path, text):
@@ -173,7 +173,7 @@ def test_input_files_are_checked(tmp_path):
 
 @pytest.fixture(scope="module")
 def run(tiny_run):
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     return load_run(tiny_run)
 
@@ -251,7 +251,7 @@ def test_predict_reads_each_input_file_once(tiny_run, tmp_path, monkeypatch, cap
     read: each file is decoded and parsed exactly once (it was four times)."""
     from kemo.cli import main
     from kemo.data import brighter
-    from kemo.prediction import files as submission
+    from kemo.prediction import input_files as submission
 
     calls = []
 

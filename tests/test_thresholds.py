@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from kemo.evaluation.classification_scores import classification_report
 from kemo.evaluation.result_text import format_report
-from kemo.evaluation.thresholds import ThresholdSearch, best_f1_threshold
+from kemo.prediction.thresholds import ThresholdSearch, best_f1_threshold
 
 NAMES = ("anger", "disgust", "fear", "joy", "sadness")
 

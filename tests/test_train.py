@@ -69,7 +69,7 @@ def test_dev_predictions_in_the_official_layout_score_as_reported(tiny_run, data
 
 
 def test_saved_model_reloads_and_predicts_identically(tiny_run):
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
     from kemo.prediction.batches import predict_probs
     from kemo.data.pipeline import tokenize
 
@@ -89,8 +89,8 @@ def test_saved_model_reloads_and_predicts_identically(tiny_run):
 def test_thresholds_fitted_on_validation_not_dev(tiny_run):
     """Thresholds come from the validation split: re-fitting on it reproduces them."""
     from kemo.config import load_config
-    from kemo.run.read import load_run
-    from kemo.evaluation.thresholds import ThresholdSearch
+    from kemo.prediction.trained_run import load_run
+    from kemo.prediction.thresholds import ThresholdSearch
     from kemo.data.splits import load_data
 
     run = load_run(tiny_run)

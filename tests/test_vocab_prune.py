@@ -121,14 +121,14 @@ def test_pruned_tokenizer_segments_as_before_with_new_ids(small):
 def test_pruned_preprocessor_reloads_every_way(small, tmp_path):
     from kemo.data.pipeline import tokenize
     from kemo.models.backbones import save_preprocessor
-    from kemo.run.read import _load_preprocessor
+    from kemo.prediction.trained_run import _load_preprocessor
 
     _, pruned, keep, _, pruned_backbone = small
     save_preprocessor(pruned, pruned_backbone, tmp_path / "pre")
     assert json.loads((tmp_path / "pre" / "tokenizer.json").read_text())["class_name"] == \
         "PrunedTokenizer"
     want = tokenize(TEXTS, pruned)["token_ids"]
-    for again in (_load_preprocessor(tmp_path / "pre"),  # what kemo.run.read.load_run does
+    for again in (_load_preprocessor(tmp_path / "pre"),  # what kemo.prediction.trained_run.load_run does
                   keras_hub.models.TextClassifierPreprocessor.from_preset(str(tmp_path / "pre"))):
         assert isinstance(again.tokenizer, vp.PrunedTokenizer)
         np.testing.assert_array_equal(tokenize(TEXTS, again)["token_ids"], want)
@@ -220,7 +220,7 @@ def dev_texts(data_dir):
 
 def test_pruned_run_keeps_every_text_id_and_reloads(pruned_run, data_dir):
     from kemo.data.pipeline import tokenize
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     run = load_run(pruned_run)
     keep = np.load(pruned_run / vp.KEEP_FILE)
@@ -242,7 +242,7 @@ def test_pruned_run_predicts_as_the_unpruned_model(pruned_run, dev_texts):
     fed by the unpruned tokenizer, gives the pruned run's probabilities."""
     from kemo.data.pipeline import tokenize
     from kemo.models import build_classifier
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
     from kemo.prediction.batches import predict_probs
 
     run = load_run(pruned_run)
@@ -277,7 +277,7 @@ def test_resume_rebuilds_the_pruned_shapes(pruned_run, tmp_path):
     """A run killed after its last checkpoint, without its token cache: --resume reads
     `vocabulary_keep.npy`, loads the checkpoint into the same shapes and finishes."""
     from kemo.cli import main
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     run_dir = tmp_path / "resumed"
     shutil.copytree(pruned_run, run_dir)
@@ -295,7 +295,7 @@ def test_resume_rebuilds_the_pruned_shapes(pruned_run, tmp_path):
 def test_export_of_a_pruned_run(pruned_run, dev_texts, tmp_path):
     from kemo.serving.export import export_run
     from kemo.serving.tf_only import run_tf_only
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     info = export_run(pruned_run, tmp_path / "export", benchmark=False)
     keep = np.load(pruned_run / vp.KEEP_FILE)

@@ -46,11 +46,12 @@ def run(args) -> int:
     from kemo.run.verdict import check_new_run_dir
 
     check_new_run_dir(Path(args.run_dir), args.overwrite, command="ensemble")  # at once
-    from kemo.run.intensity_finish import refuse_intensity_run
+    from kemo.evaluation.intensity_finish import refuse_intensity_run
 
     for member in args.members:
         refuse_intensity_run(member, "ensemble")
-    from kemo.ensemble import build_ensemble, format_ensemble_report
+    from kemo.ensemble import build_ensemble
+    from kemo.evaluation.ensemble_tables import format_ensemble_report
 
     report = build_ensemble(args.members, args.run_dir, args.weights, args.data_dir,
                             args.batch_size, args.overwrite, args.serve)

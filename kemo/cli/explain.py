@@ -36,7 +36,7 @@ def add_parser(sub):
 def run(args) -> int:
     from kemo.errors import InputError
     from kemo.explain import EXPLANATIONS_DIR, explain_many
-    from kemo.prediction.files import read_texts_csv
+    from kemo.prediction.input_files import read_texts_csv
 
     if bool(args.text) == bool(args.csv):
         raise InputError("give either --text (repeatable) or --csv FILE with columns id,text")
@@ -50,7 +50,7 @@ def run(args) -> int:
     EXPLANATIONS_DIR.check(out, legacy_ok=not args.out)  # before the model loads
     from kemo.prediction.predictor import load_predictor
 
-    from kemo.run.intensity_finish import refuse_intensity_run
+    from kemo.evaluation.intensity_finish import refuse_intensity_run
 
     refuse_intensity_run(args.run_dir, "explain")
     run = load_predictor(args.run_dir)

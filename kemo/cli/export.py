@@ -36,7 +36,7 @@ def add_parser(sub):
 def run(args) -> int:
     from kemo.serving.export import check_export_backend, export_run
 
-    from kemo.run.intensity_finish import refuse_intensity_run
+    from kemo.evaluation.intensity_finish import refuse_intensity_run
 
     refuse_intensity_run(args.run_dir, "export")
     check_export_backend(os.environ["KERAS_BACKEND"])  # refused before Keras loads

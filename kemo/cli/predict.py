@@ -1,4 +1,4 @@
-"""`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts (kemo/prediction/files.py).
+"""`kemo predict`: a run's probabilities and 0/1 labels for files, a split or texts (kemo/prediction/input_files.py).
 
 Where the outputs go (`--out` overrides): `--split X` writes `<run>/predictions/X/`
 (pred_<lang>.csv, probs_<lang>.csv, submission.zip: training already keeps its dev files
@@ -59,7 +59,7 @@ def add_parser(sub):
 def run(args) -> int:
     from kemo.errors import InputError
     from kemo.prediction.predictor import load_predictor
-    from kemo.prediction import files as submission
+    from kemo.prediction import input_files as submission
     from kemo.run.lock import writing_into
 
     if args.json and not args.text:
@@ -172,7 +172,7 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
     """Before the model runs: refuse when a file predict would write is already in `out`
     (unless --overwrite), naming it and the two ways on."""
     from kemo.errors import InputError
-    from kemo.prediction.files import ZIP_NAME
+    from kemo.prediction.input_files import ZIP_NAME
 
     names = []
     for inp in inputs:
@@ -183,7 +183,7 @@ def _refuse_overwrite(inputs, out: Path, args) -> None:
     if any(inp.is_track_a for inp in inputs):
         names.append(ZIP_NAME)
     from kemo.owned_dir import check_output
-    from kemo.prediction.files import written_here
+    from kemo.prediction.input_files import written_here
 
     ours = written_here(out)
     mine = str(Path(args.run_dir).resolve())
@@ -251,7 +251,7 @@ def _predict_dataset_files(args, run) -> list:
     from kemo.evaluation.scoring import format_scores
     from kemo.owned_dir import check_output
     from kemo.prediction.dataset_files import prediction_names, write_dataset_predictions
-    from kemo.prediction.files import mark_written, written_here
+    from kemo.prediction.input_files import mark_written, written_here
     from kemo.run.lock import writing_into
 
     if args.languages or args.tokens:

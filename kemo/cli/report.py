@@ -33,7 +33,7 @@ def run(args) -> int:
     from kemo.run import layout as L
     from kemo.run.lock import writing_into
 
-    from kemo.run.intensity_finish import refuse_intensity_run
+    from kemo.evaluation.intensity_finish import refuse_intensity_run
 
     refuse_intensity_run(args.run_dir, "report")
     out = Path(args.out) if args.out else Path(args.run_dir) / L.REPORT_DIR

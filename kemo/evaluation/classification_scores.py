@@ -88,7 +88,7 @@ def full_report(examples, probs, thresholds, per_language=None) -> dict:
     """Reports at 0.5, at the global tuned `thresholds` and, with `per_language` (a
     `ThresholdSearch` holding per-language thresholds), at those: each setting overall,
     per language, and the mean of the per-language macro- and micro-F1 (`MEAN`)."""
-    from kemo.evaluation.thresholds import ThresholdSearch
+    from kemo.prediction.thresholds import ThresholdSearch
 
     untuned = ThresholdSearch.untuned(examples.label_names)  # Setting.AT_HALF
     decisions = {Setting.AT_HALF: untuned.apply(probs),

@@ -1,4 +1,4 @@
-"""Scoring emotion intensities (Track B): the official Pearson measure, cut points, confusion.
+"""Scoring emotion intensities (Track B): the official Pearson measure, cut points tuned, confusion.
 
 The official Track B number of a language is Pearson's r between predicted and gold
 intensity, per emotion, averaged over the emotions the language annotates; a run with
@@ -11,6 +11,7 @@ The continuous score of a row is turned into an integer 0..K by per-emotion cut 
 `c_1 <= ... <= c_K` (intensity = how many cut points the score reaches), tuned on the
 validation rows to maximise that emotion's r of the integers (`tune_cut_points`), the
 analogue of the binary runs' threshold search; untuned, they sit at k - 0.5 (rounding).
+How a run applies them: `kemo.prediction.cut_points`.
 
 Example:
     pearson_r([0, 1, 2, 3], [0.1, 0.9, 2.2, 2.8])          # ~0.99
@@ -21,12 +22,12 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from kemo.run.report_file import CONFUSION, MEAN_R, PER_LABEL, PER_LANGUAGE, R, ROWS, \
     IntensityScore
+
+from kemo.prediction.cut_points import CutPoints, apply_cut_points, untuned_cut_points
 
 LANGUAGE_MEAN_R_KEY = "val_language_mean_r"  # early stopping's key with several languages
 
@@ -76,18 +77,6 @@ def language_pearson(examples, pred) -> dict:
 def language_mean_r(examples, pred) -> float:
     """The one number early stopping reads: `language_pearson(...)[MEAN_R]`."""
     return language_pearson(examples, pred)[MEAN_R]
-
-
-def untuned_cut_points(num_labels: int, max_intensity: int) -> np.ndarray:
-    """(labels, K) cut points at k - 0.5: rounding to the nearest intensity."""
-    k = np.arange(1, max_intensity + 1)
-    return np.tile((2 * k - 1) / 2, (num_labels, 1))  # k - 1/2
-
-
-def apply_cut_points(scores, cuts) -> np.ndarray:
-    """Integers 0..K (rows x labels): how many of each label's cut points the score reaches."""
-    scores, cuts = np.asarray(scores, "float64"), np.asarray(cuts, "float64")
-    return (scores[:, :, None] >= cuts[None, :, :]).sum(axis=-1).astype("int64")
 
 
 def tune_cut_points(scores, labels, mask, max_intensity: int, passes: int = 3,
@@ -147,31 +136,6 @@ def intensity_report(examples, scores, cuts, max_intensity: int) -> dict:
             IntensityScore.INTEGER: language_pearson(examples, ints), CONFUSION: tables,
             ROWS: len(examples)}
 
-
-@dataclass
-class CutPoints:
-    """A run's cut points (labels x K), applied as thresholds are (`apply`)."""
-
-    label_names: tuple[str, ...]
-    cuts: np.ndarray
-    max_intensity: int
-    tuned: bool = True
-
-    def apply(self, scores, langs=None) -> np.ndarray:
-        """Integers 0..K (rows x labels); `langs` is accepted as `ThresholdSearch.apply`'s."""
-        return apply_cut_points(scores, self.cuts)
-
-    def to_dict(self) -> dict:
-        return {"max_intensity": self.max_intensity, "tuned_on": "validation" if self.tuned
-                else "untuned (k - 0.5)", "cut_points": {
-                    n: [round(float(c), 6) for c in row]
-                    for n, row in zip(self.label_names, self.cuts)}}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CutPoints":
-        names = tuple(d["cut_points"])
-        return cls(names, np.array([d["cut_points"][n] for n in names], "float64"),
-                   int(d["max_intensity"]), d.get("tuned_on") == "validation")
 
 
 def fit_cut_points(scores, examples, max_intensity: int, tune: bool = True) -> CutPoints:

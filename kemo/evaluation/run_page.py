@@ -47,7 +47,7 @@ from kemo.run.report_file import (
     SPLITS, SUPPORT, VALIDATION, Report, Setting,
 )
 from kemo.evaluation.split_probs import available_probs
-from kemo.evaluation.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
+from kemo.prediction.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def read_history(run_dir) -> list[dict]:
     """Per-epoch logs (epoch numbered from 1): `history.json`, else `history.csv`."""
     run_dir = Path(run_dir)
     if (run_dir / L.HISTORY_JSON).is_file():
-        from kemo.run.files import read_history as read_history_json
+        from kemo.run.json_files import read_history as read_history_json
 
         return read_history_json(run_dir / L.HISTORY_JSON)
     if (run_dir / L.HISTORY_CSV).is_file():
@@ -190,7 +190,7 @@ def _complete(run_dir: Path, report: Report, thresholds, data,
               data_dir=None) -> tuple[Report, list[str]]:
     """`report` with the per-language comparison a run trained before it lacks
     (`kemo.evaluation.migrate`), computed for the page: report.json is not changed."""
-    from kemo.run.migrate import backfill_report
+    from kemo.evaluation.migrate import backfill_report
 
     fill = backfill_report(run_dir, report, thresholds, data, data_dir)  # dev: same root
     notes = list(fill.notes)
@@ -207,7 +207,7 @@ def make_run_page(run_dir, data_dir=None, out_dir=None) -> RunPage:
     run_dir = Path(run_dir)
     if not (run_dir / L.CONFIG).is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
-    from kemo.run.read import read_run_state
+    from kemo.prediction.trained_run import read_run_state
 
     # Every file the page reads is checked before anything is written.
     state = read_run_state(run_dir, finished=False)
@@ -372,7 +372,7 @@ def _reports_section(report: Report | None, notes) -> list[str]:
     if report.meta.validation:  # data.validation = "dev": dev scores are not held out
         body.append(f'<p class="note"><b>Validation: {_e(report.meta.validation)}.</b></p>')
     if report.members is not None:  # an ensemble (kemo.ensemble)
-        from kemo.ensemble import members_table, served_by_table
+        from kemo.evaluation.ensemble_tables import members_table, served_by_table
 
         body.append("<h3>Ensemble members</h3>")
         body.append(_table("Each member and the ensemble, macro-F1 and dev F1 per label "

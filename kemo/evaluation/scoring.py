@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kemo.errors import InputError
-from kemo.prediction.files import SUBMISSION_FOLDER, check_ids, read_csv_cells
+from kemo.prediction.input_files import SUBMISSION_FOLDER, check_ids, read_csv_cells
 
 _PRED_NAME = re.compile(r"^pred_([a-z]+)(?:_a)?\.csv$")
 

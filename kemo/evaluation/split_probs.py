@@ -5,7 +5,7 @@ did (`kemo.data.splits.load_data`: same config, same seed) and predicts it, chec
 that it reproduces report.json's validation rows and macro-F1. `dev_probs` needs no
 model: it reads `predictions_dev.csv` (probabilities rounded to 6 decimals) with the
 dev labels. `kemo report` draws its precision-recall curves from them and fills the
-per-language comparison of runs trained before it (`kemo.run.migrate`).
+per-language comparison of runs trained before it (`kemo.evaluation.migrate`).
 
 Example:
     val = validation_probs("runs/tiny", data_dir="../shared/data/brighter/track_a")
@@ -65,7 +65,7 @@ def validation_probs(run_dir, data_dir=None) -> SplitProbs:
     from kemo.prediction.predictor import load_predictor
     from kemo.run.report_file import Report
 
-    from kemo.ensemble import ensemble_data
+    from kemo.evaluation.ensemble_data import ensemble_data
     from kemo.run.ensemble_file import is_ensemble_dir
 
     if is_ensemble_dir(run_dir):  # the rows its members share, as build_ensemble took them

@@ -84,7 +84,7 @@ def use_fused_attention(model) -> int:
     is above 0, even at inference; at 0 it calls `keras.ops.dot_product_attention`,
     which is fused (cuDNN flash attention on GPU, one XLA op on CPU). Hidden and
     embedding dropout are untouched. A saved model does not keep this (the layers'
-    configs still hold the backbone's dropout): `kemo.run.read.load_run` applies it again
+    configs still hold the backbone's dropout): `kemo.prediction.trained_run.load_run` applies it again
     from the run's config. Returns the number of attention layers changed.
 
     Example:

@@ -2,8 +2,8 @@
 
 `predict_probs` batches rows shortest first (each batch pads to the smallest length
 bucket that holds it) and returns the sigmoid probabilities in the input order. Turning
-them into 0/1 labels is the run's decision (`kemo.run.read.Run.decide`, one rule:
-`kemo.evaluation.thresholds.decide`).
+them into 0/1 labels is the run's decision (`kemo.prediction.trained_run.Run.decide`, one rule:
+`kemo.prediction.thresholds.decide`).
 
 Example:
     arrays = tokenize(texts, run.preprocessor)

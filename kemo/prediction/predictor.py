@@ -1,7 +1,7 @@
 """What every command that predicts takes: one trained run or an ensemble of runs.
 
 `Predictor` is the interface `predict`, `evaluate`, `report`, `explain` and `export`
-use; `kemo.run.read.Run` (one model) and `kemo.ensemble.EnsembleRun` (members averaged)
+use; `kemo.prediction.trained_run.Run` (one model) and `kemo.prediction.ensemble_run.EnsembleRun` (members averaged)
 implement it. `load_predictor(run_dir)` reads either kind of run directory.
 
 Example:
@@ -23,7 +23,7 @@ class Predictor(Protocol):
 
     path: Path
     config: object  # kemo.config.Config: data settings (languages, buckets, batch size)
-    thresholds: object  # kemo.evaluation.thresholds.ThresholdSearch the run decides with
+    thresholds: object  # kemo.prediction.thresholds.ThresholdSearch the run decides with
     language_labels: dict  # language -> the labels it was validated on
 
     @property
@@ -48,9 +48,9 @@ def load_predictor(run_dir) -> Predictor:
     from kemo.run.ensemble_file import is_ensemble_dir
 
     if is_ensemble_dir(run_dir):
-        from kemo.ensemble import load_ensemble
+        from kemo.prediction.ensemble_run import load_ensemble
 
         return load_ensemble(run_dir)
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     return load_run(run_dir)

@@ -2,7 +2,7 @@
 
 - `predictions_<split>.csv` (`write_split_predictions`): id, lang, p_<label> for every
   label of the run (6 decimals), then its 0/1 decision per label; read back by
-  `kemo report` (`kemo.evaluation.split_probs`, `kemo.run.migrate`).
+  `kemo report` (`kemo.evaluation.split_probs`, `kemo.evaluation.migrate`).
 - `predictions/<split>/pred_<lang>.csv` + `probs_<lang>.csv` (`write_split_submission`):
   the official Track A layout `kemo predict` writes for test files (header `id,Anger,...`,
   each language's own label columns), so `kemo evaluate <run>/predictions/dev --split dev`
@@ -25,9 +25,9 @@ import pandas as pd
 
 from kemo.atomic import write_csv
 from kemo.data.brighter import Examples
-from kemo.prediction.files import (InputFile, mark_written, submission_frame,
+from kemo.prediction.input_files import (InputFile, mark_written, submission_frame,
                                    write_submission_zip)
-from kemo.evaluation.thresholds import ThresholdSearch
+from kemo.prediction.thresholds import ThresholdSearch
 
 
 def write_split_predictions(path, ex: Examples, probs, search: ThresholdSearch) -> Path:

@@ -31,7 +31,7 @@ def is_ensemble_dir(path) -> bool:
 def read_ensemble_file(path) -> dict:
     """`ensemble.json`, validated: the ensemble's label names, member paths (resolved
     against the ensemble directory) and weights; InputError naming the file and field."""
-    from kemo.run import files as rf
+    from kemo.run import json_files as rf
 
     file = Path(path) / ENSEMBLE_FILE
     d = rf.read_json(file)

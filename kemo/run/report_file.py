@@ -27,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from kemo.errors import InputError
-from kemo.run import files as rf
+from kemo.run import json_files as rf
 from kemo.run import layout as L
 
 # report.json's format: 2 adds `format_version` and `meta.served_by` for ensembles; runs

@@ -40,7 +40,7 @@ def foreign_entries(run_dir: Path) -> list[str]:
     files in `predictions/<x>/`, `report/`, `export/`, `explanations/` their marker
     does not list (folders of an older kemo, unmarked, are not looked into)."""
     from kemo.owned_dir import entries
-    from kemo.prediction.files import MARKER, written_here
+    from kemo.prediction.input_files import MARKER, written_here
 
     out = [p.name for p in run_dir.iterdir()
            if not p.name.startswith(".") and p.name not in L.FILES]

@@ -5,7 +5,7 @@
 writes into DIR (default `<run_dir>/export`):
 
 - `model.keras`: the trained classifier (logits). `keras.models.load_model(path,
-  compile=False, safe_mode=True)` loads it once `kemo.run.read` (or `kemo.models.classifier`)
+  compile=False, safe_mode=True)` loads it once `kemo.prediction.trained_run` (or `kemo.models.classifier`)
   is imported, which registers the custom layers (a model saved with its compile config
   also needs `kemo.training.losses` and `kemo.training.metrics`).
   `preprocessor/` beside it is the keras-hub preprocessor preset that feeds it.
@@ -245,12 +245,12 @@ class _Built:
 
 
 def language_routing(run, members, weights) -> LanguageRouting | None:
-    """How a text of each language is served (`kemo.ensemble.serving_weights`, the run's
+    """How a text of each language is served (`kemo.prediction.ensemble_run.serving_weights`, the run's
     per-language thresholds), for the SavedModel's `serve_languages`; None when the
     language changes nothing (one run without per-language thresholds)."""
     import numpy as np
 
-    from kemo.ensemble import member_languages, serving_weights
+    from kemo.prediction.ensemble_run import member_languages, serving_weights
 
     per_language = dict(getattr(run.thresholds, "per_language", None) or {})
     if len(members) == 1 and not per_language:
@@ -328,7 +328,7 @@ def export_info(run, out: Path, stage: Path, built: _Built, export_s: float) -> 
                         **({"members": files} if several else {}),
                         "preprocessor": "preprocessor beside each model.keras",
                         "outputs": "logits; probability = sigmoid(logits)",
-                        "load": "import kemo.run.read; keras.models.load_model(path, "
+                        "load": "import kemo.prediction.trained_run; keras.models.load_model(path, "
                                 "compile=False, safe_mode=True)"},
         **({"ensemble": _ensemble_info(run)} if several else {}),
         "saved_model": _saved_model_info(out, stage, built, several),

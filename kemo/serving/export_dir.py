@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from kemo.run import files as rf
+from kemo.run import json_files as rf
 from kemo.errors import InputError
 from kemo.run import layout as L
 

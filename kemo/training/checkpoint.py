@@ -47,7 +47,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kemo.run import files as rf
+from kemo.run import json_files as rf
 from kemo.errors import InputError
 from kemo.run import layout as L
 

@@ -2,7 +2,7 @@
 
 Targets use -1 for unknown labels (skipped). Predictions are logits; a label is
 predicted when its probability is at or above the threshold (`sigmoid(logit) >= 0.5`
-by default): the run's one decision rule, `kemo.evaluation.thresholds.decide`.
+by default): the run's one decision rule, `kemo.prediction.thresholds.decide`.
 
 Example:
     model.compile(..., metrics=[MacroF1(num_labels=6)])
@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from kemo.training.losses import MaskedBinaryCrossentropy, known_mask
-from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
+from kemo.prediction.thresholds import UNTUNED_THRESHOLD
 
 
 @keras.saving.register_keras_serializable(package="kemo")

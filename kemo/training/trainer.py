@@ -60,13 +60,13 @@ from kemo.log import warnings_only
 from kemo.training.nan_guard import StopOnNanLoss
 from kemo.prediction.batches import predict_logits, predict_probs
 from kemo.run import layout as L
-from kemo.run.finish import finish, write_decisions
-from kemo.run.intensity_finish import finish_intensity, write_intensity_decisions
+from kemo.evaluation.finish import finish, write_decisions
+from kemo.evaluation.intensity_finish import finish_intensity, write_intensity_decisions
 from kemo.run.report_file import ABSENT, CUT_POINTS, INTENSITY, Meta, Report
 from kemo.run.manifest import write_manifest
 from kemo.run.lock import RunLock
 from kemo.run.verdict import check_new_run_dir, check_resumable, clear_run_dir
-from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
+from kemo.prediction.thresholds import UNTUNED_THRESHOLD
 from kemo.training.validation_callback import LANGUAGE_MEAN_KEY, LanguageValidation, monitor_key
 from kemo.evaluation.intensity import LANGUAGE_MEAN_R_KEY
 
@@ -229,8 +229,8 @@ def _check_resumable_history(run_dir: Path, state: dict | None, label_names,
                              monitor: str = "val_macro_f1") -> None:
     """On resume: `label_distribution.json` and `history.json` (read back by the run)
     are valid and match the data and the checkpoint."""
-    from kemo.run.files import label_names as check_labels, read_history
-    from kemo.run.read import read_label_distribution
+    from kemo.run.json_files import label_names as check_labels, read_history
+    from kemo.prediction.trained_run import read_label_distribution
 
     path = run_dir / L.LABEL_DISTRIBUTION
     if path.exists():
@@ -319,7 +319,7 @@ class _Inputs:
     cache: object  # TokenCache or None (tokenise)
     arrays: dict | None  # token arrays per split (None until tokenised)
     preprocessor: object
-    source: object = None  # model.init_from: the finished run (kemo.run.read.Run) it starts from
+    source: object = None  # model.init_from: the finished run (kemo.prediction.trained_run.Run) it starts from
 
     @property
     def train(self) -> Examples:
@@ -398,7 +398,7 @@ def _init_source(cfg: Config):
     """The finished run `model.init_from` names (every file checked), or None."""
     if not cfg.model.init_from:
         return None
-    from kemo.run.read import load_run
+    from kemo.prediction.trained_run import load_run
 
     key = "config key 'model.init_from'"
     if is_intensity(cfg):

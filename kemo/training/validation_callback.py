@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from kemo.evaluation.classification_scores import LANGUAGE_MEAN_KEY
-from kemo.evaluation.thresholds import UNTUNED_THRESHOLD
+from kemo.prediction.thresholds import UNTUNED_THRESHOLD
 
 __all__ = ["LANGUAGE_MEAN_KEY", "LanguageValidation", "language_mean_f1", "monitor_key"]
 

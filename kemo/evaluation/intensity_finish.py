@@ -1,6 +1,6 @@
 """Finishing an intensity run (Track B): cut points, report, prediction files.
 
-The analogue of `kemo.run.finish` for `data.label_kind = "intensity"`: cut points are
+The analogue of `kemo.evaluation.finish` for `data.label_kind = "intensity"`: cut points are
 tuned on validation (never dev; `thresholds.tune = false`: rounding), the report holds
 validation and dev scored by the official measure, of the continuous scores and of the
 integers, with a confusion table per label; `cut_points.json` replaces

@@ -18,7 +18,7 @@ language: `apply(probs, langs)`; without `langs` every row gets the global thres
 One decision rule for the whole package: a label is predicted when its probability is
 at or above its threshold (`decide`: `p >= t`, a tie is positive). One fallback: an
 untuned run decides at `UNTUNED_THRESHOLD` (`ThresholdSearch.untuned(label_names)`).
-`kemo.run.read.Run.decide`, the training metric (`kemo.training.metrics.MacroF1`), the reports and
+`kemo.prediction.trained_run.Run.decide`, the training metric (`kemo.training.metrics.MacroF1`), the reports and
 the exported SavedModel all decide this way.
 
 Example:
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.run import files as rf
+from kemo.run import json_files as rf
 
 UNTUNED_THRESHOLD = 0.5  # every label's threshold when none was tuned
 

@@ -2,7 +2,7 @@
 
 Nothing is trusted: the run's label set comes from `label_distribution.json` (written
 when training starts) and `thresholds.json`, `report.json` and the model's output
-width must agree with it; every value is checked (`kemo.run.files`), and a fault is
+width must agree with it; every value is checked (`kemo.run.json_files`), and a fault is
 one `InputError` naming the file and the field.
 
 Example (`kemo.prediction.predictor.load_predictor` loads a run or an ensemble alike):
@@ -20,14 +20,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kemo.run import files as rf
+from kemo.run import json_files as rf
 from kemo.config import Config, load_config
 from kemo.errors import InputError
 from kemo.run import layout as L
 from kemo.run.report_file import ABSENT, Report, Setting
 from kemo.run.manifest import check_model_file
-from kemo.run.files import where
-from kemo.evaluation.thresholds import ThresholdSearch
+from kemo.run.json_files import where
+from kemo.prediction.thresholds import ThresholdSearch
 
 # Importing these registers the custom layers a saved model needs (it loads with
 # compile=False: the losses and metrics of `kemo.training` are not needed).
@@ -57,7 +57,7 @@ class Run:
     def decide(self, probs, langs=None) -> np.ndarray:
         """0/1 decisions for `probs`: `p >= threshold` at the run's thresholds; with
         `langs` (one language code per row) at each language's own, where the run has
-        them. The one decision every kemo command makes (`kemo.evaluation.thresholds.decide`)."""
+        them. The one decision every kemo command makes (`kemo.prediction.thresholds.decide`)."""
         return self.thresholds.apply(probs, langs)
 
     @property
@@ -68,7 +68,7 @@ class Run:
         """Sigmoid probabilities, shape (len(texts), num_labels); a non-finite one is an
         InputError naming the model file and the first bad row (`rows`: each row's
         description, default `text <i>`). `langs` (each row's language) is taken for the
-        interface an ensemble shares (`kemo.ensemble.EnsembleRun`); one model ignores it."""
+        interface an ensemble shares (`kemo.prediction.ensemble_run.EnsembleRun`); one model ignores it."""
         from kemo.data.pipeline import tokenize
         from kemo.finite import check_probs
         from kemo.prediction.batches import predict_probs
@@ -181,9 +181,9 @@ def decision_file(config: Config) -> str:
 
 
 def read_cut_points(path, label_names):
-    """An intensity run's `cut_points.json` (`kemo.evaluation.intensity.CutPoints`),
+    """An intensity run's `cut_points.json` (`kemo.prediction.cut_points.CutPoints`),
     checked: one ordered row of K finite numbers per label of the run."""
-    from kemo.evaluation.intensity import CutPoints
+    from kemo.prediction.cut_points import CutPoints
 
     d = rf.read_json(path)
     k = rf.number(d, ("max_intensity",), path, 1, integer=True)

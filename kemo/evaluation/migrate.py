@@ -25,7 +25,7 @@ from kemo.errors import InputError
 from kemo.evaluation.classification_scores import add_language_means, setting_report
 from kemo.run import layout as L
 from kemo.evaluation.split_probs import SplitProbs, dev_probs
-from kemo.evaluation.thresholds import ThresholdSearch
+from kemo.prediction.thresholds import ThresholdSearch
 from kemo.run.report_file import ABSENT, DEV, MEAN, SPLITS, VALIDATION, Report, Setting
 
 PER_LANGUAGE = Setting.PER_LANGUAGE

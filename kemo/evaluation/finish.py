@@ -62,7 +62,7 @@ def finish(tcfg, val, dev, probs, warn: bool = False) -> Finish:
     """Tune on `val` (or not), and report `val` and `dev` (None: no dev) with
     `probs` = {"val": ..., "dev": ...} (probabilities, rows x labels)."""
     from kemo.evaluation.classification_scores import full_report
-    from kemo.evaluation.thresholds import tune_on_validation
+    from kemo.prediction.thresholds import tune_on_validation
 
     search, per_lang = tune_on_validation(probs["val"], val, tcfg.tune)
     splits = {VALIDATION: full_report(val, probs["val"], search, per_lang)}
