@@ -221,8 +221,19 @@ def test_tiny_round_trip_with_a_zero_shot_language(tmp_path):
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(dev["integer"]["mean_r"], abs=1e-4)
     rc, out, err = run_cli(["predict", run, "--text", "I am furious", "--text", "lovely"])
     assert rc == 0 and "anger " in out and "(intensity 0..K (score))" in out, err
+    per_lang = dev["confusion_per_language"]
+    assert set(per_lang) == {"eng", "deu", "ron"} and "disgust" not in per_lang["eng"]
+    assert [sum(map(sum, per_lang[lg]["fear"])) for lg in ("eng", "deu", "ron")] == [40] * 3
+    assert np.array([per_lang[lg]["fear"] for lg in per_lang]).sum(0).tolist() == \
+        dev["confusion"]["fear"]
+    # kemo report: Pearson r per emotion and language, confusion tables per language
     rc, out, err = run_cli(["report", run])
-    assert_refused(rc, out, err, ["intensity", "kemo report"])
+    assert rc == 0, err[-3000:]
+    page = (run / "report" / "index.html").read_text()
+    r = dev["integer"]["per_language"]["deu"]["per_label"]["joy"]
+    assert "Pearson r per emotion and language" in page and f"{r:.3f}" in page
+    assert "<h4>ron</h4>" in page and "ron, fear" in page and "gold \\ predicted" in page
+    assert out.startswith("lang ") and "\nmean " in out and "index.html" in out
 
 
 def test_evaluate_refuses_an_intensity_beyond_k(tmp_path):

@@ -20,7 +20,7 @@ from conftest import ROOT
 HEAVY = ("keras", "keras_hub", "jax", "jaxlib", "tensorflow", "tensorflow_text", "torch",
          "sklearn")
 COMMANDS = ("train", "tokenize", "predict", "evaluate", "report", "explain", "export",
-            "ensemble", "runs", "weights")
+            "ensemble", "crosslingual", "runs", "weights")
 
 PROBE = """
 import json, sys

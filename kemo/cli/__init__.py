@@ -10,6 +10,8 @@
     kemo export RUN_DIR [--out DIR]
     kemo ensemble RUN_A RUN_B [...] --run-dir DIR [--weights 1 1] [--serve specialist]
     kemo finetune RUN_DIR --out DIR [--languages L ...] [--set K=V]
+    kemo crosslingual --config C (--folds N | --train-languages L ...) --out DIR
+                      [--reference RUN] [--resume]   # Track C: zero-shot languages
     kemo runs [DIR] [--json]
     kemo weights list | fetch [NAME...] | where NAME
 
@@ -27,15 +29,15 @@ import sys
 from pathlib import Path
 
 from kemo import multiprocess
-from kemo.cli import (ensemble, evaluate, explain, export, finetune, predict, report, runs,
-                      tokenize, train, weights)
+from kemo.cli import (crosslingual, ensemble, evaluate, explain, export, finetune, predict,
+                      report, runs, tokenize, train, weights)
 from kemo.cli.args import BACKENDS, Parser
 
 __all__ = ["BACKENDS", "main", "run_as_script"]
 
 COMMANDS = {"train": train, "tokenize": tokenize, "predict": predict, "evaluate": evaluate,
             "report": report, "explain": explain, "export": export, "ensemble": ensemble,
-            "finetune": finetune, "runs": runs, "weights": weights}
+            "finetune": finetune, "crosslingual": crosslingual, "runs": runs, "weights": weights}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -43,6 +43,10 @@ EXAMPLES = {
     "finetune": "example (a finished run of several languages; again to continue after a stop):\n"
                 "  kemo finetune runs/e5_all --languages deu eng --out runs/e5_ft "
                 "--set train.epochs=2 && kemo predict runs/e5_ft/system --split test",
+    "crosslingual": "examples (Track C; again with --resume to continue after a stop):\n"
+                    "  kemo crosslingual --config configs/tiny.toml --folds 2 --out runs/track_c\n"
+                    "  kemo crosslingual --config offline/e5_all_full --train-languages eng "
+                    "--out runs/track_c_eng --reference runs/e5_all_full",
     "runs": "examples:\n"
             "  kemo runs                      # the runs under runs/, one line each\n"
             "  kemo runs ~/kemo-runs --json   # for scripts",

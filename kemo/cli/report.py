@@ -33,10 +33,16 @@ def run(args) -> int:
     from kemo.run import layout as L
     from kemo.run.lock import writing_into
 
-    from kemo.evaluation.intensity_finish import refuse_intensity_run
-
-    refuse_intensity_run(args.run_dir, "report")
     out = Path(args.out) if args.out else Path(args.run_dir) / L.REPORT_DIR
+    if _is_intensity_run(args.run_dir):  # Track B: Pearson r and confusion tables
+        from kemo.evaluation.intensity_finish import format_intensity_table
+        from kemo.evaluation.intensity_page import make_intensity_report
+
+        with writing_into(args.run_dir, out):
+            result = make_intensity_report(args.run_dir, out_dir=args.out)
+        print(format_intensity_table(result.report) + "\n")
+        print(f"wrote {result.path}")
+        return 0
     with writing_into(args.run_dir, out):  # one writer of a run directory at a time
         result = make_run_page(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
     for note in result.notes:
@@ -45,3 +51,18 @@ def run(args) -> int:
         print(format_console_report(result.report) + "\n")
     print(f"wrote {result.path}")
     return 0
+
+
+def _is_intensity_run(run_dir) -> bool:
+    """Whether the run's config.toml says data.label_kind = "intensity" (an unreadable
+    config: False, and the page's own reading names the fault)."""
+    from pathlib import Path
+
+    from kemo.config import load_config
+    from kemo.errors import InputError
+    from kemo.run import layout as L
+
+    try:
+        return load_config(Path(run_dir) / L.CONFIG).data.label_kind == "intensity"
+    except (InputError, OSError):
+        return False

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kemo.run.report_file import CONFUSION, MEAN_R, PER_LABEL, PER_LANGUAGE, R, ROWS, \
-    IntensityScore
+from kemo.run.report_file import (
+    CONFUSION, CONFUSION_PER_LANGUAGE, MEAN_R, PER_LABEL, PER_LANGUAGE, R, ROWS, IntensityScore,
+)
 
 from kemo.prediction.cut_points import CutPoints, apply_cut_points, untuned_cut_points
 
@@ -123,18 +124,30 @@ def confusion(gold, pred, max_intensity: int) -> list[list[int]]:
     return table.tolist()
 
 
-def intensity_report(examples, scores, cuts, max_intensity: int) -> dict:
-    """One split's report: the official measure of the continuous scores and of the
-    integers the cut points give, and per label a confusion table of intensities."""
-    ints = apply_cut_points(scores, cuts)
+def confusion_tables(examples, ints, max_intensity: int, rows=None) -> dict:
+    """{label: confusion table} of the integer intensities `ints` over `rows` (a boolean
+    mask; default all), for each label some of those rows annotate."""
+    rows = np.ones(len(examples), bool) if rows is None else rows
     tables = {}
     for j, name in enumerate(examples.label_names):
-        known = examples.mask[:, j] > 0
+        known = rows & (examples.mask[:, j] > 0)
         if known.any():
             tables[name] = confusion(examples.labels[known, j], ints[known, j], max_intensity)
+    return tables
+
+
+def intensity_report(examples, scores, cuts, max_intensity: int) -> dict:
+    """One split's report: the official measure of the continuous scores and of the
+    integers the cut points give, and per label a confusion table of intensities (all
+    rows; and per language, `CONFUSION_PER_LANGUAGE`)."""
+    ints = apply_cut_points(scores, cuts)
+    per_language = {str(lang): confusion_tables(examples, ints, max_intensity,
+                                                examples.langs == lang)
+                    for lang in dict.fromkeys(examples.langs)}
     return {IntensityScore.CONTINUOUS: language_pearson(examples, scores),
-            IntensityScore.INTEGER: language_pearson(examples, ints), CONFUSION: tables,
-            ROWS: len(examples)}
+            IntensityScore.INTEGER: language_pearson(examples, ints),
+            CONFUSION: confusion_tables(examples, ints, max_intensity),
+            CONFUSION_PER_LANGUAGE: per_language, ROWS: len(examples)}
 
 
 

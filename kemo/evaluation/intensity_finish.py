@@ -51,7 +51,7 @@ def write_intensity_decisions(run_dir, cuts, val, dev, scores) -> None:
 
 def refuse_intensity_run(run_dir, command: str) -> None:
     """InputError if `run_dir` holds an intensity run, for the commands that do not
-    handle one yet (`kemo export`, `kemo report`, `kemo explain`, `kemo ensemble`)."""
+    handle one yet (`kemo export`, `kemo explain`, `kemo ensemble`)."""
     from pathlib import Path
 
     from kemo.config import load_config
@@ -67,4 +67,4 @@ def refuse_intensity_run(run_dir, command: str) -> None:
     if kind == "intensity":
         raise InputError(f"{config}: data.label_kind is \"intensity\" (Track B): kemo "
                          f"{command} does not handle intensity runs yet (kemo predict, "
-                         "evaluate and the run's report.json do)")
+                         "evaluate, report and the run's report.json do)")

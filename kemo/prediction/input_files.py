@@ -344,12 +344,13 @@ def _row_names(inp: InputFile) -> list[str]:
     return [f"{inp.path}, row {r + 1} (id {i!r})" for r, i in enumerate(inp.ids)]
 
 
-def write_submission_zip(pred_files, zip_path) -> Path:
-    """Zip `pred_<lang>.csv` files as `track_a/pred_<lang>.csv` (the upload layout)."""
+def write_submission_zip(pred_files, zip_path, folder: str = SUBMISSION_FOLDER) -> Path:
+    """Zip `pred_<lang>.csv` files as `track_a/pred_<lang>.csv` (the upload layout;
+    `folder="track_c"` for Track C's)."""
     zip_path = Path(zip_path)
     with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in pred_files:
-            zf.write(f, f"{SUBMISSION_FOLDER}/{Path(f).name}")
+            zf.write(f, f"{folder}/{Path(f).name}")
     return zip_path
 
 

@@ -72,6 +72,7 @@ MEAN_R = "mean_r"
 R = "r"
 ROWS = "rows"
 CONFUSION = "confusion"
+CONFUSION_PER_LANGUAGE = "confusion_per_language"
 
 
 class Setting(StrEnum):
