@@ -35,11 +35,11 @@ def run(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.run_dir) / L.REPORT_DIR
     if _is_intensity_run(args.run_dir):  # Track B: Pearson r and confusion tables
-        from kemo.evaluation.intensity_finish import format_intensity_table
-        from kemo.evaluation.intensity_page import make_intensity_report
+        from kemo.evaluation.intensity_page import make_intensity_page
+        from kemo.evaluation.result_text import format_intensity_table
 
         with writing_into(args.run_dir, out):
-            result = make_intensity_report(args.run_dir, out_dir=args.out)
+            result = make_intensity_page(args.run_dir, out_dir=args.out)
         print(format_intensity_table(result.report) + "\n")
         print(f"wrote {result.path}")
         return 0
