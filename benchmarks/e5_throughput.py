@@ -130,7 +130,8 @@ def build_step(spec: dict, arrays: dict, y, backbone=None) -> tuple:
     from kemo.models import build_classifier, load_backbone
     from kemo.models.backbone_layers import freeze_lower_layers, token_embedding
     from kemo.models.vocab_prune import prune_backbone
-    from kemo.training.trainer import make_metrics, make_optimizer
+    from kemo.training.metrics import make_metrics
+    from kemo.training.optimizer import make_optimizer
 
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(spec["dtype_policy"])

@@ -49,10 +49,11 @@ def measure(langs, root, pre, backbone, full_model, full_keras, check, tmp) -> d
     from kemo.data.pipeline import tokenize
     from kemo.models import build_classifier
     from kemo.models import vocab_prune as vp
+    from kemo.training.vocabulary import run_texts
     from kemo.weights import e5
 
     t0 = time.perf_counter()
-    texts = vp.run_texts(root, langs)
+    texts = run_texts(root, langs)
     ids = vp.text_token_ids(texts, pre.tokenizer)
     tokenise_s = time.perf_counter() - t0
     keep = vp.used_token_ids([ids], vp.special_token_ids(pre.tokenizer))

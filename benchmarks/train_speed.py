@@ -12,7 +12,7 @@ same batches, in one process:
 
 * kemo: keras-hub `BertBackbone` + `kemo.models.classifier.build_classifier` (pooling,
   dropout, float32 logits) + `kemo.training.losses.MaskedBinaryCrossentropy` + Keras AdamW as
-  `kemo.training.trainer.make_optimizer` builds it (constant learning rate, no decay on
+  `kemo.training.optimizer.make_optimizer` builds it (constant learning rate, no decay on
   bias/gamma/beta). By default (`--kemo-loop fit`) it trains as `scripts/train.py`
   does: `model.fit` with kemo's metrics (macro-F1 and per-label loss), fed kemo's
   batches (a PyDataset here, as tf.data is not on a GPU machine); each bucket's
@@ -291,7 +291,8 @@ class KemoSide:
         from kemo.training.losses import MaskedBinaryCrossentropy
         from kemo.models.backbone_layers import use_fused_attention
         from kemo.models.classifier import build_classifier
-        from kemo.training.trainer import make_metrics, make_optimizer
+        from kemo.training.metrics import make_metrics
+        from kemo.training.optimizer import make_optimizer
 
         layers, d, heads, ff, vocab = shape
         keras.utils.set_random_seed(args.seed)

@@ -31,7 +31,7 @@ def test_kemo_batching_and_optimizer_import_without_tensorflow():
             "from kemo.data.pipeline import batches, epoch_indices\n"
             "from kemo.models.classifier import build_classifier\n"
             "from kemo.training.losses import MaskedBinaryCrossentropy\n"
-            "from kemo.training.trainer import make_optimizer\n"
+            "from kemo.training.optimizer import make_optimizer\n"
             "print('ok')\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -301,7 +301,7 @@ def test_several_datasets_in_one_run_keep_their_own_label_masks(tmp_path):
     label a dataset lacks is unknown for its rows), validation and dev stay the
     primary's, and `data.dataset_temperature` tempers the datasets' shares."""
     from kemo.data.splits import load_data
-    from kemo.training.trainer import _sampling_weights
+    from kemo.training.sampling import row_weights
 
     rng = np.random.default_rng(0)
     primary = pd.DataFrame({"id": [f"p{i}" for i in range(40)],
@@ -329,10 +329,10 @@ def test_several_datasets_in_one_run_keep_their_own_label_masks(tmp_path):
     np.testing.assert_array_equal(splits.train.mask[src == 1], [[1, 0, 1]] * 160)
     np.testing.assert_array_equal(splits.val.mask[:, 0], 0)  # anger unknown for primary rows
     assert splits.dev.label_names == splits.train.label_names
-    share = _sampling_weights(cfg, splits.train, src)[src == 0].sum()
+    share = row_weights(cfg, splits.train, src)[src == 0].sum()
     assert share == pytest.approx(0.5, abs=0.01)  # T = 1000: about one half each
     cfg.data.dataset_temperature = 1.0
-    assert _sampling_weights(cfg, splits.train, src) is None  # no weighting at all: as read
+    assert row_weights(cfg, splits.train, src) is None  # no weighting at all: as read
     run = tmp_path / "run"
     rc, out, err = run_cli(["train", "--config", config, "--run-dir", run,
                             *[a for s in TINY_MODEL for a in ("--set", s)]])

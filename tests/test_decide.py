@@ -124,7 +124,7 @@ def test_explain_predicts_ties(monkeypatch):
 
 def test_untuned_fallback_is_one_value():
     from kemo.training.metrics import MacroF1
-    from kemo.training.trainer import make_metrics
+    from kemo.training.metrics import make_metrics
 
     untuned = ThresholdSearch.untuned(NAMES)
     assert untuned.thresholds == [UNTUNED_THRESHOLD] * 5 and untuned.label_names == NAMES

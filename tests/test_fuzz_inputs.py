@@ -870,7 +870,7 @@ def reference(tiny_run):
     from kemo.training.checkpoint import read_checkpoint
     from kemo.data.pipeline import tokenize
     from kemo.prediction.trained_run import load_run, read_run_state
-    from kemo.training.trainer import make_optimizer
+    from kemo.training.optimizer import make_optimizer
 
     run = load_run(tiny_run)
     state = read_run_state(tiny_run)
@@ -1235,7 +1235,7 @@ def test_fuzz_checkpoint(kind, reference, tiny_run, data_dir, tmp_path, capsys, 
     """`train --resume` of an interrupted run with a damaged LATEST, state.json, .npz
     array file or history.json."""
     from kemo.training.checkpoint import read_checkpoint
-    from kemo.training.trainer import _check_resumable_history
+    from kemo.training.resume import check_resumable_history
 
     monkeypatch.setenv("KEMO_DATA_DIR", str(data_dir))
     root = tmp_path / "root"
@@ -1250,7 +1250,7 @@ def test_fuzz_checkpoint(kind, reference, tiny_run, data_dir, tmp_path, capsys, 
     def check(i, path, data, how):
         try:
             state = read_checkpoint(run, model, reference["epochs"], reference["es"])
-            _check_resumable_history(run, state, tuple(labels))
+            check_resumable_history(run, state, tuple(labels))
         except InputError as e:
             check_message(str(e), [path.name])
             refusals.append(i)

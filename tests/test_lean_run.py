@@ -68,7 +68,7 @@ def test_lean_model_is_smaller_than_a_save_with_adamw(lean_run, tmp_path):
     """The same weights saved with AdamW built (as training's model was): the moments
     are twice the trainable weights, so the lean file is under half that size."""
     from kemo.prediction.trained_run import load_run
-    from kemo.training.trainer import make_optimizer
+    from kemo.training.optimizer import make_optimizer
 
     run = load_run(lean_run)
     model = run.model

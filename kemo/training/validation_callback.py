@@ -45,7 +45,7 @@ def language_mean_f1(examples, probs, threshold: float = UNTUNED_THRESHOLD) -> f
 class LanguageValidation(keras.callbacks.Callback):
     """Adds the validation logs and `val_language_mean_f1` after each epoch (one
     prediction of the validation split). `loss` and `metrics` are the run's own
-    (`kemo.training.trainer.make_metrics`), fresh objects: their state is reset here."""
+    (`kemo.training.metrics.make_metrics`), fresh objects: their state is reset here."""
 
     def __init__(self, arrays, examples, loss, metrics, batch_size: int, buckets=None,
                  tf_data=None, intensity: bool = False):
