@@ -202,9 +202,9 @@ def _check_inputs(cfg, root: Path, plan: list[Fold], reference) -> None:
         ref = Path(reference).expanduser()
         if not (ref / L.REPORT).is_file():
             raise InputError(f"--reference {ref}: not a finished run (no {L.REPORT})")
-        from kemo.prediction.trained_run import read_report
+        from kemo.run.report_file import Report
 
-        read_report(ref)
+        Report.read(ref)
 
 
 def _plan_record(config, overrides, seed, root, plan, reference) -> dict:
@@ -283,12 +283,13 @@ def _predict_fold(run_dir: Path, fold: Fold, root: Path, batch_size: int) -> dic
     return preds
 
 
-def in_language_dev(report: dict, lang: str):
-    """A run's dev macro-F1 on `lang` at the setting it decides with (None if absent)."""
-    setting = report.get("meta", {}).get("decides_with", "tuned_thresholds")
-    dev = report.get("dev", {})
-    section = dev.get(setting) or dev.get("tuned_thresholds") or {}
-    return section.get("per_language", {}).get(lang, {}).get("macro", {}).get("f1")
+def in_language_dev(report, lang: str):
+    """A run's dev macro-F1 on `lang` at the setting it decides with (None if absent;
+    `report`: a `kemo.run.report_file.Report`)."""
+    from kemo.run.report_file import DEV, Setting
+
+    setting = report.decides_with if report.section(DEV, report.decides_with) else Setting.GLOBAL
+    return report.macro_f1(DEV, setting, lang)
 
 
 def zero_shot_rows(plan: list[Fold], scores: dict, reference_report, root: Path) -> list[dict]:
@@ -345,11 +346,11 @@ def _write_results(out: Path, record: dict, plan: list[Fold], preds: dict, root:
     from kemo.atomic import write_csv, write_text
     from kemo.evaluation.scoring import score_submission
     from kemo.prediction.input_files import ZIP_NAME, write_submission_zip
-    from kemo.prediction.trained_run import read_report
+    from kemo.run.report_file import Report
 
     scores = score_submission([p for f in plan for p in preds[f.name]["dev"]], root / "dev",
                               languages=[lang for f in plan for lang in f.targets])
-    reference = read_report(Path(record["reference"])) if record["reference"] else None
+    reference = Report.read(Path(record["reference"])) if record["reference"] else None
     rows = zero_shot_rows(plan, scores, reference, root)
     write_csv(pd.DataFrame([*rows, mean_row(rows)]), out / TABLE_CSV)
     write_text(out / TABLE_MD, format_table(rows, markdown=True))
