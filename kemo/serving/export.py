@@ -389,7 +389,9 @@ def _per_language_info(run) -> dict:
     per_language = getattr(run.thresholds, "per_language", None)
     if not per_language:
         return {}
-    return {"per_language_thresholds": {k: [float(x) for x in v]
+    from kemo.run.report_file import Setting
+
+    return {Setting.PER_LANGUAGE.value: {k: [float(x) for x in v]
                                         for k, v in per_language.items()},
             "per_language_rule": "serving_default's decisions use `thresholds`; the "
                                  f"{LANGUAGE_SIGNATURE} signature (texts, languages) decides "
