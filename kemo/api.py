@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 
 from kemo.errors import InputError
+from kemo.run.report_file import (
+    F1, MACRO, MACRO_F1, MEAN, MICRO, MICRO_F1, N, OVERALL, PER_LABEL, PER_LANGUAGE,
+)
 
 
 def load(path) -> "Classifier":
@@ -119,7 +122,6 @@ class Classifier:
                                              langs=list(examples.langs))
         decisions = self.predictor.decide(probs, list(examples.langs))
         from kemo.evaluation.classification_scores import setting_report
-        from kemo.run.report_file import MACRO_F1, MEAN, MICRO_F1, OVERALL, PER_LANGUAGE
 
         section = setting_report(examples, decisions)
         table = {lang: _score_row(r, self.labels) for lang, r in section[PER_LANGUAGE].items()}
@@ -195,8 +197,6 @@ def _texts_frame(texts) -> pd.DataFrame:
 
 def _score_row(scores: dict, labels) -> dict:
     """One table row of a `classification_report`: rows, macro/micro F1, F1 per label."""
-    from kemo.run.report_file import F1, MACRO, MICRO, N, PER_LABEL
-
     per = scores.get(PER_LABEL, {})
     return {"rows": scores.get(N, 0),
             "macro_f1": (scores.get(MACRO) or {}).get(F1, float("nan")),

@@ -33,8 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.atomic import write_csv, write_text
+from kemo.config import load_config
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.lock import writing_into
+from kemo.run.predictions_marker import written_here
+from kemo.run.report_file import DEV, Report, Setting
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +207,6 @@ def _check_inputs(cfg, root: Path, plan: list[Fold], reference) -> None:
         ref = Path(reference).expanduser()
         if not (ref / L.REPORT).is_file():
             raise InputError(f"--reference {ref}: not a finished run (no {L.REPORT})")
-        from kemo.run.report_file import Report
-
         Report.read(ref)
 
 
@@ -262,8 +265,6 @@ def _predict_fold(run_dir: Path, fold: Fold, root: Path, batch_size: int) -> dic
     """The fold's targets predicted zero-shot (dev and test), unless this run wrote
     them before; returns {split: [pred_<lang>.csv paths]}."""
     from kemo.prediction.input_files import predict_files, split_files
-    from kemo.run.predictions_marker import written_here
-    from kemo.run.lock import writing_into
 
     run, preds = None, {}
     for split in ("dev", "test"):
@@ -287,8 +288,6 @@ def _predict_fold(run_dir: Path, fold: Fold, root: Path, batch_size: int) -> dic
 def in_language_dev(report, lang: str):
     """A run's dev macro-F1 on `lang` at the setting it decides with (None if absent;
     `report`: a `kemo.run.report_file.Report`)."""
-    from kemo.run.report_file import DEV, Setting
-
     setting = report.decides_with if report.section(DEV, report.decides_with) else Setting.GLOBAL
     return report.macro_f1(DEV, setting, lang)
 
@@ -344,10 +343,8 @@ def _write_results(out: Path, record: dict, plan: list[Fold], preds: dict, root:
     """Score the zero-shot dev files, write the table, the zip and the plan's results."""
     import pandas as pd
 
-    from kemo.atomic import write_csv, write_text
     from kemo.evaluation.scoring import score_submission
     from kemo.prediction.input_files import ZIP_NAME, write_submission_zip
-    from kemo.run.report_file import Report
 
     scores = score_submission([p for f in plan for p in preds[f.name]["dev"]], root / "dev",
                               languages=[lang for f in plan for lang in f.targets])
@@ -368,7 +365,6 @@ def protocol_plan(config, folds: int | None = None, train_languages=None, refere
                   overrides=(), data_dir=None, seed: int = 0):
     """(config, data root, [Fold], training rows per language): the protocol's plan,
     every input checked; nothing is written (`kemo crosslingual --plan-only` prints it)."""
-    from kemo.config import load_config
     from kemo.data.brighter import resolve_data_dir
 
     cfg = load_config(config, list(overrides))
@@ -396,15 +392,11 @@ def crosslingual(config, out, folds: int | None = None, train_languages=None, re
                  verbose: int = 0, batch_size: int = 64) -> dict:
     """Run the Track C protocol of `config` into `out` (see the module docstring);
     returns the plan record with "rows" (the zero-shot table), "mean" and "zip"."""
-    from kemo.config import load_config
-
     cfg, root, plan, _ = protocol_plan(config, folds, train_languages, reference, overrides,
                                        data_dir, seed)
     out = Path(out).expanduser()
     record = _plan_record(config, overrides, seed, root, plan, reference)
     _open_out(out, record, resume)  # every check done: from here on files are written
-    from kemo.atomic import write_text
-
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / PLAN_FILE, json.dumps(record, indent=1))
     preds = {}

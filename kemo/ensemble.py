@@ -38,14 +38,20 @@ from pathlib import Path
 
 import numpy as np
 
+from kemo.atomic import write_text
+from kemo.config import dump_config
 from kemo.errors import InputError
+from kemo.evaluation.finish import finish, write_decisions
 from kemo.run import layout as L
+from kemo.run.lock import RunLock
+from kemo.run.manifest import write_manifest
 from kemo.run.report_file import DEV, VALIDATION, Meta, Report
 from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, member_identity
 from kemo.prediction.ensemble_run import (SERVE_MODES, EnsembleRun, combine_probs,
                                           member_languages, union_labels)
 from kemo.prediction.thresholds import ThresholdSearch
 from kemo.prediction.ensemble_data import ensemble_data
+from kemo.run.verdict import check_new_run_dir, clear_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +117,6 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
 def _open_members(paths, run_dir, overwrite: bool = False):
     """The member runs, loaded, after the arguments and the run directory are checked."""
     from kemo.prediction.trained_run import load_run
-    from kemo.run.verdict import check_new_run_dir
 
     if len(paths) < 2:
         raise InputError("an ensemble needs at least two member runs")
@@ -147,7 +152,6 @@ def _finish_report(members, paths, weights, data, probs, parts, started, serve):
     """Thresholds tuned as the members' config says, the ensemble's report beside each
     member's (on the rows of its own languages); returns (Report, its Finish)."""
     from kemo.evaluation.classification_scores import full_report
-    from kemo.evaluation.finish import finish
 
     val, dev = data.val, data.dev
     # The first member's thresholds table, as training reads it (members share it).
@@ -174,13 +178,6 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
                         overwrite: bool = False, serve: str = "average"):
     """Write the ensemble's run directory under its lock, each file whole or absent,
     `report.json` last (the mark of a finished run)."""
-    from kemo.atomic import write_text
-    from kemo.config import dump_config
-    from kemo.evaluation.finish import write_decisions
-    from kemo.run.manifest import write_manifest
-    from kemo.run.lock import RunLock
-    from kemo.run.verdict import check_new_run_dir, clear_run_dir
-
     languages = list(data.served_by)
     first = members[0].config
     cfg = dataclasses.replace(first, name=run_dir.name,

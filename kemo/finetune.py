@@ -27,9 +27,11 @@ import logging
 import time
 from pathlib import Path
 
+from kemo.config import load_config
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.run.report_file import DEV, F1, MACRO, N, PER_LANGUAGE, VALIDATION, Setting
+from kemo.run.ensemble_file import is_ensemble_dir, read_ensemble_file
+from kemo.run.report_file import DEV, F1, MACRO, N, PER_LANGUAGE, VALIDATION, Report, Setting
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,6 @@ def language_config(source: Path, lang: str, config=None, overrides=()):
     """The config of `source`'s fine-tuning on `lang`: `config` (a TOML path; default
     the source's own config.toml), `overrides` (`--set`), then `data.languages = [lang]`
     and `model.init_from = source`."""
-    from kemo.config import load_config
-
     base = Path(config) if config else source / L.CONFIG
     return load_config(base, [*overrides, f"name={json.dumps(f'{source.name}-{lang}')}",
                               f"data.languages={json.dumps([lang])}",
@@ -119,8 +119,6 @@ def _check_languages(source_cfg, languages) -> list[str]:
 def _built_before(system: Path, members) -> bool:
     """True if `system` is a finished ensemble of exactly `members`; InputError if it
     holds anything else (it is not rebuilt over)."""
-    from kemo.run.ensemble_file import is_ensemble_dir, read_ensemble_file
-
     if not system.exists():
         return False
     if is_ensemble_dir(system) and (system / L.REPORT).is_file():
@@ -140,7 +138,6 @@ def finetune(source, languages, out, config=None, overrides=(), data_dir=None,
     source itself is then the best system)."""
     from kemo.ensemble import build_ensemble
     from kemo.prediction.trained_run import read_run_state
-    from kemo.run.report_file import Report
 
     source, out = Path(source).expanduser().resolve(), Path(out)
     # the run's files checked before anything is trained (its model is loaded once

@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, SEED_MAX, int_in
+from kemo.default_config import resolve_config
 
 
 def add_parser(sub):
@@ -52,7 +53,6 @@ def add_parser(sub):
 
 def main(args) -> int:
     from kemo.crosslingual import crosslingual, format_plan, format_table, protocol_plan
-    from kemo.default_config import resolve_config
 
     if args.plan_only:
         _, _, plan, rows = protocol_plan(resolve_config(args.config), args.folds,

@@ -10,6 +10,11 @@ from __future__ import annotations
 import sys
 
 from kemo.cli.args import BACKENDS, DATA_DIR_HELP
+from kemo.config import load_config
+from kemo.errors import InputError
+from kemo.evaluation.result_text import format_console_report, format_intensity_table
+from kemo.run import layout as L
+from kemo.run.lock import writing_into
 
 
 def add_parser(sub):
@@ -25,18 +30,13 @@ def add_parser(sub):
 
 
 def main(args) -> int:
-    from kemo.evaluation.result_text import format_console_report
     from kemo.evaluation.run_page import make_run_page
 
     from pathlib import Path
 
-    from kemo.run import layout as L
-    from kemo.run.lock import writing_into
-
     out = Path(args.out) if args.out else Path(args.run_dir) / L.REPORT_DIR
     if _is_intensity_run(args.run_dir):  # Track B: Pearson r and confusion tables
         from kemo.evaluation.intensity_page import make_intensity_page
-        from kemo.evaluation.result_text import format_intensity_table
 
         with writing_into(args.run_dir, out):
             result = make_intensity_page(args.run_dir, out_dir=args.out)
@@ -57,10 +57,6 @@ def _is_intensity_run(run_dir) -> bool:
     """Whether the run's config.toml says data.label_kind = "intensity" (an unreadable
     config: False, and the page's own reading names the fault)."""
     from pathlib import Path
-
-    from kemo.config import load_config
-    from kemo.errors import InputError
-    from kemo.run import layout as L
 
     try:
         return load_config(Path(run_dir) / L.CONFIG).data.label_kind == "intensity"

@@ -10,8 +10,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from kemo import multiprocess
 from kemo.cli.args import BACKENDS, DATA_DIR_HELP
+from kemo.config import load_config
+from kemo.default_config import resolve_config
+from kemo.errors import InputError
+from kemo.evaluation.result_text import (format_console_report, format_intensity_table,
+                                         result_line)
+from kemo.machine import describe_cpu
 from kemo.run import layout as L
+from kemo.run.report_file import Report
 
 
 def add_parser(sub):
@@ -81,10 +89,6 @@ def _child_argv(args, config, run_dir) -> list[str]:
 
 
 def main(args) -> int:
-    from kemo import multiprocess
-    from kemo.config import load_config
-    from kemo.default_config import resolve_config
-    from kemo.errors import InputError
     from kemo.training.run_directory import check_run_dir
 
     several = multiprocess.requested()  # this process is one of several
@@ -140,9 +144,6 @@ def main(args) -> int:
     if not multiprocess.is_writer():  # the others wrote nothing
         print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})")
         return 0
-    from kemo.evaluation.result_text import result_line
-    from kemo.run.report_file import Report
-
     report = Report.from_dict(result["report"])
     _print_result(report)
     print(result_line(report))
@@ -153,9 +154,6 @@ def main(args) -> int:
 def _print_result(report) -> None:
     """The report's tables (a `kemo.run.report_file.Report`), then how long it trained
     and on what."""
-    from kemo.evaluation.result_text import format_console_report, format_intensity_table
-    from kemo.machine import describe_cpu
-
     meta = report.meta
     best = meta.best_epoch_restored
     print()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kemo.evaluation.result_text import format_language_table
 from kemo.run.report_file import (
     DEV, F1, MACRO, N, OVERALL, PER_LABEL, PER_LANGUAGE, SPLITS, VALIDATION, Report, Setting,
 )
@@ -18,8 +19,6 @@ from kemo.run.report_file import (
 def format_ensemble_report(report: dict) -> str:
     """Members, which served which language, and the per-language tables of validation
     and dev (of `build_ensemble`'s report.json object): what `kemo ensemble` prints."""
-    from kemo.evaluation.result_text import format_language_table
-
     report = Report.from_dict(report)
     parts = [format_members_table(report), format_served_by(report)]
     parts += ["\n" + format_language_table(report.split(split), split, report.decides_with)

@@ -21,6 +21,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from kemo.atomic import write_text
 from kemo.run import layout as L
 from kemo.run.report_file import DEV, VALIDATION, Setting
 
@@ -75,7 +76,6 @@ def write_decisions(run_dir, fin: Finish, val, dev, probs, dataset=None) -> None
     """`thresholds.json`, `predictions_val.csv`, and with dev `predictions_dev.csv` and
     `predictions/dev/` (the official pred_<lang>.csv files of Track A; a table dataset's
     dev file in its own shape, `kemo.prediction.dataset_files`), each whole or absent."""
-    from kemo.atomic import write_text
     from kemo.prediction.split_files import write_split_predictions, write_split_submission
 
     decide = fin.decide

@@ -18,6 +18,9 @@ from __future__ import annotations
 import json
 import logging
 
+from kemo.atomic import write_text
+from kemo.config import load_config
+from kemo.errors import InputError
 from kemo.evaluation.intensity import fit_cut_points, intensity_report
 from kemo.run import layout as L
 from kemo.run.report_file import DEV, VALIDATION
@@ -39,7 +42,6 @@ def finish_intensity(cfg, val, dev, scores: dict):
 def write_intensity_decisions(run_dir, cuts, val, dev, scores) -> None:
     """`cut_points.json`, `predictions_val.csv`, with dev `predictions_dev.csv` and
     `predictions/dev/` (pred_<lang>.csv, probs_<lang>.csv, a zip), each whole or absent."""
-    from kemo.atomic import write_text
     from kemo.prediction.split_files import write_split_predictions, write_split_submission
 
     write_text(run_dir / L.CUT_POINTS, json.dumps(cuts.to_dict(), indent=2))
@@ -53,9 +55,6 @@ def refuse_intensity_run(run_dir, command: str) -> None:
     """InputError if `run_dir` holds an intensity run, for the commands that do not
     handle one yet (`kemo export`, `kemo explain`, `kemo ensemble`)."""
     from pathlib import Path
-
-    from kemo.config import load_config
-    from kemo.errors import InputError
 
     config = Path(run_dir) / L.CONFIG
     if not config.is_file():

@@ -37,11 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kemo.errors import InputError
+from kemo.evaluation.ensemble_tables import members_table, served_by_table
+from kemo.evaluation.result_text import language_rows
+from kemo.machine import describe_cpu
 from kemo.owned_dir import OwnedDir
 from kemo.evaluation.plots import (
     f1_lines, monitored_key, plot_curves, plot_distribution, plot_pr_curves,
 )
 from kemo.run import layout as L
+from kemo.run.json_files import read_history as read_history_json
 from kemo.run.report_file import (
     AVERAGES, F1, MACRO, META_RECORDS, N, OVERALL, PER_LABEL, PER_LANGUAGE, PRECISION, RECALL,
     SPLITS, SUPPORT, VALIDATION, Report, Setting,
@@ -61,8 +65,6 @@ def read_history(run_dir) -> list[dict]:
     """Per-epoch logs (epoch numbered from 1): `history.json`, else `history.csv`."""
     run_dir = Path(run_dir)
     if (run_dir / L.HISTORY_JSON).is_file():
-        from kemo.run.json_files import read_history as read_history_json
-
         return read_history_json(run_dir / L.HISTORY_JSON)
     if (run_dir / L.HISTORY_CSV).is_file():
         with open(run_dir / L.HISTORY_CSV, newline="") as f:
@@ -81,8 +83,6 @@ def _meta_value(key: str, value):
     """A report.json meta value as the page header shows it: the CPU as one phrase,
     a list by its length."""
     if key == "cpu" and isinstance(value, dict):
-        from kemo.machine import describe_cpu
-
         return describe_cpu(value)
     return len(value) if isinstance(value, list) else value
 
@@ -113,8 +113,6 @@ def language_table(split_scores: dict, split: str, decides: str = "") -> str:
     """Macro-F1 per language (rows) for each setting (columns), the mean over languages
     (the shared task's ranking number) and all rows pooled:
     `kemo.evaluation.result_text.language_rows`, as the console table shows them."""
-    from kemo.evaluation.result_text import language_rows
-
     head = "".join(f"<th>macro-F1, {_e(k.page_title)}{' *' if k == decides else ''}</th>"
                    for k in Setting)
     rows = []
@@ -372,8 +370,6 @@ def _reports_section(report: Report | None, notes) -> list[str]:
     if report.meta.validation:  # data.validation = "dev": dev scores are not held out
         body.append(f'<p class="note"><b>Validation: {_e(report.meta.validation)}.</b></p>')
     if report.members is not None:  # an ensemble (kemo.ensemble)
-        from kemo.evaluation.ensemble_tables import members_table, served_by_table
-
         body.append("<h3>Ensemble members</h3>")
         body.append(_table("Each member and the ensemble, macro-F1 and dev F1 per label "
                            "(each with its own tuned thresholds)", *members_table(report)))

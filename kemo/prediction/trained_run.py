@@ -24,6 +24,7 @@ from kemo.run import json_files as rf
 from kemo.config import Config, load_config
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.ensemble_file import ENSEMBLE_FILE, is_ensemble_dir, read_ensemble_file
 from kemo.run.report_file import ABSENT, Report, Setting
 from kemo.run.manifest import check_model_file
 from kemo.run.json_files import where
@@ -136,8 +137,6 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
     path = Path(run_dir)
     if not path.is_dir():
         raise InputError(f"run directory {path}: not found")
-    from kemo.run.ensemble_file import ENSEMBLE_FILE, read_ensemble_file
-
     ensemble = (path / ENSEMBLE_FILE).is_file()  # its labels: ensemble.json's
     owner = ENSEMBLE_FILE if ensemble else DISTRIBUTION
     if not (path / L.CONFIG).exists():
@@ -255,8 +254,6 @@ def load_run(run_dir) -> Run:
     per label of the run.
     """
     import keras_hub  # noqa: F401  (registers the preprocessor classes)
-
-    from kemo.run.ensemble_file import is_ensemble_dir
 
     path = Path(run_dir)
     if is_ensemble_dir(path):

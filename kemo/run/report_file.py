@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
+from kemo.atomic import write_text
 from kemo.errors import InputError
 from kemo.run import json_files as rf
 from kemo.run import layout as L
@@ -263,8 +264,6 @@ class Report:
     def write(self, run_dir) -> Path:
         """`report.json` in the current format, whole or absent: the last file a run
         writes (its presence marks the run finished)."""
-        from kemo.atomic import write_text
-
         self.format_version = FORMAT_VERSION
         path = Path(run_dir) / L.REPORT
         write_text(path, json.dumps(self.to_dict(), indent=1))

@@ -55,7 +55,9 @@ from pathlib import Path
 from kemo.data.pipeline import length_buckets
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.report_file import Setting
 from kemo.serving.graph import LanguageRouting, ServingMember, build_serving_module
+from kemo.serving.intensity_graph import build_intensity_module
 from kemo.serving.tf_only import benchmark_saved_model
 from kemo.serving.export_dir import (  # noqa: F401  (read_export_info: re-exported)
     FORMAT_VERSION, LANGUAGE_SIGNATURE, SAVED_MODEL, SIGNATURE, check_out, mark, read_export_info, replace,
@@ -291,8 +293,6 @@ def _build_saved_model(run, stage: Path, platforms, pad_batch: bool) -> _Built:
             length_buckets(member.config.data.length_buckets, seq_len),
             list(member.label_names)))
     if getattr(run, "intensity", False):  # Track B: scores and integer intensities
-        from kemo.serving.intensity_graph import build_intensity_module
-
         routing = None
         module = build_intensity_module(serving[0], run.thresholds.cuts, run.label_names,
                                         pad_batch)
@@ -389,8 +389,6 @@ def _per_language_info(run) -> dict:
     per_language = getattr(run.thresholds, "per_language", None)
     if not per_language:
         return {}
-    from kemo.run.report_file import Setting
-
     return {Setting.PER_LANGUAGE.value: {k: [float(x) for x in v]
                                         for k, v in per_language.items()},
             "per_language_rule": "serving_default's decisions use `thresholds`; the "

@@ -42,7 +42,7 @@ from kemo.run import layout as L
 from kemo.evaluation.finish import finish, write_decisions
 from kemo.evaluation.intensity_finish import finish_intensity, write_intensity_decisions
 from kemo.run.report_file import ABSENT, CUT_POINTS, INTENSITY, Meta, Report
-from kemo.run.manifest import write_manifest
+from kemo.run.manifest import read_manifest, write_manifest
 from kemo.training.build import backbone_for, compiled_model
 from kemo.training.checkpoint import (load_checkpoint, remove_checkpoints,
                                       save_model_without_optimizer)
@@ -225,8 +225,6 @@ def _init_meta(source):
     """report.json's record of where the weights came from (`model.init_from`)."""
     if source is None:
         return ABSENT
-    from kemo.run.manifest import read_manifest
-
     return {"run": str(source.path.resolve()),
             "model_sha256": (read_manifest(source.path) or {}).get("model_sha256"),
             "labels": list(source.label_names)}

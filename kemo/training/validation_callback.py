@@ -24,6 +24,7 @@ import numpy as np
 
 from kemo.evaluation.classification_scores import LANGUAGE_MEAN_KEY
 from kemo.prediction.thresholds import UNTUNED_THRESHOLD
+from kemo.run.report_file import MACRO_F1, PER_LANGUAGE
 
 __all__ = ["LANGUAGE_MEAN_KEY", "LanguageValidation", "language_mean_f1", "monitor_key"]
 
@@ -36,7 +37,6 @@ def monitor_key(languages) -> str:
 def language_mean_f1(examples, probs, threshold: float = UNTUNED_THRESHOLD) -> float:
     """Mean over `examples`' languages of each language's macro-F1 (labels it annotates)."""
     from kemo.evaluation.classification_scores import language_mean, setting_report
-    from kemo.run.report_file import MACRO_F1, PER_LANGUAGE
 
     decisions = (np.asarray(probs) >= threshold).astype(int)
     return language_mean(setting_report(examples, decisions)[PER_LANGUAGE])[MACRO_F1]
