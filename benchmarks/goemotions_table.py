@@ -48,7 +48,7 @@ def split_probs(run_dir: Path, name: str, ex) -> np.ndarray:
 
 
 def macro(ex, probs, thresholds) -> tuple[float, dict]:
-    from kemo.evaluation.report import classification_report
+    from kemo.evaluation.classification_scores import classification_report
 
     dec = (probs >= np.asarray(thresholds, "float32")).astype(int)
     rep = classification_report(ex.labels, dec, ex.mask, ex.label_names)

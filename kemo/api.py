@@ -118,14 +118,15 @@ class Classifier:
         probs = self.predictor.predict_probs(list(examples.texts), batch_size,
                                              langs=list(examples.langs))
         decisions = self.predictor.decide(probs, list(examples.langs))
-        from kemo.evaluation.report import MEAN, setting_report
+        from kemo.evaluation.classification_scores import setting_report
+        from kemo.run.report_file import MACRO_F1, MEAN, MICRO_F1, OVERALL, PER_LANGUAGE
 
-        report = setting_report(examples, decisions)
-        table = {lang: _score_row(r, self.labels) for lang, r in report["per_language"].items()}
-        mean = report[MEAN]
-        table["mean"] = {"rows": len(examples), "macro_f1": mean["macro_f1"],
-                         "micro_f1": mean["micro_f1"]}
-        table["all"] = _score_row(report["overall"], self.labels)
+        section = setting_report(examples, decisions)
+        table = {lang: _score_row(r, self.labels) for lang, r in section[PER_LANGUAGE].items()}
+        mean = section[MEAN]
+        table["mean"] = {"rows": len(examples), "macro_f1": mean[MACRO_F1],
+                         "micro_f1": mean[MICRO_F1]}
+        table["all"] = _score_row(section[OVERALL], self.labels)
         return pd.DataFrame.from_dict(table, orient="index")[
             ["rows", "macro_f1", "micro_f1", *self.labels]]
 
@@ -192,10 +193,12 @@ def _texts_frame(texts) -> pd.DataFrame:
     return frame.assign(text=frame["text"].astype(str))
 
 
-def _score_row(report: dict, labels) -> dict:
+def _score_row(scores: dict, labels) -> dict:
     """One table row of a `classification_report`: rows, macro/micro F1, F1 per label."""
-    per = report.get("per_label", {})
-    return {"rows": report.get("n", 0),
-            "macro_f1": (report.get("macro") or {}).get("f1", float("nan")),
-            "micro_f1": (report.get("micro") or {}).get("f1", float("nan")),
-            **{n: per[n]["f1"] if n in per else float("nan") for n in labels}}
+    from kemo.run.report_file import F1, MACRO, MICRO, N, PER_LABEL
+
+    per = scores.get(PER_LABEL, {})
+    return {"rows": scores.get(N, 0),
+            "macro_f1": (scores.get(MACRO) or {}).get(F1, float("nan")),
+            "micro_f1": (scores.get(MICRO) or {}).get(F1, float("nan")),
+            **{n: per[n][F1] if n in per else float("nan") for n in labels}}

@@ -40,6 +40,7 @@ import numpy as np
 
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.report_file import DEV, VALIDATION, Meta, Report
 from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, member_identity
 from kemo.prediction.ensemble_run import (SERVE_MODES, EnsembleRun, combine_probs,
                                           member_languages, union_labels)
@@ -101,11 +102,10 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
             w, parts[split] = ens.member_probs(ex.texts, batch_size, langs=ex.langs)
             probs[split] = combine_probs(w, parts[split], members, ens.label_names)
             log.info(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
-    report, fin = _finish_report(members, paths, weights, data, probs, parts, started)
-    report["meta"]["serve"] = serve
+    report, fin = _finish_report(members, paths, weights, data, probs, parts, started, serve)
     _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin, overwrite,
                         serve)
-    return report
+    return report.to_dict()
 
 
 def _open_members(paths, run_dir, overwrite: bool = False):
@@ -143,31 +143,31 @@ def _member_view(member, ex, part):
     return align_labels(ex.subset(rows), member.label_names), p[np.searchsorted(need, rows)]
 
 
-def _finish_report(members, paths, weights, data, probs, parts, started):
+def _finish_report(members, paths, weights, data, probs, parts, started, serve):
     """Thresholds tuned as the members' config says, the ensemble's report beside each
-    member's (on the rows of its own languages); returns (report, deciding search)."""
-    from kemo.evaluation.report import full_report
+    member's (on the rows of its own languages); returns (Report, its Finish)."""
+    from kemo.evaluation.classification_scores import full_report
     from kemo.evaluation.finish import finish
 
     val, dev = data.val, data.dev
     # The first member's thresholds table, as training reads it (members share it).
     fin = finish(members[0].config.thresholds, val, dev, probs)
-    report = dict(fin.report)
-    report["members"] = {}
+    scores = {}
     for k, (m, p) in enumerate(zip(members, paths)):
         own = m.thresholds.global_only()  # each member's thresholds, as tuned on this split
         val_m, pv = _member_view(m, val, parts["val"][k])
         own_per_lang = own.tuned_per_language(pv, val_m.labels, val_m.mask, val_m.langs)
-        mine = {"validation": full_report(val_m, pv, own, own_per_lang)}
+        mine = {VALIDATION: full_report(val_m, pv, own, own_per_lang)}
         if dev is not None:
             dev_m, pd_ = _member_view(m, dev, parts["dev"][k])
-            mine["dev"] = full_report(dev_m, pd_, own, own_per_lang)
-        report["members"][str(p)] = mine
-    report["meta"] = {"ensemble_of": [str(p) for p in paths], "weights": weights,
-                      "val_rows": len(val), "total_seconds": round(time.time() - started, 1),
-                      "served_by": {lang: [str(paths[k]) for k in ks]
-                                    for lang, ks in data.served_by.items()}, **fin.meta}
-    return report, fin
+            mine[DEV] = full_report(dev_m, pd_, own, own_per_lang)
+        scores[str(p)] = mine
+    meta = Meta(ensemble_of=[str(p) for p in paths], weights=weights, val_rows=len(val),
+                total_seconds=round(time.time() - started, 1),
+                served_by={lang: [str(paths[k]) for k in ks]
+                           for lang, ks in data.served_by.items()},
+                serve=serve, **fin.meta_fields())
+    return Report(fin.splits, meta, members=scores), fin
 
 
 def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin,
@@ -176,7 +176,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
     `report.json` last (the mark of a finished run)."""
     from kemo.atomic import write_text
     from kemo.config import dump_config
-    from kemo.evaluation.finish import write_decisions, write_report
+    from kemo.evaluation.finish import write_decisions
     from kemo.run.manifest import write_manifest
     from kemo.run.lock import RunLock
     from kemo.run.verdict import check_new_run_dir, clear_run_dir
@@ -206,5 +206,5 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
             **({"serve": serve} if serve != "average" else {}),
         }, indent=1))
         write_decisions(run_dir, fin, data.val, data.dev, probs, data.dataset)
-        write_report(run_dir, report)  # last: its presence marks a finished run
+        report.write(run_dir)  # last: its presence marks a finished run
         write_manifest(run_dir, "ensemble", finished=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.report_file import DEV, F1, MACRO, N, PER_LANGUAGE, VALIDATION, Setting
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +64,23 @@ def _train_language(cfg, run_dir: Path, data_dir, verbose: int) -> str:
     return f"{'resumed' if resume else 'trained'} in {time.time() - t0:.0f}s"
 
 
-def _language_row(report: dict, split: str, lang: str) -> dict:
-    """A run's report of `lang`'s rows of `split`, at the setting it decides with."""
-    setting = report.get("meta", {}).get("decides_with", "tuned_thresholds")
-    section = report.get(split, {}).get(setting) or report.get(split, {}).get("tuned_thresholds")
-    return (section or {}).get("per_language", {}).get(lang, {})
+def _language_row(report, split: str, lang: str) -> dict:
+    """A run's scores of `lang`'s rows of `split`, at the setting it decides with."""
+    section = report.section(split, report.decides_with) or report.section(split, Setting.GLOBAL)
+    return (section or {}).get(PER_LANGUAGE, {}).get(lang, {})
 
 
-def compare_language(source_report: dict, run_report: dict, lang: str) -> dict:
+def compare_language(source_report, run_report, lang: str) -> dict:
     """One row of the table: validation and dev macro-F1 of the source and of the
-    fine-tuned run on `lang`, and whether the fine-tuned run is kept (validation only)."""
+    fine-tuned run on `lang` (each a `kemo.run.report_file.Report`), and whether the
+    fine-tuned run is kept (validation only)."""
     row = {"language": lang}
-    for split, key in (("validation", "val"), ("dev", "dev")):
+    for split, key in ((VALIDATION, "val"), (DEV, "dev")):
         for who, report in (("source", source_report), ("finetuned", run_report)):
             found = _language_row(report, split, lang)
-            row[f"{key}_{who}"] = found.get("macro", {}).get("f1")
+            row[f"{key}_{who}"] = found.get(MACRO, {}).get(F1)
             if key == "val":
-                row[f"val_rows_{who}"] = found.get("n")
+                row[f"val_rows_{who}"] = found.get(N)
     a, b = row["val_source"], row["val_finetuned"]
     row["kept"] = bool(a is not None and b is not None and b > a)
     return row
@@ -138,7 +139,8 @@ def finetune(source, languages, out, config=None, overrides=(), data_dir=None,
     kept runs. Returns {"rows", "kept", "system"} (`system` None when none is kept: the
     source itself is then the best system)."""
     from kemo.ensemble import build_ensemble
-    from kemo.prediction.trained_run import read_report, read_run_state
+    from kemo.prediction.trained_run import read_run_state
+    from kemo.run.report_file import Report
 
     source, out = Path(source).expanduser().resolve(), Path(out)
     # the run's files checked before anything is trained (its model is loaded once
@@ -150,8 +152,8 @@ def finetune(source, languages, out, config=None, overrides=(), data_dir=None,
     for lang in languages:
         log.info(f"{lang}: fine-tuning {source.name} into {out / lang} ...")
         log.info(f"{lang}: {_train_language(configs[lang], out / lang, data_dir, verbose)}")
-    src_report = read_report(source)
-    rows = [compare_language(src_report, read_report(out / lang), lang) for lang in languages]
+    src_report = Report.read(source)
+    rows = [compare_language(src_report, Report.read(out / lang), lang) for lang in languages]
     kept = [r["language"] for r in rows if r["kept"]]
     system = out / SYSTEM_DIR if kept else None
     if kept and not _built_before(system, [source, *(out / lang for lang in kept)]):

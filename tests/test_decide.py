@@ -89,7 +89,7 @@ def test_split_prediction_files_write_ties_as_positive(data_dir, tmp_path):
 
 def test_full_report_untuned_setting_tie_is_positive(data_dir):
     from kemo.data.brighter import load_split
-    from kemo.evaluation.report import full_report
+    from kemo.evaluation.classification_scores import full_report
 
     dev = load_split(data_dir, "dev", ["eng"])
     probs = np.full((len(dev), 5), UNTUNED_THRESHOLD, "float32")

@@ -86,11 +86,12 @@ def test_a_specialist_ensemble_routes_each_language_to_its_own_run(source, tuned
 
 def test_compare_keeps_a_run_only_when_it_wins_on_validation():
     from kemo.finetune import compare_language
+    from kemo.run.report_file import Report
 
     def report(val, dev):
-        return {"meta": {"decides_with": "tuned_thresholds"},
+        return Report.from_dict({"meta": {"decides_with": "tuned_thresholds"},
                 "validation": {"tuned_thresholds": {"per_language": {"eng": {"macro": {"f1": val}}}}},
-                "dev": {"tuned_thresholds": {"per_language": {"eng": {"macro": {"f1": dev}}}}}}
+                "dev": {"tuned_thresholds": {"per_language": {"eng": {"macro": {"f1": dev}}}}}})
 
     assert compare_language(report(0.5, 0.5), report(0.6, 0.1), "eng")["kept"]
     # a better dev never decides

@@ -221,6 +221,7 @@ def test_tiny_round_trip_with_a_zero_shot_language(tmp_path):
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(dev["integer"]["mean_r"], abs=1e-4)
     rc, out, err = run_cli(["predict", run, "--text", "I am furious", "--text", "lovely"])
     assert rc == 0 and "anger " in out and "(intensity 0..K (score))" in out, err
+    _check_export(run, ["I am furious", "lovely", "so scared of the dark", ""], tmp_path)
     per_lang = dev["confusion_per_language"]
     assert set(per_lang) == {"eng", "deu", "ron"} and "disgust" not in per_lang["eng"]
     assert [sum(map(sum, per_lang[lg]["fear"])) for lg in ("eng", "deu", "ron")] == [40] * 3
@@ -234,6 +235,43 @@ def test_tiny_round_trip_with_a_zero_shot_language(tmp_path):
     assert "Pearson r per emotion and language" in page and f"{r:.3f}" in page
     assert "<h4>ron</h4>" in page and "ron, fear" in page and "gold \\ predicted" in page
     assert out.startswith("lang ") and "\nmean " in out and "index.html" in out
+
+
+def _check_export(run: Path, texts, tmp_path: Path) -> None:
+    """`kemo export` of an intensity run: export.json says the label kind, K and the cut
+    points; the SavedModel, served by TensorFlow alone, returns the intensities and
+    scores `kemo predict` gives."""
+    import textwrap
+
+    from kemo.prediction.predictor import load_predictor
+    from kemo.serving.export import read_export_info
+    from kemo.serving.tf_only import run_tf_only
+
+    rc, out, err = run_cli(["export", run, "--no-benchmark"])
+    assert rc == 0, err[-3000:]
+    info = read_export_info(run / "export")
+    cuts = json.loads((run / "cut_points.json").read_text())["cut_points"]
+    assert info["label_kind"] == "intensity" and info["max_intensity"] == 3
+    assert list(info["cut_points"]) == list(cuts) and "thresholds" not in info
+    assert all(info["cut_points"][n] == pytest.approx(cuts[n]) for n in cuts)
+    assert set(info["saved_model"]["outputs"]) == {"scores", "intensities"}
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    got = run_tf_only(textwrap.dedent(f"""
+        import json
+        texts = json.loads(open({str(tmp_path / "texts.json")!r}, encoding="utf-8").read())
+        m = tf.saved_model.load({str(run / "export" / "saved_model")!r})
+        got = m.signatures["serving_default"](texts=tf.constant(texts))
+        print(json.dumps({{"scores": got["scores"].numpy().tolist(),
+                          "intensities": got["intensities"].numpy().tolist(),
+                          "blocked": blocked_modules_loaded()}}))
+    """))
+    scores, ints = load_predictor(run).predict(texts)
+    assert got["blocked"] == []
+    assert np.allclose(got["scores"], scores, atol=1e-4), (got["scores"], scores)
+    names = info["label_names"]
+    table = np.array([info["cut_points"][n] for n in names])  # labels x K
+    near_cut = (np.abs(scores[:, :, None] - table[None]) < 1e-4).any(-1)
+    assert ((np.array(got["intensities"]) == ints) | near_cut).all(), (got, ints)
 
 
 def test_evaluate_refuses_an_intensity_beyond_k(tmp_path):

@@ -146,10 +146,10 @@ def test_two_language_run_monitors_and_reports_the_language_mean(two_language_ru
 def test_two_language_report_page_shows_the_monitored_mean(two_language_run, tmp_path):
     """Issue 31: the page's per-epoch table holds each epoch's monitored mean over
     languages (and the pooled number beside it), the dev mean before the pooled tables."""
-    from kemo.evaluation.page import make_run_report
+    from kemo.evaluation.run_page import make_run_page
 
     run, _ = two_language_run
-    page = make_run_report(run, out_dir=tmp_path / "report").path.read_text()
+    page = make_run_page(run, out_dir=tmp_path / "report").path.read_text()
     history = json.loads((run / "history.json").read_text())
     table = page[page.index("<caption>Per epoch"):]
     table = table[:table.index("</table>")]

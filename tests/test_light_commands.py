@@ -187,13 +187,13 @@ def test_report_header_has_no_none_or_raw_dict(tiny_run, tmp_path):
     import shutil
 
     from kemo.machine import describe_cpu
-    from kemo.evaluation.page import make_run_report
+    from kemo.evaluation.run_page import make_run_page
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     meta = json.loads((run / "report.json").read_text())["meta"]
     assert meta["resumed_after_epoch"] is None and isinstance(meta["cpu"], dict)
-    page = make_run_report(run, out_dir=tmp_path / "report").path.read_text()
+    page = make_run_page(run, out_dir=tmp_path / "report").path.read_text()
     assert "resumed after epoch" not in page and "{&#x27;" not in page and "{'" not in page
     assert f"cpu: {describe_cpu(meta['cpu'])}".replace("'", "&#x27;") in page
     assert "cpu: cpu:" not in page  # the header's key once

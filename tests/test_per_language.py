@@ -20,9 +20,10 @@ import pytest
 from conftest import ROOT
 from kemo.data.brighter import LABELS, LANGUAGES, Examples
 from kemo.errors import InputError
-from kemo.evaluation.report import (
-    MEAN, classification_report, format_language_table, full_report, setting_report,
+from kemo.evaluation.classification_scores import (
+    MEAN, classification_report, full_report, setting_report,
 )
+from kemo.evaluation.result_text import format_language_table
 from kemo.prediction.thresholds import ThresholdSearch
 
 TINY = str(ROOT / "configs" / "tiny.toml")
@@ -180,15 +181,15 @@ def test_report_settings_and_the_mean_over_languages(searches, tmp_path):
         [report[k][MEAN]["macro_f1"] for k in SETTINGS], abs=5e-5)
 
     # report.json's reader accepts it and names a damaged mean
-    from kemo.prediction.trained_run import read_report
+    from kemo.run.report_file import Report
 
     (tmp_path / "report.json").write_text(json.dumps({"validation": report}))
-    assert read_report(tmp_path, NAMES)["validation"] == json.loads(json.dumps(report))
+    assert Report.read(tmp_path, NAMES).split("validation") == json.loads(json.dumps(report))
     report["per_language_thresholds"][MEAN]["macro_f1"] = 1.5
     (tmp_path / "report.json").write_text(json.dumps({"validation": report}))
     with pytest.raises(InputError, match="field 'validation.per_language_thresholds."
                        "mean_over_languages.macro_f1': 1.5 is not a finite number"):
-        read_report(tmp_path, NAMES)
+        Report.read(tmp_path, NAMES)
 
 
 # ---------------------------------------------------- 28 languages through the CLI
@@ -323,8 +324,10 @@ def test_zero_shot_language_predicts_with_global_thresholds(run28, small_data, t
 def test_report_fills_in_a_run_trained_before_per_language_thresholds(run28, small_data,
                                                                       tmp_path):
     """An old run (no per-language settings, means or predictions_val.csv; global
-    thresholds) gets them from `kemo report`, in place; a second report adds nothing."""
+    thresholds) gets them on `kemo report`'s page, computed for it: the run directory
+    is only read (report.json unchanged, no predictions_val.csv written)."""
     from kemo.config import load_config
+    from kemo.evaluation.run_page import make_run_page
     from kemo.evaluation.split_probs import dev_probs, validation_probs
 
     old = tmp_path / "old"
@@ -350,11 +353,16 @@ def test_report_fills_in_a_run_trained_before_per_language_thresholds(run28, sma
     dev[list(LABELS)] = (probs >= np.float32(thresholds["thresholds"])).astype(int)
     dev.to_csv(old / "predictions_dev.csv", index=False)  # an old run decided globally
 
-    code, printed, err = run_cli(["report", old, "--data-dir", small_data])
-    assert code == 0, err
-    assert "note: per-language thresholds tuned on the validation split re-predicted" in err
-    assert "note: updated predictions_val.csv, report.json" in err
-    filled = json.loads((old / "report.json").read_text())
+    before = (old / "report.json").read_bytes()
+    result = make_run_page(old, data_dir=small_data, out_dir=tmp_path / "page")
+    assert any(n.startswith("per-language thresholds tuned on the validation split "
+                            "re-predicted") for n in result.notes), result.notes
+    assert (f"added for this page: validation.mean_over_languages, dev.mean_over_languages, "
+            f"validation.per_language_thresholds, dev.per_language_thresholds "
+            f"({old / 'report.json'} is not changed)") in result.notes
+    assert (old / "report.json").read_bytes() == before
+    assert not (old / "predictions_val.csv").exists()
+    filled = result.report.to_dict()
     for split in ("validation", "dev"):
         assert list(filled[split]) == list(SETTINGS)
         for key in ("threshold_0.5", "tuned_thresholds"):  # kept as they were
@@ -376,20 +384,16 @@ def test_report_fills_in_a_run_trained_before_per_language_thresholds(run28, sma
         np.testing.assert_allclose(filled["meta"]["per_language_thresholds"][lang], ts)
     assert filled["dev"]["per_language_thresholds"][MEAN]["macro_f1"] == pytest.approx(
         original["dev"]["per_language_thresholds"][MEAN]["macro_f1"], abs=0.02)
-    written = pd.read_csv(old / "predictions_val.csv", dtype={"id": str}, keep_default_na=False)
-    columns = pd.read_csv(old / "predictions_dev.csv", nrows=0).columns
-    assert list(written.columns) == list(columns)
-    assert written["id"].tolist() == list(val.examples.ids)
     # console and page: the per-language table
+    code, printed, err = run_cli(["report", old, "--data-dir", small_data])
+    assert code == 0, err
+    assert "note: added for this page" in err and "note: updated" not in err
     assert "dev: macro-F1 per language" in printed and "\nmean (28)" in printed
     page = (old / "report" / "index.html").read_text()
     assert "macro-F1 per language" in page and "mean over 28 languages" in page
     assert "<th>macro-F1, tuned per language</th>" in page
-
-    before = (old / "report.json").read_bytes()
-    code, printed, err = run_cli(["report", old, "--data-dir", small_data])
-    assert code == 0 and "note: updated" not in err
     assert (old / "report.json").read_bytes() == before
+    assert not (old / "predictions_val.csv").exists()
 
 
 

@@ -75,11 +75,11 @@ def test_a_finished_older_run_reads_predicts_and_lists(old_run, data_dir, tmp_pa
     from kemo.cli import main
     from kemo.errors import InputError
     from kemo.prediction.predictor import load_predictor
-    from kemo.prediction.trained_run import read_report, report_format
+    from kemo.run.report_file import Report, report_format
 
     report = json.loads((old_run / "report.json").read_text())
     assert "format_version" not in report and report_format(report) == 1
-    read_report(old_run)  # every value checked, as for today's runs
+    assert Report.read(old_run).format_version == 1  # every value checked, as for today's
     run = load_predictor(old_run)
     assert run.label_names == ["anger", "fear", "joy", "sadness", "surprise"]
     out = tmp_path / "dev"
@@ -98,7 +98,7 @@ def test_a_finished_older_run_reads_predicts_and_lists(old_run, data_dir, tmp_pa
     shutil.copytree(old_run, newer)
     (newer / "report.json").write_text(json.dumps({**report, "format_version": 99}))
     with pytest.raises(InputError, match=r"report.json, field 'format_version': 99 is not"):
-        read_report(newer)
+        Report.read(newer)
 
 
 def test_an_interrupted_older_run_resumes_to_todays_result(old_code, data_dir, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kemo.errors import InputError
-from kemo.evaluation.page import make_run_report, read_history
+from kemo.evaluation.run_page import make_run_page, read_history
 
 
 def images(page: Path) -> list[str]:
@@ -16,7 +16,7 @@ def images(page: Path) -> list[str]:
 
 
 def test_report_on_the_validation_split(tiny_run, data_dir, tmp_path):
-    page = make_run_report(tiny_run, data_dir=data_dir, out_dir=tmp_path / "report").path
+    page = make_run_page(tiny_run, data_dir=data_dir, out_dir=tmp_path / "report").path
     assert page == tmp_path / "report" / "index.html"
     srcs = images(page)
     assert set(srcs) == {"loss.png", "macro_f1.png", "label_loss.png", "pr_curves.png",
@@ -42,7 +42,7 @@ def test_report_falls_back_to_dev_then_to_a_note(tiny_run, data_dir, tmp_path, m
     # Only dev/ available: the validation split cannot be re-created, dev can.
     (tmp_path / "data" / "dev").mkdir(parents=True)
     shutil.copy(data_dir / "dev" / "eng.csv", tmp_path / "data" / "dev" / "eng.csv")
-    page = make_run_report(tiny_run, data_dir=tmp_path / "data", out_dir=tmp_path / "r1").path
+    page = make_run_page(tiny_run, data_dir=tmp_path / "data", out_dir=tmp_path / "r1").path
     html = page.read_text()
     assert "dev split (the validation split could not be re-created" in html
     assert "train/eng.csv: file not found" in html
@@ -53,7 +53,7 @@ def test_report_falls_back_to_dev_then_to_a_note(tiny_run, data_dir, tmp_path, m
     config = (copy / "config.toml").read_text()
     config = re.sub(r'data_dir = ".*"', f'data_dir = "{tmp_path / "moved"}"', config)
     (copy / "config.toml").write_text(config)
-    page = make_run_report(copy, out_dir=tmp_path / "r2").path
+    page = make_run_page(copy, out_dir=tmp_path / "r2").path
     html = page.read_text()
     assert "Not drawn: validation split not available (data directory " in html
     assert "moved: not found" in html
@@ -65,7 +65,7 @@ def test_history_csv_fallback_and_bad_run_dirs(tmp_path):
     assert read_history(tmp_path) == [{"epoch": 1, "loss": 0.5, "val_loss": 0.6},
                                       {"epoch": 2, "loss": 0.4, "val_loss": 0.55}]
     with pytest.raises(InputError, match="no config.toml"):
-        make_run_report(tmp_path)
+        make_run_page(tmp_path)
 
 
 def test_report_cli(tiny_run, data_dir, capsys):
@@ -91,7 +91,7 @@ TWO_LANGUAGES = [
 def test_curves_and_table_show_the_monitored_language_mean(tmp_path):
     """Several languages: macro_f1.png draws the mean over languages (monitored) first and
     the pooled number beside it; the per-epoch table shows both, the kept epoch marked."""
-    from kemo.evaluation.page import history_table
+    from kemo.evaluation.run_page import history_table
     from kemo.evaluation.plots import f1_lines, plot_curves
 
     lines = f1_lines(TWO_LANGUAGES)
@@ -145,16 +145,17 @@ def test_report_page_and_json_carry_the_small_validation_note(tiny_run, tmp_path
     """The tiny run validates on 90 rows: report.json's meta.notes holds the warning the
     training printed, and the page shows it; a run written before notes gets it worked
     out from its report.json."""
-    from kemo.evaluation.page import run_notes
+    from kemo.evaluation.run_page import run_notes
     from kemo.prediction.trained_run import read_run_state
+    from kemo.run.report_file import Report
 
     report = json.loads((Path(tiny_run) / "report.json").read_text())
     assert report["meta"]["val_rows"] == 90
     [note] = report["meta"]["notes"]
     assert note.startswith("warning: the validation split is small to tune thresholds on: "
                            "90 rows (fewer than 100)")
-    page = make_run_report(tiny_run, out_dir=tmp_path / "report").path.read_text()
+    page = make_run_page(tiny_run, out_dir=tmp_path / "report").path.read_text()
     assert f'<p class="note warn">{note}</p>' in page.replace("&#x27;", "'")
 
     older = {**report, "meta": {k: v for k, v in report["meta"].items() if k != "notes"}}
-    assert run_notes(older, read_run_state(tiny_run).config) == [note]
+    assert run_notes(Report.from_dict(older), read_run_state(tiny_run).config) == [note]

@@ -218,7 +218,7 @@ def test_submission_layout_for_test_files(run, tmp_path):
 def test_predict_and_evaluate_dev_agree_with_the_training_report(tiny_run, data_dir, tmp_path,
                                                                  capsys):
     from kemo.cli import main
-    from kemo.prediction.trained_run import read_report
+    from kemo.run.report_file import Report
 
     out = tmp_path / "dev"
     assert main(["predict", str(tiny_run), "--split", "dev", "--data-dir", str(data_dir),
@@ -227,7 +227,7 @@ def test_predict_and_evaluate_dev_agree_with_the_training_report(tiny_run, data_
     assert "[1] I am so happy today" in printed and "submission.zip" in printed
     scores = score_submission(out / "submission.zip", data_dir / "dev", ["eng"])
     # eng annotates every label the run knows, so the official macro-F1 equals kemo's report.
-    report = read_report(tiny_run)["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
+    report = Report.read(tiny_run).macro_f1("dev", "tuned_thresholds")
     assert scores["per_language"]["eng"]["macro_f1"] == pytest.approx(report, abs=1e-6)
 
 

@@ -7,7 +7,8 @@ import pytest
 from sklearn.metrics import classification_report as sk_report
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-from kemo.evaluation.report import classification_report, format_report
+from kemo.evaluation.classification_scores import classification_report
+from kemo.evaluation.result_text import format_report
 from kemo.prediction.thresholds import ThresholdSearch, best_f1_threshold
 
 NAMES = ("anger", "disgust", "fear", "joy", "sadness")

@@ -36,9 +36,6 @@ def add_parser(sub):
 def run(args) -> int:
     from kemo.serving.export import check_export_backend, export_run
 
-    from kemo.evaluation.intensity_finish import refuse_intensity_run
-
-    refuse_intensity_run(args.run_dir, "export")
     check_export_backend(os.environ["KERAS_BACKEND"])  # refused before Keras loads
     export_run(args.run_dir, args.out, benchmark=not args.no_benchmark,
                batch_size=args.batch_size, repeats=args.repeats)

@@ -1,4 +1,5 @@
-"""`kemo report`: a run's HTML report with plots (kemo/evaluation/page.py).
+"""`kemo report`: a run's HTML page with plots (kemo/evaluation/run_page.py); the run
+directory is only read, the page folder written.
 
 Example:
     kemo report runs/tiny    # runs/tiny/report/index.html
@@ -24,8 +25,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from kemo.evaluation.report import format_console_report
-    from kemo.evaluation.page import make_run_report
+    from kemo.evaluation.result_text import format_console_report
+    from kemo.evaluation.run_page import make_run_page
 
     from pathlib import Path
 
@@ -34,16 +35,16 @@ def run(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.run_dir) / L.REPORT_DIR
     if _is_intensity_run(args.run_dir):  # Track B: Pearson r and confusion tables
-        from kemo.evaluation.intensity_finish import format_intensity_table
-        from kemo.evaluation.intensity_page import make_intensity_report
+        from kemo.evaluation.intensity_page import make_intensity_page
+        from kemo.evaluation.result_text import format_intensity_table
 
         with writing_into(args.run_dir, out):
-            result = make_intensity_report(args.run_dir, out_dir=args.out)
+            result = make_intensity_page(args.run_dir, out_dir=args.out)
         print(format_intensity_table(result.report) + "\n")
         print(f"wrote {result.path}")
         return 0
     with writing_into(args.run_dir, out):  # one writer of a run directory at a time
-        result = make_run_report(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
+        result = make_run_page(args.run_dir, data_dir=args.data_dir, out_dir=args.out)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.report:

@@ -140,42 +140,31 @@ def run(args) -> int:
     if not multiprocess.is_writer():  # the others wrote nothing
         print(f"process {multiprocess.process_index()}: done (process 0 wrote {run_dir})")
         return 0
-    _print_result(result["report"])
-    print(_summary(result["report"]))
+    from kemo.evaluation.result_text import result_line
+    from kemo.run.report_file import Report
+
+    report = Report.from_dict(result["report"])
+    _print_result(report)
+    print(result_line(report))
     print(f"run directory: {result['run_dir']}")
     return 0
 
 
-def _summary(report: dict) -> str:
-    """The one-line result: macro-F1 (`result_summary`), or an intensity run's mean r."""
-    from kemo.default_config import result_summary
-
-    if report.get("label_kind") != "intensity":
-        return result_summary(report)
-    split = "dev" if "dev" in report else "validation"
-    part = report[split]
-    n = len(part["integer"]["per_language"])
-    return (f"{split} mean over {n} language(s) of Pearson r: "
-            f"{part['integer']['mean_r']:.4f} (integers, cut points tuned on validation; "
-            f"{part['continuous']['mean_r']:.4f} continuous)")
-
-
-def _print_result(report: dict) -> None:
-    """The report's tables, then how long it trained and on what."""
-    from kemo.evaluation.report import format_console_report
+def _print_result(report) -> None:
+    """The report's tables (a `kemo.run.report_file.Report`), then how long it trained
+    and on what."""
+    from kemo.evaluation.result_text import format_console_report, format_intensity_table
     from kemo.machine import describe_cpu
 
-    meta = report["meta"]
-    best = meta.get("best_epoch_restored")
+    meta = report.meta
+    best = meta.best_epoch_restored
     print()
-    if report.get("label_kind") == "intensity":
-        from kemo.evaluation.intensity_finish import format_intensity_table
-
+    if report.intensity:
         print("Pearson r per language (official Track B measure; r(int): the integers "
               "the cut points give)")
         print(format_intensity_table(report))
     else:
         print(format_console_report(report))
-    print(f"\ntrained {meta['epochs_run']} epochs"
+    print(f"\ntrained {meta.epochs_run} epochs"
           + (f", best epoch {best} restored" if best else "")
-          + f" (fit {meta['fit_seconds']:.0f}s; cpu: {describe_cpu(meta['cpu'])})")
+          + f" (fit {meta.fit_seconds:.0f}s; cpu: {describe_cpu(meta.cpu)})")

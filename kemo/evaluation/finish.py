@@ -5,13 +5,14 @@ thresholds are tuned on validation or not as the config's `thresholds` table say
 (`decides_with` is the one place that reads it), the run decides with one setting,
 the report holds validation (and dev) at 0.5, at the tuned global thresholds and at
 per-language ones, and every file is written whole or not at all (`kemo.atomic`).
-`report.json` is written last by `write_report`: its presence marks a finished run.
+`report.json` is written last (`kemo.run.report_file.Report.write`): its presence
+marks a finished run.
 
 Example:
     fin = finish(cfg.thresholds, val, dev, {"val": val_probs, "dev": dev_probs})
     write_decisions(run_dir, fin, val, dev, probs)   # thresholds.json, predictions
     ...                                               # the run's own files
-    write_report(run_dir, {**fin.report, "meta": {**meta, **fin.meta}})
+    Report(fin.splits, Meta(val_rows=len(val), **fin.meta_fields())).write(run_dir)
 """
 
 from __future__ import annotations
@@ -21,59 +22,53 @@ import logging
 from dataclasses import dataclass
 
 from kemo.run import layout as L
+from kemo.run.report_file import DEV, VALIDATION, Setting
 
 log = logging.getLogger(__name__)
 
-AT_HALF = "threshold_0.5"
-GLOBAL = "tuned_thresholds"
-PER_LANGUAGE = "per_language_thresholds"
-# report.json's format: 2 adds `format_version` and `meta.served_by` for ensembles; runs
-# written before have none and read as 1 (`kemo.evaluation.migrate`).
-REPORT_FORMAT_VERSION = 2
 
-
-def decides_with(tcfg, warn: bool = False) -> str:
+def decides_with(tcfg, warn: bool = False) -> Setting:
     """The setting a run decides with, from its config's `thresholds` table: at 0.5
     without tuning, else per language or global as `per_language` says."""
     if tcfg.per_language and not tcfg.tune and warn:
         log.warning("note: thresholds.per_language needs thresholds.tune = true: the run "
                     "decides at 0.5")
     if not tcfg.tune:
-        return AT_HALF
-    return PER_LANGUAGE if tcfg.per_language else GLOBAL
+        return Setting.AT_HALF
+    return Setting.PER_LANGUAGE if tcfg.per_language else Setting.GLOBAL
 
 
 @dataclass
 class Finish:
-    """The thresholds tuned on validation and the report they give."""
+    """The thresholds tuned on validation and the split scores they give."""
 
     search: object  # ThresholdSearch: the global thresholds (0.5 without tuning)
     per_language: object  # ThresholdSearch with per-language thresholds (for the report)
-    decides_with: str
-    report: dict  # {"validation": ..., "dev": ...} as `kemo.evaluation.report.full_report`
+    decides_with: Setting
+    splits: dict  # VALIDATION (and DEV) -> `classification_scores.full_report`
 
     @property
     def decide(self):
         """The thresholds the run decides with (written to thresholds.json)."""
-        return self.per_language if self.decides_with == PER_LANGUAGE else self.search
+        return self.per_language if self.decides_with == Setting.PER_LANGUAGE else self.search
 
-    @property
-    def meta(self) -> dict:
-        return {"decides_with": self.decides_with,
-                "per_language_thresholds": self.per_language.per_language}
+    def meta_fields(self) -> dict:
+        """report.json's `Meta` fields on how the run decides."""
+        return dict(decides_with=self.decides_with,
+                    per_language_thresholds=self.per_language.per_language)
 
 
 def finish(tcfg, val, dev, probs, warn: bool = False) -> Finish:
     """Tune on `val` (or not), and report `val` and `dev` (None: no dev) with
     `probs` = {"val": ..., "dev": ...} (probabilities, rows x labels)."""
-    from kemo.evaluation.report import full_report
+    from kemo.evaluation.classification_scores import full_report
     from kemo.prediction.thresholds import tune_on_validation
 
     search, per_lang = tune_on_validation(probs["val"], val, tcfg.tune)
-    report = {"validation": full_report(val, probs["val"], search, per_lang)}
+    splits = {VALIDATION: full_report(val, probs["val"], search, per_lang)}
     if dev is not None:
-        report["dev"] = full_report(dev, probs["dev"], search, per_lang)
-    return Finish(search, per_lang, decides_with(tcfg, warn), report)
+        splits[DEV] = full_report(dev, probs["dev"], search, per_lang)
+    return Finish(search, per_lang, decides_with(tcfg, warn), splits)
 
 
 def write_decisions(run_dir, fin: Finish, val, dev, probs, dataset=None) -> None:
@@ -96,11 +91,3 @@ def write_decisions(run_dir, fin: Finish, val, dev, probs, dataset=None) -> None
         else:
             write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, probs["dev"], decide)
 
-
-def write_report(run_dir, report: dict) -> None:
-    """`report.json`, whole or absent, with its format version: the last file a run
-    writes (its presence marks the run finished)."""
-    from kemo.atomic import write_text
-
-    write_text(run_dir / L.REPORT,
-               json.dumps({"format_version": REPORT_FORMAT_VERSION, **report}, indent=1))

@@ -24,6 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from kemo.run.report_file import (
+    CONFUSION, CONFUSION_PER_LANGUAGE, MEAN_R, PER_LABEL, PER_LANGUAGE, R, ROWS, IntensityScore,
+)
+
 from kemo.prediction.cut_points import CutPoints, apply_cut_points, untuned_cut_points
 
 LANGUAGE_MEAN_R_KEY = "val_language_mean_r"  # early stopping's key with several languages
@@ -57,7 +61,7 @@ def label_pearson(labels, pred, mask, label_names) -> dict:
 
 def language_pearson(examples, pred) -> dict:
     """The official measure of `pred` (rows x labels, continuous or integer) on
-    `examples`: {"per_language": {lang: {"r", "per_label"}}, "mean_r"} (mean over
+    `examples`: {PER_LANGUAGE: {lang: {R, PER_LABEL, ROWS}}, MEAN_R} (the mean over
     languages of the mean over each language's labels)."""
     pred = np.asarray(pred, "float64")
     per = {}
@@ -65,15 +69,15 @@ def language_pearson(examples, pred) -> dict:
         rows = examples.langs == lang
         labels = label_pearson(examples.labels[rows], pred[rows], examples.mask[rows],
                                examples.label_names)
-        per[str(lang)] = {"r": float(np.mean(list(labels.values()))) if labels else 0.0,
-                          "per_label": labels, "rows": int(rows.sum())}
-    mean = float(np.mean([v["r"] for v in per.values()])) if per else 0.0
-    return {"per_language": per, "mean_r": mean}
+        per[str(lang)] = {R: float(np.mean(list(labels.values()))) if labels else 0.0,
+                          PER_LABEL: labels, ROWS: int(rows.sum())}
+    mean = float(np.mean([v[R] for v in per.values()])) if per else 0.0
+    return {PER_LANGUAGE: per, MEAN_R: mean}
 
 
 def language_mean_r(examples, pred) -> float:
-    """The one number early stopping reads: `language_pearson(...)["mean_r"]`."""
-    return language_pearson(examples, pred)["mean_r"]
+    """The one number early stopping reads: `language_pearson(...)[MEAN_R]`."""
+    return language_pearson(examples, pred)[MEAN_R]
 
 
 def tune_cut_points(scores, labels, mask, max_intensity: int, passes: int = 3,
@@ -135,15 +139,15 @@ def confusion_tables(examples, ints, max_intensity: int, rows=None) -> dict:
 def intensity_report(examples, scores, cuts, max_intensity: int) -> dict:
     """One split's report: the official measure of the continuous scores and of the
     integers the cut points give, and per label a confusion table of intensities (all
-    rows; and per language, `confusion_per_language`)."""
+    rows; and per language, `CONFUSION_PER_LANGUAGE`)."""
     ints = apply_cut_points(scores, cuts)
     per_language = {str(lang): confusion_tables(examples, ints, max_intensity,
                                                 examples.langs == lang)
                     for lang in dict.fromkeys(examples.langs)}
-    return {"continuous": language_pearson(examples, scores),
-            "integer": language_pearson(examples, ints),
-            "confusion": confusion_tables(examples, ints, max_intensity),
-            "confusion_per_language": per_language, "rows": len(examples)}
+    return {IntensityScore.CONTINUOUS: language_pearson(examples, scores),
+            IntensityScore.INTEGER: language_pearson(examples, ints),
+            CONFUSION: confusion_tables(examples, ints, max_intensity),
+            CONFUSION_PER_LANGUAGE: per_language, ROWS: len(examples)}
 
 
 

@@ -9,7 +9,7 @@ columns) beside the integer intensity, and `predictions/dev/pred_<lang>.csv` is 
 official Track B layout (id + capitalised emotion columns, integers 0..K, zipped).
 
 Example:
-    cuts, report = finish_intensity(cfg, val, dev, {"val": s_val, "dev": s_dev})
+    cuts, splits = finish_intensity(cfg, val, dev, {"val": s_val, "dev": s_dev})
     write_intensity_decisions(run_dir, cuts, val, dev, scores)
 """
 
@@ -20,21 +20,20 @@ import logging
 
 from kemo.evaluation.intensity import fit_cut_points, intensity_report
 from kemo.run import layout as L
+from kemo.run.report_file import DEV, VALIDATION
 
 log = logging.getLogger(__name__)
 
-DECIDES_WITH = "cut_points"
-
 
 def finish_intensity(cfg, val, dev, scores: dict):
-    """(CutPoints, {"validation": ..., "dev": ...}) for the continuous `scores`."""
+    """(CutPoints, {VALIDATION: ..., DEV: ...}: report.json's split scores) for the
+    continuous `scores`."""
     k = cfg.data.max_intensity
     cuts = fit_cut_points(scores["val"], val, k, cfg.thresholds.tune)
-    report = {"label_kind": "intensity", "max_intensity": k,
-              "validation": intensity_report(val, scores["val"], cuts.cuts, k)}
+    splits = {VALIDATION: intensity_report(val, scores["val"], cuts.cuts, k)}
     if dev is not None:
-        report["dev"] = intensity_report(dev, scores["dev"], cuts.cuts, k)
-    return cuts, report
+        splits[DEV] = intensity_report(dev, scores["dev"], cuts.cuts, k)
+    return cuts, splits
 
 
 def write_intensity_decisions(run_dir, cuts, val, dev, scores) -> None:
@@ -48,26 +47,6 @@ def write_intensity_decisions(run_dir, cuts, val, dev, scores) -> None:
     if dev is not None:
         write_split_predictions(run_dir / L.PREDICTIONS_DEV, dev, scores["dev"], cuts)
         write_split_submission(run_dir / L.PREDICTIONS / "dev", dev, scores["dev"], cuts)
-
-
-def format_intensity_table(report: dict) -> str:
-    """The language table: Pearson r per language (continuous, integer) on validation
-    and dev, then the mean over languages (the official Track B number)."""
-    splits = [s for s in ("validation", "dev") if s in report]
-    head = "lang    " + "".join(f"{s[:3]} r   {s[:3]} r(int)  " for s in splits)
-    langs = list(dict.fromkeys(lg for s in splits
-                               for lg in report[s]["continuous"]["per_language"]))
-    lines = [head.rstrip()]
-    for lang in langs + ["mean"]:
-        cells = []
-        for s in splits:
-            for kind in ("continuous", "integer"):
-                part = report[s][kind]
-                v = (part["mean_r"] if lang == "mean" else
-                     part["per_language"].get(lang, {}).get("r"))
-                cells.append(f"{v:8.3f}" if v is not None else f"{'-':>8}")
-        lines.append(f"{lang:<6}" + "  ".join(cells))
-    return "\n".join(lines)
 
 
 def refuse_intensity_run(run_dir, command: str) -> None:

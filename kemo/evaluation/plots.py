@@ -1,4 +1,4 @@
-"""The figures of a run's HTML report (`kemo.evaluation.page`), as PNG files (matplotlib, Agg).
+"""The figures of a run's HTML report (`kemo.evaluation.run_page`), as PNG files (matplotlib, Agg).
 
 Example:
     figs = plot_curves(read_history("runs/tiny"), run.label_names, Path("runs/tiny/report"))
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kemo.evaluation.report import LANGUAGE_MEAN_KEY
+from kemo.evaluation.classification_scores import LANGUAGE_MEAN_KEY
 from kemo.evaluation.split_probs import SplitProbs
 from kemo.prediction.thresholds import UNTUNED_THRESHOLD, decide
 

@@ -23,6 +23,10 @@ import numpy as np
 from kemo.data.brighter import Examples
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.report_file import (
+    ABSENT, F1, MACRO, N, OVERALL, PER_LABEL, PER_LANGUAGE, PRECISION, RECALL, SUPPORT,
+    VALIDATION, Setting,
+)
 
 NOISE = 1e-5  # how far a reloaded model's probabilities may move from training's
 
@@ -57,9 +61,9 @@ def validation_probs(run_dir, data_dir=None) -> SplitProbs:
     """Reload the run, re-create its validation split as training did, predict it."""
     from kemo.config import load_config
     from kemo.data.splits import load_data
-    from kemo.evaluation.report import classification_report
+    from kemo.evaluation.classification_scores import classification_report
     from kemo.prediction.predictor import load_predictor
-    from kemo.prediction.trained_run import read_report
+    from kemo.run.report_file import Report
 
     from kemo.evaluation.ensemble_data import ensemble_data
     from kemo.run.ensemble_file import is_ensemble_dir
@@ -78,24 +82,26 @@ def validation_probs(run_dir, data_dir=None) -> SplitProbs:
     note = f"{len(val)} rows re-created from the config and seed"
     reproduced = False
     try:
-        rep = read_report(run_dir, names)
-        expected = rep["validation"]["tuned_thresholds"]
-    except (OSError, KeyError, InputError):
+        report = Report.read(run_dir, names)
+        expected = report.section(VALIDATION, Setting.GLOBAL)
+    except (OSError, InputError):
+        return SplitProbs("validation", names, probs, val, note, reproduced)
+    if expected is None:
         return SplitProbs("validation", names, probs, val, note, reproduced)
     got = classification_report(val.labels, run.decide(probs), val.mask,
-                                names)["macro"]["f1"]  # global thresholds, as reported
-    rows = rep.get("meta", {}).get("val_rows", len(val))
+                                names)[MACRO][F1]  # global thresholds, as reported
+    rows = report.meta.val_rows if report.meta.val_rows is not ABSENT else len(val)
     differs = (f"{len(val)} rows, report.json {rows}" if rows != len(val) else
                report_mismatch(expected, val, probs, run.thresholds.global_only()))
     if differs:
         note += (f"; WARNING: does not reproduce training's validation split ({differs}; "
-                 f"macro-F1 {got:.4f}, report.json {expected['overall']['macro']['f1']:.4f})")
+                 f"macro-F1 {got:.4f}, report.json {expected[OVERALL][MACRO][F1]:.4f})")
     else:
         note += (f" (checked: same rows and macro-F1 {got:.4f} as report.json)"
-                 if abs(got - expected["overall"]["macro"]["f1"]) <= 1e-6 else
+                 if abs(got - expected[OVERALL][MACRO][F1]) <= 1e-6 else
                  f" (checked: same rows, label counts and decisions within {NOISE:g} of "
                  f"report.json's; macro-F1 {got:.4f}, report.json "
-                 f"{expected['overall']['macro']['f1']:.4f}: a row at a threshold moved by "
+                 f"{expected[OVERALL][MACRO][F1]:.4f}: a row at a threshold moved by "
                  "the re-prediction's float noise)")
         reproduced = True
     return SplitProbs("validation", names, probs, val, note, reproduced)
@@ -108,25 +114,25 @@ def report_mismatch(expected: dict, val: Examples, probs, thresholds, delta: flo
     probabilities by `delta` allows (a reloaded model re-predicts to ~1e-6, and a tuned
     threshold is one row's probability); else what differs."""
     delta = NOISE if delta is None else delta
-    for lang, r in expected.get("per_language", {}).items():
-        if int((val.langs == lang).sum()) != r.get("n"):
-            return f"{lang}: {int((val.langs == lang).sum())} rows, report.json {r.get('n')}"
+    for lang, r in expected.get(PER_LANGUAGE, {}).items():
+        if int((val.langs == lang).sum()) != r.get(N):
+            return f"{lang}: {int((val.langs == lang).sum())} rows, report.json {r.get(N)}"
     t = thresholds.row_thresholds(1, probs.shape[1])[0].astype("float64")
     for j, name in enumerate(val.label_names):
         known = val.mask[:, j] > 0
-        r = expected["overall"]["per_label"].get(name)
+        r = expected[OVERALL][PER_LABEL].get(name)
         if r is None:
             if known.any():
                 return f"{name}: known in the split, absent from report.json"
             continue
         y, p = val.labels[known, j] > 0, probs[known, j].astype("float64")
-        if int(y.sum()) != r["support"]:
-            return f"{name}: {int(y.sum())} positives, report.json {r['support']}"
+        if int(y.sum()) != r[SUPPORT]:
+            return f"{name}: {int(y.sum())} positives, report.json {r[SUPPORT]}"
         surely, maybe = p >= t[j] + delta, p >= t[j] - delta
-        tp = round(r["recall"] * r["support"])
+        tp = round(r[RECALL] * r[SUPPORT])
         if not int((surely & y).sum()) <= tp <= int((maybe & y).sum()):
             return f"{name}: true positives differ"
-        if r["precision"] > 0 and not int(surely.sum()) <= round(tp / r["precision"]) \
+        if r[PRECISION] > 0 and not int(surely.sum()) <= round(tp / r[PRECISION]) \
                 <= int(maybe.sum()):
             return f"{name}: predicted positives differ"
     return None

@@ -153,26 +153,26 @@ def combine_probs(weights, parts, members, label_names) -> np.ndarray:
 
 def load_ensemble(run_dir) -> EnsembleRun:
     """Load an ensemble run directory written by `build_ensemble` (members included)."""
-    from kemo.prediction.trained_run import language_labels, load_run, read_run_state
+    from kemo.prediction.trained_run import load_run, read_run_state
 
     path = Path(run_dir)
-    meta = read_ensemble_file(path)
+    spec = read_ensemble_file(path)  # ensemble.json
     state = read_run_state(path)  # config, thresholds.json against ensemble.json's labels
     if state.report is None:  # report.json is written last: building it was cut short
         raise InputError(f"ensemble {path}: not finished (no {L.REPORT}: building it was "
                          "interrupted); build it again with kemo ensemble MEMBERS... "
                          f"--run-dir {path} --overwrite")
     members = []
-    for i, p in enumerate(meta["paths"]):
+    for i, p in enumerate(spec["paths"]):
         try:
             members.append(load_run(p))
         except InputError as e:
             raise InputError(f"ensemble {path}, member {i} ({p}): {e}") from None
-        check_member(meta, i, p)  # the run it was built from, not a replacement
+        check_member(spec, i, p)  # the run it was built from, not a replacement
     names = union_labels(members)
-    if names != meta["label_names"]:
+    if names != spec["label_names"]:
         raise InputError(f"{path / ENSEMBLE_FILE}, field 'label_names': "
-                         f"{', '.join(meta['label_names'])}, but the members predict "
+                         f"{', '.join(spec['label_names'])}, but the members predict "
                          f"{', '.join(names)}")
-    return EnsembleRun(path, state.config, members, meta["weights"], state.thresholds,
-                       language_labels(state.report), meta["serve"])
+    return EnsembleRun(path, state.config, members, spec["weights"], state.thresholds,
+                       state.report.language_labels(), spec["serve"])

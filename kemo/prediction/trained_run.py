@@ -24,7 +24,7 @@ from kemo.run import json_files as rf
 from kemo.config import Config, load_config
 from kemo.errors import InputError
 from kemo.run import layout as L
-from kemo.evaluation.finish import REPORT_FORMAT_VERSION
+from kemo.run.report_file import ABSENT, Report, Setting
 from kemo.run.manifest import check_model_file
 from kemo.run.json_files import where
 from kemo.prediction.thresholds import ThresholdSearch
@@ -127,7 +127,7 @@ class RunState:
     label_names: list[str] | None
     distribution: dict | None
     thresholds: ThresholdSearch | None
-    report: dict | None
+    report: Report | None
 
 
 def read_run_state(run_dir, finished: bool = True) -> RunState:
@@ -163,13 +163,13 @@ def read_run_state(run_dir, finished: bool = True) -> RunState:
     if decisions == L.CUT_POINTS:  # an intensity run: its cut points decide
         if (path / L.CUT_POINTS).exists():
             thresholds = read_cut_points(path / L.CUT_POINTS, names)
-        report = read_report(path, names) if (path / REPORT).exists() else None
+        report = Report.read(path, names) if (path / REPORT).exists() else None
         return RunState(path, config, names, dist, thresholds, report)
     if (path / THRESHOLDS).exists():
         thresholds = ThresholdSearch.load(path / THRESHOLDS, names, path / owner,
                                           _threshold_languages(config))
         names = names or thresholds.label_names
-    report = read_report(path, names) if (path / REPORT).exists() else None
+    report = Report.read(path, names) if (path / REPORT).exists() else None
     if thresholds is not None:
         check_per_language(path / THRESHOLDS, thresholds, config, report)
     return RunState(path, config, names, dist, thresholds, report)
@@ -218,16 +218,16 @@ def _run_languages(config: Config, thresholds: ThresholdSearch) -> list[str]:
     return list(thresholds.per_language) if langs is None else langs
 
 
-def check_per_language(path, thresholds: ThresholdSearch, config: Config, report) -> None:
+def check_per_language(path, thresholds: ThresholdSearch, config: Config,
+                       report: Report | None) -> None:
     """A run that decides per language (report.json's `meta.decides_with`, else the
     config's `thresholds.per_language` with `tune`) must find every language it tuned
     in `thresholds.json`'s `per_language`: one missing would silently be decided with
     the global thresholds."""
-    meta = (report or {}).get("meta") or {}
-    if report is not None and "decides_with" in meta:
-        if meta["decides_with"] != "per_language_thresholds":
+    if report is not None and report.meta.decides_with is not ABSENT:
+        if report.meta.decides_with != Setting.PER_LANGUAGE:
             return
-        tuned = meta.get("per_language_thresholds")
+        tuned = report.meta.per_language_thresholds
         trained = _run_languages(config, thresholds)  # others: zero-shot, globally
         expected = [lang for lang in tuned if lang in trained] if isinstance(tuned, dict) \
             else trained
@@ -292,17 +292,7 @@ def load_run(run_dir) -> Run:
         use_fused_attention(model)
     preprocessor = _load_preprocessor(path / L.PREPROCESSOR)
     return Run(path, state.config, model, preprocessor, state.thresholds,
-               language_labels(state.report))
-
-
-def language_labels(report: dict | None) -> dict[str, list[str]]:
-    """Each language's own labels, as the run validated it (`report.json`'s
-    validation per-language reports, labels in kemo's order); {} without a report."""
-    validation = (report or {}).get("validation") or {}
-    rep = validation.get("integer" if (report or {}).get("label_kind") == "intensity"
-                         else "tuned_thresholds") or {}
-    return {lang: list(r.get("per_label") or {})
-            for lang, r in (rep.get("per_language") or {}).items() if r.get("per_label")}
+               state.report.language_labels() if state.report else {})
 
 
 def _check_zip(path: Path) -> None:
@@ -340,73 +330,3 @@ def _load_preprocessor(preset: Path):
 
     return load_preset_preprocessor(preset)
 
-
-def report_format(report: dict) -> int:
-    """The format of a `report.json` (`kemo.evaluation.finish.REPORT_FORMAT_VERSION`): runs
-    written before the field are format 1, which kemo still reads (and `kemo report`
-    completes in place: `kemo.evaluation.migrate`)."""
-    version = report.get("format_version", 1)
-    return version if isinstance(version, int) and not isinstance(version, bool) else 0
-
-
-def read_report(run_dir, label_names=None) -> dict:
-    """`report.json`, checked where kemo reads it: every classification report holds
-    finite scores for labels among `label_names`; `meta.thresholds` (written by runs
-    before the thresholds lived in `thresholds.json` only) one per label."""
-    path = Path(run_dir) / REPORT
-    d = rf.read_json(path)
-    if not 1 <= report_format(d) <= REPORT_FORMAT_VERSION:
-        raise InputError(f"{rf.where(path, 'format_version')}: {d.get('format_version')!r} is "
-                         f"not a report format this kemo reads (1..{REPORT_FORMAT_VERSION}: "
-                         "a newer kemo wrote it?)")
-    if d.get("label_kind") == "intensity":  # Track B: Pearson r, not F1
-        for split in ("validation", "dev"):
-            for kind in ("continuous", "integer") if split in d else ():
-                rf.number(d, (split, kind, "mean_r"), path, -1.0, 1.0)
-        return d
-    for split in ("validation", "dev"):
-        if split == "dev" and split not in d:
-            continue
-        for key in ("threshold_0.5", "tuned_thresholds", "per_language_thresholds"):
-            if key == "per_language_thresholds" and key not in d[split]:
-                continue  # runs written before per-language thresholds
-            _check_report(d, path, (split, key, "overall"), label_names)
-            langs = rf.field(d, (split, key, "per_language"), path, dict, optional=True)
-            for lang in langs or {}:
-                _check_report(d, path, (split, key, "per_language", lang), label_names)
-            if rf.field(d, (split, key, "mean_over_languages"), path, dict, optional=True):
-                for k in ("macro_f1", "micro_f1"):
-                    rf.number(d, (split, key, "mean_over_languages", k), path, 0.0, 1.0)
-                rf.number(d, (split, key, "mean_over_languages", "languages"), path, 0,
-                          integer=True)
-    for member in rf.field(d, "members", path, dict, optional=True) or {}:  # an ensemble
-        for split in ("validation", "dev"):
-            if split in d and split in d["members"][member]:
-                for key in ("threshold_0.5", "tuned_thresholds"):
-                    _check_report(d, path, ("members", member, split, key, "overall"),
-                                  label_names)
-    if rf.field(d, ("meta", "thresholds"), path, list, optional=True) is not None:
-        rf.numbers(d["meta"]["thresholds"], path, ("meta", "thresholds"),
-                   len(label_names) if label_names else None, 0.0, 1.0)
-    for lang in rf.field(d, ("meta", "per_language_thresholds"), path, dict, optional=True) or {}:
-        rf.numbers(rf.field(d, ("meta", "per_language_thresholds", lang), path, list), path,
-                   ("meta", "per_language_thresholds", lang),
-                   len(label_names) if label_names else None, 0.0, 1.0)
-    return d
-
-
-def _check_report(d: dict, path, keys: tuple, label_names) -> None:
-    """One `kemo.evaluation.report.classification_report` dict at `d[keys[0]][keys[1]]...`."""
-    rep = rf.field(d, keys, path, dict)
-    rf.number(d, keys + ("n",), path, 0, integer=True)
-    for label in rf.field(d, keys + ("per_label",), path, dict):
-        if label_names is not None and label not in label_names:
-            raise InputError(f"{where(path, keys + ('per_label',))}: unexpected label "
-                             f"{label!r} (the run's labels are {', '.join(label_names)})")
-        for k in ("precision", "recall", "f1"):
-            rf.number(d, keys + ("per_label", label, k), path, 0.0, 1.0)
-        rf.number(d, keys + ("per_label", label, "support"), path, 0, integer=True)
-    for avg in ("macro", "micro", "weighted", "samples"):
-        if avg in rep:
-            for k in ("precision", "recall", "f1"):
-                rf.number(d, keys + (avg, k), path, 0.0, 1.0)

@@ -20,8 +20,10 @@ from pathlib import Path
 from kemo.errors import InputError
 from kemo.run import layout as L
 from kemo.run.manifest import model_changed, read_manifest
-
-MEAN = "mean_over_languages"  # kemo.evaluation.report's key (not imported: it needs sklearn)
+from kemo.run.report_file import (
+    DEV, F1, FORMAT_KEY, FORMAT_VERSION, MACRO, MACRO_F1, MEAN, META, OVERALL, PER_LANGUAGE,
+    VALIDATION, Meta, Setting, report_format,
+)
 COLUMNS = (("name", "run"), ("date", "date"), ("config", "config"),
            ("languages", "languages"), ("epochs", "epochs"), ("val_f1_05", "val@0.5"),
            ("val_f1_tuned", "val tuned"), ("dev_f1_05", "dev@0.5"),
@@ -45,13 +47,13 @@ def _macro_f1(split: dict, setting: str) -> float | None:
     section = split.get(setting) if isinstance(split, dict) else None
     if not isinstance(section, dict):
         return None
-    per_lang = _dict(section.get("per_language"))
-    scored = [_dict(r.get("macro")).get("f1") for r in per_lang.values() if isinstance(r, dict)]
+    per_lang = _dict(section.get(PER_LANGUAGE))
+    scored = [_dict(r.get(MACRO)).get(F1) for r in per_lang.values() if isinstance(r, dict)]
     scored = [f for f in scored if _number(f) is not None]
     if len(scored) > 1:
-        mean = _number(_dict(section.get(MEAN)).get("macro_f1"))
+        mean = _number(_dict(section.get(MEAN)).get(MACRO_F1))
         return mean if mean is not None else sum(scored) / len(scored)
-    return _number(_dict(_dict(section.get("overall")).get("macro")).get("f1"))
+    return _number(_dict(_dict(section.get(OVERALL)).get(MACRO)).get(F1))
 
 
 def _dict(value) -> dict:
@@ -88,8 +90,7 @@ def summarise(path) -> dict:
         cfg = {}
     report = _json(path / L.REPORT)
     report = report if isinstance(report, dict) else None
-    meta = _dict(_dict(report).get("meta"))
-    epochs = meta.get("epochs_run")
+    epochs = Meta.from_dict(_dict(_dict(report).get(META))).epochs_run
     if not isinstance(epochs, int) or isinstance(epochs, bool):
         history = _json(path / L.HISTORY_JSON)
         epochs = len(history) if isinstance(history, list) else None
@@ -108,10 +109,10 @@ def summarise(path) -> dict:
            "epochs": None if kind == "ensemble" else epochs,
            "finished": report is not None, "manifest": manifest is not None,
            "size": _size(path)}
-    for split, short in (("validation", "val"), ("dev", "dev")):
+    for split, short in ((VALIDATION, "val"), (DEV, "dev")):
         section = _dict(_dict(report).get(split))
-        row[f"{short}_f1_05"] = _macro_f1(section, "threshold_0.5")
-        row[f"{short}_f1_tuned"] = _macro_f1(section, "tuned_thresholds")
+        row[f"{short}_f1_05"] = _macro_f1(section, Setting.AT_HALF)
+        row[f"{short}_f1_tuned"] = _macro_f1(section, Setting.GLOBAL)
     problem = _problem(path, manifest, report)
     row["finished"] = row["finished"] and problem is None
     row["status"] = f"damaged: {problem}" if problem else \
@@ -121,18 +122,14 @@ def summarise(path) -> dict:
 
 def _problem(path: Path, manifest, report) -> str | None:
     """What makes a run unusable though its files are there, or None."""
-    from kemo.evaluation.finish import REPORT_FORMAT_VERSION
-
     if (path / L.REPORT).exists() and report is None:
         return f"{L.REPORT} is not a JSON object"
     if report is None:
         return None
-    version = report.get("format_version", 1)
-    if not isinstance(version, int) or isinstance(version, bool) or \
-            not 1 <= version <= REPORT_FORMAT_VERSION:
-        return f"{L.REPORT} format {version!r} is not one this kemo reads"
-    if not isinstance(report.get("validation"), dict):
-        return f"{L.REPORT}, field 'validation': not a table"
+    if not 1 <= report_format(report) <= FORMAT_VERSION:
+        return f"{L.REPORT} format {report.get(FORMAT_KEY, 1)!r} is not one this kemo reads"
+    if not isinstance(report.get(VALIDATION), dict):
+        return f"{L.REPORT}, field '{VALIDATION}': not a table"
     if model_changed(path, manifest):
         return f"{L.MODEL} is not the model {L.MANIFEST} recorded"
     return None

@@ -11,7 +11,9 @@ writes into DIR (default `<run_dir>/export`):
   `preprocessor/` beside it is the keras-hub preprocessor preset that feeds it.
 - `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature takes
   `texts` (string, shape [batch]) and returns `probabilities` (float32 [batch, labels]),
-  `decisions` (int32 0/1 at the run's tuned thresholds, baked in) and `logits`.
+  `decisions` (int32 0/1 at the run's tuned thresholds, baked in) and `logits`; an
+  intensity run's (Track B) returns `scores` (the continuous intensity) and
+  `intensities` (int32 0..K at its cut points; `kemo.serving.intensity_graph`).
   Batch size and sequence length are dynamic: each batch is tokenised, cut to the
   run's sequence length and padded to the smallest of the run's length buckets that
   holds its longest text (as `Run.predict_probs` pads), its rows repeated up to the
@@ -288,10 +290,17 @@ def _build_saved_model(run, stage: Path, platforms, pad_batch: bool) -> _Built:
             tf.saved_model.load(str(stage / f"_numeric{i}")), member.preprocessor, specs,
             length_buckets(member.config.data.length_buckets, seq_len),
             list(member.label_names)))
-    thresholds = [float(t) for t in run.thresholds.thresholds]
-    routing = language_routing(run, members, weights)
-    module = build_serving_module(serving, weights, thresholds, run.label_names, pad_batch,
-                                  routing)
+    if getattr(run, "intensity", False):  # Track B: scores and integer intensities
+        from kemo.serving.intensity_graph import build_intensity_module
+
+        routing = None
+        module = build_intensity_module(serving[0], run.thresholds.cuts, run.label_names,
+                                        pad_batch)
+    else:
+        routing = language_routing(run, members, weights)
+        module = build_serving_module(serving, weights,
+                                      [float(t) for t in run.thresholds.thresholds],
+                                      run.label_names, pad_batch, routing)
     signatures = {SIGNATURE: module.serve}
     if routing is not None:
         signatures[LANGUAGE_SIGNATURE] = module.serve_languages
@@ -318,23 +327,60 @@ def export_info(run, out: Path, stage: Path, built: _Built, export_s: float) -> 
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "backend": keras.backend.backend(),
         "label_names": run.label_names,
-        "thresholds": [float(t) for t in run.thresholds.thresholds],
-        "decision_rule": "decision = probability >= threshold (float32)",
-        **_per_language_info(run),
+        **_decision_info(run),
         "preprocessing": [preprocessing_settings(m.preprocessor, m.config.model.sequence_length)
                           for m in members]
         if several else preprocessing_settings(run.preprocessor, seq_len),
         "keras_model": {"path": "members" if several else files[0],
                         **({"members": files} if several else {}),
                         "preprocessor": "preprocessor beside each model.keras",
-                        "outputs": "logits; probability = sigmoid(logits)",
+                        "outputs": _keras_outputs(run),
                         "load": "import kemo.prediction.trained_run; keras.models.load_model(path, "
                                 "compile=False, safe_mode=True)"},
         **({"ensemble": _ensemble_info(run)} if several else {}),
-        "saved_model": _saved_model_info(out, stage, built, several),
+        "saved_model": _saved_model_info(out, stage, built, several)
+        | ({"outputs": INTENSITY_OUTPUTS, "python": intensity_snippet(out / SAVED_MODEL)}
+           if getattr(run, "intensity", False) else {}),
         "versions": _versions(),
         "export_seconds": round(export_s, 3),
     }
+
+
+INTENSITY_OUTPUTS = {"scores": "float32 [batch, num_labels]: the continuous intensity 0..K",
+                     "intensities": "int32 [batch, num_labels]: 0..K at the cut points"}
+
+
+def _decision_info(run) -> dict:
+    """How the export decides: thresholds (a binary run), or an intensity run's label
+    kind, K and cut points."""
+    if getattr(run, "intensity", False):
+        cuts = run.thresholds
+        return {"label_kind": "intensity", "max_intensity": int(cuts.max_intensity),
+                "cut_points": {n: [float(c) for c in row]
+                               for n, row in zip(run.label_names, cuts.cuts)},
+                "decision_rule": "intensity = how many of the label's cut points the score "
+                                 "reaches (score >= cut, float64)"}
+    return {"label_kind": "binary",
+            "thresholds": [float(t) for t in run.thresholds.thresholds],
+            "decision_rule": "decision = probability >= threshold (float32)",
+            **_per_language_info(run)}
+
+
+def intensity_snippet(saved_model) -> list[str]:
+    """`use_snippet` for an intensity export: each label's intensity and score."""
+    lines = use_snippet(saved_model)[:5]
+    return lines + ["for name, i, s in zip(labels, out[\"intensities\"].numpy()[0], "
+                    "out[\"scores\"].numpy()[0]):",
+                    "    print(f\"{name:10} {i} ({s:.2f})\")  # label, intensity 0..K, score"]
+
+
+def _keras_outputs(run) -> str:
+    if not getattr(run, "intensity", False):
+        return "logits; probability = sigmoid(logits)"
+    if run.config.model.head == "ordinal":
+        return ("cumulative logits [batch, labels, K]: score = sum over k of "
+                "sigmoid(logit_k), P(y > k)")
+    return "the continuous intensity [batch, labels], K * sigmoid"
 
 
 def _per_language_info(run) -> dict:
@@ -343,7 +389,9 @@ def _per_language_info(run) -> dict:
     per_language = getattr(run.thresholds, "per_language", None)
     if not per_language:
         return {}
-    return {"per_language_thresholds": {k: [float(x) for x in v]
+    from kemo.run.report_file import Setting
+
+    return {Setting.PER_LANGUAGE.value: {k: [float(x) for x in v]
                                         for k, v in per_language.items()},
             "per_language_rule": "serving_default's decisions use `thresholds`; the "
                                  f"{LANGUAGE_SIGNATURE} signature (texts, languages) decides "

@@ -43,8 +43,17 @@ def read_export_info(out_dir) -> dict:
         raise InputError(f"{rf.where(path, 'format_version')}: {version}, this kemo reads "
                          f"version {FORMAT_VERSION}")
     names = rf.label_names(rf.field(info, "label_names", path, list), path, "label_names")
-    rf.numbers(rf.field(info, "thresholds", path, list), path, "thresholds", len(names),
-               0.0, 1.0)
+    if info.get("label_kind") == "intensity":  # Track B: K cut points per label
+        k = rf.number(info, "max_intensity", path, 1, integer=True)
+        cuts = rf.field(info, "cut_points", path, dict)
+        if list(cuts) != list(names):
+            raise InputError(f"{rf.where(path, 'cut_points')}: labels {list(cuts)}, expected "
+                             f"label_names {list(names)}")
+        for n in names:
+            rf.numbers(rf.field(info, ("cut_points", n), path, list), path, ("cut_points", n), k)
+    else:
+        rf.numbers(rf.field(info, "thresholds", path, list), path, "thresholds", len(names),
+                   0.0, 1.0)
     keras_path = "members" if "ensemble" in info else L.MODEL  # members/<i>/...
     for keys, expected in ((("keras_model", "path"), keras_path),
                            (("saved_model", "path"), SAVED_MODEL),

@@ -18,7 +18,7 @@ from pathlib import Path
 from kemo import multiprocess
 from kemo.config import Config
 from kemo.evaluation.intensity import LANGUAGE_MEAN_R_KEY
-from kemo.evaluation.report import LANGUAGE_MEAN_KEY
+from kemo.evaluation.classification_scores import LANGUAGE_MEAN_KEY
 from kemo.training.validation_callback import monitor_key
 
 

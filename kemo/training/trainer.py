@@ -39,9 +39,9 @@ from kemo.models.backbones import save_preprocessor
 from kemo.models.intensity_heads import intensity_scores
 from kemo.prediction.batches import predict_logits, predict_probs
 from kemo.run import layout as L
-from kemo.evaluation.finish import finish, write_decisions, write_report
-from kemo.evaluation.intensity_finish import (DECIDES_WITH as INTENSITY_DECIDES_WITH,
-                                       finish_intensity, write_intensity_decisions)
+from kemo.evaluation.finish import finish, write_decisions
+from kemo.evaluation.intensity_finish import finish_intensity, write_intensity_decisions
+from kemo.run.report_file import ABSENT, CUT_POINTS, INTENSITY, Meta, Report
 from kemo.run.manifest import write_manifest
 from kemo.training.build import backbone_for, compiled_model
 from kemo.training.checkpoint import (load_checkpoint, remove_checkpoints,
@@ -221,23 +221,15 @@ def _predict_splits(ctx: TrainContext, model, inputs: Inputs) -> dict:
     return probs
 
 
-def _init_meta(source) -> dict:
+def _init_meta(source):
     """report.json's record of where the weights came from (`model.init_from`)."""
     if source is None:
-        return {}
+        return ABSENT
     from kemo.run.manifest import read_manifest
 
-    return {"init_from": {"run": str(source.path.resolve()),
-                          "model_sha256": (read_manifest(source.path) or {}).get("model_sha256"),
-                          "labels": list(source.label_names)}}
-
-
-@dataclass
-class _IntensityFinish:
-    """An intensity run's report and meta, read as `kemo.evaluation.finish.Finish`'s."""
-
-    report: dict
-    meta: dict
+    return {"run": str(source.path.resolve()),
+            "model_sha256": (read_manifest(source.path) or {}).get("model_sha256"),
+            "labels": list(source.label_names)}
 
 
 def _zero_shot(inputs: Inputs) -> list[str]:
@@ -249,41 +241,42 @@ def _zero_shot(inputs: Inputs) -> list[str]:
     return zero
 
 
-def _validation_meta(splits) -> dict:
+def _validation_meta(splits):
     """report.json's `meta.validation` where validation is the dataset's dev (the report
     then says dev is not held out); nothing for a split carved from train."""
     if not splits.val_is_dev:
-        return {}
-    return {"validation": "dev: thresholds and early stopping were fitted on dev, so dev "
-                          "is NOT held out (data.validation = \"dev\")"}
+        return ABSENT
+    return ("dev: thresholds and early stopping were fitted on dev, so dev is NOT held "
+            "out (data.validation = \"dev\")")
 
 
 def _finish(ctx: TrainContext, model, backbone, inputs: Inputs, probs: dict,
             fit: FitResult) -> dict:
     """Thresholds (intensities: cut points), predictions, model and preprocessor;
-    `report.json` last."""
+    `report.json` last. Returns report.json's object."""
     cfg, run_dir, val, dev = ctx.cfg, ctx.run_dir, inputs.val, inputs.splits.dev
     if ctx.intensity:
-        cuts, split_reports = finish_intensity(cfg, val, dev, probs)
-        fin = _IntensityFinish(split_reports, {"decides_with": INTENSITY_DECIDES_WITH,
-                                               "head": cfg.model.head,
-                                               "zero_shot_languages": _zero_shot(inputs)})
+        cuts, splits = finish_intensity(cfg, val, dev, probs)
+        decides = dict(decides_with=CUT_POINTS, head=cfg.model.head,
+                       zero_shot_languages=_zero_shot(inputs))
+        kind = dict(label_kind=INTENSITY, max_intensity=cfg.data.max_intensity)
     else:
         fin = finish(cfg.thresholds, val, dev, probs, warn=multiprocess.is_writer())
         if inputs.splits.val_is_dev:  # thresholds.json says so too
             fin.search.fitted_on = fin.per_language.fitted_on = "dev split (not held out)"
-    report = {**fin.report, "meta": {
-        "epochs_run": fit.epochs_run, "best_epoch_restored": fit.best_epoch,
-        "fit_seconds": round(fit.seconds, 1), "total_seconds": round(time.time() - ctx.started, 1),
-        "backend": keras.backend.backend(), **fin.meta,
-        "train_rows": len(inputs.train), "val_rows": len(val),
-        "resumed_after_epoch": fit.start_epoch if ctx.resume else None,
-        "data_dir": str(inputs.splits.root.resolve()), "cpu": cpu_info(),
-        "processes": multiprocess.process_count(), **_validation_meta(inputs.splits),
-        **_init_meta(inputs.source)}}
+        splits, decides, kind = fin.splits, fin.meta_fields(), {}
     note = validation_note(val, cfg.data) if cfg.thresholds.tune else None
-    if note:
-        report["meta"]["notes"] = [note]  # the report page shows them
+    meta = Meta(
+        epochs_run=fit.epochs_run, best_epoch_restored=fit.best_epoch,
+        fit_seconds=round(fit.seconds, 1), total_seconds=round(time.time() - ctx.started, 1),
+        backend=keras.backend.backend(), **decides,
+        train_rows=len(inputs.train), val_rows=len(val),
+        resumed_after_epoch=fit.start_epoch if ctx.resume else None,
+        data_dir=str(inputs.splits.root.resolve()), cpu=cpu_info(),
+        processes=multiprocess.process_count(), validation=_validation_meta(inputs.splits),
+        init_from=_init_meta(inputs.source),
+        notes=[note] if note else ABSENT)  # the report page shows them
+    report = Report(splits, meta, **kind)
     if ctx.writer:  # several processes: process 0 alone writes
         if ctx.intensity:
             write_intensity_decisions(run_dir, cuts, val, dev, probs)
@@ -291,5 +284,5 @@ def _finish(ctx: TrainContext, model, backbone, inputs: Inputs, probs: dict,
             write_decisions(run_dir, fin, val, dev, probs, inputs.splits.dataset)
         save_model_without_optimizer(model, run_dir / L.MODEL)  # no AdamW moments
         save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
-        write_report(run_dir, report)  # last: its presence marks a finished run
-    return report
+        report.write(run_dir)  # last: its presence marks a finished run
+    return report.to_dict()

@@ -7,7 +7,7 @@ the epoch's logs, before early stopping, the checkpoint and the history read the
 what Keras' own validation pass would log (`val_loss`, `val_macro_f1`,
 `val_loss_<label>`, computed by the run's own loss and metric objects over all rows)
 plus `val_language_mean_f1`: each language's macro-F1 at the untuned threshold, then
-the unweighted mean over languages (as `kemo.evaluation.report.language_mean` scores a report).
+the unweighted mean over languages (as `kemo.evaluation.classification_scores.language_mean` scores a report).
 Such a run gives `fit` no `validation_data`, so validation is predicted once per epoch,
 not twice. A one-language run keeps Keras' validation and `val_macro_f1`, which is then
 the same number (`monitor_key`).
@@ -25,7 +25,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from kemo.evaluation.report import LANGUAGE_MEAN_KEY
+from kemo.evaluation.classification_scores import LANGUAGE_MEAN_KEY
 from kemo.prediction.thresholds import UNTUNED_THRESHOLD
 
 __all__ = ["LANGUAGE_MEAN_KEY", "LanguageValidation", "language_mean_f1", "monitor_key"]
@@ -38,10 +38,11 @@ def monitor_key(languages) -> str:
 
 def language_mean_f1(examples, probs, threshold: float = UNTUNED_THRESHOLD) -> float:
     """Mean over `examples`' languages of each language's macro-F1 (labels it annotates)."""
-    from kemo.evaluation.report import language_mean, setting_report
+    from kemo.evaluation.classification_scores import language_mean, setting_report
+    from kemo.run.report_file import MACRO_F1, PER_LANGUAGE
 
     decisions = (np.asarray(probs) >= threshold).astype(int)
-    return language_mean(setting_report(examples, decisions)["per_language"])["macro_f1"]
+    return language_mean(setting_report(examples, decisions)[PER_LANGUAGE])[MACRO_F1]
 
 
 class LanguageValidation(keras.callbacks.Callback):

@@ -1,6 +1,6 @@
-"""An HTML page per training run: curves, precision-recall, label distribution, tables.
+"""The HTML page of a run (`kemo report`): curves, precision-recall, label distribution, tables.
 
-`make_run_report(run_dir)` writes `<run_dir>/report/index.html` and the PNG figures it
+`make_run_page(run_dir)` writes `<run_dir>/report/index.html` and the PNG figures it
 shows (relative links: the folder opens offline and can be copied as a whole; the
 figures are drawn by `kemo.evaluation.plots`):
 
@@ -14,16 +14,17 @@ figures are drawn by `kemo.evaluation.plots`):
   did (`kemo.data.splits.load_data`: same config, same seed). Without the training data it
   falls back to the dev split (`predictions_dev.csv` + dev labels); the page says which;
 - label distribution before/after sampling (`label_distribution.json`);
-- the classification reports of `report.json`: validation and dev, threshold 0.5,
-  tuned (global) and tuned per language, overall and per language, with a table of
-  macro-F1 per language and its mean over languages. A run trained before per-language
-  thresholds gets them from its re-created validation split, and its report.json is
-  completed in place (`kemo.evaluation.migrate`).
+- the classification reports of `report.json` (`kemo.run.report_file.Report`):
+  validation and dev, threshold 0.5, tuned (global) and tuned per language, overall and
+  per language, with a table of macro-F1 per language and its mean over languages. A run
+  trained before per-language thresholds gets them for the page from its re-created
+  validation split (`kemo.evaluation.migrate`); the run directory is only read: the page
+  folder is all `kemo report` writes.
 
 Example:
-    page = make_run_report("runs/tiny", data_dir="../shared/data/brighter/track_a").path
+    page = make_run_page("runs/tiny", data_dir="../shared/data/brighter/track_a").path
     # open runs/tiny/report/index.html in a browser
-    result = make_run_report("runs/tiny")  # .path, .report (completed), .notes
+    result = make_run_page("runs/tiny")  # .path, .report (completed for the page), .notes
 """
 
 from __future__ import annotations
@@ -37,21 +38,21 @@ from pathlib import Path
 
 from kemo.errors import InputError
 from kemo.owned_dir import OwnedDir
-from kemo.evaluation.report import SETTING_NAMES
 from kemo.evaluation.plots import (
     f1_lines, monitored_key, plot_curves, plot_distribution, plot_pr_curves,
 )
 from kemo.run import layout as L
+from kemo.run.report_file import (
+    AVERAGES, F1, MACRO, META_RECORDS, N, OVERALL, PER_LABEL, PER_LANGUAGE, PRECISION, RECALL,
+    SPLITS, SUPPORT, VALIDATION, Report, Setting,
+)
 from kemo.evaluation.split_probs import available_probs
 from kemo.prediction.thresholds import UNTUNED_THRESHOLD, ThresholdSearch
 
 log = logging.getLogger(__name__)
 
-# The report folder: built aside, marked, never written over what kemo did not write.
-REPORT_DIR = OwnedDir("report directory", ".kemo-report", legacy=(".html", ".png"))
-
-AVERAGES = ("macro", "micro", "weighted", "samples")
-SETTINGS = tuple((key, names[2]) for key, names in SETTING_NAMES.items())  # HTML titles
+# The page's folder: built aside, marked, never written over what kemo did not write.
+PAGE_DIR = OwnedDir("report directory", ".kemo-report", legacy=(".html", ".png"))
 
 
 # ------------------------------------------------------------------------ run files
@@ -90,33 +91,34 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def report_table(rep: dict, caption: str) -> str:
-    """One `kemo.evaluation.report.classification_report` dict as an HTML table."""
+def scores_table(scores: dict, caption: str) -> str:
+    """One `kemo.evaluation.classification_scores.classification_report` dict as an
+    HTML table."""
     head = ("<tr><th>label</th><th>precision</th><th>recall</th><th>F1</th>"
             "<th>support</th></tr>")
-    rows = [f"<tr><td>{_e(n)}</td><td>{m['precision']:.4f}</td><td>{m['recall']:.4f}</td>"
-            f"<td>{m['f1']:.4f}</td><td>{m['support']}</td></tr>"
-            for n, m in rep.get("per_label", {}).items()]
+    rows = [f"<tr><td>{_e(n)}</td><td>{m[PRECISION]:.4f}</td><td>{m[RECALL]:.4f}</td>"
+            f"<td>{m[F1]:.4f}</td><td>{m[SUPPORT]}</td></tr>"
+            for n, m in scores.get(PER_LABEL, {}).items()]
     for avg in AVERAGES:
-        if avg in rep:
-            m = rep[avg]
-            cls = ' class="main"' if avg == "macro" else ""
-            rows.append(f"<tr{cls}><td>{avg} avg</td><td>{m['precision']:.4f}</td>"
-                        f"<td>{m['recall']:.4f}</td><td>{m['f1']:.4f}</td>"
-                        f"<td>{rep.get('n', '')}</td></tr>")
+        if avg in scores:
+            m = scores[avg]
+            cls = ' class="main"' if avg == MACRO else ""
+            rows.append(f"<tr{cls}><td>{avg} avg</td><td>{m[PRECISION]:.4f}</td>"
+                        f"<td>{m[RECALL]:.4f}</td><td>{m[F1]:.4f}</td>"
+                        f"<td>{scores.get(N, '')}</td></tr>")
     return (f"<table><caption>{_e(caption)}</caption>{head}{''.join(rows)}</table>")
 
 
-def language_table(rep: dict, split: str, decides: str = "") -> str:
+def language_table(split_scores: dict, split: str, decides: str = "") -> str:
     """Macro-F1 per language (rows) for each setting (columns), the mean over languages
-    (the shared task's ranking number) and all rows pooled: `kemo.evaluation.report.language_rows`,
-    as the console table shows them."""
-    from kemo.evaluation.report import language_rows
+    (the shared task's ranking number) and all rows pooled:
+    `kemo.evaluation.result_text.language_rows`, as the console table shows them."""
+    from kemo.evaluation.result_text import language_rows
 
-    head = "".join(f"<th>macro-F1, {_e(t)}{' *' if k == decides else ''}</th>"
-                   for k, t in SETTINGS)
+    head = "".join(f"<th>macro-F1, {_e(k.page_title)}{' *' if k == decides else ''}</th>"
+                   for k in Setting)
     rows = []
-    for row in language_rows(rep):
+    for row in language_rows(split_scores):
         name, tr = row.name, "<tr>"
         if row.languages is not None:  # the mean over languages, spelled out
             n = row.languages
@@ -130,26 +132,27 @@ def language_table(rep: dict, split: str, decides: str = "") -> str:
             f"{''.join(rows)}</table>")
 
 
-def _split_section(split: str, rep: dict, decides: str = "") -> str:
+def _split_section(split: str, split_scores: dict, decides: str = "") -> str:
     parts = [f"<h3>{_e(split)}</h3>"]
-    langs = list(rep.get("tuned_thresholds", {}).get("per_language", {}))
+    langs = list(split_scores.get(Setting.GLOBAL, {}).get(PER_LANGUAGE, {}))
     if len(langs) > 1:  # the mean over languages (the run's number) before the pooled rows
-        parts.append(language_table(rep, split, decides))
+        parts.append(language_table(split_scores, split, decides))
     parts.append('<div class="row">')
-    for key, title in SETTINGS:
-        if key in rep:
-            parts.append(report_table(rep[key]["overall"], f"{split}, {title}, all rows"))
+    for key in Setting:
+        if key in split_scores:
+            parts.append(scores_table(split_scores[key][OVERALL],
+                                      f"{split}, {key.page_title}, all rows"))
     parts.append("</div>")
     if langs:
         if len(langs) == 1:
-            parts.append(language_table(rep, split, decides))
+            parts.append(language_table(split_scores, split, decides))
         parts.append(f"<details><summary>{_e(split)}: full table per language</summary>"
                      '<div class="row">')
         for lang in langs:
-            for key, title in SETTINGS:
-                r = rep.get(key, {}).get("per_language", {}).get(lang)
+            for key in Setting:
+                r = split_scores.get(key, {}).get(PER_LANGUAGE, {}).get(lang)
                 if r:
-                    parts.append(report_table(r, f"{split}, {lang}, {title}"))
+                    parts.append(scores_table(r, f"{split}, {lang}, {key.page_title}"))
         parts.append("</div></details>")
     return "\n".join(parts)
 
@@ -174,36 +177,33 @@ pre { background: #f7f7f7; padding: 8px; font-size: 12px; overflow-x: auto; }
 
 
 @dataclass
-class RunReport:
-    """What `make_run_report` wrote and showed: the page, the (completed) report.json
-    contents, and notes on what was added to the run directory."""
+class RunPage:
+    """What `make_run_page` wrote and showed: the page, the report it shows (completed
+    for the page where the run's report.json lacks a setting), and notes."""
 
     path: Path
-    report: dict
+    report: Report | None
     notes: list[str] = field(default_factory=list)
 
 
-def _backfill(run_dir: Path, report: dict, thresholds, data,
-              data_dir=None) -> tuple[dict, list[str]]:
-    """`report` completed with its per-language comparison (`kemo.evaluation.migrate`),
-    saved into the run directory when anything was added; plus notes."""
-    from kemo.evaluation.migrate import backfill_report, save_backfill
+def _complete(run_dir: Path, report: Report, thresholds, data,
+              data_dir=None) -> tuple[Report, list[str]]:
+    """`report` with the per-language comparison a run trained before it lacks
+    (`kemo.evaluation.migrate`), computed for the page: report.json is not changed."""
+    from kemo.evaluation.migrate import backfill_report
 
     fill = backfill_report(run_dir, report, thresholds, data, data_dir)  # dev: same root
     notes = list(fill.notes)
-    if fill.changed:
-        try:
-            written = save_backfill(run_dir, fill)
-            notes.append(f"updated {', '.join(p.name for p in written)} in {run_dir} "
-                         f"(added {', '.join(fill.added) or 'nothing to report.json'})")
-        except (InputError, OSError) as e:
-            notes.append(f"{run_dir / L.REPORT} not updated ({e})")
+    if fill.added:
+        notes.append(f"added for this page: {', '.join(fill.added)} ({run_dir / L.REPORT} "
+                     "is not changed)")
     return fill.report, notes
 
 
-def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
-    """Write `<out_dir or run_dir/report>/index.html` and its PNGs; a report.json without the per-language
-    comparison (a run trained before it) is completed first, in place."""
+def make_run_page(run_dir, data_dir=None, out_dir=None) -> RunPage:
+    """Write `<out_dir or run_dir/report>/index.html` and its PNGs; the run directory
+    is only read (a report.json without the per-language comparison, from a run
+    trained before it, is completed for the page, not in the file)."""
     run_dir = Path(run_dir)
     if not (run_dir / L.CONFIG).is_file():
         raise InputError(f"run directory {run_dir}: no config.toml (not a kemo run directory)")
@@ -212,16 +212,15 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
     # Every file the page reads is checked before anything is written.
     state = read_run_state(run_dir, finished=False)
     history = read_history(run_dir)
-    report, dist, names = state.report or {}, state.distribution, state.label_names or []
+    dist, names = state.distribution, state.label_names or []
     thresholds = (state.thresholds or ThresholdSearch.untuned(names)).thresholds
     final = Path(out_dir) if out_dir else run_dir / L.REPORT_DIR
     legacy = not out_dir  # <run>/report of an older kemo: index.html and figures only
-    REPORT_DIR.check(final, legacy)  # never overwrite what kemo did not write
-    out = REPORT_DIR.stage(final)  # built aside, renamed into place when complete
+    PAGE_DIR.check(final, legacy)  # never overwrite what kemo did not write
+    out = PAGE_DIR.stage(final)  # built aside, renamed into place when complete
     try:
-        result = _write_page(run_dir, data_dir, out, state, history, report, dist, names,
-                             thresholds)
-        REPORT_DIR.publish(final, out, legacy)
+        result = _write_page(run_dir, data_dir, out, state, history, dist, names, thresholds)
+        PAGE_DIR.publish(final, out, legacy)
     except KeyboardInterrupt:
         log.warning(f"interrupted: report directory {final}: "
                     + ("the earlier report is kept as it was" if final.exists() else "not written")
@@ -229,22 +228,23 @@ def make_run_report(run_dir, data_dir=None, out_dir=None) -> RunReport:
         raise
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return RunReport(final / "index.html", result.report, result.notes)
+    return RunPage(final / "index.html", result.report, result.notes)
 
 
-def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
-                thresholds) -> RunReport:
+def _write_page(run_dir, data_dir, out, state, history, dist, names, thresholds) -> RunPage:
     """The page and its figures, into the folder `out`."""
-    meta = report.get("meta", {})
+    report = state.report
+    meta = report.meta.to_dict() if report else {}
     body = [f"<h1>Run report: {_e(run_dir.name)}</h1>",
             f'<p class="meta">{_e(run_dir.resolve())}</p>'] + _meta_line(meta)
     body += [f'<p class="note warn">{_e(n)}</p>' for n in run_notes(report, state.config)]
-    body += _curves_section(history, names, out, meta.get("best_epoch_restored"))
+    best = (report.meta.best_epoch_restored or None) if report else None
+    body += _curves_section(history, names, out, best)
     body.append("<h2>Precision-recall per label</h2>")
     data, why = available_probs(run_dir, data_dir) if names else (None, "no thresholds.json")
     notes = []
     if report and state.thresholds:
-        report, notes = _backfill(run_dir, report, state.thresholds, data, data_dir)
+        report, notes = _complete(run_dir, report, state.thresholds, data, data_dir)
     body += _pr_section(data, why, names, thresholds, out)
     body.append("<h2>Label distribution</h2>")
     if dist:
@@ -252,7 +252,7 @@ def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
         body.append('<img src="label_distribution.png" alt="label distribution">')
     else:
         body.append('<p class="note">No label_distribution.json in the run directory.</p>')
-    body += _reports_section(report, meta, notes)
+    body += _reports_section(report, notes)
     body.append("<h2>Config</h2>")
     body.append(f"<pre>{_e((run_dir / L.CONFIG).read_text())}</pre>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -260,7 +260,7 @@ def _write_page(run_dir, data_dir, out, state, history, report, dist, names,
             "<body>\n" + "\n".join(body) + "\n</body></html>\n")
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
-    return RunReport(path, report, notes)
+    return RunPage(path, report, notes)
 
 
 def _meta_line(meta: dict) -> list[str]:
@@ -268,24 +268,24 @@ def _meta_line(meta: dict) -> list[str]:
         return []
     return ['<p class="meta">' + " &middot; ".join(
         f"{_e(k.replace('_', ' '))}: {_e(_meta_value(k, v))}"
-        for k, v in meta.items() if v is not None and k not in (
-            "thresholds", "per_language_thresholds", "backfilled", "served_by", "notes"))
-        + "</p>"]
+        for k, v in meta.items() if v is not None and k not in META_RECORDS) + "</p>"]
 
 
-def run_notes(report: dict, cfg) -> list[str]:
+def run_notes(report: Report | None, cfg) -> list[str]:
     """What the run warned of (report.json's `meta.notes`); for a run written before
     them, the small-validation warning worked out from its report and config."""
     from kemo.data.splits import small_validation_note
 
-    meta = report.get("meta", {})
-    if isinstance(meta.get("notes"), list) or meta.get("decides_with") == "threshold_0.5":
-        return [str(n) for n in meta.get("notes") or []]
-    overall = report.get("validation", {}).get("tuned_thresholds", {}).get("overall", {})
-    if "n" not in overall or "members" in report:
+    if report is None:
         return []
-    note = small_validation_note(overall["n"], {name: m["support"] for name, m in
-                                                overall.get("per_label", {}).items()}, cfg.data)
+    notes = report.meta.notes
+    if isinstance(notes, list) or report.meta.decides_with == Setting.AT_HALF:
+        return [str(n) for n in notes or []]
+    overall = (report.section(VALIDATION, Setting.GLOBAL) or {}).get(OVERALL, {})
+    if N not in overall or report.members is not None:
+        return []
+    note = small_validation_note(overall[N], {name: m[SUPPORT] for name, m in
+                                              overall.get(PER_LABEL, {}).items()}, cfg.data)
     return [note] if note else []
 
 
@@ -360,26 +360,27 @@ def _table(caption: str, header, rows) -> str:
                       for r in rows) + "</table>")
 
 
-def _reports_section(report: dict, meta: dict, notes) -> list[str]:
+def _reports_section(report: Report | None, notes) -> list[str]:
     body = ["<h2>Classification reports</h2>"]
     if not report:
-        body.append('<p class="note">No report.json in the run directory.</p>')
-    for note in notes + ([f"report.json completed by kemo report: {meta['backfilled']['how']}"]
-                         if "backfilled" in meta and not notes else []):
+        return body + ['<p class="note">No report.json in the run directory.</p>'] + \
+            [f'<p class="note">{_e(note)}</p>' for note in notes]
+    backfilled = report.meta.backfilled  # by an older kemo report, in the file
+    for note in notes + ([f"report.json completed by kemo report: {backfilled['how']}"]
+                         if backfilled and not notes else []):
         body.append(f'<p class="note">{_e(note)}</p>')
-    if meta.get("validation"):  # data.validation = "dev": dev scores are not held out
-        body.append(f'<p class="note"><b>Validation: {_e(meta["validation"])}.</b></p>')
-    if "members" in report:  # an ensemble (kemo.ensemble)
+    if report.meta.validation:  # data.validation = "dev": dev scores are not held out
+        body.append(f'<p class="note"><b>Validation: {_e(report.meta.validation)}.</b></p>')
+    if report.members is not None:  # an ensemble (kemo.ensemble)
         from kemo.evaluation.ensemble_tables import members_table, served_by_table
 
         body.append("<h3>Ensemble members</h3>")
         body.append(_table("Each member and the ensemble, macro-F1 and dev F1 per label "
                            "(each with its own tuned thresholds)", *members_table(report)))
-        if meta.get("served_by"):
+        if report.meta.served_by:
             body.append(_table("Which members served (were averaged for) each language",
                                *served_by_table(report)))
-    for split in ("validation", "dev"):
-        if split in report:
-            body.append(_split_section(split, report[split],
-                                       meta.get("decides_with", "tuned_thresholds")))
+    for split in SPLITS:
+        if report.split(split) is not None:
+            body.append(_split_section(split, report.split(split), report.decides_with))
     return body
