@@ -20,11 +20,13 @@ Subpackages:
   B's Pearson r and cut points (`intensity`).
 - `kemo.prediction`: the `Predictor` interface; prediction files in and out.
 - `kemo.serving`: export to a raw-text SavedModel.
+- `kemo.training`: `kemo train` as named steps over one frozen `TrainContext`
+  (`trainer`), with what fit uses (`losses`, `intensity_losses`, `metrics`, `optimizer`,
+  `callbacks`: `checkpoint`, `nan_guard`, `validation_callback`, `monitor`).
 
-Modules at the top: `config` (TOML -> typed dataclasses), `default_config`, `training`
-(`kemo train`, as named phases) with what fit uses (`losses`, `intensity_losses`, `metrics`, `validation`,
-`checkpoint`, `monitor`, `nan_guard`, `interrupt`, `native_logs`, `multiprocess`: one run
-over several processes), `ensemble`, `explain`
+Modules at the top: `config` (TOML -> typed dataclasses), `default_config`,
+`interrupt`, `native_logs`, `multiprocess` (one run over several processes),
+`ensemble`, `explain`
 (LIME), `presets`, `log` (the logging convention), and small helpers (`atomic`,
 `owned_dir`, `finite`, `machine`, `errors`).
 

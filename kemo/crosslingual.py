@@ -59,7 +59,8 @@ class Fold:
 def language_folds(rows: dict[str, int], n: int, seed: int = 0) -> list[list[str]]:
     """`rows`' languages in `n` folds of about equal training rows: of `TRIES` seeded
     random orders, each dealt greedily to the fold with the fewest rows (an empty fold
-    first), the one with the smallest spread of rows (then of languages). Languages keep
+    first) and improved by swaps (`_swap_to_balance`), the one with the smallest spread
+    of rows (then of languages). Languages keep
     `rows`' order in a fold; folds are ordered by their first language.
 
     Example:
@@ -78,12 +79,37 @@ def language_folds(rows: dict[str, int], n: int, seed: int = 0) -> list[list[str
             j = min(range(n), key=lambda i: (bool(folds[i]), sums[i], len(folds[i]), i))
             folds[j].append(langs[k])
             sums[j] += rows[langs[k]]
+        _swap_to_balance(folds, sums, rows)
         sizes = [len(f) for f in folds]
         key = (max(sums) - min(sums), max(sizes) - min(sizes))
         if best_key is None or key < best_key:
             best, best_key = folds, key
     ordered = [sorted(f, key=langs.index) for f in best]
     return sorted(ordered, key=lambda f: langs.index(f[0]))
+
+
+def _swap_to_balance(folds: list[list[str]], sums: list[int], rows: dict[str, int]) -> None:
+    """Swap languages between two folds while a swap narrows the spread of training
+    rows (the folds keep their sizes); in place."""
+    improved = True
+    while improved:
+        improved = False
+        spread = max(sums) - min(sums)
+        for a in range(len(folds)):
+            for b in range(len(folds)):
+                for i, x in enumerate(folds[a]):
+                    for j, y in enumerate(folds[b]):
+                        d = rows[x] - rows[y]
+                        if a == b or d <= 0:
+                            continue
+                        trial = sums.copy()
+                        trial[a] -= d
+                        trial[b] += d
+                        if max(trial) - min(trial) < spread:
+                            folds[a][i], folds[b][j] = y, x
+                            sums[:] = trial
+                            spread, improved = max(trial) - min(trial), True
+                            x = y
 
 
 def plan_folds(rows: dict[str, int], folds: int | None = None, train_languages=None,
@@ -337,18 +363,42 @@ def _write_results(out: Path, record: dict, plan: list[Fold], preds: dict, root:
     return result
 
 
+def protocol_plan(config, folds: int | None = None, train_languages=None, reference=None,
+                  overrides=(), data_dir=None, seed: int = 0):
+    """(config, data root, [Fold], training rows per language): the protocol's plan,
+    every input checked; nothing is written (`kemo crosslingual --plan-only` prints it)."""
+    from kemo.config import load_config
+    from kemo.data.brighter import resolve_data_dir
+
+    cfg = load_config(config, list(overrides))
+    root = resolve_data_dir(data_dir, cfg.data.data_dir or None).resolve()
+    rows = training_rows(cfg, root)
+    plan = plan_folds(rows, folds, train_languages, seed)
+    _check_inputs(cfg, root, plan, reference)
+    return cfg, root, plan, rows
+
+
+def format_plan(plan: list[Fold], rows: dict[str, int]) -> str:
+    """One line per fold: its targets (and their training rows, left out) and what it
+    trains on."""
+    lines = []
+    for fold in plan:
+        held = sum(rows[x] for x in fold.targets)
+        lines.append(f"{fold.name}: targets {' '.join(fold.targets)} ({held} training rows "
+                     f"held out); trains on {len(fold.train)} language(s), "
+                     f"{sum(rows[x] for x in fold.train)} rows")
+    return "\n".join(lines)
+
+
 def crosslingual(config, out, folds: int | None = None, train_languages=None, reference=None,
                  overrides=(), data_dir=None, seed: int = 0, resume: bool = False,
                  verbose: int = 0, batch_size: int = 64) -> dict:
     """Run the Track C protocol of `config` into `out` (see the module docstring);
     returns the plan record with "rows" (the zero-shot table), "mean" and "zip"."""
     from kemo.config import load_config
-    from kemo.data.brighter import resolve_data_dir
 
-    cfg = load_config(config, list(overrides))
-    root = resolve_data_dir(data_dir, cfg.data.data_dir or None)
-    plan = plan_folds(training_rows(cfg, root), folds, train_languages, seed)
-    _check_inputs(cfg, root, plan, reference)
+    cfg, root, plan, _ = protocol_plan(config, folds, train_languages, reference, overrides,
+                                       data_dir, seed)
     out = Path(out).expanduser()
     record = _plan_record(config, overrides, seed, root, plan, reference)
     _open_out(out, record, resume)  # every check done: from here on files are written

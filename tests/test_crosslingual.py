@@ -203,3 +203,16 @@ def test_tiny_protocol_stops_after_fold_1_and_resumes_without_retraining_it(
             assert len(test.read_text().splitlines()) == 13
     assert "zero-shot dev F1" in (out / "zero_shot.md").read_text()
     assert "zero-shot dev F1" in o and f"wrote {out / 'submission.zip'}" in o
+
+
+def test_plan_only_prints_the_folds_and_writes_nothing(tmp_path, data_dir):
+    data = _tiny_track_a(tmp_path / "data", data_dir, {"train": 20, "dev": 5, "test": 3})
+    config = _config(tmp_path)
+    before = snapshot(tmp_path)
+    rc, out, err = run_cli(["crosslingual", "--config", config, "--data-dir", data,
+                            "--out", tmp_path / "c", "--folds", "3", "--plan-only"])
+    assert rc == 0, err
+    assert snapshot(tmp_path) == before
+    lines = out.splitlines()
+    assert len(lines) == 3 and all("20 training rows held out" in x for x in lines), out
+    assert {x.split()[2] for x in lines} == set(LANGS)  # leave-one-out: one target each

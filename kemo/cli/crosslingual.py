@@ -36,6 +36,8 @@ def add_parser(sub):
                    "zero-shot figure")
     x.add_argument("--resume", action="store_true", help="continue the protocol in --out "
                    "(the same command): finished folds are kept, an unfinished one resumes")
+    x.add_argument("--plan-only", action="store_true", help="print the folds (targets, "
+                   "training rows) and stop: nothing is trained or written")
     x.add_argument("--seed", type=int_in(0, SEED_MAX), default=0,
                    help="the seed of the fold assignment (default 0)")
     x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -49,9 +51,15 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from kemo.crosslingual import crosslingual, format_table
+    from kemo.crosslingual import crosslingual, format_plan, format_table, protocol_plan
     from kemo.default_config import resolve_config
 
+    if args.plan_only:
+        _, _, plan, rows = protocol_plan(resolve_config(args.config), args.folds,
+                                         args.train_languages, args.reference, args.set,
+                                         args.data_dir, args.seed)
+        print(format_plan(plan, rows))
+        return 0
     result = crosslingual(resolve_config(args.config), args.out, args.folds,
                           args.train_languages, args.reference, args.set, args.data_dir,
                           args.seed, args.resume, verbose=0 if args.quiet else 2,
