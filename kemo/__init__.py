@@ -21,9 +21,10 @@ below it (`tests/test_package_map.py`, `LAYERS`):
   an ensemble), how it decides (thresholds, cut points), prediction files in and out.
 - `kemo.evaluation`: reports, the official scorer, the report page, Track B's Pearson r;
   how a run ends (`finish`) and older runs are completed (`migrate`).
-- `kemo.training`: `kemo train` as named phases, with what fit uses (losses, metrics,
-  callbacks, checkpoints).
-- workflows: `ensemble`, `finetune`, `explain` (LIME), `kemo.serving` (export to a
+- `kemo.training`: `kemo train` as named steps over one frozen `TrainContext`
+  (`trainer`), with what fit uses (`losses`, `intensity_losses`, `metrics`, `optimizer`,
+  `callbacks`: `checkpoint`, `nan_guard`, `validation_callback`, `monitor`).
+- workflows: `ensemble`, `finetune`, `crosslingual` (Track C), `explain` (LIME), `kemo.serving` (export to a
   raw-text SavedModel), `api`.
 - `kemo.cli`: the `kemo` command and its subcommands (the only code that prints for the
   user and turns an `InputError` into one `error:` line, exit 2). The rest logs on

@@ -1152,7 +1152,8 @@ def test_fuzz_run_state(kind, reference, tiny_run, data_dir, tmp_path, capsys):
                 if state.thresholds.thresholds != [float(t) for t in d["thresholds"]] or \
                         not np.array_equal(state.thresholds.apply(reference["probs"]), want):
                     raise CaseFailure("thresholds or decisions differ from the file's")
-            elif (state.distribution if kind == "distribution" else state.report) != d:
+            elif (state.distribution if kind == "distribution"
+                  else state.report.to_dict()) != d:
                 raise CaseFailure(f"{name} read as something other than its JSON")
             (clean / name).write_text(json.dumps(d, indent=1))
         again = read_run_state(clean)

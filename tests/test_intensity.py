@@ -7,6 +7,7 @@ folder with a language that has no train file (as Track B's `ron`).
 
 import csv
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -203,13 +204,16 @@ def test_tiny_round_trip_with_a_zero_shot_language(tmp_path):
     assert pred[0] == "id,Anger,Disgust,Fear,Joy,Sadness,Surprise" and len(pred) == 41
     values = {int(v) for line in pred[1:] for v in line.split(",")[1:]}
     assert values <= {0, 1, 2, 3}
-    assert (run / "predictions" / "dev" / "submission.zip").is_file()
+    with zipfile.ZipFile(run / "predictions" / "dev" / "submission.zip") as zf:
+        assert sorted(zf.namelist()) == [f"track_b/pred_{x}.csv" for x in ("deu", "eng", "ron")]
     probs = (run / "predictions_dev.csv").read_text().splitlines()[0]
     assert "p_anger" in probs and probs.endswith(",surprise")
     # kemo predict: the test split in the official layout, ron (no train file) too
     rc, out, err = run_cli(["predict", run, "--split", "test", "--data-dir", data,
                             "--languages", "eng", "ron"])
     assert rc == 0, err[-3000:]
+    with zipfile.ZipFile(run / "predictions" / "test" / "submission.zip") as zf:
+        assert sorted(zf.namelist()) == ["track_b/pred_eng.csv", "track_b/pred_ron.csv"]
     test_pred = (run / "predictions" / "test" / "pred_ron.csv").read_text().splitlines()
     assert test_pred[0] == pred[0] and len(test_pred) == 11
     assert {int(v) for line in test_pred[1:] for v in line.split(",")[1:]} <= {0, 1, 2, 3}

@@ -166,6 +166,9 @@ def test_format_1_reads_and_a_newer_format_is_refused(tmp_path):
     assert report.format_version == 1 and report.decides_with == Setting.GLOBAL
     assert report.meta.thresholds == [0.4, 0.6] and report.meta.extra == {"some_older_key": 1}
     assert report.to_dict() == old  # read as it is: nothing added to the file
+    odd = {**old, "format_version": 1, "from_a_newer_kemo": [1]}
+    odd.pop("meta")
+    assert Report.from_dict(odd).to_dict() == odd  # unknown keys kept, nothing added
     (tmp_path / "report.json").write_text(json.dumps({**old, "format_version": 99}))
     with pytest.raises(InputError, match=r"report.json, field 'format_version': 99 is not a "
                                          r"report format this kemo reads \(1\.\.2"):

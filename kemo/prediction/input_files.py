@@ -42,6 +42,7 @@ from kemo.run.predictions_marker import mark_written, written_here
 log = logging.getLogger(__name__)
 
 SUBMISSION_FOLDER = "track_a"
+INTENSITY_FOLDER = "track_b"  # an intensity run's zip: track_b/pred_<lang>.csv
 ZIP_NAME = "submission.zip"
 def zip_members(out_dir, new_preds, run_path) -> list[Path]:
     """What `submission.zip` holds: the `pred_<lang>.csv` just written and every other
@@ -215,8 +216,9 @@ def predict_files(run, paths, out_dir, untrained: str = "error", batch_size: int
     except OSError as e:
         raise InputError(f"output directory {out_dir}: cannot create ({e.strerror})") from None
     decided = _predict_inputs(run, inputs, token_arrays, batch_size)
+    folder = INTENSITY_FOLDER if getattr(run, "intensity", False) else SUBMISSION_FOLDER
     written, zip_path = _write_outputs(run.label_names, inputs, decided, out_dir, untrained,
-                                       zip_name, run.path)
+                                       zip_name, run.path, folder)
     trained = list(run.config.data.languages)
     zero_shot = [i.lang for i in inputs if i.is_track_a and i.lang not in trained]
     zipped = [] if zip_path is None else [
@@ -262,7 +264,7 @@ def _predict_inputs(run, inputs, token_arrays, batch_size: int) -> list[tuple]:
 
 
 def _write_outputs(names, inputs, decided, out_dir: Path, untrained: str, zip_name: str,
-                   run_path):
+                   run_path, folder: str = SUBMISSION_FOLDER):
     """Each input's files (pred_/probs_<lang>.csv or <name>.predictions.csv) and the
     submission zip, each whole or not at all (`kemo.atomic`); an interruption says
     what is there. Returns (written paths, zip path or None)."""
@@ -288,7 +290,7 @@ def _write_outputs(names, inputs, decided, out_dir: Path, untrained: str, zip_na
         mark_written(out_dir, written, run_path)
         if submission:
             zip_path = out_dir / zip_name
-            write_submission_zip(zip_members(out_dir, submission, run_path), zip_path)
+            write_submission_zip(zip_members(out_dir, submission, run_path), zip_path, folder)
             written.append(zip_path)
             mark_written(out_dir, [zip_path], run_path)
     except KeyboardInterrupt:
@@ -306,7 +308,7 @@ def _row_names(inp: InputFile) -> list[str]:
 
 def write_submission_zip(pred_files, zip_path, folder: str = SUBMISSION_FOLDER) -> Path:
     """Zip `pred_<lang>.csv` files as `track_a/pred_<lang>.csv` (the upload layout;
-    `folder="track_c"` for Track C's)."""
+    `folder`: `track_b` for an intensity run's, `track_c` for Track C's)."""
     zip_path = Path(zip_path)
     with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in pred_files:

@@ -25,7 +25,9 @@ import pandas as pd
 
 from kemo.atomic import write_csv
 from kemo.data.brighter import Examples
-from kemo.prediction.input_files import InputFile, submission_frame, write_submission_zip
+from kemo.prediction.cut_points import CutPoints
+from kemo.prediction.input_files import (INTENSITY_FOLDER, SUBMISSION_FOLDER, InputFile,
+                                         submission_frame, write_submission_zip)
 from kemo.run.predictions_marker import mark_written
 from kemo.prediction.thresholds import ThresholdSearch
 
@@ -62,6 +64,7 @@ def write_split_submission(out_dir, ex: Examples, probs, search: ThresholdSearch
         write_csv(p, out_dir / f"probs_{lang}.csv")
         written += [pred, out_dir / f"probs_{lang}.csv"]
         preds.append(pred)
-    written.append(write_submission_zip(preds, out_dir / "submission.zip"))
+    folder = INTENSITY_FOLDER if isinstance(search, CutPoints) else SUBMISSION_FOLDER
+    written.append(write_submission_zip(preds, out_dir / "submission.zip", folder))
     mark_written(out_dir, written, out_dir.parents[1])  # <run>/predictions/<split>
     return written

@@ -211,6 +211,10 @@ class Report:
     label_kind: str | None = None  # INTENSITY for Track B
     max_intensity: int | None = None
     format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)  # keys of another kemo, kept as read
+    # as read: whether the file had `meta` and `format_version` (`to_dict` gives it back)
+    has_meta: bool = True
+    has_format: bool = False
 
     @property
     def intensity(self) -> bool:
@@ -245,7 +249,8 @@ class Report:
 
     def to_dict(self) -> dict:
         """The JSON object, in the file's key order."""
-        d = {FORMAT_KEY: self.format_version} if self.format_version > 1 else {}
+        d = {FORMAT_KEY: self.format_version} if self.format_version > 1 or self.has_format \
+            else {}
         if self.label_kind is not None:
             d[LABEL_KIND] = self.label_kind
         if self.max_intensity is not None:
@@ -253,13 +258,16 @@ class Report:
         d.update({s: self.splits[s] for s in SPLITS if s in self.splits})
         if self.members is not None:
             d[MEMBERS] = self.members
-        return {**d, META: self.meta.to_dict()}
+        meta = self.meta.to_dict()
+        return {**d, **self.extra, **({META: meta} if meta or self.has_meta else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Report":
         """A report from its JSON object (no checks: `read` checks a file)."""
+        known = {FORMAT_KEY, LABEL_KIND, MAX_INTENSITY, *SPLITS, MEMBERS, META}
         return cls({s: d[s] for s in SPLITS if s in d}, Meta.from_dict(d.get(META) or {}),
-                   d.get(MEMBERS), d.get(LABEL_KIND), d.get(MAX_INTENSITY), report_format(d))
+                   d.get(MEMBERS), d.get(LABEL_KIND), d.get(MAX_INTENSITY), report_format(d),
+                   {k: v for k, v in d.items() if k not in known}, META in d, FORMAT_KEY in d)
 
     def write(self, run_dir) -> Path:
         """`report.json` in the current format, whole or absent: the last file a run

@@ -17,6 +17,7 @@ from kemo import multiprocess
 from kemo.data.numpy_batches import input_batches
 from kemo.data.pipeline import batch_arrays
 from kemo.interrupt import ReraiseInterrupt
+from kemo.prediction.batches import predict_logits
 from kemo.run import layout as L
 from kemo.training.checkpoint import ResumableEarlyStopping, ResumeInsideEpoch, RunCheckpoint
 from kemo.training.context import TrainContext
@@ -70,9 +71,12 @@ def _validation(ctx: TrainContext, inputs):
     (one validation pass); else (None, the batches of Keras' own validation pass)."""
     cfg, buckets = ctx.cfg, ctx.cfg.data.length_buckets
     if ctx.several_languages:
+        def predict(model):
+            return predict_logits(model, inputs.arrays["val"], cfg.train.batch_size, buckets,
+                                  ctx.tf_data)
+
         metrics = make_metrics(inputs.label_names, inputs.loss, ctx.intensity)
-        return LanguageValidation(inputs.arrays["val"], inputs.val, inputs.loss, metrics,
-                                  cfg.train.batch_size, buckets, ctx.tf_data,
+        return LanguageValidation(inputs.val, inputs.loss, metrics, predict,
                                   intensity=ctx.intensity), None
     return None, input_batches(inputs.arrays["val"], inputs.val.y, cfg.train.batch_size,
                                tf_data=ctx.tf_data, buckets=buckets, shuffle=False,

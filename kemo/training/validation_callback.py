@@ -13,7 +13,10 @@ not twice. A one-language run keeps Keras' validation and `val_macro_f1`, which 
 the same number (`monitor_key`).
 
 Example:
-    fit_callbacks = [LanguageValidation(val_arrays, val_ex, loss, metrics, 32, [32, 64]),
+    def predict(model):  # the validation split's logits
+        return predict_logits(model, val_arrays, 32, [32, 64])
+
+    fit_callbacks = [LanguageValidation(val_ex, loss, metrics, predict),
                      keras.callbacks.EarlyStopping(monitor="val_language_mean_f1", mode="max")]
 """
 
@@ -45,22 +48,19 @@ def language_mean_f1(examples, probs, threshold: float = UNTUNED_THRESHOLD) -> f
 class LanguageValidation(keras.callbacks.Callback):
     """Adds the validation logs and `val_language_mean_f1` after each epoch (one
     prediction of the validation split). `loss` and `metrics` are the run's own
-    (`kemo.training.metrics.make_metrics`), fresh objects: their state is reset here."""
+    (`kemo.training.metrics.make_metrics`), fresh objects: their state is reset here.
+    `predict(model)` gives the logits of `examples` (`kemo.prediction.batches.predict_logits`
+    over their token arrays, batched as the run batches)."""
 
-    def __init__(self, arrays, examples, loss, metrics, batch_size: int, buckets=None,
-                 tf_data=None, intensity: bool = False):
+    def __init__(self, examples, loss, metrics, predict, intensity: bool = False):
         super().__init__()
         self.intensity = intensity  # Track B: adds `val_language_mean_r` instead
-        self.arrays, self.examples, self.loss, self.metrics = arrays, examples, loss, metrics
-        self.batch_size, self.buckets, self.tf_data = batch_size, buckets, tf_data
+        self.examples, self.loss, self.metrics, self.predict = examples, loss, metrics, predict
 
     def on_epoch_end(self, epoch, logs=None):
-        from kemo.prediction.batches import predict_logits
-
         if logs is None:
             return
-        logits = predict_logits(self.model, self.arrays, self.batch_size, self.buckets,
-                                self.tf_data)
+        logits = self.predict(self.model)
         y = self.examples.y
         logs["val_loss"] = float(keras.ops.convert_to_numpy(self.loss(y, logits)))
         for metric in self.metrics:
