@@ -24,8 +24,8 @@ below it (`tests/test_package_map.py`, `LAYERS`):
 - `kemo.training`: `kemo train` as named steps over one frozen `TrainContext`
   (`trainer`), with what fit uses (`losses`, `intensity_losses`, `metrics`, `optimizer`,
   `callbacks`: `checkpoint`, `nan_guard`, `validation_callback`, `monitor`).
-- workflows: `ensemble`, `finetune`, `crosslingual` (Track C), `explain` (LIME), `kemo.serving` (export to a
-  raw-text SavedModel), `api`.
+- workflows: `ensemble`, `finetune`, `crosslingual` (Track C), `explain` (LIME),
+  `kemo.serving` (export to a raw-text SavedModel), `api`.
 - `kemo.cli`: the `kemo` command and its subcommands (the only code that prints for the
   user and turns an `InputError` into one `error:` line, exit 2). The rest logs on
   `logging.getLogger(__name__)`; `kemo.log.to_console()` shows it as the CLI does.

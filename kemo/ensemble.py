@@ -19,8 +19,8 @@ every member's languages), and, as a trained run, `thresholds.json`, `report.jso
 (the ensemble and each member side by side, on its own languages' rows;
 `meta.served_by`: which members served which language), `predictions_val.csv`,
 `predictions_dev.csv` and `predictions/dev/` (the official pred_<lang>.csv layout).
-`kemo.prediction.predictor.load_predictor` returns an `EnsembleRun` for it, so `predict`, `evaluate`,
-`report`, `explain` and `export` take it like any run.
+`kemo.prediction.predictor.load_predictor` returns an `EnsembleRun` for it, so `predict`,
+`evaluate`, `report`, `explain` and `export` take it like any run.
 
 Example:
     result = build_ensemble(["runs/a", "runs/b"], "runs/ab")

@@ -1,4 +1,4 @@
-"""Scoring emotion intensities (Track B): the official Pearson measure, cut points tuned, confusion.
+"""Scoring emotion intensities (Track B): the official Pearson measure, cut points, confusion.
 
 The official Track B number of a language is Pearson's r between predicted and gold
 intensity, per emotion, averaged over the emotions the language annotates; a run with

@@ -68,7 +68,8 @@ class EnsembleRun:
         return weights, parts
 
     def decide(self, probs, langs=None) -> np.ndarray:
-        """0/1 decisions at the ensemble's thresholds, as `kemo.prediction.trained_run.Run.decide`."""
+        """0/1 decisions at the ensemble's thresholds, as
+        `kemo.prediction.trained_run.Run.decide`."""
         return self.thresholds.apply(probs, langs)
 
     def predict(self, texts, batch_size: int = 64, langs=None) -> tuple[np.ndarray, np.ndarray]:

@@ -69,7 +69,8 @@ class Run:
         """Sigmoid probabilities, shape (len(texts), num_labels); a non-finite one is an
         InputError naming the model file and the first bad row (`rows`: each row's
         description, default `text <i>`). `langs` (each row's language) is taken for the
-        interface an ensemble shares (`kemo.prediction.ensemble_run.EnsembleRun`); one model ignores it."""
+        interface an ensemble shares (`kemo.prediction.ensemble_run.EnsembleRun`); one
+        model ignores it."""
         from kemo.data.pipeline import tokenize
         from kemo.finite import check_probs
         from kemo.prediction.batches import predict_probs

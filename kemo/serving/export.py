@@ -5,8 +5,8 @@
 writes into DIR (default `<run_dir>/export`):
 
 - `model.keras`: the trained classifier (logits). `keras.models.load_model(path,
-  compile=False, safe_mode=True)` loads it once `kemo.prediction.trained_run` (or `kemo.models.classifier`)
-  is imported, which registers the custom layers (a model saved with its compile config
+  compile=False, safe_mode=True)` loads it once `kemo.prediction.trained_run` (or
+  `kemo.models.classifier`) is imported, which registers the custom layers (a model saved with its compile config
   also needs `kemo.training.losses` and `kemo.training.metrics`).
   `preprocessor/` beside it is the keras-hub preprocessor preset that feeds it.
 - `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature takes
@@ -249,9 +249,10 @@ class _Built:
 
 
 def language_routing(run, members, weights) -> LanguageRouting | None:
-    """How a text of each language is served (`kemo.prediction.ensemble_run.serving_weights`, the run's
-    per-language thresholds), for the SavedModel's `serve_languages`; None when the
-    language changes nothing (one run without per-language thresholds)."""
+    """How a text of each language is served
+    (`kemo.prediction.ensemble_run.serving_weights`, the run's per-language thresholds),
+    for the SavedModel's `serve_languages`; None when the language changes nothing (one
+    run without per-language thresholds)."""
     import numpy as np
 
     from kemo.prediction.ensemble_run import member_languages, serving_weights
