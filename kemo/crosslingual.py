@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -246,20 +245,6 @@ def _open_out(out: Path, record: dict, resume: bool) -> None:
         raise InputError(f"{out}: exists and is not empty; --out needs a new or empty folder")
 
 
-def _train_fold(cfg, run_dir: Path, root: Path, verbose: int) -> str:
-    """Train (or resume, or keep) one fold's run; returns what was done."""
-    import keras
-
-    from kemo.training import train
-
-    if (run_dir / L.REPORT).is_file():
-        return "finished before: kept"
-    resume = (run_dir / L.CONFIG).is_file()
-    keras.backend.clear_session()
-    t0 = time.time()
-    train(cfg, data_dir=root, run_dir=run_dir, verbose=verbose, resume=resume)
-    return f"{'resumed' if resume else 'trained'} in {time.time() - t0:.0f}s"
-
 
 def _predict_fold(run_dir: Path, fold: Fold, root: Path, batch_size: int) -> dict:
     """The fold's targets predicted zero-shot (dev and test), unless this run wrote
@@ -392,6 +377,8 @@ def crosslingual(config, out, folds: int | None = None, train_languages=None, re
                  verbose: int = 0, batch_size: int = 64) -> dict:
     """Run the Track C protocol of `config` into `out` (see the module docstring);
     returns the plan record with "rows" (the zero-shot table), "mean" and "zip"."""
+    from kemo.training.trainer import train_or_keep
+
     cfg, root, plan, _ = protocol_plan(config, folds, train_languages, reference, overrides,
                                        data_dir, seed)
     out = Path(out).expanduser()
@@ -405,6 +392,6 @@ def crosslingual(config, out, folds: int | None = None, train_languages=None, re
                                         f"data.languages={json.dumps(list(fold.train))}"])
         log.info(f"{fold.name} ({k}/{len(plan)}): training on {', '.join(fold.train)}; "
                  f"zero-shot targets {', '.join(fold.targets)}")
-        log.info(f"{fold.name}: {_train_fold(fold_cfg, out / fold.name, root, verbose)}")
+        log.info(f"{fold.name}: {train_or_keep(fold_cfg, out / fold.name, root, verbose)}")
         preds[fold.name] = _predict_fold(out / fold.name, fold, root, batch_size)
     return _write_results(out, record, plan, preds, root)

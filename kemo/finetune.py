@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 from kemo.config import load_config
@@ -48,20 +47,6 @@ def language_config(source: Path, lang: str, config=None, overrides=()):
                               f"data.languages={json.dumps([lang])}",
                               f"model.init_from={json.dumps(str(source))}"])
 
-
-def _train_language(cfg, run_dir: Path, data_dir, verbose: int) -> str:
-    """Train (or resume, or keep) one language's run; returns what was done."""
-    import keras
-
-    from kemo.training import train
-
-    if (run_dir / L.REPORT).is_file():
-        return "finished before"
-    resume = (run_dir / L.CONFIG).is_file()
-    keras.backend.clear_session()
-    t0 = time.time()
-    train(cfg, data_dir=data_dir, run_dir=run_dir, verbose=verbose, resume=resume)
-    return f"{'resumed' if resume else 'trained'} in {time.time() - t0:.0f}s"
 
 
 def _language_row(report, split: str, lang: str) -> dict:
@@ -138,6 +123,7 @@ def finetune(source, languages, out, config=None, overrides=(), data_dir=None,
     source itself is then the best system)."""
     from kemo.ensemble import build_ensemble
     from kemo.prediction.trained_run import read_run_state
+    from kemo.training.trainer import train_or_keep
 
     source, out = Path(source).expanduser().resolve(), Path(out)
     # the run's files checked before anything is trained (its model is loaded once
@@ -148,7 +134,7 @@ def finetune(source, languages, out, config=None, overrides=(), data_dir=None,
     out.mkdir(parents=True, exist_ok=True)
     for lang in languages:
         log.info(f"{lang}: fine-tuning {source.name} into {out / lang} ...")
-        log.info(f"{lang}: {_train_language(configs[lang], out / lang, data_dir, verbose)}")
+        log.info(f"{lang}: {train_or_keep(configs[lang], out / lang, data_dir, verbose)}")
     src_report = Report.read(source)
     rows = [compare_language(src_report, Report.read(out / lang), lang) for lang in languages]
     kept = [r["language"] for r in rows if r["kept"]]

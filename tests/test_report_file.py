@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, docstring_nodes
 from kemo.errors import InputError
 from kemo.run import report_file as R
 from kemo.run.report_file import Meta, Report, Setting
@@ -33,15 +33,6 @@ WORD_KEYS = {v for k, v in vars(R).items() if k.isupper() and isinstance(v, str)
     | {s.value for s in R.IntensityScore} | META_KEYS
 REPORTISH = re.compile(r"report|^rep$|^meta$")
 
-
-def _docstrings(tree) -> set[int]:
-    ids = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                ids.add(id(body[0].value))
-    return ids
 
 
 def _names(node) -> list[str]:
@@ -83,7 +74,7 @@ def _indexed(node):
 def literal_report_keys(source: str) -> list[tuple[int, str]]:
     """(line, key) for each report.json key `source` spells as a literal."""
     tree = ast.parse(source)
-    skip = _docstrings(tree)
+    skip = docstring_nodes(tree)
     for node in ast.walk(tree):  # the text pieces of an f-string
         if isinstance(node, ast.JoinedStr):
             skip |= {id(v) for v in node.values if isinstance(v, ast.Constant)}

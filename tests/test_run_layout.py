@@ -10,7 +10,7 @@ since the bare words are also dictionary keys and messages.
 import ast
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, docstring_nodes
 from kemo.run import layout as L
 
 OWNER = ROOT / "kemo" / "run" / "layout.py"
@@ -19,20 +19,11 @@ FILE_NAMES = {n for n in NAMES if "." in n}  # config.toml, .lock, ...
 FOLDER_NAMES = NAMES - FILE_NAMES  # predictions, checkpoints, ...
 
 
-def _docstrings(tree) -> set[int]:
-    ids = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                ids.add(id(body[0].value))
-    return ids
-
 
 def literal_run_names(source: str) -> list[tuple[int, str]]:
     """(line, name) for each run-file name `source` spells as a literal."""
     tree = ast.parse(source)
-    skip = _docstrings(tree)
+    skip = docstring_nodes(tree)
     for node in ast.walk(tree):  # the text pieces of an f-string: f".{name}.lock"
         if isinstance(node, ast.JoinedStr):
             skip |= {id(v) for v in node.values if isinstance(v, ast.Constant)}

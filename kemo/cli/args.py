@@ -101,3 +101,19 @@ def intermixed(parser):
 
     parser.parse_known_args = parse_known_args
     return parser
+
+
+def add_workflow_options(parser, predicting: str) -> None:
+    """The options every multi-run workflow (`finetune`, `crosslingual`) ends with: the
+    data root, the prediction batch, quiet, the Keras backend. `predicting` says when
+    the batch is used, e.g. "when the system is predicted".
+
+    Example:
+        add_workflow_options(sub.add_parser("finetune"), "when the system is predicted")
+    """
+    parser.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    parser.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64,
+                        help=f"texts per model call {predicting}, 1..{BATCH_MAX}")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend (default: $KERAS_BACKEND or jax)")

@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, SEED_MAX, int_in
+from kemo.cli.args import SEED_MAX, add_workflow_options, int_in
 from kemo.default_config import resolve_config
 
 
@@ -43,12 +43,7 @@ def add_parser(sub):
                    help="the seed of the fold assignment (default 0)")
     x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key of every fold's run (repeatable)")
-    x.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
-    x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64,
-                   help=f"texts per model call when predicting, 1..{BATCH_MAX}")
-    x.add_argument("--quiet", action="store_true", help="no progress bars")
-    x.add_argument("--backend", choices=BACKENDS, default=None,
-                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+    add_workflow_options(x, "when predicting")
 
 
 def main(args) -> int:

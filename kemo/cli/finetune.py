@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from kemo.cli.args import BACKENDS, BATCH_MAX, DATA_DIR_HELP, int_in
+from kemo.cli.args import add_workflow_options
 from kemo.finetune import finetune, format_table
 
 
@@ -29,12 +29,7 @@ def add_parser(sub):
     x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key of every language's run, e.g. --set "
                    "train.epochs=2 --set model.freeze_layers=0 (repeatable)")
-    x.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
-    x.add_argument("--batch-size", type=int_in(1, BATCH_MAX), default=64,
-                   help=f"texts per model call when the system is predicted, 1..{BATCH_MAX}")
-    x.add_argument("--quiet", action="store_true", help="no progress bars")
-    x.add_argument("--backend", choices=BACKENDS, default=None,
-                   help="Keras backend (default: $KERAS_BACKEND or jax)")
+    add_workflow_options(x, "when the system is predicted")
 
 
 def main(args) -> int:

@@ -284,3 +284,21 @@ def _finish(ctx: TrainContext, model, backbone, inputs: Inputs, probs: dict,
         save_preprocessor(inputs.preprocessor, backbone, run_dir / L.PREPROCESSOR)
         report.write(run_dir)  # last: its presence marks a finished run
     return report.to_dict()
+
+
+def train_or_keep(cfg: Config, run_dir: Path, data_dir, verbose: int = 2) -> str:
+    """One run of a multi-run workflow (`kemo finetune`, `kemo crosslingual`): kept when
+    it finished before, resumed when it started before, else trained; returns what was
+    done, for the workflow's log.
+
+    Example:
+        train_or_keep(cfg, Path("runs/ft/deu"), "../shared/data/brighter/track_a")
+        # 'trained in 312s' (then 'finished before: kept')
+    """
+    if (run_dir / L.REPORT).is_file():
+        return "finished before: kept"
+    resume = (run_dir / L.CONFIG).is_file()
+    keras.backend.clear_session()
+    t0 = time.time()
+    train(cfg, data_dir=data_dir, run_dir=run_dir, verbose=verbose, resume=resume)
+    return f"{'resumed' if resume else 'trained'} in {time.time() - t0:.0f}s"
