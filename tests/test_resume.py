@@ -37,10 +37,13 @@ def full_run(data_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_killed_run_resumes_to_same_metrics(sig, full_run, data_dir, tmp_path):
-    env = {**os.environ, "KEMO_DATA_DIR": str(data_dir)}
+    # The data root on the command line, not in the environment: --resume reads the data
+    # the run read (run.json) without being told again.
+    env = {k: v for k, v in os.environ.items() if k != "KEMO_DATA_DIR"}
     full, killed = full_run, tmp_path / "killed"
 
-    code, done_before = stop_after_first_checkpoint(_train_cmd(killed), killed, sig, env)
+    code, done_before = stop_after_first_checkpoint(
+        _train_cmd(killed, "--data-dir", str(data_dir)), killed, sig, env)
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     assert not (killed / "report.json").exists()
     assert done_before < 4

@@ -19,6 +19,7 @@ from kemo.evaluation.result_text import (format_console_report, format_intensity
                                          result_line)
 from kemo.machine import describe_cpu
 from kemo.run import layout as L
+from kemo.run.manifest import recorded_data_dir
 from kemo.run.report_file import Report
 
 
@@ -29,7 +30,7 @@ def add_parser(sub):
                    "$KEMO_DEFAULT_CONFIG: MiniLM on English, minutes on a CPU)")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from its last checkpoint "
-                        "(its own config.toml is used)")
+                        "(its own config.toml and, unless --data-dir, the data it read)")
     t.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -124,7 +125,9 @@ def main(args) -> int:
         return multiprocess.launch(_child_argv(args, config, run_dir), args.local_processes)
     from kemo.data.dataset import describe_dataset, open_dataset
 
-    dataset = open_dataset(cfg.data, args.data_dir)
+    # Resuming: the data the run read (run.json), unless --data-dir says otherwise.
+    dataset = open_dataset(cfg.data, args.data_dir
+                           or (recorded_data_dir(run_dir) if args.resume else None))
     data_dir = dataset.root
     inline = "none (a small random BERT, vocabulary learnt from the training texts)"
     # What it is doing, printed once the inputs are checked (bad input prints one error).

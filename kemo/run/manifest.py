@@ -35,6 +35,7 @@ from kemo.machine import cpu_info
 from kemo.run import layout as L
 
 FORMAT, VERSION = "kemo run manifest", 1
+DATA_DIR = "data_dir"  # the data root a training read: `kemo train --resume` reads it again
 _COMMAND: list[str] | None = None  # set by the `kemo` command (kemo.cli.main)
 PACKAGES = ("kemo", "keras", "keras-hub", "jax", "jaxlib", "tensorflow", "torch", "numpy")
 
@@ -129,6 +130,19 @@ def model_changed(run_dir, manifest: dict | None) -> bool:
     return file_sha256(path) != recorded
 
 
+def recorded_data_dir(run_dir) -> str | None:
+    """The data root the training of `run_dir` read (absolute), as its run.json records
+    it; None for a run from before the record (`kemo train --resume` then needs
+    `--data-dir` as the first session did).
+
+    Example:
+        recorded_data_dir("runs/tiny")   # '/work/shared/data/brighter/track_a'
+    """
+    m = read_manifest(run_dir) or {}
+    value = m.get(DATA_DIR)
+    return value if isinstance(value, str) and value else None
+
+
 def read_manifest(run_dir) -> dict | None:
     """The run's `run.json`, or None when it has none (a run from before it) or it is
     not a kemo manifest (unreadable or foreign: the run is still listed and loaded)."""
@@ -141,14 +155,17 @@ def read_manifest(run_dir) -> dict | None:
 
 
 def write_manifest(run_dir, kind: str, finished: bool = False, resumed: bool = False,
-                   argv=None) -> dict:
+                   argv=None, data_dir=None) -> dict:
     """Write (or update) `run_dir/run.json`; returns it. A first call starts a session
     (a resumed run adds one); `finished=True` closes it and records the end time. A run
-    resumed from before run.json existed gets one with `started` null (unknown)."""
+    resumed from before run.json existed gets one with `started` null (unknown).
+    `data_dir`: the data root a training reads, recorded once (`recorded_data_dir`)."""
     run_dir = Path(run_dir)
     m = read_manifest(run_dir) or {"format": FORMAT, "version": VERSION, "kind": kind,
                                    "command": command_line(argv), "started": None,
                                    "finished": None, "sessions": []}
+    if data_dir is not None and not m.get(DATA_DIR):
+        m[DATA_DIR] = str(Path(data_dir).resolve())
     sessions = m.setdefault("sessions", [])
     if not finished or not sessions or sessions[-1].get("finished"):
         sessions.append({"command": command_line(argv), "started": now(), "finished": None,

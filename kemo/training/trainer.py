@@ -174,7 +174,8 @@ def _open_run(ctx: TrainContext, lock: ExitStack, model, inputs: Inputs):
         if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
             save_keep(run_dir, inputs.preprocessor)
     if ctx.writer:
-        write_manifest(run_dir, "train", resumed=ctx.resume)  # a run from before run.json: one
+        write_manifest(run_dir, "train", resumed=ctx.resume,  # a run from before run.json: one
+                       data_dir=inputs.splits.root)  # `--resume` reads its data from there
     return state
 
 
