@@ -139,23 +139,23 @@ def _macro_f1(pred: Path, gold: Path) -> float:
 
 def test_tiny_protocol_stops_after_fold_1_and_resumes_without_retraining_it(
         tmp_path, data_dir, monkeypatch):
-    import kemo.crosslingual as xl
+    import kemo.training.trainer as trainer
 
     data = _tiny_track_a(tmp_path / "data", data_dir)
     config, out = _config(tmp_path), tmp_path / "c"
     argv = ["crosslingual", "--config", config, "--data-dir", data, "--out", out,
             "--folds", "2", "--quiet"]
-    real = xl._train_fold
+    real = trainer.train_or_keep
 
     def stop_at_fold_2(cfg, run_dir, root, verbose):
         if run_dir.name == "fold-2":
             raise KeyboardInterrupt  # as Ctrl-C between two folds
         return real(cfg, run_dir, root, verbose)
 
-    monkeypatch.setattr(xl, "_train_fold", stop_at_fold_2)
+    monkeypatch.setattr(trainer, "train_or_keep", stop_at_fold_2)
     rc, _, err = run_cli(argv)
     assert rc == 130, err[-3000:]
-    monkeypatch.setattr(xl, "_train_fold", real)
+    monkeypatch.setattr(trainer, "train_or_keep", real)
     plan = json.loads((out / "crosslingual.json").read_text())
     folds = {f["name"]: f for f in plan["folds"]}
     assert (out / "fold-1" / "report.json").is_file() and not (out / "fold-2").exists()

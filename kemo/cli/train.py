@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def add_parser(sub):
                    "$KEMO_DEFAULT_CONFIG: MiniLM on English, minutes on a CPU)")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from its last checkpoint "
-                        "(its own config.toml and, unless --data-dir, the data it read)")
+                        "(its own config.toml; its data: --data-dir, $KEMO_DATA_DIR, data.data_dir, else where it read it)")
     t.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Keras backend (default: $KERAS_BACKEND or jax)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -123,11 +124,13 @@ def main(args) -> int:
                              "several processes need \"data_parallel\" "
                              "(--set train.distribution='\"data_parallel\"')")
         return multiprocess.launch(_child_argv(args, config, run_dir), args.local_processes)
+    from kemo.data.brighter import DATA_DIR_ENV
     from kemo.data.dataset import describe_dataset, open_dataset
 
-    # Resuming: the data the run read (run.json), unless --data-dir says otherwise.
-    dataset = open_dataset(cfg.data, args.data_dir
-                           or (recorded_data_dir(run_dir) if args.resume else None))
+    data_root = args.data_dir
+    if args.resume and not (data_root or os.environ.get(DATA_DIR_ENV) or cfg.data.data_dir):
+        data_root = recorded_data_dir(run_dir)  # told nothing: the data the run read
+    dataset = open_dataset(cfg.data, data_root)
     data_dir = dataset.root
     inline = "none (a small random BERT, vocabulary learnt from the training texts)"
     # What it is doing, printed once the inputs are checked (bad input prints one error).
