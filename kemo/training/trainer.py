@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from kemo import multiprocess
+from kemo.atomic import write_text as atomic_write_text
 from kemo.config import Config, dump_config
 from kemo.data.numpy_batches import tensorflow_available
 from kemo.data.splits import validation_note
@@ -169,13 +170,15 @@ def _open_run(ctx: TrainContext, lock: ExitStack, model, inputs: Inputs):
         state = load_checkpoint(run_dir, model, cfg.train.epochs,
                                 cfg.train.early_stopping_patience > 0)
         check_resumable_history(run_dir, state, inputs.label_names, ctx.monitor)
-    elif ctx.writer:
-        (run_dir / L.CONFIG).write_text(dump_config(cfg))
-        if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
-            save_keep(run_dir, inputs.preprocessor)
     if ctx.writer:
         write_manifest(run_dir, "train", resumed=ctx.resume,  # a run from before run.json: one
                        data_dir=inputs.splits.root)  # `--resume` reads its data from there
+    if ctx.writer and not ctx.resume:
+        if cfg.model.prune_vocabulary:  # --resume rebuilds the same pruned shapes
+            save_keep(run_dir, inputs.preprocessor)
+        # config.toml last, whole or not at all: a run directory holding one is resumable
+        # (`--resume` needs it; a kill before it leaves a run to start again)
+        atomic_write_text(run_dir / L.CONFIG, dump_config(cfg))
     return state
 
 
