@@ -108,6 +108,37 @@ def docstring_nodes(tree) -> set[int]:
     return ids
 
 
+def first_rows(src: Path, root: Path, sizes: dict) -> Path:
+    """`root`, a Track A/B-shaped folder of the real files' first rows under `src`:
+    `sizes` = {split: {lang: rows}}, each file written back by the csv module."""
+    import csv
+
+    for split, langs in sizes.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for lang, n in langs.items():
+            with open(src / split / f"{lang}.csv", encoding="utf-8", newline="") as f:
+                rows = list(csv.reader(f))[: n + 1]
+            with open(root / split / f"{lang}.csv", "w", encoding="utf-8", newline="") as f:
+                csv.writer(f).writerows(rows)
+    return root
+
+
+def write_tiny_config(path: Path, data: dict, model: dict | None = None) -> Path:
+    """A tiny config at `path` (named after it): a random 1-layer 32-wide BERT trained
+    one epoch, with these `[data]` keys and any extra `[model]` keys."""
+    import json
+
+    model = {"num_layers": 1, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64,
+             "vocabulary_size": 1500, "sequence_length": 48, "pooling": "mean",
+             **(model or {})}
+    train = {"epochs": 1, "batch_size": 32, "learning_rate": 1e-3}
+    lines = [f"name = {json.dumps(path.stem)}"]
+    for section, keys in (("data", data), ("model", model), ("train", train)):
+        lines += [f"[{section}]"] + [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def run_cli(argv) -> tuple[int, str, str]:
     """`kemo <argv>` in this process: (exit code, stdout, stderr)."""
     import contextlib

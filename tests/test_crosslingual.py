@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_refused, run_cli, snapshot
+from conftest import assert_refused, first_rows, run_cli, snapshot, write_tiny_config
 from kemo.crosslingual import language_folds, plan_folds
 
 LANGS = ("eng", "deu", "hau")
@@ -24,37 +24,13 @@ LANGS = ("eng", "deu", "hau")
 def _tiny_track_a(root: Path, data_dir: Path, sizes=None) -> Path:
     """A Track A folder of the real files' first rows (train 120, dev 40, test 12)."""
     sizes = sizes or {"train": 120, "dev": 40, "test": 12}
-    for split, n in sizes.items():
-        (root / split).mkdir(parents=True, exist_ok=True)
-        for lang in LANGS:
-            with open(data_dir / split / f"{lang}.csv", encoding="utf-8", newline="") as f:
-                rows = list(csv.reader(f))[: n + 1]
-            with open(root / split / f"{lang}.csv", "w", encoding="utf-8", newline="") as f:
-                csv.writer(f).writerows(rows)
-    return root
+    return first_rows(data_dir, root, {split: dict.fromkeys(LANGS, n)
+                                       for split, n in sizes.items()})
 
 
 def _config(tmp_path: Path, languages=LANGS) -> Path:
-    path = tmp_path / "tiny_c.toml"
-    path.write_text(f"""name = "tiny_c"
-[data]
-languages = {json.dumps(list(languages))}
-val_fraction = 0.25
-length_buckets = [32]
-[model]
-num_layers = 1
-num_heads = 2
-hidden_dim = 32
-intermediate_dim = 64
-vocabulary_size = 1500
-sequence_length = 48
-pooling = "mean"
-[train]
-epochs = 1
-batch_size = 32
-learning_rate = 1e-3
-""")
-    return path
+    return write_tiny_config(tmp_path / "tiny_c.toml", {
+        "languages": list(languages), "val_fraction": 0.25, "length_buckets": [32]})
 
 
 def test_folds_are_balanced_seeded_and_cover_every_language_once():

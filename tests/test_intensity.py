@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from conftest import ROOT, assert_refused, run_cli, snapshot
+from conftest import ROOT, assert_refused, first_rows, run_cli, snapshot, write_tiny_config
 from kemo.data.examples import Examples
 from kemo.evaluation.intensity import confusion, language_pearson, pearson_r, tune_cut_points
 from kemo.prediction.cut_points import CutPoints, apply_cut_points, untuned_cut_points
@@ -111,40 +111,13 @@ def test_heads_and_losses_serialise_and_the_ordinal_head_is_monotone():
 
 def _track_b_folder(root: Path, sizes: dict) -> Path:
     """A Track B-shaped folder of the real files' first rows: {split: {lang: rows}}."""
-    for split, langs in sizes.items():
-        (root / split).mkdir(parents=True, exist_ok=True)
-        for lang, n in langs.items():
-            with open(TRACK_B / split / f"{lang}.csv", encoding="utf-8", newline="") as f:
-                rows = list(csv.reader(f))[: n + 1]
-            with open(root / split / f"{lang}.csv", "w", encoding="utf-8", newline="") as f:
-                csv.writer(f).writerows(rows)
-    return root
+    return first_rows(TRACK_B, root, sizes)
 
 
 def _config(tmp_path: Path, languages, head="regression") -> Path:
-    path = tmp_path / "tiny_b.toml"
-    path.write_text(f"""name = "tiny_b"
-[data]
-languages = {json.dumps(languages)}
-label_kind = "intensity"
-max_intensity = 3
-val_fraction = 0.2
-length_buckets = [32]
-[model]
-num_layers = 1
-num_heads = 2
-hidden_dim = 32
-intermediate_dim = 64
-vocabulary_size = 1500
-sequence_length = 48
-pooling = "mean"
-head = "{head}"
-[train]
-epochs = 1
-batch_size = 32
-learning_rate = 1e-3
-""")
-    return path
+    return write_tiny_config(tmp_path / "tiny_b.toml", {
+        "languages": list(languages), "label_kind": "intensity", "max_intensity": 3,
+        "val_fraction": 0.2, "length_buckets": [32]}, {"head": head})
 
 
 @pytest.mark.parametrize("bad", ["4", "-1", "2.5", "high"])

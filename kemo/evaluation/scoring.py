@@ -263,7 +263,7 @@ def format_scores(scores: dict) -> str:
         lines.append(f"{lang:<10}{s['rows']:>7}{s['macro_f1']:>10.4f}{s['micro_f1']:>10.4f}  {per}")
     o = scores["overall"]
     lines.append(f"{'mean':<10}{'':>7}{o['macro_f1']:>10.4f}{o['micro_f1']:>10.4f}  "
-                 f"({o['languages']} language{'s' if o['languages'] != 1 else ''})")
+                 f"{_languages(o)}")
     return "\n".join(lines)
 
 
@@ -273,6 +273,11 @@ def _format_intensity_scores(scores: dict) -> str:
         per = " ".join(f"{n} {r:.4f}" for n, r in s["per_label"].items())
         lines.append(f"{lang:<10}{s['rows']:>7}{s['pearson_r']:>11.4f}  {per}")
     o = scores["overall"]
-    lines.append(f"{'mean':<10}{'':>7}{o['pearson_r']:>11.4f}  "
-                 f"({o['languages']} language{'s' if o['languages'] != 1 else ''})")
+    lines.append(f"{'mean':<10}{'':>7}{o['pearson_r']:>11.4f}  {_languages(o)}")
     return "\n".join(lines)
+
+
+def _languages(overall: dict) -> str:
+    """The mean row's note: `(3 languages)`."""
+    n = overall["languages"]
+    return f"({n} language{'s' if n != 1 else ''})"
