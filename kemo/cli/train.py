@@ -7,7 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -124,13 +123,10 @@ def main(args) -> int:
                              "several processes need \"data_parallel\" "
                              "(--set train.distribution='\"data_parallel\"')")
         return multiprocess.launch(_child_argv(args, config, run_dir), args.local_processes)
-    from kemo.data.brighter import DATA_DIR_ENV
     from kemo.data.dataset import describe_dataset, open_dataset
 
-    data_root = args.data_dir
-    if args.resume and not (data_root or os.environ.get(DATA_DIR_ENV) or cfg.data.data_dir):
-        data_root = recorded_data_dir(run_dir)  # told nothing: the data the run read
-    dataset = open_dataset(cfg.data, data_root)
+    dataset = open_dataset(cfg.data, args.data_dir,  # resuming, told nothing: the data it read
+                           recorded_data_dir(run_dir) if args.resume else None)
     data_dir = dataset.root
     inline = "none (a small random BERT, vocabulary learnt from the training texts)"
     # What it is doing, printed once the inputs are checked (bad input prints one error).

@@ -28,6 +28,7 @@ from kemo.errors import InputError
 
 SPLITS = ("train", "dev", "test")
 DATA_DIR_ENV = "KEMO_DATA_DIR"
+RECORDED = "the run's run.json"  # the last source of a resumed run's data root
 
 
 def track_a_label_columns(header) -> tuple[str, ...]:
@@ -42,10 +43,12 @@ def is_language(code) -> bool:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None,
-                     configured: str | os.PathLike | None = None) -> Path:
+                     configured: str | os.PathLike | None = None,
+                     recorded: str | None = None) -> Path:
     """The Track A root, by kemo's one data-root rule: `data_dir` (the `--data-dir`
-    flag), else `$KEMO_DATA_DIR`, else `configured` (a config's `data.data_dir`); it must
-    hold train/, dev/ or test/.
+    flag), else `$KEMO_DATA_DIR`, else `configured` (a config's `data.data_dir`), else
+    `recorded` (where a resumed run read its data, as its run.json says); it must hold
+    train/, dev/ or test/.
 
     Every command resolves its data through this rule, and a run's `config.toml` keeps
     the config's own `data.data_dir` (empty unless the config set one), so a run copied
@@ -55,7 +58,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None,
         resolve_data_dir(None, cfg.data.data_dir)   # $KEMO_DATA_DIR wins over the config
     """
     candidates = (("--data-dir", data_dir), (f"${DATA_DIR_ENV}", os.environ.get(DATA_DIR_ENV)),
-                  ("config key 'data.data_dir'", configured))
+                  ("config key 'data.data_dir'", configured), (RECORDED, recorded))
     source, value = next(((name, v) for name, v in candidates if v), (None, None))
     if not value:
         raise InputError(

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from kemo.data.brighter import (
-    DATA_DIR_ENV, Examples, label_order, load_split, resolve_data_dir, split_file,
+    DATA_DIR_ENV, RECORDED, Examples, label_order, load_split, resolve_data_dir, split_file,
 )
 from kemo.errors import InputError
 
@@ -213,10 +213,11 @@ def read_label_names(path: Path) -> tuple[str, ...]:
     return names
 
 
-def table_root(data_dir=None, configured=None) -> Path:
-    """The root of a table dataset: `data_dir`, else `configured`, else $KEMO_DATA_DIR."""
+def table_root(data_dir=None, configured=None, recorded=None) -> Path:
+    """The root of a table dataset: `data_dir`, else `configured`, else $KEMO_DATA_DIR,
+    else `recorded` (a resumed run's, from its run.json)."""
     candidates = (("--data-dir", data_dir), ("config key 'data.data_dir'", configured),
-                  (f"${DATA_DIR_ENV}", os.environ.get(DATA_DIR_ENV)))
+                  (f"${DATA_DIR_ENV}", os.environ.get(DATA_DIR_ENV)), (RECORDED, recorded))
     source, value = next(((n, v) for n, v in candidates if v), (None, None))
     if not value:
         return Path(".")  # file names relative to the working directory
@@ -226,12 +227,13 @@ def table_root(data_dir=None, configured=None) -> Path:
     return path
 
 
-def open_dataset(data, data_dir=None):
-    """The dataset the config's [data] section describes, under its data root."""
+def open_dataset(data, data_dir=None, recorded=None):
+    """The dataset the config's [data] section describes, under its data root
+    (`recorded`: where a resumed run read it, the last source asked)."""
     if data.layout == "table":
-        return TableDataset(table_root(data_dir, data.data_dir), data)
+        return TableDataset(table_root(data_dir, data.data_dir, recorded), data)
     kind = getattr(data, "label_kind", "binary")
-    return TrackADataset(resolve_data_dir(data_dir, data.data_dir), data.languages,
+    return TrackADataset(resolve_data_dir(data_dir, data.data_dir, recorded), data.languages,
                          data.max_intensity if kind == "intensity" else 0)
 
 
