@@ -75,6 +75,18 @@ VARIANTS = {
                    {"env": {"XLA_FLAGS": "--xla_cpu_experimental_onednn_fusion_type=dot"}}),
     "vec512_rbg": ("512-bit vectors + rbg", {"env": {
         "XLA_FLAGS": "--xla_cpu_prefer_vector_width=512", "JAX_DEFAULT_PRNG_IMPL": "rbg"}}),
+    "concurrency_sched": ("XLA: concurrency-optimised scheduler", {"env": {
+        "XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}}),
+    "sequential_sched": ("XLA: no concurrency-optimised scheduler", {"env": {
+        "XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=false"}}),
+    "fast_math": ("XLA: fast math", {"env": {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true"}}),
+    "eigen_1thread": ("XLA: Eigen single-threaded",
+                      {"env": {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}}),
+    "emitters_off": ("XLA: old fusion emitters",
+                     {"env": {"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=false"}}),
+    # kemo's training path, not an option: its callbacks read the loss every step
+    # (StopOnNanLoss, the progress line), which makes the host wait for each step
+    "sync_steps": ("kemo's per-step callbacks (sync)", {"kemo_callbacks": True}),
 }
 
 
@@ -174,6 +186,18 @@ def warm_up(model, warm: list) -> float:
     return time.perf_counter() - t0
 
 
+def kemo_callbacks() -> list:
+    """The callbacks `kemo train` adds that act after every step (setting `sync_steps`)."""
+    import tempfile
+
+    from kemo.training.monitor import EpochProgress
+    from kemo.training.nan_guard import StopOnNanLoss
+
+    progress = EpochProgress()
+    progress.verbose = 2  # a log file's closing line, as under `kemo train > log`
+    return [StopOnNanLoss(tempfile.mkdtemp()), progress]
+
+
 def child(spec: dict) -> dict:
     """One setting, in this process (its backend already chosen): compile, then time."""
     import numpy as np
@@ -184,7 +208,8 @@ def child(spec: dict) -> dict:
     load_s = time.perf_counter() - t0
     compile_s = warm_up(model, warm)
     t0 = time.perf_counter()
-    hist = model.fit(ds, epochs=1, steps_per_epoch=len(ds), verbose=0, shuffle=False)
+    hist = model.fit(ds, epochs=1, steps_per_epoch=len(ds), verbose=0, shuffle=False,
+                     callbacks=kemo_callbacks() if spec.get("kemo_callbacks") else None)
     fit_s = time.perf_counter() - t0
     lengths = sorted({length for _, length in ds.plan})
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
