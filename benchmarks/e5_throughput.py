@@ -84,6 +84,10 @@ VARIANTS = {
                       {"env": {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}}),
     "emitters_off": ("XLA: old fusion emitters",
                      {"env": {"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=false"}}),
+    "ynn_no_reduce": ("XLA: no YNNPACK reduce fusions",
+                      {"env": {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=-reduce"}}),
+    "ynn_dot_only": ("XLA: YNNPACK for dots only", {"env": {
+        "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=-eltwise,-reduce"}}),
     # kemo's training path, not an option: its callbacks read the loss every step
     # (StopOnNanLoss, the progress line), which makes the host wait for each step
     "sync_steps": ("kemo's per-step callbacks (sync)", {"kemo_callbacks": True}),
