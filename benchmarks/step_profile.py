@@ -3,6 +3,11 @@
     python benchmarks/step_profile.py                          # e5-small, 96 rows, both backends
     python benchmarks/step_profile.py --rows 192 --steps 6 --backends jax
     python benchmarks/step_profile.py --tiny --json /tmp/profile.json   # random 2-layer BERT
+    python benchmarks/step_profile.py --throughput       # + rows/s: JAX, TF, torch, each option tried
+
+`--throughput` then runs benchmarks/e5_throughput.py on the same machine, in the same
+command: the three backends and every change the profile suggested, each beside JAX's
+default (`x base`), `--throughput-rows` rows each (the speed issue's before/after table).
 
 The step is benchmarks/e5_throughput.py's `baseline` (kemo's `model.fit` with the focal
 loss, macro-F1 and per-label-loss metrics, AdamW, length-bucketed numpy batches, token
@@ -405,6 +410,9 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", help="keep the traces and HLO dumps in this folder")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per backend")
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--throughput", action="store_true", help="then the rows/s of the three "
+                    "backends and of each option tried (benchmarks/e5_throughput.py)")
+    ap.add_argument("--throughput-rows", type=int, default=384)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -428,7 +436,19 @@ def main(argv=None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"cpu": cpu, "load_average_after": after,
                                                "results": results}, indent=1))
+    if args.throughput:
+        import e5_throughput
+
+        print("\nthroughput (benchmarks/e5_throughput.py):", flush=True)
+        e5_throughput.main(["--only", *TRIED, "--rows", str(args.throughput_rows),
+                            "--data-dir", args.data_dir])
     return 1 if any("error" in r for r in results) else 0
+
+
+# The backends, then each change the profile pointed to (see README, "Where the time goes").
+TRIED = ["baseline", "tensorflow", "torch", "sync_steps", "xla_vec512", "ynn_no_reduce",
+         "ynn_dot_only", "concurrency_sched", "sequential_sched", "fast_math", "eigen_1thread",
+         "xnn_dot", "onednn_dot"]
 
 
 if __name__ == "__main__":

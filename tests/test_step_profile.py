@@ -118,3 +118,25 @@ def test_isa_matmul_tiny(tmp_path):
         assert all(r[case] > 0 for case in isa_matmul.CASES), r
     xla = results["jax"]["xla"]
     assert xla["hlo_dots"] + xla["ynn_fusions"] + xla["onednn_calls"] > 0, xla
+
+
+def test_throughput_runs_only_settings_that_e5_throughput_has():
+    """`step_profile.py --throughput` names settings e5_throughput knows, the three
+    backends first."""
+    sys_path = list(__import__("sys").path)
+    try:
+        e5 = _load("e5_throughput")
+    finally:
+        __import__("sys").path[:] = sys_path
+    assert step_profile.TRIED[:3] == ["baseline", "tensorflow", "torch"]
+    assert set(step_profile.TRIED) <= set(e5.VARIANTS), set(step_profile.TRIED) - set(e5.VARIANTS)
+
+
+def test_dense_cores_times_jax_on_one_core_and_on_all(tmp_path, capsys):
+    dense_cores = _load("dense_cores")
+    out = tmp_path / "dense.json"
+    assert dense_cores.main(["--backends", "jax", "--repeats", "2", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert sorted(r["cores"] for r in results)[0] == 1
+    assert all(r["backend"] == "jax" and r["ms"] > 0 and r["gflop_per_s"] > 0 for r in results)
+    assert "scaling" in capsys.readouterr().out
