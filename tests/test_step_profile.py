@@ -140,3 +140,15 @@ def test_dense_cores_times_jax_on_one_core_and_on_all(tmp_path, capsys):
     assert sorted(r["cores"] for r in results)[0] == 1
     assert all(r["backend"] == "jax" and r["ms"] > 0 and r["gflop_per_s"] > 0 for r in results)
     assert "scaling" in capsys.readouterr().out
+
+
+def test_dropout_bits_draws_the_same_keep_rate_with_each_generator():
+    """The three mask generators the benchmark times keep ~90% of a step's values."""
+    import jax.numpy as jnp
+
+    dropout_bits = _load("dropout_bits")
+    seed = jnp.array([1, 2], dtype=jnp.uint32)
+    n = 12 * (2 * 32 * 64 * 384 + 32 * 12 * 64 * 64)  # every element, scaled by 1/0.9 if kept
+    for generator in ("threefry", "philox", "xla_default"):
+        kept = float(dropout_bits.masks_step(generator)(seed)) * 0.9 / n
+        assert abs(kept - 0.9) < 0.01, (generator, kept)
