@@ -61,6 +61,8 @@ VARIANTS = {
     "tf_freeze6": ("tensorflow + freeze 6", {"backend": "tensorflow", "freeze_layers": 6}),
     "tf_fine_freeze6": ("tensorflow + fine buckets + freeze 6",
                         {"backend": "tensorflow", "buckets": FINE, "freeze_layers": 6}),
+    "torch_fine_freeze6": ("torch + fine buckets + freeze 6",
+                           {"backend": "torch", "buckets": FINE, "freeze_layers": 6}),
     "tf_bf16": ("tensorflow + mixed_bfloat16",
                 {"backend": "tensorflow", "dtype_policy": "mixed_bfloat16"}),
     # XLA CPU and JAX options (issue 36): environment only, the step itself unchanged
