@@ -1,5 +1,5 @@
-"""Smoke tests of benchmarks/step_profile.py and benchmarks/isa_matmul.py (tiny shapes)
-and of the profile's bookkeeping (grouping, overlap, shares)."""
+"""Smoke tests of the speed benchmarks (step_profile.py, isa_matmul.py, dense_cores.py,
+dropout_bits.py; tiny shapes) and of the profile's bookkeeping (grouping, overlap, shares)."""
 
 import importlib.util
 import json
@@ -153,18 +153,3 @@ def test_dropout_bits_draws_the_same_keep_rate_with_each_generator():
         kept = float(dropout_bits.masks_step(generator)(seed)) * 0.9 / n
         assert abs(kept - 0.9) < 0.01, (generator, kept)
 
-
-def test_track_c_table_puts_the_in_language_figure_beside_each_target(tmp_path):
-    """benchmarks/track_c_table.py: per target the zero-shot figure, the full run's dev
-    figure from its committed language table, their gap and the mean row."""
-    track_c_table = _load("track_c_table")
-    full = track_c_table.in_language_dev()
-    assert len(full) == 28 and full["deu"] == 0.5468
-    csv = tmp_path / "zero_shot.csv"
-    csv.write_text("language,fold,trained_on,dev_rows,zero_shot_dev_f1,in_language_dev_f1,gap,"
-                   "untrained_labels\ndeu,from-eng,eng,200,0.3210,,,disgust\n"
-                   "amh,from-eng,eng,592,0.2896,,,disgust\nmean,,2 targets,792,0.3053,,,\n")
-    lines = track_c_table.table(csv).splitlines()
-    assert lines[2] == "| deu | 200 | 0.3210 | 0.5468 | -0.2258 | 0.425 / 0.468 |"
-    assert lines[3].startswith("| amh | 592 | 0.2896 | 0.5728 | -0.2832 | - |")
-    assert lines[-1].startswith("| **mean (2)** | | **0.3053** | 0.5598 | -0.2545 |")

@@ -1,0 +1,29 @@
+"""benchmarks/track_c_table.py, the README's Track C table (reads committed files only)."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_track_c_table_puts_the_in_language_figure_beside_each_target(tmp_path):
+    """benchmarks/track_c_table.py: per target the zero-shot figure, the full run's dev
+    figure from its committed language table, their gap and the mean row."""
+    track_c_table = _load("track_c_table")
+    full = track_c_table.in_language_dev()
+    assert len(full) == 28 and full["deu"] == 0.5468
+    csv = tmp_path / "zero_shot.csv"
+    csv.write_text("language,fold,trained_on,dev_rows,zero_shot_dev_f1,in_language_dev_f1,gap,"
+                   "untrained_labels\ndeu,from-eng,eng,200,0.3210,,,disgust\n"
+                   "amh,from-eng,eng,592,0.2896,,,disgust\nmean,,2 targets,792,0.3053,,,\n")
+    lines = track_c_table.table(csv).splitlines()
+    assert lines[2] == "| deu | 200 | 0.3210 | 0.5468 | -0.2258 | 0.425 / 0.468 |"
+    assert lines[3].startswith("| amh | 592 | 0.2896 | 0.5728 | -0.2832 | - |")
+    assert lines[-1].startswith("| **mean (2)** | | **0.3053** | 0.5598 | -0.2545 |")
