@@ -47,6 +47,9 @@ BLOCKS = {
         "sub", [("python scripts/train.py --backend jax",
                  f"python scripts/train.py --backend jax {TINY_QUICK}")]),
     "python -m pytest": ("skip", "the whole test suite, this test included"),
+    "python benchmarks/step_profile.py --throughput": (
+        "skip", "a ~35 min benchmark on 2 cores; tests/test_step_profile.py runs its tiny "
+        "form and checks that every setting it names exists"),
     "kemo train --config configs/offline/xlmr_eng.toml": (
         "sub", [("--config configs/offline/xlmr_eng.toml --set train.epochs=3", TINY_QUICK)]),
     "kemo train --config configs/offline/e5_all.toml": (
