@@ -94,6 +94,16 @@ def restore_sigint():
     signal.signal(signal.SIGINT, before)
 
 
+def load_benchmark(name: str):
+    """`benchmarks/<name>.py` imported as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def docstring_nodes(tree) -> set[int]:
     """ids of the docstring constants of a parsed module: the source-scanning tests
     (file names, report keys) skip them, as prose may name what code must not spell."""

@@ -1,6 +1,5 @@
 """Smoke test of benchmarks/train_speed.py (kemo on JAX vs HF BERT on PyTorch)."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NO_TORCH
+from conftest import NO_TORCH, load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "train_speed.py"
@@ -17,10 +16,7 @@ TOKENIZER = Path("~/.cache/kemo/weights/minilm-l6-en/tokenizer.json").expanduser
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("train_speed")
 
 
 def test_kemo_batching_and_optimizer_import_without_tensorflow():

@@ -1,16 +1,10 @@
 """benchmarks/language_table.py: a language one run did not score reads `-`, not `nan`."""
 
-import importlib.util
-
-from conftest import ROOT
+from conftest import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("language_table",
-                                                  ROOT / "benchmarks" / "language_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("language_table")
 
 
 def _report(scores: dict) -> dict:

@@ -1,10 +1,9 @@
 """The published RemBERT figures and the per-language comparison with a run's report
 (`kemo.evaluation.reference`, `benchmarks/language_table.py`)."""
 
-import importlib.util
 import math
 
-from conftest import ROOT
+from conftest import load_benchmark
 from kemo.evaluation.reference import REMBERT_TEST_MACRO_F1, compare_with_reference, summarise
 
 
@@ -34,10 +33,7 @@ def _report(f1: dict) -> dict:
 
 
 def test_language_table_puts_runs_side_by_side_with_means_and_counts():
-    spec = importlib.util.spec_from_file_location("language_table",
-                                                  ROOT / "benchmarks" / "language_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("language_table")
     text = mod.table([("full", None, _report({"eng": 0.75, "amh": 0.5})),
                       ("capped", None, _report({"eng": 0.60, "amh": 0.4}))])
     lines = text.splitlines()

@@ -1,20 +1,11 @@
 """Smoke tests of the speed benchmarks (step_profile.py, isa_matmul.py, dense_cores.py,
 dropout_bits.py; tiny shapes) and of the profile's bookkeeping (grouping, overlap, shares)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark as _load
 
 
 step_profile = _load("step_profile")

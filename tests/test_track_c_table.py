@@ -1,16 +1,6 @@
 """benchmarks/track_c_table.py, the README's Track C table (reads committed files only)."""
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark as _load
 
 
 def test_track_c_table_puts_the_in_language_figure_beside_each_target(tmp_path):
