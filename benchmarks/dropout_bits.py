@@ -22,12 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def masks_step(generator: str):
+def masks_step(generator: str, batch: int = 32, length: int = 64):
+    """The jitted step drawing and applying the masks (`batch` rows of `length` tokens)."""
     import jax
     import jax.numpy as jnp
     from jax import lax
 
-    hidden, attention = jnp.ones((32, 64, 384)), jnp.ones((32, 12, 64, 64))
+    hidden = jnp.ones((batch, length, 384))
+    attention = jnp.ones((batch, 12, length, length))
     algorithm = {"philox": lax.RandomAlgorithm.RNG_PHILOX,
                  "xla_default": lax.RandomAlgorithm.RNG_DEFAULT}.get(generator)
 
