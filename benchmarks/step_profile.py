@@ -3,6 +3,7 @@
     python benchmarks/step_profile.py                          # e5-small, 96 rows, both backends
     python benchmarks/step_profile.py --rows 192 --steps 6 --backends jax
     python benchmarks/step_profile.py --tiny --json /tmp/profile.json   # random 2-layer BERT
+    python benchmarks/step_profile.py --setting fine_freeze6   # the full-data config's step
     python benchmarks/step_profile.py --throughput       # + rows/s: JAX, TF, torch, each option tried
 
 `--throughput` then runs benchmarks/e5_throughput.py on the same machine, in the same
@@ -323,7 +324,9 @@ def child(spec: dict) -> dict:
     else:
         arrays, y = e5_rows(spec["rows"], spec["data_dir"])
         backbone = None
-    step = {**e5.BASE, "backend": backend}
+    change = {k: v for k, v in e5.VARIANTS[spec.get("setting", "baseline")][1].items()
+              if k not in ("backend", "env")}
+    step = {**e5.BASE, **change, "backend": backend}
     model, ds, warm = e5.build_step(step, arrays, y, backbone)
     compile_s = e5.warm_up(model, warm)
     steps = min(spec["steps"], len(ds))
@@ -355,7 +358,7 @@ def child(spec: dict) -> dict:
 
 def run_backend(backend: str, args, work: Path) -> dict:
     """`child` in a fresh process with `KERAS_BACKEND=backend` (and XLA's HLO dump)."""
-    spec = {"tiny": args.tiny, "rows": args.rows, "steps": args.steps,
+    spec = {"tiny": args.tiny, "rows": args.rows, "steps": args.steps, "setting": args.setting,
             "data_dir": args.data_dir, "trace_dir": str(work / f"trace-{backend}"),
             "dump_dir": str(work / f"hlo-{backend}")}
     env = {**os.environ, "KERAS_BACKEND": backend}
@@ -405,6 +408,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backends", nargs="+", default=["jax", "tensorflow"],
                     choices=["jax", "tensorflow"])
     ap.add_argument("--tiny", action="store_true", help="random 2-layer BERT, random rows")
+    ap.add_argument("--setting", default="baseline", help="an e5_throughput setting to "
+                    "profile instead of `baseline` (its backend ignored), e.g. fine_freeze6")
     ap.add_argument("--data-dir", default=os.environ.get("KEMO_DATA_DIR") or str(
         ROOT.parent / "shared" / "data" / "brighter" / "track_a"), help="Track A root")
     ap.add_argument("--keep", help="keep the traces and HLO dumps in this folder")
@@ -422,7 +427,8 @@ def main(argv=None) -> int:
 
     cpu = cpu_info()
     print(f"cpu: {describe_cpu(cpu)}", flush=True)
-    print(f"step: {'tiny random 2-layer BERT' if args.tiny else 'e5-small-multi'}, batch 32, "
+    print(f"step: {'tiny random 2-layer BERT' if args.tiny else 'e5-small-multi'} "
+          f"(setting {args.setting}), batch 32, "
           f"{args.rows} rows drawn, {args.steps} profiled steps; load average before: "
           f"{load_average()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="step_profile_") as tmp:
