@@ -17,14 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from isa_matmul import median_ms  # noqa: E402  (the same timing: 3 warm-up calls, median)
 B, L, D, H = 32, 64, 384, 1536
 GFLOP = 2 * 2 * B * L * D * H / 1e9  # forward x @ W and the gradient x^T @ g
 
@@ -72,14 +73,7 @@ def child(backend: str, repeats: int) -> dict:
             wt.grad = None
             (torch.nn.functional.gelu(xt @ wt, approximate="tanh") ** 2).sum().backward()
         version = torch.__version__
-    for _ in range(3):
-        run()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    ms = statistics.median(times) * 1000
+    ms = median_ms(run, repeats)
     return {"backend": backend, "version": version, "cores": cores, "ms": ms,
             "gflop_per_s": GFLOP / (ms / 1000)}
 

@@ -36,6 +36,11 @@ CACHE = ROOT / ".bench" / "e5_throughput"
 TODAY = [32, 64]  # e5_all.toml's data.length_buckets (+ sequence_length 128)
 FINE = [16, 24, 32, 48, 64, 96]
 
+def xla(flags: str) -> dict:
+    """A setting that changes only XLA's flags (the step itself unchanged)."""
+    return {"env": {"XLA_FLAGS": flags}}
+
+
 # name -> (what changes, settings)
 BASE = {"backend": "jax", "dtype_policy": "float32", "batch_size": 32, "buckets": TODAY,
         "freeze_token_embeddings": True, "prune": False, "freeze_layers": 0}
@@ -66,30 +71,26 @@ VARIANTS = {
     "tf_bf16": ("tensorflow + mixed_bfloat16",
                 {"backend": "tensorflow", "dtype_policy": "mixed_bfloat16"}),
     # XLA CPU and JAX options (issue 36): environment only, the step itself unchanged
-    "xla_vec512": ("XLA: prefer 512-bit vectors",
-                   {"env": {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=512"}}),
+    "xla_vec512": ("XLA: prefer 512-bit vectors", xla("--xla_cpu_prefer_vector_width=512")),
     "prng_rbg": ("JAX: rbg random bits (dropout)", {"env": {"JAX_DEFAULT_PRNG_IMPL": "rbg"}}),
     "ynn_off": ("XLA: no YNNPACK fusions",
-                {"env": {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=-dot,-eltwise,-reduce"}}),
-    "xnn_dot": ("XLA: XNNPACK dot fusions",
-                {"env": {"XLA_FLAGS": "--xla_cpu_experimental_xnn_fusion_type=dot"}}),
+                xla("--xla_cpu_experimental_ynn_fusion_type=-dot,-eltwise,-reduce")),
+    "xnn_dot": ("XLA: XNNPACK dot fusions", xla("--xla_cpu_experimental_xnn_fusion_type=dot")),
     "onednn_dot": ("XLA: oneDNN dot fusions",
-                   {"env": {"XLA_FLAGS": "--xla_cpu_experimental_onednn_fusion_type=dot"}}),
+                   xla("--xla_cpu_experimental_onednn_fusion_type=dot")),
     "vec512_rbg": ("512-bit vectors + rbg", {"env": {
         "XLA_FLAGS": "--xla_cpu_prefer_vector_width=512", "JAX_DEFAULT_PRNG_IMPL": "rbg"}}),
-    "concurrency_sched": ("XLA: concurrency-optimised scheduler", {"env": {
-        "XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}}),
-    "sequential_sched": ("XLA: no concurrency-optimised scheduler", {"env": {
-        "XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=false"}}),
-    "fast_math": ("XLA: fast math", {"env": {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true"}}),
-    "eigen_1thread": ("XLA: Eigen single-threaded",
-                      {"env": {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}}),
-    "emitters_off": ("XLA: old fusion emitters",
-                     {"env": {"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=false"}}),
+    "concurrency_sched": ("XLA: concurrency-optimised scheduler",
+                          xla("--xla_cpu_enable_concurrency_optimized_scheduler=true")),
+    "sequential_sched": ("XLA: no concurrency-optimised scheduler",
+                         xla("--xla_cpu_enable_concurrency_optimized_scheduler=false")),
+    "fast_math": ("XLA: fast math", xla("--xla_cpu_enable_fast_math=true")),
+    "eigen_1thread": ("XLA: Eigen single-threaded", xla("--xla_cpu_multi_thread_eigen=false")),
+    "emitters_off": ("XLA: old fusion emitters", xla("--xla_cpu_use_fusion_emitters=false")),
     "ynn_no_reduce": ("XLA: no YNNPACK reduce fusions",
-                      {"env": {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=-reduce"}}),
-    "ynn_dot_only": ("XLA: YNNPACK for dots only", {"env": {
-        "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=-eltwise,-reduce"}}),
+                      xla("--xla_cpu_experimental_ynn_fusion_type=-reduce")),
+    "ynn_dot_only": ("XLA: YNNPACK for dots only",
+                     xla("--xla_cpu_experimental_ynn_fusion_type=-eltwise,-reduce")),
     # kemo's training path, not an option: its callbacks read the loss every step
     # (StopOnNanLoss, the progress line), which makes the host wait for each step
     "sync_steps": ("kemo's per-step callbacks (sync)", {"kemo_callbacks": True}),
