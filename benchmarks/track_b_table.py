@@ -17,20 +17,21 @@ come from each run's `report.json`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from kemo.evaluation.reference import TRACK_B_FLOOR, TRACK_B_FLOOR_MEAN, TRACK_B_TEST_PEARSON  # noqa: E402
+import language_table  # noqa: E402  (its NAME=RUN_DIR reading)
+from kemo.evaluation.reference import (  # noqa: E402
+    TRACK_B_FLOOR, TRACK_B_FLOOR_MEAN, TRACK_B_TEST_PEARSON, compare_with_reference, summarise)
 from kemo.machine import cpu_info, describe_cpu  # noqa: E402
 
-
-def mean(xs) -> float:
-    xs = [x for x in xs if x is not None]
-    return sum(xs) / len(xs) if xs else float("nan")
+PUBLISHED = [{lang: figures[i] for lang, figures in TRACK_B_TEST_PEARSON.items()}
+             for i in range(3)]  # LaBSE, RemBERT, XLM-R: {language: r}
+REMBERT = PUBLISHED[1]
 
 
 def language_r(report: dict, split: str, kind: str) -> dict[str, float]:
@@ -40,18 +41,16 @@ def language_r(report: dict, split: str, kind: str) -> dict[str, float]:
 
 
 def read_run(spec: str) -> tuple[str, Path, dict]:
-    name, _, path = spec.partition("=")
-    if not path:
-        name, path = Path(spec).name, spec
-    run = Path(path).expanduser()
-    report = json.loads((run / "report.json").read_text())
+    """`language_table.read_run` (NAME=RUN_DIR, its report.json), refusing a binary run."""
+    name, run, report = language_table.read_run(spec)
     if report.get("label_kind") != "intensity":
         raise SystemExit(f"error: {run / 'report.json'}: not an intensity run (Track B)")
     return name, run, report
 
 
 def fmt(x) -> str:
-    return "-" if x is None else f"{x:.3f}"
+    """r with 3 decimals; a dash where there is none (no rows, or no published figure)."""
+    return "-" if x is None or x != x else f"{x:.3f}"
 
 
 def table(runs: list[tuple[str, Path, dict]]) -> str:
@@ -73,24 +72,24 @@ def table(runs: list[tuple[str, Path, dict]]) -> str:
             cells += [fmt(val.get(lang)), fmt(dev.get(lang))]
         cells += [fmt(cont.get(lang)), *map(fmt, pub), fmt(TRACK_B_FLOOR.get(lang))]
         lines.append("| " + " | ".join(cells) + " |")
-    reported = [lang for lang in langs if lang in TRACK_B_TEST_PEARSON]
-    for label, subset in ((f"mean ({len(langs)})", langs),
-                          (f"mean over RemBERT's ({len(reported)})", reported)):
+    # per column (each run's val and dev, then the first run's continuous dev): the mean
+    # over its languages, over those RemBERT reports, and how many are above RemBERT
+    sums = [summarise(compare_with_reference(c, REMBERT))
+            for c in [x for _, val, dev in cols for x in (val, dev)] + [cont]]
+    dev_sums = sums[1]
+    published = [summarise(compare_with_reference(cont, ref))["reference_mean"] for ref in PUBLISHED]
+    floor = f"{TRACK_B_FLOOR_MEAN:.3f} (11)" if len(langs) == 11 else ""  # published for 11 only
+    for label, key, tail in ((f"mean ({len(langs)})", "mean", ["", "", "", floor]),
+                             (f"mean over RemBERT's ({dev_sums['reported']})", "mean_reported",
+                              [*map(fmt, published), ""])):
         cells = [f"**{label}**", ""]
-        for _, val, dev in cols:
-            cells += [fmt(mean(val.get(x) for x in subset)), f"**{fmt(mean(dev.get(x) for x in subset))}**"]
-        cells += [fmt(mean(cont.get(x) for x in subset))]
-        if subset is reported:
-            cells += [fmt(mean(TRACK_B_TEST_PEARSON[x][i] for x in subset)) for i in range(3)]
-            cells += [""]
-        else:  # the floor's mean is published for all 11 languages only
-            cells += ["", "", "", f"{TRACK_B_FLOOR_MEAN:.3f} (11)" if len(langs) == 11 else ""]
+        for val_sum, dev_sum in zip(sums[0:-1:2], sums[1:-1:2]):
+            cells += [fmt(val_sum[key]), f"**{fmt(dev_sum[key])}**"]
+        cells += [fmt(sums[-1][key]), *tail]
         lines.append("| " + " | ".join(cells) + " |")
-    dev = cols[0][2]
-    above = sum(dev[x] > TRACK_B_TEST_PEARSON[x][1] for x in reported if dev.get(x) is not None)
     lines.append("")
-    lines.append(f"{runs[0][0]}: dev r above RemBERT's published test figure on {above} of "
-                 f"{len(reported)} languages.")
+    lines.append(f"{runs[0][0]}: dev r above RemBERT's published test figure on "
+                 f"{dev_sums['above']} of {dev_sums['reported']} languages.")
     return "\n".join(lines)
 
 
