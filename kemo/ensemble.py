@@ -1,9 +1,10 @@
 """Ensembles: several finished runs averaged into one run.
 
     kemo ensemble runs/minilm runs/e5 runs/mpnet --run-dir runs/ens [--weights 1 1 2]
+    kemo ensemble runs/mpnet runs/minilm --run-dir runs/ens --search-weights 0.1
 
 The members' sigmoid probabilities are averaged (weighted, weights normalised to sum
-to 1). Members may be trained on different languages and label sets (the 28-language
+to 1; given, or searched on validation by `kemo.prediction.ensemble_weights`). Members may be trained on different languages and label sets (the 28-language
 e5 run with an English-only MPNet run): each row of a language is averaged over the
 members trained on it, each label over the members predicting it
 (`kemo.prediction.ensemble_run.serving_weights`); a text of no member's language, or of
@@ -48,7 +49,8 @@ from kemo.run.manifest import write_manifest
 from kemo.run.report_file import DEV, VALIDATION, Meta, Report
 from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, member_identity
 from kemo.prediction.ensemble_run import (SERVE_MODES, EnsembleRun, combine_probs,
-                                          member_languages, union_labels)
+                                          member_languages, serving_weights, union_labels)
+from kemo.prediction.ensemble_weights import search_weights, weight_grid
 from kemo.prediction.thresholds import ThresholdSearch
 from kemo.prediction.ensemble_data import ensemble_data
 from kemo.run.verdict import check_new_run_dir, clear_run_dir
@@ -70,7 +72,8 @@ def _check_weights(weights, n: int) -> list[float]:
 
 def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
                    batch_size: int = 64, overwrite: bool = False,
-                   serve: str = "average", per_language: bool | None = None) -> dict:
+                   serve: str = "average", per_language: bool | None = None,
+                   search_step: float | None = None) -> dict:
     """Average `member_dirs`, tune thresholds on their shared validation rows, report
     on dev, and write the ensemble run directory `run_dir`. Returns its report
     (`format_ensemble_report` renders it; progress goes to the `kemo.ensemble` logger).
@@ -80,11 +83,17 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
     `meta.served_by` says which members served which language. `serve="specialist"`:
     of those, only the members trained on the fewest languages (`covering_members`).
     `per_language` (None: as the first member's config says) sets
-    `thresholds.per_language` of the ensemble.
+    `thresholds.per_language` of the ensemble. `search_step` (instead of `weights`):
+    the weights are searched on validation on a grid of that step
+    (`kemo.prediction.ensemble_weights`); `ensemble.json` keeps the search.
     """
     started = time.time()
     paths = [Path(p) for p in member_dirs]
+    if search_step is not None and weights is not None:
+        raise InputError("--weights and --search-weights: give one, not both")
     weights = _check_weights(weights, len(paths)) if len(paths) >= 2 else None
+    if search_step is not None and len(paths) >= 2:
+        weight_grid(len(paths), search_step)  # a bad step fails before any model loads
     run_dir = Path(run_dir)
     if serve not in SERVE_MODES:
         raise InputError(f"--serve: expected one of {', '.join(SERVE_MODES)}, got {serve!r}")
@@ -108,10 +117,30 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
             w, parts[split] = ens.member_probs(ex.texts, batch_size, langs=ex.langs)
             probs[split] = combine_probs(w, parts[split], members, ens.label_names)
             log.info(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
+    search = None
+    if search_step is not None:
+        weights, search = _search(members, parts, data, ens.label_names, serve, search_step)
+        probs = {split: combine_probs(serving_weights(members, weights, ens.label_names, ex.langs,
+                                                      len(ex), serve),
+                                      parts[split], members, ens.label_names)
+                 for split, ex in (("val", data.val), ("dev", data.dev)) if ex is not None}
     report, fin = _finish_report(members, paths, weights, data, probs, parts, started, serve)
     _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin, overwrite,
-                        serve)
+                        serve, search)
     return report.to_dict()
+
+
+def _search(members, parts, data, label_names, serve, step):
+    """The weights searched on validation (`search_weights`), logged; (weights, search)."""
+    t0 = time.time()
+    found = search_weights(members, parts["val"], data.val, members[0].config.thresholds,
+                           label_names, serve, step)
+    equal = ("" if found.equal_score is None
+             else f"; equal weights: {found.equal_score:.4f}")
+    log.info(f"weights searched on validation ({len(found.candidates)} weightings, step "
+             f"{step:g}, {time.time() - t0:.1f}s): " + ", ".join(f"{w:.3f}" for w in found.weights)
+             + f" (validation macro-F1 {found.score:.4f}{equal}; dev not looked at)")
+    return list(found.weights), found
 
 
 def _open_members(paths, run_dir, overwrite: bool = False):
@@ -175,7 +204,7 @@ def _finish_report(members, paths, weights, data, probs, parts, started, serve):
 
 
 def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin,
-                        overwrite: bool = False, serve: str = "average"):
+                        overwrite: bool = False, serve: str = "average", search=None):
     """Write the ensemble's run directory under its lock, each file whole or absent,
     `report.json` last (the mark of a finished run)."""
     languages = list(data.served_by)
@@ -201,6 +230,7 @@ def _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, f
                          "languages": member_languages(m), "identity": member_identity(p)}
                         for p, w, m in zip(paths, weights, members)],
             **({"serve": serve} if serve != "average" else {}),
+            **({"weight_search": search.to_dict()} if search is not None else {}),
         }, indent=1))
         write_decisions(run_dir, fin, data.val, data.dev, probs, data.dataset)
         report.write(run_dir)  # last: its presence marks a finished run

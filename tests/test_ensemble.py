@@ -212,3 +212,40 @@ def test_the_python_api_loads_an_ensemble(ensemble, splits):
     assert (pred[clf.labels].to_numpy() == decisions).all() and clf.languages == ["eng"]
     table = clf.evaluate("dev")
     assert table.loc["eng", "rows"] == len(splits.dev) and 0 <= table.loc["mean", "macro_f1"] <= 1
+
+
+def test_search_weights_chooses_on_validation_and_reports_that_weighting(
+        tiny_run, second_run, data_dir, tmp_path, capsys):
+    from kemo.prediction.ensemble_weights import weight_grid
+
+    out = tmp_path / "searched"
+    assert main(["ensemble", str(tiny_run), str(second_run), "--run-dir", str(out),
+                 "--search-weights", "0.25", "--data-dir", str(data_dir)]) == 0
+    spec = json.loads((out / "ensemble.json").read_text())
+    search = spec["weight_search"]
+    scores = {tuple(c["weights"]): c["macro_f1"] for c in search["candidates"]}
+    assert set(scores) == set(weight_grid(2, 0.25))  # (0.5, 0.5), (0.25, 0.75), (0.75, 0.25)
+    chosen = tuple(m["weight"] for m in spec["members"])
+    assert scores[chosen] == max(scores.values()) == search["score"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["validation"]["tuned_thresholds"]["overall"]["macro"]["f1"] == \
+        pytest.approx(search["score"], abs=1e-9)  # the ensemble is the chosen weighting
+    assert report["meta"]["weights"] == pytest.approx(list(chosen))
+    # and the ensemble built with those weights given by hand is the same ensemble
+    again = tmp_path / "given"
+    assert main(["ensemble", str(tiny_run), str(second_run), "--run-dir", str(again),
+                 "--weights", *map(str, chosen), "--data-dir", str(data_dir)]) == 0
+    assert (again / "predictions_dev.csv").read_text() == (out / "predictions_dev.csv").read_text()
+
+
+def test_search_weights_refuses_a_bad_step_or_weights_beside_it(tiny_run, second_run, tmp_path,
+                                                                capsys):
+    out = tmp_path / "ens"
+    assert main(["ensemble", str(tiny_run), str(second_run), "--run-dir", str(out),
+                 "--search-weights", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "must divide 1" in err and not out.exists()
+    with pytest.raises(SystemExit) as e:
+        main(["ensemble", str(tiny_run), str(second_run), "--run-dir", str(out),
+              "--search-weights", "--weights", "1", "2"])
+    assert e.value.code == 2 and "not allowed with" in capsys.readouterr().err

@@ -26,8 +26,15 @@ def add_parser(sub):
     x.add_argument("--overwrite", action="store_true",
                    help="replace --run-dir when it holds an ensemble or run kemo wrote "
                    "(finished, or cut short); never a folder holding anything else")
-    x.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
+    w = x.add_mutually_exclusive_group()
+    w.add_argument("--weights", nargs="+", type=finite_at_least(0), default=None,
                    help="one weight per member (default: equal); normalised to sum to 1")
+    w.add_argument("--search-weights", nargs="?", type=finite_at_least(0), const=0.1,
+                   default=None, metavar="STEP",
+                   help="search the weights on the validation split instead: every weighting "
+                   "on a grid of STEP (default 0.1; each member at least one step) is scored "
+                   "by validation macro-F1 with thresholds re-tuned; dev is not looked at. "
+                   "ensemble.json keeps every candidate's score")
     x.add_argument("--serve", choices=("average", "specialist"), default="average",
                    help="which members serve a text of language L: every member trained on "
                    "L, averaged (default), or only those trained on the fewest languages "
@@ -53,7 +60,8 @@ def main(args) -> int:
     from kemo.ensemble import build_ensemble
 
     report = build_ensemble(args.members, args.run_dir, args.weights, args.data_dir,
-                            args.batch_size, args.overwrite, args.serve)
+                            args.batch_size, args.overwrite, args.serve,
+                            search_step=args.search_weights)
     print(format_ensemble_report(report))
     print(f"\nrun directory: {args.run_dir}")
     return 0
