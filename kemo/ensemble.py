@@ -107,7 +107,8 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
         union_labels(members)), serve=serve)
     log.info(f"ensemble of {len(members)} runs on {len(data.val)} validation"
              f"{f' and {len(data.dev)} dev' if data.dev is not None else ''} rows; weights "
-             + ", ".join(f"{w:.3f}" for w in weights))
+             + (f"searched on validation (step {search_step:g})" if search_step is not None
+                else ", ".join(f"{w:.3f}" for w in weights)))
     for note in data.notes:
         log.info(f"  {note}")
     probs, parts = {}, {}

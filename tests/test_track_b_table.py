@@ -1,4 +1,5 @@
-"""benchmarks/track_b_table.py, the README's Track B table (reads report.json only)."""
+"""benchmarks/track_b_table.py, the README's Track B table (reads report.json only), and
+benchmarks/goemotions_table.py on a finished run."""
 
 import json
 
@@ -45,3 +46,17 @@ def test_track_b_table_refuses_a_binary_run(tmp_path):
     run = _report(tmp_path / "a", {"eng": (0.5, 0.5)}, {"eng": (0.5, 0.5)}, label_kind="binary")
     with pytest.raises(SystemExit, match="not an intensity run"):
         table.read_run(str(run))
+
+
+def test_goemotions_table_takes_validation_from_the_run_and_rescores_dev(tiny_run):
+    """benchmarks/goemotions_table.py on any finished run: validation is the run's own
+    figure (report.json), dev is re-scored from predictions_dev.csv at the run's
+    thresholds and reproduces report.json's dev figure."""
+    table = _load("goemotions_table")
+    out = table.score_run(tiny_run)
+    report = json.loads((tiny_run / "report.json").read_text())
+    tuned = lambda split: report[split]["tuned_thresholds"]["overall"]["macro"]["f1"]  # noqa: E731
+    assert out["val_tuned"] == tuned("validation")
+    assert out["dev_tuned"] == pytest.approx(tuned("dev"), abs=1e-9)
+    assert abs(out["val_tuned_from_csv"] - tuned("validation")) < 0.05
+    assert "kemo tiny" in table.format_tables({"tiny": out})
