@@ -264,6 +264,11 @@ def test_28_labels_round_trip_train_predict_evaluate_report_export(goemotions_sa
     test_pred = run / "predictions" / "test" / "test.tsv"
     probs = pd.read_csv(run / "predictions" / "test" / "test.probs.csv")
     assert len(probs) == 40 and list(probs.columns) == ["id"] + [f"p_{n}" for n in names]
+    onehot = pd.read_csv(run / "predictions" / "test" / "test.labels.csv", dtype={"id": str})
+    shaped = pd.read_csv(test_pred, sep="\t", header=None, dtype=str, keep_default_na=False)
+    assert list(onehot.columns) == ["id"] + names and onehot["id"].tolist() == shaped[2].tolist()
+    assert [",".join(str(j) for j in np.flatnonzero(row)) for row in onehot[names].to_numpy()] \
+        == shaped[1].tolist()  # the same decisions as test.tsv's label indices
 
     mine = tmp_path / "mine.tsv"  # a file of the user's in the dataset's shape
     mine.write_text("What a lovely surprise\t\tm1\nI am so angry\t\tm2\n")
@@ -278,6 +283,10 @@ def test_28_labels_round_trip_train_predict_evaluate_report_export(goemotions_sa
     assert rc == 0, err
     dev_f1 = report["dev"]["tuned_thresholds"]["overall"]["macro"]["f1"]
     assert f"macro-F1 over all rows: {dev_f1:.4f}" in out  # the same decisions, rescored
+    rc, out, err = run_cli(["evaluate", run / "predictions" / "dev" / "dev.labels.csv",
+                            "--config", run, "--split", "dev"])
+    assert rc == 0, err
+    assert f"macro-F1 over all rows: {dev_f1:.4f}" in out  # and as id + 0/1 columns
     rc, out, err = run_cli(["evaluate", test_pred, "--config", run, "--split", "train"])
     assert rc == 2 and "no prediction for id" in err  # test ids are not train's
 

@@ -237,7 +237,8 @@ def _tokens(args):
 def _predict_dataset_files(args, run) -> list:
     """A run trained on a table dataset: `--split X` (the split's file) and every FILE in
     the dataset's format, written in the dataset's own shape and label encoding with
-    `<name>.probs.csv` beside it (`kemo.prediction.dataset_files`); a labelled split is
+    `<name>.probs.csv` and `<name>.labels.csv` (id + 0/1 columns) beside it
+    (`kemo.prediction.dataset_files`); a labelled split is
     scored at once. Returns the FILES left for the plain id,text route."""
     from kemo.data.dataset import open_dataset
     from kemo.data.examples import align_labels

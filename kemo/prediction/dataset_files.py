@@ -9,8 +9,10 @@ writes, under the output folder:
   (GoEmotions: `0,15`). A grouped dataset (`data.label_groups_file`) has other labels
   than its files: its list column then holds the group names.
 - `<name>.probs.csv`: id and `p_<label>` for every label of the run (6 decimals).
+- `<name>.labels.csv`: id and one 0/1 column per label of the run, the same decisions
+  without the texts (a file to hand to whoever holds the gold labels).
 
-`kemo evaluate` reads the first back with the same description (`prediction_spec`).
+`kemo evaluate` reads the first and the last back with the same description (`prediction_spec`).
 
 Example:
     write_dataset_predictions(out, dataset, "test", test_examples, probs, decisions)
@@ -36,14 +38,15 @@ def prediction_spec(dataset):
     return spec
 
 
-def prediction_names(dataset, split: str) -> tuple[Path, Path]:
-    """(predictions file name, probabilities file name) for `split` of `dataset`."""
+def prediction_names(dataset, split: str) -> tuple[Path, Path, Path]:
+    """(predictions, probabilities, 0/1 label columns) file names for `split` of `dataset`."""
     path = dataset.path(split)
-    return Path(path.name), Path(f"{path.stem}.probs.csv")
+    return Path(path.name), Path(f"{path.stem}.probs.csv"), Path(f"{path.stem}.labels.csv")
 
 
 def write_dataset_predictions(out_dir, dataset, split: str, ex, probs, decisions) -> list[Path]:
-    """The two files of the module docstring for `split`; returns their paths."""
+    """The three files of the module docstring for `split`; returns their paths
+    (predictions, probabilities, label columns)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(ex.label_names)
@@ -58,14 +61,16 @@ def write_dataset_predictions(out_dir, dataset, split: str, ex, probs, decisions
         if spec.encoding == "indices":
             chosen = [[str(names.index(n)) for n in row] for row in chosen]
         frame[spec.labels_column] = [spec.separator.join(row) for row in chosen]
-    pred_name, probs_name = prediction_names(dataset, split)
+    pred_name, probs_name, labels_name = prediction_names(dataset, split)
     pred_path = out_dir / pred_name
     _write_like(frame, pred_path, dataset)
     p = pd.DataFrame({"id": ex.ids})
     for j, n in enumerate(names):
         p[f"p_{n}"] = np.round(np.asarray(probs)[:, j].astype("float64"), 6)
     write_csv(p, out_dir / probs_name)
-    return [pred_path, out_dir / probs_name]
+    write_csv(pd.DataFrame({"id": ex.ids, **{n: decisions[:, j] for j, n in enumerate(names)}}),
+              out_dir / labels_name)
+    return [pred_path, out_dir / probs_name, out_dir / labels_name]
 
 
 def _write_like(frame: pd.DataFrame, path: Path, dataset) -> None:
