@@ -87,6 +87,27 @@ def test_several_languages_show_the_mean_over_languages(tmp_path):
         assert rows[name]["languages"] == ["eng", "deu"] and rows[name]["epochs"] is None
 
 
+def test_an_intensity_run_shows_pearson_r(tmp_path):
+    """A Track B run: the metric column says Pearson r; "@0.5" holds the mean r of the
+    continuous scores, "tuned" the mean r of the integers at the tuned cut points."""
+    def split(cont, integer):
+        return {"continuous": {"mean_r": cont, "per_language": {}},
+                "integer": {"mean_r": integer, "per_language": {}}}
+    _fake_run(tmp_path / "tb", ["eng", "esp"], {"label_kind": "intensity", "max_intensity": 3,
+                                              "validation": split(0.61, 0.63),
+                                              "dev": split(0.55, 0.57)})
+    _fake_run(tmp_path / "ta", ["eng"], {"validation": {"tuned_thresholds": _section(
+        {"eng": 0.7}, 0.7)}})
+    rows = _runs(tmp_path)
+    tb, ta = rows["tb"], rows["ta"]
+    assert (tb["metric"], tb["val_f1_05"], tb["val_f1_tuned"], tb["dev_f1_05"],
+            tb["dev_f1_tuned"]) == ("pearson r", 0.61, 0.63, 0.55, 0.57)
+    assert ta["metric"] == "macro-F1" and ta["val_f1_tuned"] == 0.7
+    code, out, err = run_cli(["runs", tmp_path])
+    line = next(ln for ln in out.splitlines() if ln.startswith("tb "))
+    assert "pearson r" in line and "0.5700" in line
+
+
 def test_refuses_a_missing_folder_in_one_line(tmp_path):
     code, out, err = run_cli(["runs", tmp_path / "nope"])
     assert code == 2 and err.strip().splitlines() == [f"error: {tmp_path / 'nope'}: not found "

@@ -2,8 +2,11 @@
 
 A run directory is a folder holding `config.toml` or `run.json`. Its summary comes from
 `run.json` when the run has one, and otherwise (runs from before the manifest) from
-`config.toml`, `report.json`, `history.json` and the files' times. F1 figures are the
-shared task's number: macro-F1, averaged over languages when the run has several.
+`config.toml`, `report.json`, `history.json` and the files' times. Figures are the
+shared task's number (`metric`): macro-F1 for labels, averaged over languages when the
+run has several; for an intensity run (Track B) Pearson r averaged over emotions, then
+languages, the "@0.5" columns holding r of the continuous scores and the "tuned" ones r
+of the integers at the cut points tuned on validation.
 
 Example:
     for row in list_runs("runs"):
@@ -25,7 +28,8 @@ from kemo.run.report_file import (
     VALIDATION, Meta, Setting, report_format,
 )
 COLUMNS = (("name", "run"), ("date", "date"), ("config", "config"),
-           ("languages", "languages"), ("epochs", "epochs"), ("val_f1_05", "val@0.5"),
+           ("languages", "languages"), ("epochs", "epochs"), ("metric", "metric"),
+           ("val_f1_05", "val@0.5"),
            ("val_f1_tuned", "val tuned"), ("dev_f1_05", "dev@0.5"),
            ("dev_f1_tuned", "dev tuned"), ("size", "size"), ("status", "status"))
 
@@ -109,10 +113,17 @@ def summarise(path) -> dict:
            "epochs": None if kind == "ensemble" else epochs,
            "finished": report is not None, "manifest": manifest is not None,
            "size": _size(path)}
+    intensity = _dict(report).get("label_kind", _dict(cfg.get("data")).get("label_kind")) \
+        == "intensity"
+    row["metric"] = "pearson r" if intensity else "macro-F1"
     for split, short in ((VALIDATION, "val"), (DEV, "dev")):
         section = _dict(_dict(report).get(split))
-        row[f"{short}_f1_05"] = _macro_f1(section, Setting.AT_HALF)
-        row[f"{short}_f1_tuned"] = _macro_f1(section, Setting.GLOBAL)
+        if intensity:  # Track B: r of the continuous scores, then of the integers
+            row[f"{short}_f1_05"] = _number(_dict(section.get("continuous")).get("mean_r"))
+            row[f"{short}_f1_tuned"] = _number(_dict(section.get("integer")).get("mean_r"))
+        else:
+            row[f"{short}_f1_05"] = _macro_f1(section, Setting.AT_HALF)
+            row[f"{short}_f1_tuned"] = _macro_f1(section, Setting.GLOBAL)
     problem = _problem(path, manifest, report)
     row["finished"] = row["finished"] and problem is None
     row["status"] = f"damaged: {problem}" if problem else \
