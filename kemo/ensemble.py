@@ -4,8 +4,9 @@
     kemo ensemble runs/mpnet runs/minilm --run-dir runs/ens --search-weights 0.1
 
 The members' sigmoid probabilities are averaged (weighted, weights normalised to sum
-to 1; given, or searched on validation by `kemo.prediction.ensemble_weights`). Members may be trained on different languages and label sets (the 28-language
-e5 run with an English-only MPNet run): each row of a language is averaged over the
+to 1; given, or searched on validation by `kemo.prediction.ensemble_weights`). Members
+may be trained on different languages and label sets (the 28-language e5 run with an
+English-only MPNet run): each row of a language is averaged over the
 members trained on it, each label over the members predicting it
 (`kemo.prediction.ensemble_run.serving_weights`); a text of no member's language, or of
 none given, over all of them. Thresholds are tuned again on the validation rows the

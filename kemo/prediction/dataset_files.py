@@ -12,7 +12,8 @@ writes, under the output folder:
 - `<name>.labels.csv`: id and one 0/1 column per label of the run, the same decisions
   without the texts (a file to hand to whoever holds the gold labels).
 
-`kemo evaluate` reads the first and the last back with the same description (`prediction_spec`).
+`kemo evaluate` reads the first and the last back with the same description
+(`prediction_spec`).
 
 Example:
     write_dataset_predictions(out, dataset, "test", test_examples, probs, decisions)
