@@ -1,4 +1,5 @@
-"""One data-root rule: `--data-dir` > `$KEMO_DATA_DIR` > the config's `data.data_dir`.
+"""One data-root rule: `--data-dir` > `$KEMO_DATA_DIR` > the config's `data.data_dir` > where
+the run's training read it (its run.json).
 
 A run trained with `$KEMO_DATA_DIR=A` keeps its config's own (empty) `data.data_dir`, so
 once the run is copied to another folder and the data is reachable only through
@@ -186,3 +187,46 @@ def test_resolve_data_dir_names_where_a_missing_root_came_from(tmp_path, monkeyp
     assert resolve_data_dir(ok, missing) == ok
     with pytest.raises(InputError, match=r"missing: not found \(from --data-dir\)"):
         resolve_data_dir(missing, ok)
+
+
+@pytest.fixture(scope="module")
+def flagged(data_dir, tmp_path_factory):
+    """(run, A): a tiny run trained with `--data-dir A` and no $KEMO_DATA_DIR."""
+    root = tmp_path_factory.mktemp("flagged")
+    a = copy_data(data_dir, root / "data", {"train": TRAIN_ROWS, "dev": None})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(DATA_DIR_ENV, raising=False)
+        code, out, err = run_cli(["train", "--config", TINY, *(x for s in SETS for x in ("--set", s)),
+                                  "--data-dir", a, "--run-dir", root / "run", "--quiet"])
+    assert code == 0, err
+    return root / "run", a
+
+
+def test_commands_given_a_run_read_the_data_root_its_training_read(flagged, tmp_path,
+                                                                    monkeypatch):
+    """Told nothing (no flag, no $KEMO_DATA_DIR, the config's data_dir empty), predict,
+    evaluate --config RUN, report and ensemble read the root the run's run.json records,
+    as `train --resume` does; a run without the record says how to give one."""
+    run, a = flagged
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert json.loads((run / "run.json").read_text())["data_dir"] == str(a.resolve())
+    code, _, err = run_cli(["predict", run, "--split", "dev", "--out", tmp_path / "pred"])
+    assert code == 0, err
+    np.testing.assert_allclose(dev_probs(tmp_path / "pred" / "probs_eng.csv"),
+                               dev_probs(run / "predictions_dev.csv"), atol=2e-6)
+    code, out, err = run_cli(["evaluate", tmp_path / "pred" / "pred_eng.csv", "--config", run,
+                              "--split", "dev"])
+    assert code == 0, err
+    code, _, err = run_cli(["report", run, "--out", tmp_path / "report"])
+    assert code == 0, err
+    assert "checked: same rows and macro-F1" in (tmp_path / "report" / "index.html").read_text()
+    other = shutil.copytree(run, tmp_path / "other")
+    code, _, err = run_cli(["ensemble", run, other, "--run-dir", tmp_path / "ens"])
+    assert code == 0, err
+
+    bare = shutil.copytree(run, tmp_path / "bare")
+    manifest = json.loads((bare / "run.json").read_text())
+    del manifest["data_dir"]
+    (bare / "run.json").write_text(json.dumps(manifest))
+    code, _, err = run_cli(["predict", bare, "--split", "dev", "--out", tmp_path / "p2"])
+    assert code == 2 and err.count("error:") == 1 and "no data directory" in err

@@ -14,6 +14,7 @@ from kemo.config import load_config
 from kemo.errors import InputError
 from kemo.owned_dir import check_output
 from kemo.run import layout as L
+from kemo.run.manifest import recorded_data_dir
 
 
 def add_parser(sub):
@@ -113,7 +114,8 @@ def _score_dataset(args):
         raise InputError("--config: give one prediction file (no --gold, no --languages)")
     config = Path(args.config)
     cfg = load_config(config / L.CONFIG if config.is_dir() else config)
-    dataset = open_dataset(cfg.data, args.data_dir)
+    dataset = open_dataset(cfg.data, args.data_dir,
+                           recorded_data_dir(config) if config.is_dir() else None)
     if not dataset.has(args.split):
         raise InputError(f"{config}: config key 'data.{args.split}_file' is empty (the "
                          f"dataset has no {args.split} split)")

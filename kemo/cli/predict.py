@@ -25,6 +25,7 @@ from kemo.owned_dir import check_output
 from kemo.run import layout as L
 from kemo.run.ensemble_file import is_ensemble_dir
 from kemo.run.lock import writing_into
+from kemo.run.manifest import recorded_data_dir
 from kemo.run.predictions_marker import mark_written, written_here
 
 
@@ -96,7 +97,8 @@ def main(args) -> int:
     if args.split:
         paths += submission.split_files(args.data_dir, args.split,
                                         args.languages or config.data.languages,
-                                        configured=config.data.data_dir)
+                                        configured=config.data.data_dir,
+                                        recorded=recorded_data_dir(args.run_dir))
     k = config.data.max_intensity if config.data.label_kind == "intensity" else 1
     inputs = [submission.read_input_file(p, k) for p in paths]  # all checked before the model runs
     out = _out_dir(args, Path(args.run_dir))
@@ -250,7 +252,7 @@ def _predict_dataset_files(args, run) -> list:
     if args.languages or args.tokens:
         raise InputError("--languages and --tokens go with Track A runs; this run's dataset is "
                          "a table (data.layout = \"table\")")
-    dataset = open_dataset(run.config.data, args.data_dir)
+    dataset = open_dataset(run.config.data, args.data_dir, recorded_data_dir(run.path))
     own = table_format(dataset.path("train"), dataset.data.format)
     files = [Path(f) for f in args.files]
     shaped = [f for f in files if FORMATS.get(f.suffix.lower()) == own]

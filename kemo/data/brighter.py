@@ -47,8 +47,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None,
                      recorded: str | None = None) -> Path:
     """The Track A root, by kemo's one data-root rule: `data_dir` (the `--data-dir`
     flag), else `$KEMO_DATA_DIR`, else `configured` (a config's `data.data_dir`), else
-    `recorded` (where a resumed run read its data, as its run.json says); it must hold
-    train/, dev/ or test/.
+    `recorded` (where a run's training read its data, as its run.json says: asked when
+    a command is given a run directory, `train --resume`, `predict`, `evaluate --config
+    RUN`, `report`, `ensemble`); it must hold train/, dev/ or test/.
 
     Every command resolves its data through this rule, and a run's `config.toml` keeps
     the config's own `data.data_dir` (empty unless the config set one), so a run copied

@@ -54,13 +54,14 @@ def split_seed(cfg) -> int:
     return cfg.train.seed if cfg.data.split_seed < 0 else cfg.data.split_seed
 
 
-def load_data(cfg, data_dir) -> Splits:
+def load_data(cfg, data_dir, recorded=None) -> Splits:
     """Read and validate train (+ dev when present); carve the validation split (or,
     with data.validation = "dev", validate on dev). The data root: see
-    `kemo.data.dataset.open_dataset`."""
+    `kemo.data.dataset.open_dataset` (`recorded`: where the run read it, the last
+    source asked)."""
     from kemo.data.dataset import open_dataset
 
-    dataset = open_dataset(cfg.data, data_dir)
+    dataset = open_dataset(cfg.data, data_dir, recorded)
     root = dataset.root
     seed = split_seed(cfg)
     train_all = read = dataset.read("train")

@@ -143,7 +143,10 @@ def dev_probs(run_dir, data_dir=None) -> SplitProbs:
         raise InputError(f"{path}: not found (the run had no dev split)")
     pred = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
     names = [c[2:] for c in pred.columns if c.startswith("p_")]
-    dev = read_available(open_dataset(cfg.data, data_dir), "dev")  # as training scored it
+    from kemo.run.manifest import recorded_data_dir
+
+    dev = read_available(open_dataset(cfg.data, data_dir, recorded_data_dir(run_dir)),
+                         "dev")  # as training scored it
     if dev is None:
         raise InputError(f"{path}: the run's data has no dev split to score it against")
     if list(dev.ids) != pred["id"].tolist():

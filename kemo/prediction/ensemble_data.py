@@ -79,7 +79,9 @@ def ensemble_data(members, paths, data_dir=None, serve: str = "average") -> Ense
     from kemo.data.splits import load_data
 
     names = union_labels(members)
-    splits = [load_data(m.config, data_dir) for m in members]
+    from kemo.run.manifest import recorded_data_dir
+
+    splits = [load_data(m.config, data_dir, recorded_data_dir(p)) for m, p in zip(members, paths)]
     langs_of = [member_languages(m) for m in members]
     languages = list(dict.fromkeys(lang for ls in langs_of for lang in ls))
     served_by = {lang: covering_members(langs_of, lang, serve) for lang in languages}

@@ -129,10 +129,11 @@ def read_input_file(path, max_value: int = 1) -> InputFile:
     return InputFile(path, df["id"].tolist(), df["text"].tolist(), path.stem, labels)
 
 
-def split_files(data_dir, split: str, languages, configured=None) -> list[Path]:
+def split_files(data_dir, split: str, languages, configured=None, recorded=None) -> list[Path]:
     """`<root>/<split>/<lang>.csv` for each language; the root is `data_dir`, else
-    $KEMO_DATA_DIR, else `configured` (the run's data.data_dir): `resolve_data_dir`."""
-    root = resolve_data_dir(data_dir, configured)
+    $KEMO_DATA_DIR, else `configured` (the run's data.data_dir), else `recorded` (where
+    the run's training read its data): `resolve_data_dir`."""
+    root = resolve_data_dir(data_dir, configured, recorded)
     files = []
     for lang in languages:
         path = split_file(root, split, check_language(lang, "--languages"))

@@ -67,7 +67,10 @@ def validation_examples(run_dir, data_dir=None):
     from kemo.data.splits import load_data  # loads pandas
     from kemo.prediction.trained_run import read_run_state  # loads Keras
 
+    from kemo.run.manifest import recorded_data_dir
+
     if is_ensemble_dir(run_dir):
         paths = [Path(p) for p in read_ensemble_file(Path(run_dir))["paths"]]
         return ensemble_data([read_run_state(p) for p in paths], paths, data_dir).val
-    return load_data(load_config(Path(run_dir) / L.CONFIG), data_dir).val
+    return load_data(load_config(Path(run_dir) / L.CONFIG), data_dir,
+                     recorded_data_dir(run_dir)).val
