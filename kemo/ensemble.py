@@ -4,7 +4,7 @@
     kemo ensemble runs/mpnet runs/minilm --run-dir runs/ens --search-weights 0.1
 
 The members' sigmoid probabilities are averaged (weighted, weights normalised to sum
-to 1; given, or searched on validation by `kemo.prediction.ensemble_weights`). Members
+to 1; given, or searched on validation by `kemo.ensemble_weights`). Members
 may be trained on different languages and label sets (the 28-language e5 run with an
 English-only MPNet run): each row of a language is averaged over the
 members trained on it, each label over the members predicting it
@@ -51,7 +51,7 @@ from kemo.run.report_file import DEV, VALIDATION, Meta, Report
 from kemo.run.ensemble_file import ENSEMBLE_FILE, FORMAT, is_ensemble_dir, member_identity
 from kemo.prediction.ensemble_run import (SERVE_MODES, EnsembleRun, combine_probs,
                                           member_languages, serving_weights, union_labels)
-from kemo.prediction.ensemble_weights import search_weights, weight_grid
+from kemo.ensemble_weights import search_weights, weight_grid
 from kemo.prediction.thresholds import ThresholdSearch
 from kemo.prediction.ensemble_data import ensemble_data
 from kemo.run.verdict import check_new_run_dir, clear_run_dir
@@ -86,7 +86,7 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
     `per_language` (None: as the first member's config says) sets
     `thresholds.per_language` of the ensemble. `search_step` (instead of `weights`):
     the weights are searched on validation on a grid of that step
-    (`kemo.prediction.ensemble_weights`); `ensemble.json` keeps the search.
+    (`kemo.ensemble_weights`); `ensemble.json` keeps the search.
     """
     started = time.time()
     paths = [Path(p) for p in member_dirs]

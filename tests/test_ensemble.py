@@ -216,7 +216,7 @@ def test_the_python_api_loads_an_ensemble(ensemble, splits):
 
 def test_search_weights_chooses_on_validation_and_reports_that_weighting(
         tiny_run, second_run, data_dir, tmp_path, capsys):
-    from kemo.prediction.ensemble_weights import weight_grid
+    from kemo.ensemble_weights import weight_grid
 
     out = tmp_path / "searched"
     assert main(["ensemble", str(tiny_run), str(second_run), "--run-dir", str(out),

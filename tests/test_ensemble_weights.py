@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kemo.errors import InputError
-from kemo.prediction.ensemble_weights import search_weights, weight_grid
+from kemo.ensemble_weights import search_weights, weight_grid
 from conftest import ROOT
 
 

@@ -38,7 +38,7 @@ LAYERS = (
     ("prediction", {"prediction"}),        # a trained run loaded; thresholds decide
     ("evaluation", {"evaluation"}),        # scores, reports; a run finished, migrated
     ("training", {"training"}),            # fit, then finish (evaluation)
-    ("workflows", {"ensemble", "finetune", "crosslingual", "serving", "explain",
+    ("workflows", {"ensemble", "ensemble_weights", "finetune", "crosslingual", "serving", "explain",
                    "explain_page", "api", "kemo"}),
     ("cli", {"cli"}),                      # the `kemo` command: only it prints
 )

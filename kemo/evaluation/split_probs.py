@@ -26,6 +26,7 @@ from kemo.errors import InputError
 from kemo.evaluation.classification_scores import classification_report
 from kemo.prediction.predictor import load_predictor, validation_examples
 from kemo.run import layout as L
+from kemo.run.manifest import recorded_data_dir
 from kemo.run.report_file import (
     ABSENT, F1, MACRO, N, OVERALL, PER_LABEL, PER_LANGUAGE, PRECISION, RECALL, SUPPORT,
     VALIDATION, Report, Setting,
@@ -143,8 +144,6 @@ def dev_probs(run_dir, data_dir=None) -> SplitProbs:
         raise InputError(f"{path}: not found (the run had no dev split)")
     pred = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
     names = [c[2:] for c in pred.columns if c.startswith("p_")]
-    from kemo.run.manifest import recorded_data_dir
-
     dev = read_available(open_dataset(cfg.data, data_dir, recorded_data_dir(run_dir)),
                          "dev")  # as training scored it
     if dev is None:

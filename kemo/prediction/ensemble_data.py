@@ -17,6 +17,7 @@ import numpy as np
 
 from kemo.errors import InputError
 from kemo.prediction.ensemble_run import covering_members, member_languages, union_labels
+from kemo.run.manifest import recorded_data_dir
 
 
 # Config keys that decide which training rows become the validation split.
@@ -79,8 +80,6 @@ def ensemble_data(members, paths, data_dir=None, serve: str = "average") -> Ense
     from kemo.data.splits import load_data
 
     names = union_labels(members)
-    from kemo.run.manifest import recorded_data_dir
-
     splits = [load_data(m.config, data_dir, recorded_data_dir(p)) for m, p in zip(members, paths)]
     langs_of = [member_languages(m) for m in members]
     languages = list(dict.fromkeys(lang for ls in langs_of for lang in ls))

@@ -25,6 +25,7 @@ from kemo.prediction.ensemble_data import ensemble_data
 from kemo.prediction.ensemble_run import load_ensemble
 from kemo.run import layout as L
 from kemo.run.ensemble_file import is_ensemble_dir, read_ensemble_file
+from kemo.run.manifest import recorded_data_dir
 
 
 class Predictor(Protocol):
@@ -66,8 +67,6 @@ def validation_examples(run_dir, data_dir=None):
     `kemo.ensemble.build_ensemble` took them. No model is loaded."""
     from kemo.data.splits import load_data  # loads pandas
     from kemo.prediction.trained_run import read_run_state  # loads Keras
-
-    from kemo.run.manifest import recorded_data_dir
 
     if is_ensemble_dir(run_dir):
         paths = [Path(p) for p in read_ensemble_file(Path(run_dir))["paths"]]

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from kemo.errors import InputError
+from kemo.evaluation.finish import finish
+from kemo.prediction.ensemble_run import combine_probs, serving_weights
+from kemo.run.report_file import VALIDATION
 
 MAX_CANDIDATES = 5000  # a grid larger than this is refused: choose a coarser step
 
@@ -86,10 +89,6 @@ def search_weights(members, parts, val, tcfg, label_names, serve: str = "average
                    step: float = 0.1) -> WeightSearch:
     """Score every weighting of `weight_grid(len(members), step)` on `val` (members'
     `parts` from `EnsembleRun.member_probs` on `val`'s texts); return the best."""
-    from kemo.evaluation.finish import finish
-    from kemo.prediction.ensemble_run import combine_probs, serving_weights
-    from kemo.run.report_file import VALIDATION
-
     grid = weight_grid(len(members), step)
     n = len(members)
     scored, setting = [], None
