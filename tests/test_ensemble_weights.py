@@ -60,6 +60,25 @@ def test_the_search_weighs_the_informative_member_up_whichever_place_it_has():
         assert record["chosen_on"] == "validation" and len(record["candidates"]) == 9
 
 
+def test_several_languages_are_scored_by_the_mean_of_their_macro_f1():
+    """The shared task's number: each language's macro-F1, then the mean (the pooled
+    figure differs when the languages do)."""
+    from kemo.evaluation.finish import finish
+    from kemo.run.report_file import VALIDATION
+
+    members, val, cfg, names, good, bad, rows = _members_and_val()
+    val.langs[::3] = "deu"
+    mixed = np.where((np.arange(len(val)) % 3 == 0)[:, None], bad, good)  # worse on deu
+    found = search_weights(members, [(rows, mixed), (rows, good)], val, cfg.thresholds, names,
+                           step=0.5)
+    report = finish(cfg.thresholds, val, None, {"val": 0.5 * mixed + 0.5 * good}).splits[
+        VALIDATION][found.setting]
+    per_lang = [r["macro"]["f1"] for r in report["per_language"].values()]
+    assert found.candidates[0][0] == (0.5, 0.5) and len(per_lang) == 2
+    assert found.candidates[0][1] == pytest.approx(np.mean(per_lang), abs=1e-12)
+    assert abs(report["overall"]["macro"]["f1"] - np.mean(per_lang)) > 1e-4
+
+
 def test_ties_keep_the_weighting_nearest_equal():
     members, val, cfg, names, good, _, rows = _members_and_val()
     found = search_weights(members, [(rows, good), (rows, good)], val, cfg.thresholds, names,
