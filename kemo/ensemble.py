@@ -112,20 +112,19 @@ def build_ensemble(member_dirs, run_dir, weights=None, data_dir=None,
                 else ", ".join(f"{w:.3f}" for w in weights)))
     for note in data.notes:
         log.info(f"  {note}")
-    probs, parts = {}, {}
-    for split, ex in (("val", data.val), ("dev", data.dev)):
-        if ex is not None:
-            t0 = time.time()
-            w, parts[split] = ens.member_probs(ex.texts, batch_size, langs=ex.langs)
-            probs[split] = combine_probs(w, parts[split], members, ens.label_names)
-            log.info(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
+    splits = {split: ex for split, ex in (("val", data.val), ("dev", data.dev)) if ex is not None}
+    parts = {}
+    for split, ex in splits.items():
+        t0 = time.time()
+        _, parts[split] = ens.member_probs(ex.texts, batch_size, langs=ex.langs)
+        log.info(f"  {split}: {len(ex)} rows predicted in {time.time() - t0:.1f}s")
     search = None
     if search_step is not None:
         weights, search = _search(members, parts, data, ens.label_names, serve, search_step)
-        probs = {split: combine_probs(serving_weights(members, weights, ens.label_names, ex.langs,
-                                                      len(ex), serve),
-                                      parts[split], members, ens.label_names)
-                 for split, ex in (("val", data.val), ("dev", data.dev)) if ex is not None}
+    probs = {split: combine_probs(serving_weights(members, weights, ens.label_names, ex.langs,
+                                                  len(ex), serve),
+                                  parts[split], members, ens.label_names)
+             for split, ex in splits.items()}  # averaged once, with the weights decided
     report, fin = _finish_report(members, paths, weights, data, probs, parts, started, serve)
     _write_ensemble_dir(run_dir, members, paths, weights, data, probs, report, fin, overwrite,
                         serve, search)

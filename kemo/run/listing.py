@@ -24,8 +24,8 @@ from kemo.errors import InputError
 from kemo.run import layout as L
 from kemo.run.manifest import model_changed, read_manifest
 from kemo.run.report_file import (
-    DEV, F1, FORMAT_KEY, FORMAT_VERSION, MACRO, MACRO_F1, MEAN, META, OVERALL, PER_LANGUAGE,
-    VALIDATION, Meta, Setting, report_format,
+    DEV, F1, FORMAT_KEY, FORMAT_VERSION, INTENSITY, LABEL_KIND, MACRO, MACRO_F1, MEAN, MEAN_R,
+    META, OVERALL, PER_LANGUAGE, VALIDATION, IntensityScore, Meta, Setting, report_format,
 )
 COLUMNS = (("name", "run"), ("date", "date"), ("config", "config"),
            ("languages", "languages"), ("epochs", "epochs"), ("metric", "metric"),
@@ -113,14 +113,15 @@ def summarise(path) -> dict:
            "epochs": None if kind == "ensemble" else epochs,
            "finished": report is not None, "manifest": manifest is not None,
            "size": _size(path)}
-    intensity = _dict(report).get("label_kind", _dict(cfg.get("data")).get("label_kind")) \
-        == "intensity"
+    intensity = _dict(report).get(LABEL_KIND, _dict(cfg.get("data")).get("label_kind")) \
+        == INTENSITY
     row["metric"] = "pearson r" if intensity else "macro-F1"
     for split, short in ((VALIDATION, "val"), (DEV, "dev")):
         section = _dict(_dict(report).get(split))
         if intensity:  # Track B: r of the continuous scores, then of the integers
-            row[f"{short}_f1_05"] = _number(_dict(section.get("continuous")).get("mean_r"))
-            row[f"{short}_f1_tuned"] = _number(_dict(section.get("integer")).get("mean_r"))
+            for key, score in (("05", IntensityScore.CONTINUOUS),
+                               ("tuned", IntensityScore.INTEGER)):
+                row[f"{short}_f1_{key}"] = _number(_dict(section.get(score)).get(MEAN_R))
         else:
             row[f"{short}_f1_05"] = _macro_f1(section, Setting.AT_HALF)
             row[f"{short}_f1_tuned"] = _macro_f1(section, Setting.GLOBAL)
