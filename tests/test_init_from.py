@@ -132,3 +132,40 @@ def test_validates_on_the_rows_its_source_validated_on(tiny_run, data_dir):
     assert set(plain.val.ids[plain.val.langs == "eng"].tolist()) != eng_val
     assert (sorted(got.val.ids[got.val.langs == "deu"].tolist())
             == sorted(plain.val.ids[plain.val.langs == "deu"].tolist()))
+
+
+def test_a_source_of_another_dataset_leaves_this_runs_split_alone(data_dir, tmp_path):
+    """Track A English from a run of a table dataset (GoEmotions-like; its rows under the
+    root its run.json records, ids the same strings as Track A's): the source's rows are
+    read where its training read them (not under this run's --data-dir: that was
+    "train.csv: file not found"), and none of them is taken for one of this run's, so
+    the split is the one this run makes without init_from."""
+    import pandas as pd
+
+    from kemo.config import load_config
+    from kemo.data.splits import load_data
+
+    eng = pd.read_csv(data_dir / "train" / "eng.csv")
+    tagged = tmp_path / "tagged"
+    tagged.mkdir()
+    pd.DataFrame({"id": eng["id"][:60], "text": [f"row {i}" for i in range(60)],
+                  "labels": ["joy" if i % 2 else "fear" for i in range(60)]}
+                 ).to_csv(tagged / "train.csv", index=False)
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "config.toml").write_text(
+        '[data]\nlayout = "table"\ntrain_file = "train.csv"\nid_column = "id"\n'
+        'language = "eng"\nlabel_encoding = "names"\nval_fraction = 0.5\n')
+    (source / "run.json").write_text(json.dumps(
+        {"format": "kemo run manifest", "version": 1, "data_dir": str(tagged)}))
+    sets = [*TINY_OVERRIDES, "data.languages=[\"eng\"]"]
+    plain = load_data(load_config(ROOT / "configs" / "tiny.toml", sets), data_dir)
+    got = load_data(load_config(ROOT / "configs" / "tiny.toml",
+                                [*sets, f"model.init_from=\"{source}\""]), data_dir)
+    assert sorted(got.val.ids.tolist()) == sorted(plain.val.ids.tolist())
+    assert sorted(got.train.ids.tolist()) == sorted(plain.train.ids.tolist())
+    # the source's validation rows carry ids this run reads: the same-dataset rule
+    # (not the ids) is what keeps them out
+    src = load_data(load_config(source / "config.toml"), tagged)
+    read = set(plain.train.ids.tolist()) | set(plain.val.ids.tolist())
+    assert len(src.val) == 30 and set(src.val.ids.tolist()) & read

@@ -30,6 +30,7 @@ from kemo.data.examples import (  # noqa: F401 (align_labels re-exported)
 )
 from kemo.errors import InputError
 from kemo.run import layout as L
+from kemo.run.manifest import recorded_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def load_data(cfg, data_dir, recorded=None) -> Splits:
         return add_extra_datasets(cfg, Splits(train_all, dev, dev, root, dataset,
                                               val_is_dev=True))
     train, val = train_val_split(train_all, cfg.data.val_fraction, seed)
-    train, val = inherit_split(cfg, data_dir, train, val)
+    train, val = inherit_split(cfg, data_dir, train, val, dataset)
     if len(val) == 0 or len(train) == 0:
         cut = ("data.max_train_examples_per_language" if cfg.data.max_train_examples_per_language
                and len(train_all) < min(len(read), cfg.data.max_train_examples or len(read))
@@ -149,21 +150,32 @@ def _read_dev(cfg, dataset, label_names) -> Examples | None:
     return dev
 
 
-def inherit_split(cfg, data_dir, train: Examples, val: Examples):
+def inherit_split(cfg, data_dir, train: Examples, val: Examples, dataset=None):
     """A run started from another (`model.init_from`) validates on the rows its source
     validated on, for the languages both read, and trains on none of them: the source's
     weights never saw its validation rows, and the two runs' validation figures compare
-    (and ensemble) on the same rows. Other languages keep their own split. Returns
+    (and ensemble) on the same rows. Other languages keep their own split, and so does
+    every row when the source read another dataset (`dataset`: this run's; e.g. Track A
+    from a GoEmotions run): no row of this one can be among its validation rows. The
+    source's rows are read where its training read them (its run.json). Returns
     (train, val).
 
     Example:
         train, val = inherit_split(cfg, data_dir, train, val)  # cfg.model.init_from set
     """
+    from kemo.data.dataset import open_dataset
+
     source = getattr(cfg.model, "init_from", "")
     if not source:
         return train, val
-    src_cfg = load_config(Path(source).expanduser() / L.CONFIG)
-    src = load_data(src_cfg, data_dir)  # its own source's rows, if it has one
+    src_dir = Path(source).expanduser()
+    src_cfg = load_config(src_dir / L.CONFIG)
+    src_root = recorded_data_dir(src_dir) or data_dir
+    if dataset is not None and not same_dataset(open_dataset(src_cfg.data, src_root), dataset):
+        log.info(f"init_from {source}: its source read another dataset; this run keeps "
+                 "its own validation split")
+        return train, val
+    src = load_data(src_cfg, src_root)  # its own source's rows, if it has one
     shared = set(src_cfg.data.languages)
     held = set(zip(src.val.langs.tolist(), src.val.ids.tolist()))
 
@@ -181,6 +193,18 @@ def inherit_split(cfg, data_dir, train: Examples, val: Examples):
     new_val = concat_examples([val.subset(np.flatnonzero(v_held | v_own)),
                                train.subset(np.flatnonzero(t_held))])
     return new_train, new_val
+
+
+def same_dataset(a, b) -> bool:
+    """Whether two opened datasets are the same data: one layout under one root (a table
+    dataset: the same train file too).
+
+    Example:
+        same_dataset(open_dataset(cfg_a.data, root), open_dataset(cfg_b.data, root))
+    """
+    if a.layout != b.layout or Path(a.root).resolve() != Path(b.root).resolve():
+        return False
+    return a.layout != "table" or a.data.train_file == b.data.train_file
 
 
 # Below these a validation split tunes thresholds on a handful of examples (each label's
