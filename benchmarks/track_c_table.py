@@ -7,9 +7,10 @@ language table) and the published zero-shot figures of the BRIGHTER paper.
 In-language: `benchmarks/results/e5-all-full-languages.log`, dev, global thresholds tuned
 on validation: its `full dev` column (`e5_all_full`, every training row) and its `capped
 dev` column (the same recipe on 300 training rows per language, 2 epochs: what each
-training of `--folds` with `configs/offline/e5_all.toml` sees of a language it trains on). Published: BRIGHTER v1 (arXiv 2502.11926), Table 2,
-cross-lingual half, macro-F1 on test, trained on the other languages of the target's
-family (not Track C's protocol; no row for amh, orm, som, tir).
+fold's training of the capped protocol sees of a language it trains on). Published:
+BRIGHTER v1 (arXiv 2502.11926), Table 2, cross-lingual half, macro-F1 on test, trained on
+the other languages of the target's family (not Track C's protocol; no row for amh, orm,
+som, tir).
 """
 
 from __future__ import annotations

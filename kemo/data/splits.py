@@ -161,7 +161,7 @@ def inherit_split(cfg, data_dir, train: Examples, val: Examples, dataset=None):
     (train, val).
 
     Example:
-        train, val = inherit_split(cfg, data_dir, train, val)  # cfg.model.init_from set
+        train, val = inherit_split(cfg, data_dir, train, val, dataset)  # init_from set
     """
     from kemo.data.dataset import open_dataset
 
@@ -170,7 +170,8 @@ def inherit_split(cfg, data_dir, train: Examples, val: Examples, dataset=None):
         return train, val
     src_dir = Path(source).expanduser()
     src_cfg = load_config(src_dir / L.CONFIG)
-    src_root = recorded_data_dir(src_dir) or data_dir
+    recorded = recorded_data_dir(src_dir)  # where it read them; moved since: this run's root
+    src_root = recorded if recorded and Path(recorded).is_dir() else data_dir
     if dataset is not None and not same_dataset(open_dataset(src_cfg.data, src_root), dataset):
         log.info(f"init_from {source}: its source read another dataset; this run keeps "
                  "its own validation split")
