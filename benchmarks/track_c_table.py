@@ -56,8 +56,9 @@ def _mean(xs: list[float]) -> float:
 
 
 def table(zero_shot_csv: Path) -> str:
-    """The markdown table: per target the zero-shot dev F1, the in-language figures of the
-    full and the capped run with the gap to each, and the published zero-shot pair."""
+    """The markdown table: per target (sorted) the zero-shot dev F1, the in-language figures
+    of the full and the capped run with the gap to each, and the published zero-shot pair;
+    the mean row, then the mean over the targets the published table covers."""
     zs = pd.read_csv(zero_shot_csv)
     zs = zs[zs["language"] != "mean"].sort_values("language")
     refs = {"full": in_language_dev(), "capped": in_language_dev(column="capped dev")}
