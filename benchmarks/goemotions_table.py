@@ -11,10 +11,11 @@ F1, then Ekman's grouping derived from the same predictions: a group's probabili
 the largest of its labels' (neutral stays a label of its own, the published "Ekman +
 neutral" setting), thresholds tuned again on validation, scored on dev. Nothing is
 trained; the gold labels come from the dataset as the run's config describes it, the
-probabilities from the run's `predictions_val.csv` and `predictions_dev.csv`. Published figures (test unless said):
-BERT-base (Demszky et al. 2020) 0.46; monologg/GoEmotions-pytorch (BERT-base, 10 epochs,
-lr 5e-5, max length 50, threshold 0.3) 0.502 dev / 0.503 test, Ekman 0.624 test; a TF-IDF
-+ logistic regression floor, measured independently, 0.459 (Ekman 0.572).
+probabilities from the run's `predictions_val.csv` and `predictions_dev.csv`. Published
+figures (test unless said): BERT-base (Demszky et al. 2020) 0.46;
+monologg/GoEmotions-pytorch (BERT-base, 10 epochs, lr 5e-5, max length 50, threshold 0.3)
+0.502 dev / 0.503 test, Ekman 0.624 test; a TF-IDF + logistic regression floor, measured
+independently, 0.459 (Ekman 0.572).
 """
 
 from __future__ import annotations

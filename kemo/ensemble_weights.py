@@ -8,9 +8,9 @@ exactly as the ensemble would be: probabilities averaged with those weights
 (`serving_weights`), thresholds tuned on validation as the config says, validation
 macro-F1 at the setting the ensemble decides with (the mean of the languages' macro-F1
 when it has several: the shared task's number, as `kemo runs` shows it). The best one
-wins; ties go to the weighting closest to equal weights. Dev is never looked at, so the ensemble's dev
-figure stays held out. The members' probabilities are computed once; each candidate
-costs one threshold search (~0.4 s for 4,337 rows x 28 labels on 2 CPU cores).
+wins; ties go to the weighting closest to equal weights. Dev is never looked at, so the
+ensemble's dev figure stays held out. The members' probabilities are computed once; each
+candidate costs one threshold search (~0.4 s for 4,337 rows x 28 labels on 2 CPU cores).
 
 Example:
     grid = weight_grid(3, 0.1)            # 36 weightings, e.g. (0.1, 0.1, 0.8)
